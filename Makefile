@@ -1,0 +1,43 @@
+# `make demo` and `make test` work on a bare Debian machine with Python 3.11 (run as root, or with sudo).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
+
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
+
+.PHONY: test lint typecheck pytest demo venv registry-binary benchmarks clean
+
+$(BIN)/regsweep: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/regsweep
+
+registry-binary:
+	@command -v docker-registry >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq docker-registry >/dev/null; }
+	@command -v git >/dev/null 2>&1 || $(APT_GET) install -y -qq git >/dev/null
+
+lint: venv
+	$(BIN)/ruff check flows tasks tests benchmarks
+	$(BIN)/ruff format --check flows tasks tests benchmarks
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: venv registry-binary
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+demo: venv registry-binary
+	PREFECT_HOME=$(CURDIR)/.demo/prefect $(BIN)/regsweep demo --workdir $(CURDIR)/.demo
+
+benchmarks: venv registry-binary
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
