@@ -1,0 +1,1 @@
+"""regsweep stages: plain, typed code per stage plus thin Prefect task wrappers."""

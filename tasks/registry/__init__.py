@@ -1,0 +1,1 @@
+"""OCI distribution client (httpx, async) and registry extraction into DataFrames."""

@@ -1,0 +1,49 @@
+"""Blobs: read, check and upload (chunk-less two-step upload, which Distribution 2.8 needs)."""
+
+from __future__ import annotations
+
+from tasks.registry.client import RegistryClient
+from tasks.registry.errors import InvalidResponse
+from tasks.registry.manifest import sha256_digest
+
+
+async def get_blob(client: RegistryClient, repository: str, digest: str) -> bytes:
+    """Return the blob's bytes, verified against `digest`."""
+    response = await client.request(
+        "GET", f"/v2/{repository}/blobs/{digest}", scope=f"repository:{repository}:pull"
+    )
+    if sha256_digest(response.content) != digest:
+        raise InvalidResponse(f"{repository}: blob {digest} does not match its digest")
+    return response.content
+
+
+async def blob_exists(client: RegistryClient, repository: str, digest: str) -> bool:
+    """True when the registry still has the blob in `repository`."""
+    response = await client.request(
+        "HEAD",
+        f"/v2/{repository}/blobs/{digest}",
+        scope=f"repository:{repository}:pull",
+        allow=frozenset({404}),
+    )
+    return response.status_code != 404
+
+
+async def upload_blob(client: RegistryClient, repository: str, data: bytes) -> str:
+    """Upload `data` unless the registry has it; return its digest."""
+    digest = sha256_digest(data)
+    if await blob_exists(client, repository, digest):
+        return digest
+    scope = f"repository:{repository}:pull,push"
+    started = await client.request("POST", f"/v2/{repository}/blobs/uploads/", scope=scope)
+    location = started.headers.get("Location")
+    if not location:
+        raise InvalidResponse(f"{repository}: upload started without a Location")
+    separator = "&" if "?" in location else "?"
+    await client.request(
+        "PUT",
+        f"{location}{separator}digest={digest}",
+        scope=scope,
+        headers={"Content-Type": "application/octet-stream"},
+        content=data,
+    )
+    return digest

@@ -1,0 +1,274 @@
+"""The one HTTP transport to a registry: base URL, auth, concurrency, retries with backoff.
+
+Everything above it (catalog, tags, manifests, blobs) asks for resources and never sees a
+401, a 429 or a connection reset: those are handled here and only here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import re
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from tasks.registry.errors import (
+    AuthenticationFailed,
+    InvalidResponse,
+    RegistryUnavailable,
+    error_for_status,
+)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A username and password (or token) for one registry. Never printed."""
+
+    username: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, password=***)"
+
+
+def normalise_url(url: str) -> str:
+    """Return the registry base URL: `host:port` means https, a trailing slash is dropped."""
+    url = url.strip().rstrip("/")
+    if not url:
+        raise ValueError("registry URL is empty")
+    if "://" not in url:
+        url = "https://" + url
+    scheme = url.split("://", 1)[0]
+    if scheme not in ("http", "https"):
+        raise ValueError(f"registry URL scheme must be http or https, not {scheme!r}")
+    return url
+
+
+def registry_host(url: str) -> str:
+    """Return `host[:port]` of a registry URL, as image references name it."""
+    return httpx.URL(normalise_url(url)).netloc.decode()
+
+
+def next_page(response: httpx.Response) -> str | None:
+    """Return the path+query of the `Link: <...>; rel="next"` page, relative or absolute."""
+    link = response.headers.get("Link")
+    if not link:
+        return None
+    match = _LINK_NEXT.search(link)
+    if not match:
+        return None
+    target = httpx.URL(match.group(1))
+    path = target.raw_path.decode()
+    return path if path.startswith("/") else "/" + path
+
+
+def _retry_after(response: httpx.Response | None) -> float | None:
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+class RegistryClient:
+    """Async client for one registry.
+
+    `concurrency` bounds requests in flight; `max_retries` bounds retries of one request on
+    transport errors, 429 (honouring Retry-After) and 5xx, with exponential backoff and jitter.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        credentials: Credentials | None = None,
+        concurrency: int = 16,
+        max_retries: int = 5,
+        backoff: float = 0.2,
+        max_backoff: float = 30.0,
+        timeout: float = 30.0,
+        verify: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = normalise_url(url)
+        self.host = registry_host(self.url)
+        self._credentials = credentials
+        self._max_retries = max_retries
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tokens: dict[str, _Token] = {}
+        self._token_locks: dict[str, asyncio.Lock] = {}
+        self._use_basic = False
+        self._http = httpx.AsyncClient(
+            base_url=self.url,
+            timeout=timeout,
+            verify=verify,
+            transport=transport,
+            limits=httpx.Limits(
+                max_connections=concurrency, max_keepalive_connections=concurrency
+            ),
+            follow_redirects=True,
+        )
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: str,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        allow: frozenset[int] = frozenset(),
+    ) -> httpx.Response:
+        """Send one request with auth and retries; return the response.
+
+        Statuses in `allow` are returned instead of raised (e.g. 404 for an existence check).
+        Raises a `RegistryError` subclass for every other failure.
+        """
+        authenticated_again = False
+        attempt = 0
+        while True:
+            send_headers = dict(headers or {})
+            auth = self._authorization(scope)
+            if auth:
+                send_headers["Authorization"] = auth
+            response: httpx.Response | None = None
+            try:
+                async with self._slots:
+                    response = await self._http.request(
+                        method, path, headers=send_headers, content=content
+                    )
+                    await response.aread()
+            except httpx.TransportError as exc:
+                if attempt >= self._max_retries:
+                    raise RegistryUnavailable(
+                        f"{method} {self.url}{path}: {type(exc).__name__}: {exc}"
+                    ) from exc
+            else:
+                status = response.status_code
+                if status == 401 and not authenticated_again and status not in allow:
+                    authenticated_again = True
+                    await self._authenticate(response, scope)
+                    continue
+                if status < 400 or status in allow:
+                    return response
+                if status not in RETRY_STATUSES or attempt >= self._max_retries:
+                    raise error_for_status(response)
+            await asyncio.sleep(self._delay(attempt, response))
+            attempt += 1
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        told = _retry_after(response)
+        if told is not None:
+            return min(told, self._max_backoff)
+        ceiling = min(self._max_backoff, self._backoff * (2**attempt))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _authorization(self, scope: str) -> str | None:
+        token = self._tokens.get(scope)
+        if token is not None and token.expires_at > time.monotonic():
+            return f"Bearer {token.value}"
+        if self._use_basic and self._credentials is not None:
+            return _basic(self._credentials)
+        return None
+
+    async def _authenticate(self, response: httpx.Response, scope: str) -> None:
+        challenge = response.headers.get("WWW-Authenticate", "")
+        kind = challenge.split(" ", 1)[0].lower()
+        if kind == "basic":
+            if self._credentials is None:
+                raise AuthenticationFailed(
+                    f"{self.host} asks for a username and password and none is configured"
+                )
+            self._use_basic = True
+            return
+        if kind == "bearer":
+            params = dict(_CHALLENGE_PARAM.findall(challenge))
+            lock = self._token_locks.setdefault(scope, asyncio.Lock())
+            async with lock:
+                self._tokens.pop(scope, None)
+                self._tokens[scope] = await self._fetch_token(params, scope)
+            return
+        raise error_for_status(response)
+
+    async def _fetch_token(self, params: dict[str, str], scope: str) -> _Token:
+        realm = params.get("realm")
+        if not realm:
+            raise InvalidResponse(f"{self.host}: bearer challenge without a realm")
+        query: dict[str, str] = {"scope": params.get("scope", scope)}
+        if "service" in params:
+            query["service"] = params["service"]
+        headers = {}
+        if self._credentials is not None:
+            headers["Authorization"] = _basic(self._credentials)
+        try:
+            answer = await self._http.get(realm, params=query, headers=headers)
+        except httpx.TransportError as exc:
+            raise RegistryUnavailable(f"token service {realm}: {exc}") from exc
+        if answer.status_code in (401, 403):
+            raise AuthenticationFailed(f"token service {realm} refused the credentials")
+        if answer.status_code >= 400:
+            raise error_for_status(answer)
+        body = json_object(answer)
+        value = body.get("token") or body.get("access_token")
+        if not isinstance(value, str) or not value:
+            raise InvalidResponse(f"token service {realm} answered without a token")
+        expires_in = body.get("expires_in", 60)
+        lifetime = float(expires_in) if isinstance(expires_in, int | float) else 60.0
+        # Renew a little early so a token never expires between our check and the request.
+        return _Token(value, time.monotonic() + max(1.0, lifetime - 5.0))
+
+
+def _basic(credentials: Credentials) -> str:
+    raw = f"{credentials.username}:{credentials.password}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """Return the body as a JSON object; raise `InvalidResponse` for anything else."""
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise InvalidResponse(f"{response.request.url}: body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise InvalidResponse(f"{response.request.url}: body is not a JSON object")
+    return body
+

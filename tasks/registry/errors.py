@@ -1,0 +1,74 @@
+"""Errors raised by the registry client.
+
+Callers branch on the class, never on message text::
+
+    RegistryError                  anything the registry stage cannot do
+    ├── RegistryUnavailable        transport failures, 5xx and 429 after every retry
+    ├── AuthenticationFailed       401 with the credentials we have (or none)
+    ├── AccessDenied               403
+    ├── NotFound                   404: repository, manifest, blob or tag unknown
+    ├── DeleteUnsupported          405 or UNSUPPORTED on DELETE: deletion disabled on the registry
+    └── InvalidResponse            a body or header the client cannot make sense of
+
+`error_for_status` is the one place that turns an HTTP status into one of these.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+
+class RegistryError(Exception):
+    """Base class of every registry error."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry did not answer usefully after every retry."""
+
+
+class AuthenticationFailed(RegistryError):
+    """The registry rejected our credentials (or asked for some we do not have)."""
+
+
+class AccessDenied(RegistryError):
+    """The credentials are valid but not allowed to do this."""
+
+
+class NotFound(RegistryError):
+    """The repository, manifest, blob or tag does not exist."""
+
+
+class DeleteUnsupported(RegistryError):
+    """The registry refuses deletes; Distribution needs `storage.delete.enabled: true`."""
+
+
+class InvalidResponse(RegistryError):
+    """The registry answered something that is not what the API specifies."""
+
+
+def _describe(response: httpx.Response) -> str:
+    body = response.text[:200].strip() if response.content else ""
+    where = f"{response.request.method} {response.request.url.copy_with(query=None)}"
+    return f"{where} -> {response.status_code}" + (f": {body}" if body else "")
+
+
+def error_for_status(response: httpx.Response) -> RegistryError:
+    """Return the error class for a failed response (status >= 400)."""
+    status = response.status_code
+    text = _describe(response)
+    if status == 401:
+        return AuthenticationFailed(text)
+    if status == 403:
+        return AccessDenied(text)
+    if status == 404:
+        return NotFound(text)
+    if response.request.method == "DELETE" and (
+        status == 405 or (status == 400 and "UNSUPPORTED" in response.text)
+    ):
+        return DeleteUnsupported(
+            f"{text} (the registry refuses deletes: for Distribution set "
+            "storage.delete.enabled: true)"
+        )
+    if status == 429 or status >= 500:
+        return RegistryUnavailable(text)
+    return InvalidResponse(text)

@@ -1,0 +1,266 @@
+"""Registry extraction: every tag, manifest and config of the selected repositories.
+
+Output DataFrames (one row per ...):
+
+``images`` — per repository x manifest digest (tagged manifests and index children)
+    repository   str                  repository name, e.g. ``team/app``
+    digest       str                  manifest digest ``sha256:...``
+    media_type   str                  manifest media type
+    created      datetime64[us, UTC]  config ``created`` (NaT for an index or when absent)
+    size         int64                config + layer bytes, each blob once per image
+    labels       object (dict)        config labels
+    annotations  object (dict)        manifest annotations
+    platform     str                  ``os/arch[/variant]`` for an index child, else empty
+    subject      str                  digest of the manifest's OCI ``subject``, else empty
+
+``tags`` — per repository x tag
+    repository, tag, digest (str)
+
+``index_edges`` — per index x child
+    repository, parent, child (str)
+
+``blobs`` — per repository x image digest x blob (config and layers), for reclaimable bytes
+    repository, digest, blob (str); size (int64)
+
+``status`` — per repository
+    repository (str); complete (bool): every tag and manifest was read;
+    tags (int64); error (str): why it is incomplete, else empty
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from tasks.registry.blob import get_blob
+from tasks.registry.catalog import is_glob, list_repositories, select_repositories
+from tasks.registry.client import RegistryClient
+from tasks.registry.errors import NotFound, RegistryError
+from tasks.registry.manifest import Manifest, get_manifest
+from tasks.registry.tag import list_tags
+
+IMAGE_COLUMNS = {
+    "repository": "str",
+    "digest": "str",
+    "media_type": "str",
+    "created": "datetime64[us, UTC]",
+    "size": "int64",
+    "labels": "object",
+    "annotations": "object",
+    "platform": "str",
+    "subject": "str",
+}
+TAG_COLUMNS = {"repository": "str", "tag": "str", "digest": "str"}
+EDGE_COLUMNS = {"repository": "str", "parent": "str", "child": "str"}
+BLOB_COLUMNS = {"repository": "str", "digest": "str", "blob": "str", "size": "int64"}
+STATUS_COLUMNS = {"repository": "str", "complete": "bool", "tags": "int64", "error": "str"}
+
+Progress = Callable[[str, int, int], None]
+"""Called as progress(repository, tags_done, tags_total)."""
+
+
+@dataclass
+class RegistryExtraction:
+    """The registry as read at one moment."""
+
+    images: pd.DataFrame
+    tags: pd.DataFrame
+    index_edges: pd.DataFrame
+    blobs: pd.DataFrame
+    status: pd.DataFrame
+
+    def incomplete(self) -> list[str]:
+        """Repositories whose listing is incomplete: the delete stage must not touch them."""
+        return sorted(self.status.loc[~self.status["complete"], "repository"])
+
+
+def frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
+    """Return a DataFrame with exactly `columns` in their documented dtypes."""
+    df = pd.DataFrame(rows, columns=list(columns))
+    for name, dtype in columns.items():
+        if dtype.startswith("datetime64"):
+            df[name] = pd.to_datetime(df[name], utc=True, format="ISO8601").astype(dtype)
+        elif dtype != "object":
+            df[name] = df[name].astype(dtype)
+    return df
+
+
+@dataclass
+class _Repository:
+    name: str
+    tags: dict[str, str] = field(default_factory=dict)
+    manifests: dict[str, tuple[Manifest, str]] = field(default_factory=dict)
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: str = ""
+
+
+async def resolve_repositories(client: RegistryClient, patterns: list[str]) -> list[str]:
+    """Return the repositories named or matched by `patterns` (globs need the catalog)."""
+    explicit = [p for p in patterns if not is_glob(p)]
+    globs = [p for p in patterns if is_glob(p)]
+    names = set(explicit)
+    if globs:
+        names.update(select_repositories(await list_repositories(client), globs))
+    return sorted(names)
+
+
+async def scan_registry(
+    client: RegistryClient, patterns: list[str], progress: Progress | None = None
+) -> RegistryExtraction:
+    """Read every tag, manifest and config of the repositories matching `patterns`.
+
+    A repository that cannot be read completely is reported in ``status`` (complete=False)
+    instead of raising, so the other repositories can still be cleaned. Raises
+    `RegistryError` only when the repository list itself cannot be read.
+    """
+    names = await resolve_repositories(client, patterns)
+    repos = await asyncio.gather(*(_scan_repository(client, n, progress) for n in names))
+    return _to_frames(repos)
+
+
+async def _scan_repository(
+    client: RegistryClient, name: str, progress: Progress | None
+) -> _Repository:
+    repo = _Repository(name)
+    try:
+        tags = await list_tags(client, name)
+        done = 0
+
+        async def read_tag(tag: str) -> None:
+            nonlocal done
+            manifest = await get_manifest(client, name, tag)
+            repo.tags[tag] = manifest.digest
+            repo.manifests.setdefault(manifest.digest, (manifest, ""))
+            done += 1
+            if progress is not None:
+                progress(name, done, len(tags))
+
+        await asyncio.gather(*(read_tag(t) for t in tags))
+        await _read_children(client, repo)
+        await _read_configs(client, repo)
+    except NotFound as exc:
+        repo.error = f"not found: {exc}"
+    except RegistryError as exc:
+        repo.error = f"{type(exc).__name__}: {exc}"
+    return repo
+
+
+async def _read_children(client: RegistryClient, repo: _Repository) -> None:
+    indexes = [m for m, _ in repo.manifests.values() if m.is_index]
+    wanted: dict[str, str] = {}
+    for index in indexes:
+        for child in index.body.get("manifests") or []:
+            digest = child.get("digest")
+            if isinstance(digest, str) and digest not in repo.manifests:
+                wanted.setdefault(digest, _platform(child.get("platform")))
+
+    async def read(digest: str, platform: str) -> None:
+        repo.manifests[digest] = (await get_manifest(client, repo.name, digest), platform)
+
+    await asyncio.gather(*(read(d, p) for d, p in wanted.items()))
+    # An index's children inherit the platform it names even when tagged themselves.
+    for index in indexes:
+        for child in index.body.get("manifests") or []:
+            digest = child.get("digest")
+            if digest in repo.manifests and not repo.manifests[digest][1]:
+                manifest, _ = repo.manifests[digest]
+                repo.manifests[digest] = (manifest, _platform(child.get("platform")))
+
+
+async def _read_configs(client: RegistryClient, repo: _Repository) -> None:
+    configs = {
+        str(m.body["config"]["digest"])
+        for m, _ in repo.manifests.values()
+        if not m.is_index and isinstance(m.body.get("config"), dict)
+    }
+
+    async def read(digest: str) -> None:
+        try:
+            body = json.loads(await get_blob(client, repo.name, digest))
+        except ValueError:
+            body = {}
+        repo.configs[digest] = body if isinstance(body, dict) else {}
+
+    await asyncio.gather(*(read(d) for d in configs))
+
+
+def _platform(value: Any) -> str:
+    if not isinstance(value, dict):
+        return ""
+    parts = [value.get("os", ""), value.get("architecture", ""), value.get("variant", "")]
+    return "/".join(str(p) for p in parts if p)
+
+
+def _to_frames(repos: list[_Repository]) -> RegistryExtraction:
+    images: list[dict[str, Any]] = []
+    tags: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
+    blobs: list[dict[str, Any]] = []
+    status: list[dict[str, Any]] = []
+    for repo in repos:
+        status.append(
+            {
+                "repository": repo.name,
+                "complete": not repo.error,
+                "tags": len(repo.tags),
+                "error": repo.error,
+            }
+        )
+        tags.extend({"repository": repo.name, "tag": t, "digest": d} for t, d in repo.tags.items())
+        for digest, (manifest, platform) in repo.manifests.items():
+            body = manifest.body
+            config: dict[str, Any] = {}
+            parts: dict[str, int] = {}
+            if manifest.is_index:
+                edges.extend(
+                    {"repository": repo.name, "parent": digest, "child": str(c["digest"])}
+                    for c in body.get("manifests") or []
+                    if isinstance(c, dict) and "digest" in c
+                )
+            else:
+                for desc in [body.get("config"), *(body.get("layers") or [])]:
+                    if isinstance(desc, dict) and "digest" in desc:
+                        parts[str(desc["digest"])] = int(desc.get("size") or 0)
+                config = repo.configs.get(str((body.get("config") or {}).get("digest")), {})
+            blobs.extend(
+                {"repository": repo.name, "digest": digest, "blob": b, "size": s}
+                for b, s in parts.items()
+            )
+            subject = body.get("subject")
+            images.append(
+                {
+                    "repository": repo.name,
+                    "digest": digest,
+                    "media_type": manifest.media_type,
+                    "created": _created(config),
+                    "size": sum(parts.values()),
+                    "labels": dict((config.get("config") or {}).get("Labels") or {}),
+                    "annotations": dict(body.get("annotations") or {}),
+                    "platform": platform,
+                    "subject": str(subject.get("digest", "")) if isinstance(subject, dict) else "",
+                }
+            )
+    return RegistryExtraction(
+        images=frame(images, IMAGE_COLUMNS),
+        tags=frame(tags, TAG_COLUMNS),
+        index_edges=frame(edges, EDGE_COLUMNS),
+        blobs=frame(blobs, BLOB_COLUMNS),
+        status=frame(status, STATUS_COLUMNS),
+    )
+
+
+def _created(config: dict[str, Any]) -> str | None:
+    value = config.get("created")
+    if not isinstance(value, str):
+        return None
+    try:
+        pd.Timestamp(value)
+    except ValueError:
+        return None
+    return value
+

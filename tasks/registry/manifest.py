@@ -1,0 +1,130 @@
+"""Manifests: read (by tag or digest), resolve, write and delete."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.registry import mediatypes
+from tasks.registry.client import RegistryClient
+from tasks.registry.errors import InvalidResponse, NotFound
+
+
+def sha256_digest(data: bytes) -> str:
+    """Return the `sha256:<hex>` digest of `data`."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def is_digest(reference: str) -> bool:
+    """True when `reference` is a digest rather than a tag."""
+    return ":" in reference
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One manifest as stored: its digest, media type, exact bytes and parsed body."""
+
+    digest: str
+    media_type: str
+    raw: bytes
+    body: dict[str, Any]
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in mediatypes.INDEXES
+
+
+def parse_manifest(raw: bytes, content_type: str | None) -> tuple[str, dict[str, Any]]:
+    """Return (media type, body) of manifest bytes; raise `InvalidResponse` if unusable."""
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidResponse("manifest is not JSON") from exc
+    if not isinstance(body, dict):
+        raise InvalidResponse("manifest is not a JSON object")
+    media_type = body.get("mediaType") or (content_type or "").split(";")[0].strip()
+    if media_type not in mediatypes.ALL_MANIFESTS:
+        # An OCI manifest may omit mediaType; its shape tells.
+        if "manifests" in body:
+            media_type = mediatypes.OCI_INDEX
+        elif "config" in body and "layers" in body:
+            media_type = mediatypes.OCI_MANIFEST
+        else:
+            raise InvalidResponse(f"unknown manifest media type {media_type!r}")
+    return str(media_type), body
+
+
+async def get_manifest(client: RegistryClient, repository: str, reference: str) -> Manifest:
+    """Return the manifest `reference` (tag or digest) of `repository`.
+
+    Raises `NotFound` if it does not exist and `InvalidResponse` if it cannot be parsed or its
+    bytes do not match the digest asked for.
+    """
+    response = await client.request(
+        "GET",
+        f"/v2/{repository}/manifests/{reference}",
+        scope=f"repository:{repository}:pull",
+        headers={"Accept": mediatypes.ACCEPT},
+    )
+    raw = response.content
+    digest = sha256_digest(raw)
+    expected = reference if is_digest(reference) else response.headers.get("Docker-Content-Digest")
+    if expected and expected.startswith("sha256:") and expected != digest:
+        raise InvalidResponse(f"{repository}@{reference}: body digest {digest} != {expected}")
+    try:
+        media_type, body = parse_manifest(raw, response.headers.get("Content-Type"))
+    except InvalidResponse as exc:
+        raise InvalidResponse(f"{repository}:{reference}: {exc}") from exc
+    return Manifest(digest=digest, media_type=media_type, raw=raw, body=body)
+
+
+async def resolve_tag(client: RegistryClient, repository: str, tag: str) -> str | None:
+    """Return the digest `tag` points at now, or None if the tag does not exist."""
+    response = await client.request(
+        "HEAD",
+        f"/v2/{repository}/manifests/{tag}",
+        scope=f"repository:{repository}:pull",
+        headers={"Accept": mediatypes.ACCEPT},
+        allow=frozenset({404}),
+    )
+    if response.status_code == 404:
+        return None
+    digest = response.headers.get("Docker-Content-Digest")
+    if digest:
+        return digest
+    return (await get_manifest(client, repository, tag)).digest
+
+
+async def put_manifest(
+    client: RegistryClient, repository: str, reference: str, raw: bytes, media_type: str
+) -> str:
+    """Store manifest bytes under `reference` (tag or digest); return its digest."""
+    await client.request(
+        "PUT",
+        f"/v2/{repository}/manifests/{reference}",
+        scope=f"repository:{repository}:pull,push",
+        headers={"Content-Type": media_type},
+        content=raw,
+    )
+    return sha256_digest(raw)
+
+
+async def delete_manifest(client: RegistryClient, repository: str, digest: str) -> bool:
+    """Delete the manifest `digest` (and with it every tag on it).
+
+    Returns False when it was already gone (404). Raises `DeleteUnsupported` when the
+    registry refuses deletes.
+    """
+    if not digest.startswith("sha256:"):
+        raise ValueError(f"delete takes a digest, not {digest!r}")
+    try:
+        await client.request(
+            "DELETE",
+            f"/v2/{repository}/manifests/{digest}",
+            scope=f"repository:{repository}:delete",
+        )
+    except NotFound:
+        return False
+    return True
