@@ -37,6 +37,7 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.frames import typed_frame
 from tasks.registry.blob import get_blob
 from tasks.registry.catalog import is_glob, list_repositories, select_repositories
 from tasks.registry.client import RegistryClient
@@ -77,17 +78,6 @@ class RegistryExtraction:
     def incomplete(self) -> list[str]:
         """Repositories whose listing is incomplete: the delete stage must not touch them."""
         return sorted(self.status.loc[~self.status["complete"], "repository"])
-
-
-def frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
-    """Return a DataFrame with exactly `columns` in their documented dtypes."""
-    df = pd.DataFrame(rows, columns=list(columns))
-    for name, dtype in columns.items():
-        if dtype.startswith("datetime64"):
-            df[name] = pd.to_datetime(df[name], utc=True, format="ISO8601").astype(dtype)
-        elif dtype != "object":
-            df[name] = df[name].astype(dtype)
-    return df
 
 
 @dataclass
@@ -246,11 +236,11 @@ def _to_frames(repos: list[_Repository]) -> RegistryExtraction:
                 }
             )
     return RegistryExtraction(
-        images=frame(images, IMAGE_COLUMNS),
-        tags=frame(tags, TAG_COLUMNS),
-        index_edges=frame(edges, EDGE_COLUMNS),
-        blobs=frame(blobs, BLOB_COLUMNS),
-        status=frame(status, STATUS_COLUMNS),
+        images=typed_frame(images, IMAGE_COLUMNS),
+        tags=typed_frame(tags, TAG_COLUMNS),
+        index_edges=typed_frame(edges, EDGE_COLUMNS),
+        blobs=typed_frame(blobs, BLOB_COLUMNS),
+        status=typed_frame(status, STATUS_COLUMNS),
     )
 
 

@@ -1,0 +1,1 @@
+"""Git extraction with pygit2: references and the commits the retention policies walk."""

@@ -1,0 +1,140 @@
+"""Git extraction: references and commits as DataFrames.
+
+``refs`` — one row per branch or tag
+    name    str                  branch name without the remote prefix, or tag name
+    kind    str                  ``branch`` or ``tag``
+    commit  str                  full SHA of the commit the reference points at (peeled)
+    date    datetime64[us, UTC]  branch: committer time of its head; annotated tag: tagger
+                                 time; lightweight tag: committer time of its commit
+
+``commits`` — one row per commit reachable from any reference (local branches included,
+so links to commits of deleted or unpushed branches still resolve)
+    sha      str                  full SHA
+    parents  object (list[str])   parent SHAs, first parent first
+    time     datetime64[us, UTC]  committer time
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pygit2
+from pygit2.enums import ReferenceType, SortMode
+
+from tasks.frames import typed_frame
+from tasks.git.errors import GitError, NoBranches, RepositoryNotFound, ShallowClone
+
+REF_COLUMNS = {"name": "str", "kind": "str", "commit": "str", "date": "datetime64[us, UTC]"}
+COMMIT_COLUMNS = {"sha": "str", "parents": "object", "time": "datetime64[us, UTC]"}
+
+
+@dataclass
+class GitExtraction:
+    """References and commits of one repository."""
+
+    refs: pd.DataFrame
+    commits: pd.DataFrame
+
+
+def open_repository(path: str | Path) -> pygit2.Repository:
+    """Open the repository at `path`; raise `RepositoryNotFound` or `ShallowClone`."""
+    try:
+        repo = pygit2.Repository(str(Path(path).expanduser()))
+    except pygit2.GitError as exc:
+        raise RepositoryNotFound(f"git.path {path}: not a Git repository ({exc})") from exc
+    if repo.is_shallow:
+        raise ShallowClone(
+            f"git.path {path} is a shallow clone: fetch the full history "
+            "(git fetch --unshallow) so that no image is judged on a partial history"
+        )
+    return repo
+
+
+def _time(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def extract_refs(repo: pygit2.Repository, remote: str = "origin") -> pd.DataFrame:
+    """Return the branches and tags of `repo` (schema in the module docstring).
+
+    Branches of a clone are `refs/remotes/<remote>/*`; of a bare repository `refs/heads/*`.
+    Raises `NoBranches` when there are none, since every linked image would then be deleted.
+    """
+    prefix = "refs/heads/" if repo.is_bare else f"refs/remotes/{remote}/"
+    rows: list[dict[str, Any]] = []
+    for name in repo.references:
+        ref = repo.references[name]
+        if ref.type == ReferenceType.SYMBOLIC:
+            continue
+        try:
+            if name.startswith(prefix):
+                commit = ref.peel(pygit2.Commit)
+                rows.append(
+                    {
+                        "name": name[len(prefix) :],
+                        "kind": "branch",
+                        "commit": str(commit.id),
+                        "date": _time(commit.commit_time),
+                    }
+                )
+            elif name.startswith("refs/tags/"):
+                target = repo[ref.target]
+                commit = ref.peel(pygit2.Commit)
+                tagger = target.tagger if isinstance(target, pygit2.Tag) else None
+                when = tagger.time if tagger is not None else commit.commit_time
+                rows.append(
+                    {
+                        "name": name[len("refs/tags/") :],
+                        "kind": "tag",
+                        "commit": str(commit.id),
+                        "date": _time(when),
+                    }
+                )
+        except (pygit2.GitError, ValueError, KeyError) as exc:
+            raise GitError(f"reference {name}: {exc}") from exc
+    refs = typed_frame(rows, REF_COLUMNS)
+    if not (refs["kind"] == "branch").any():
+        where = "refs/heads/" if repo.is_bare else f"refs/remotes/{remote}/"
+        raise NoBranches(
+            f"no branches under {where} in {repo.path}: check git.remote, or fetch the clone"
+        )
+    return refs.sort_values(["kind", "name"], ignore_index=True)
+
+
+def extract_commits(repo: pygit2.Repository) -> pd.DataFrame:
+    """Return every commit reachable from any reference (schema in the module docstring)."""
+    walker = repo.walk(None, SortMode.NONE)
+    for name in repo.references:
+        ref = repo.references[name]
+        if ref.type == ReferenceType.SYMBOLIC:
+            continue
+        try:
+            walker.push(ref.peel(pygit2.Commit).id)
+        except (pygit2.GitError, ValueError):
+            continue  # a reference to a tree or blob has no history
+    shas: list[str] = []
+    parents: list[list[str]] = []
+    times: list[int] = []
+    try:
+        for commit in walker:
+            shas.append(str(commit.id))
+            parents.append([str(p) for p in commit.parent_ids])
+            times.append(commit.commit_time)
+    except pygit2.GitError as exc:
+        raise GitError(f"walking {repo.path}: {exc}") from exc
+    commits = pd.DataFrame({"sha": pd.Series(shas, dtype="str"), "parents": parents})
+    commits["time"] = pd.to_datetime(pd.Series(times, dtype="int64"), unit="s", utc=True).astype(
+        "datetime64[us, UTC]"
+    )
+    return commits
+
+
+def extract_git(path: str | Path, remote: str = "origin") -> GitExtraction:
+    """Return the references and commits of the repository at `path`."""
+    repo = open_repository(path)
+    return GitExtraction(refs=extract_refs(repo, remote), commits=extract_commits(repo))
+
