@@ -1,0 +1,1 @@
+"""Pure retention policy: configuration model, keep rules and the deletion plan."""

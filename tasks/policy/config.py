@@ -1,0 +1,249 @@
+"""The configuration file: a pydantic model of DESIGN.md's YAML (camelCase, as werf).
+
+`load_config` is the only entry point; every problem becomes a `ConfigError` whose `field`
+is the path of the bad key, e.g. `cleanup.keepPolicies[0].imagesPerReference.last`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from tasks.policy.duration import parse_duration
+from tasks.policy.errors import ConfigError
+from tasks.registry.client import normalise_url
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a duration is a string such as 168h or 30m")
+    return parse_duration(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def name_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile a werf name pattern: `/regex/` or a literal; either matches the whole name."""
+    if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
+        return re.compile(pattern[1:-1])
+    return re.compile(re.escape(pattern))
+
+
+def _check_pattern(value: str) -> str:
+    try:
+        name_pattern(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from exc
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True)
+
+
+class RegistryConfig(_Model):
+    url: str
+    repositories: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    exclude: list[str] = Field(default_factory=list)
+    concurrency: int = Field(default=16, ge=1, le=256)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return normalise_url(value)
+
+
+class GitConfig(_Model):
+    path: str | None = None
+    url: str | None = None
+    remote: str = "origin"
+
+    @model_validator(mode="after")
+    def _source(self) -> GitConfig:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("set exactly one of git.path and git.url")
+        if self.url is not None:
+            raise ValueError("git.url is not supported yet: clone it and set git.path")
+        return self
+
+
+class KubernetesConfig(_Model):
+    enabled: bool = True
+    kubeconfig: str | None = None
+    contexts: list[str] = Field(default_factory=list)
+    namespaces: list[str] = Field(default_factory=list)
+    helm_revisions: int = Field(default=5, ge=0)
+
+
+class LinkConfig(_Model):
+    label: str = "org.opencontainers.image.revision"
+    tag_pattern: str | None = None
+
+    @field_validator("tag_pattern")
+    @classmethod
+    def _tag_pattern(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from exc
+        if "commit" not in compiled.groupindex:
+            raise ValueError("needs a (?P<commit>...) group")
+        return value
+
+
+class Limit(_Model):
+    last: int | None = Field(default=None, ge=0)
+    in_: Duration | None = Field(default=None, alias="in")
+    operator: Literal["And", "Or"] = "And"
+
+
+class ImagesPerReference(_Model):
+    last: int | None = Field(default=None, ge=-1)
+    in_: Duration | None = Field(default=None, alias="in")
+    operator: Literal["And", "Or"] = "And"
+
+    def effective_last(self) -> int | None:
+        """`last`, defaulting to 1 when neither `last` nor `in` is given; None = unlimited."""
+        if self.last is None and self.in_ is None:
+            return 1
+        if self.last == -1:
+            return None
+        return self.last
+
+
+class References(_Model):
+    branch: Annotated[str, BeforeValidator(_check_pattern)] | None = None
+    tag: Annotated[str, BeforeValidator(_check_pattern)] | None = None
+    limit: Limit | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> References:
+        if (self.branch is None) == (self.tag is None):
+            raise ValueError("set exactly one of branch and tag")
+        return self
+
+
+class KeepPolicy(_Model):
+    references: References
+    images_per_reference: ImagesPerReference = Field(default_factory=ImagesPerReference)
+
+
+class CleanupConfig(_Model):
+    keep_policies: list[KeepPolicy] = Field(default_factory=list)
+    keep_images_built_within_last_n_hours: float = Field(default=2, ge=0)
+    disable_kubernetes_based_policy: bool = False
+    disable_git_history_based_policy: bool = False
+    disable_built_within_last_n_hours_policy: bool = False
+    keep_tags: list[Annotated[str, BeforeValidator(_check_pattern)]] = Field(
+        default_factory=list
+    )
+    keep_list: str | None = None
+    unlinked: Literal["keep", "delete"] = "keep"
+
+
+class SafetyConfig(_Model):
+    max_delete_fraction: float = Field(default=0.8, gt=0, le=1)
+
+
+class Config(_Model):
+    registry: RegistryConfig
+    git: GitConfig | None = None
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    link: LinkConfig = Field(default_factory=LinkConfig)
+    cleanup: CleanupConfig = Field(default_factory=CleanupConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+
+    @model_validator(mode="after")
+    def _git_needed(self) -> Config:
+        if self.git is None and not self.cleanup.disable_git_history_based_policy:
+            raise ValueError(
+                "git is required unless cleanup.disableGitHistoryBasedPolicy is true"
+            )
+        return self
+
+    def effective_policies(self) -> list[KeepPolicy]:
+        """The configured keepPolicies, or werf's defaults when there are none."""
+        return list(self.cleanup.keep_policies) or default_policies()
+
+
+def default_policies() -> list[KeepPolicy]:
+    """werf's default keepPolicies."""
+    return [
+        KeepPolicy.model_validate({"references": {"tag": "/.*/", "limit": {"last": 10}}}),
+        KeepPolicy.model_validate(
+            {
+                "references": {
+                    "branch": "/.*/",
+                    "limit": {"last": 10, "in": "168h", "operator": "And"},
+                },
+                "imagesPerReference": {"last": 2, "in": "168h", "operator": "And"},
+            }
+        ),
+        KeepPolicy.model_validate(
+            {
+                "references": {"branch": "/^(main|master|staging|production)$/"},
+                "imagesPerReference": {"last": 10},
+            }
+        ),
+    ]
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """Render a pydantic error location as `a.b[0].c`."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part:
+            path += ("." if path else "") + part
+    return path
+
+
+def parse_config(data: Any, source: str = "config") -> Config:
+    """Validate an already-parsed YAML document; raise `ConfigError` naming the field."""
+    if not isinstance(data, dict):
+        raise ConfigError("", f"{source}: the top level must be a mapping")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(p for p in first["loc"] if not str(p).startswith("function-"))
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        count = exc.error_count()
+        more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
+        raise ConfigError(field_path(loc), message + more) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the YAML configuration at `path`; raise `ConfigError`."""
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError("", f"cannot read {file}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{file} is not valid YAML: {exc}") from None
+    return parse_config(data, str(file))
