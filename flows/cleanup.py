@@ -1,0 +1,132 @@
+"""The cleanup flow: extract_registry -> extract_git -> extract_cluster -> plan -> delete.
+
+Thin: it wires the stage tasks, names the steps, saves the plan and publishes artifacts.
+Extraction and the plan are cached on (configuration, snapshot time), so a rerun of a failed
+run - `prefect flow-run retry`, or a new run with the same `now` - skips finished steps.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, runtime
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from flows.report import RunReport
+from tasks.cluster.task import extract_cluster_task
+from tasks.delete.errors import DeletionIncomplete
+from tasks.delete.task import delete_task
+from tasks.git.task import extract_git_task
+from tasks.policy.config import Config, load_config
+from tasks.policy.task import plan_task
+from tasks.registry.task import extract_registry
+
+PLAN_ARTIFACT = "deletion-plan"
+REPORT_ARTIFACT = "cleanup-report"
+
+
+def parse_now(text: str) -> datetime:
+    """Parse an ISO 8601 time; a time without zone is UTC."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def runs_home() -> Path:
+    """Where run directories live: $REGSWEEP_HOME/runs (default ~/.regsweep/runs)."""
+    return Path(os.environ.get("REGSWEEP_HOME", "~/.regsweep")).expanduser() / "runs"
+
+
+def write_plan(plan: pd.DataFrame, path: Path) -> Path:
+    """Write the plan as Parquet or CSV (by suffix); lists in CSV are `;`-joined."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        flat = plan.copy()
+        for column in ("commits", "reasons"):
+            flat[column] = flat[column].map(";".join)
+        flat["created"] = flat["created"].map(lambda t: "" if pd.isna(t) else t.isoformat())
+        flat.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        plan.to_parquet(path, index=False)
+    else:
+        raise ValueError(f"--out must end in .parquet or .csv, not {path.name!r}")
+    return path
+
+
+def stage_notes(config: Config) -> list[str]:
+    notes = []
+    if not config.kubernetes.enabled or config.cleanup.disable_kubernetes_based_policy:
+        notes.append("Kubernetes stage skipped by configuration: images in use were not checked")
+    if config.cleanup.disable_git_history_based_policy:
+        notes.append("Git-history policy disabled by configuration")
+    return notes
+
+
+@flow(name="regsweep-cleanup", log_prints=True)
+def cleanup(
+    config_path: str,
+    apply: bool = False,
+    now: str | None = None,
+    ledger: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Plan and (with `apply`) delete; return a summary of the run."""
+    logger = get_run_logger()
+    config = load_config(config_path)
+    moment = parse_now(now) if now else runtime.flow_run.scheduled_start_time
+    moment = moment.astimezone(UTC)
+    snapshot = moment.isoformat()
+    run_id = str(runtime.flow_run.id or "local")
+    run_dir = runs_home() / run_id
+
+    registry = extract_registry(config, snapshot)
+    git = (
+        None if config.cleanup.disable_git_history_based_policy
+        else extract_git_task(config, snapshot)
+    )
+    cluster = (
+        extract_cluster_task(config, snapshot)
+        if config.kubernetes.enabled and not config.cleanup.disable_kubernetes_based_policy
+        else None
+    )
+    plan = plan_task(config, registry, git, cluster, moment)
+    plan_path = write_plan(plan.table, run_dir / "plan.parquet")
+    logger.info("plan saved to %s", plan_path)
+
+    ledger_path = Path(ledger).expanduser() if ledger else run_dir / "ledger.jsonl"
+    results = delete_task(config, plan.table, registry, apply, str(ledger_path), force, run_id)
+
+    notes = stage_notes(config)
+    unknown = sum(len(v) for v in plan.unknown_commits.values())
+    if unknown:
+        notes.append(f"{unknown} image link(s) name commits Git does not know")
+    report = RunReport.build(plan.table, registry.blobs, results, registry.incomplete(), notes)
+    create_table_artifact(
+        key=PLAN_ARTIFACT,
+        table=report.summary.to_dict(orient="records"),
+        description="Per repository: digests kept and deleted, bytes reclaimable",
+    )
+    mode = "apply" if apply else "dry run"
+    create_markdown_artifact(key=REPORT_ARTIFACT, markdown=report.markdown(f"regsweep {mode}"))
+    failed = results[results["outcome"] == "failed"]
+    if len(failed):
+        raise DeletionIncomplete(
+            f"{len(failed)} deletion(s) failed; see {ledger_path} and the {REPORT_ARTIFACT} "
+            "artifact"
+        )
+    return {
+        "flow_run_id": run_id,
+        "run_dir": str(run_dir),
+        "plan_path": str(plan_path),
+        "ledger_path": str(ledger_path) if apply else "",
+        "apply": apply,
+        "now": snapshot,
+        "summary": report.summary.to_dict(orient="records"),
+        "reasons": report.reasons.to_dict(orient="records"),
+        "outcomes": report.outcomes(),
+        "incomplete": report.incomplete,
+        "notes": notes,
+    }

@@ -1,0 +1,299 @@
+"""The `regsweep` command line (thin: parse arguments, call stages or the flow, print).
+
+Exit codes: 0 success; 2 bad configuration or arguments; 3 an extraction failed and
+nothing was deleted; 4 deletions refused or partly failed (the ledger says which).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from flows.report import human_bytes
+from tasks.cluster.errors import ClusterError
+from tasks.delete.errors import DeletionError
+from tasks.git.errors import GitError
+from tasks.policy.config import Config, load_config
+from tasks.policy.errors import ConfigError
+from tasks.policy.plan import Plan
+from tasks.registry.errors import RegistryError
+
+app = typer.Typer(
+    name="regsweep",
+    help="Clean a container registry without deleting an image someone still needs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="regsweep YAML file")]
+NowOption = Annotated[
+    str | None, typer.Option("--now", help="fix 'now' (ISO 8601) for every time window")
+]
+
+
+def exit_code(exc: BaseException) -> int:
+    """Map an error to the documented exit code."""
+    if isinstance(exc, ConfigError):
+        return 2
+    if isinstance(exc, RegistryError | GitError | ClusterError):
+        return 3
+    if isinstance(exc, DeletionError):
+        return 4
+    return 1
+
+
+def fail(exc: BaseException) -> typer.Exit:
+    code = exit_code(exc)
+    label = {2: "configuration error", 3: "extraction failed, nothing deleted", 4: "deletion"}
+    errors.print(f"[bold red]regsweep: {label.get(code, 'error')}:[/] {exc}", highlight=False)
+    return typer.Exit(code)
+
+
+def _config(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise fail(exc) from None
+
+
+def _now(text: str | None) -> datetime:
+    from flows.cleanup import parse_now
+
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        return parse_now(text)
+    except ValueError:
+        raise fail(ConfigError("--now", f"{text!r} is not an ISO 8601 time")) from None
+
+
+def compute_plan(config: Config, now: datetime, show_progress: bool = True) -> tuple[Plan, Any]:
+    """Extract every stage and build the plan in this process (no Prefect server)."""
+    from tasks.cluster.task import read_cluster
+    from tasks.git.task import read_git
+    from tasks.policy.task import make_plan
+    from tasks.registry.task import read_registry
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=errors, disable=not show_progress, transient=True,
+    ) as progress:
+        bars: dict[str, Any] = {}
+
+        def on_tag(repository: str, done: int, total: int) -> None:
+            if repository not in bars:
+                bars[repository] = progress.add_task(f"scan {repository}", total=total)
+            progress.update(bars[repository], completed=done)
+
+        registry = read_registry(config, on_tag)
+    git = None if config.cleanup.disable_git_history_based_policy else read_git(config)
+    cluster = (
+        read_cluster(config)
+        if config.kubernetes.enabled and not config.cleanup.disable_kubernetes_based_policy
+        else None
+    )
+    return make_plan(config, registry, git, cluster, now), registry
+
+
+@app.command()
+def plan(
+    config: ConfigOption,
+    now: NowOption = None,
+    out: Annotated[Path | None, typer.Option("--out", help="PLAN.parquet or PLAN.csv")] = None,
+) -> None:
+    """Preview the plan: extract and decide in this process; delete nothing."""
+    from flows.cleanup import write_plan
+    from tasks.policy.summary import summarise
+
+    cfg = _config(config)
+    if out is not None and out.suffix not in (".parquet", ".csv"):
+        raise fail(ConfigError("--out", f"must end in .parquet or .csv, not {out.name!r}"))
+    moment = _now(now)
+    try:
+        result, registry = compute_plan(cfg, moment)
+    except (ConfigError, RegistryError, GitError, ClusterError) as exc:
+        raise fail(exc) from None
+    if out is not None:
+        write_plan(result.table, out)
+        errors.print(f"plan written to {out}")
+    print_summary(summarise(result.table, registry.blobs))
+
+
+def print_summary(summary: Any, title: str = "plan") -> None:
+    table = Table(title=title)
+    for column in ("repository", "kept", "deleted", "reclaimable"):
+        table.add_column(column, justify="left" if column == "repository" else "right")
+    for row in summary.itertuples(index=False):
+        table.add_row(row.repository, str(row.kept), str(row.deleted),
+                      human_bytes(row.bytes_reclaimable))
+    console.print(table)
+
+
+@app.command()
+def run(
+    config: ConfigOption,
+    apply: Annotated[bool, typer.Option("--apply", help="really delete (default: dry run)")] = False,
+    now: NowOption = None,
+    ledger: Annotated[Path | None, typer.Option("--ledger", help="deletion ledger path")] = None,
+    force: Annotated[bool, typer.Option("--force", help="override maxDeleteFraction")] = False,
+) -> None:
+    """Run the Prefect flow: extract, plan, and delete (only with --apply)."""
+    from flows.cleanup import cleanup
+
+    _config(config)
+    if now is not None:
+        _now(now)
+    try:
+        result = cleanup(
+            config_path=str(config.resolve()), apply=apply, now=now,
+            ledger=str(ledger) if ledger else None, force=force,
+        )
+    except Exception as exc:
+        raise fail(exc) from None
+    print_run(result)
+
+
+def print_run(result: dict[str, Any]) -> None:
+    import pandas as pd
+
+    print_summary(pd.DataFrame(result["summary"]),
+                  title="applied" if result["apply"] else "dry run (nothing deleted)")
+    reasons = Table(title="digests by decision")
+    for column in ("action", "reason", "digests"):
+        reasons.add_column(column)
+    for row in result["reasons"]:
+        reasons.add_row(row["action"], row["reason"], str(row["digests"]))
+    console.print(reasons)
+    if result["outcomes"]:
+        console.print("outcomes: " + ", ".join(f"{k} {v}" for k, v in result["outcomes"].items()))
+    for note in result["notes"]:
+        console.print(f"note: {note}")
+    if result["incomplete"]:
+        console.print("not touched (incomplete listing): " + ", ".join(result["incomplete"]))
+    console.print(f"flow run {result['flow_run_id']}; plan {result['plan_path']}")
+    if result["ledger_path"]:
+        console.print(f"ledger {result['ledger_path']}")
+
+
+@app.command()
+def explain(
+    config: ConfigOption,
+    image: Annotated[str, typer.Argument(help="REPOSITORY[:TAG|@DIGEST]")],
+    now: NowOption = None,
+) -> None:
+    """Say every rule that keeps an image, or why none does."""
+    cfg = _config(config)
+    moment = _now(now)
+    repository, _, digest = image.partition("@")
+    tag = ""
+    if ":" in repository.rsplit("/", 1)[-1]:
+        repository, tag = repository.rsplit(":", 1)
+    try:
+        result, _ = compute_plan(cfg, moment, show_progress=False)
+    except (ConfigError, RegistryError, GitError, ClusterError) as exc:
+        raise fail(exc) from None
+    table = result.table
+    rows = table[table["repository"] == repository]
+    rows = rows[rows["digest"] == digest] if digest else rows[rows["tag"] == (tag or "latest")]
+    if rows.empty:
+        errors.print(f"regsweep: {image} is not in the registry (as scanned)")
+        raise typer.Exit(2)
+    for row in rows.drop_duplicates("digest").itertuples(index=False):
+        key = (row.repository, row.digest)
+        tags = sorted(t for t in table.loc[(table["repository"] == row.repository)
+                                           & (table["digest"] == row.digest), "tag"] if t)
+        console.print(f"{row.repository}@{row.digest}", highlight=False)
+        console.print(f"  tags: {', '.join(tags) or '(untagged)'}", highlight=False)
+        links = ", ".join(c[:7] for c in row.commits) or "none"
+        console.print(f"  commits: {links}", highlight=False)
+        if row.action == "keep":
+            console.print(f"  KEEP ({row.reason})")
+            for line in result.evidence.get(key, []):
+                console.print(f"    - {line}", highlight=False)
+            if row.reason == "shared-digest":
+                console.print("    - shared-digest: another tag on this digest is kept")
+        else:
+            console.print("  DELETE (no-policy): no keep rule applies")
+            for line in result.evidence.get(key, []):
+                console.print(f"    - {line}", highlight=False)
+            if row.commits:
+                console.print("    - its commits are not among the images any keepPolicy keeps")
+            unknown = result.unknown_commits.get(key)
+            if unknown:
+                console.print(f"    - Git does not know: {', '.join(sorted(unknown))}")
+
+
+@app.command()
+def restore(
+    ledger: Annotated[Path, typer.Option("--ledger", help="ledger written by `run --apply`")],
+    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    registry: Annotated[str | None, typer.Option("--registry", help="registry URL")] = None,
+    repository: Annotated[str | None, typer.Option("--repository")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="ISO 8601")] = None,
+    digest: Annotated[str | None, typer.Option("--digest")] = None,
+) -> None:
+    """Put deleted manifests and their tags back from the ledger."""
+    from tasks.delete.restore import RestoreFilter, restorable
+    from tasks.delete.restore import restore as do_restore
+    from tasks.registry.client import RegistryClient, registry_host
+    from tasks.registry.credentials import load_credentials
+
+    if not ledger.exists():
+        raise fail(ConfigError("--ledger", f"{ledger} does not exist"))
+    url = registry or (_config(config).registry.url if config else None)
+    if url is None:
+        raise fail(ConfigError("--registry", "give --registry URL or --config FILE"))
+    host = registry_host(url)
+    selection = RestoreFilter(repository, digest, _now(since) if since else None)
+    records = restorable(ledger, host, selection)
+    if not records:
+        console.print("nothing to restore")
+        return
+
+    async def go() -> list[Any]:
+        async with RegistryClient(url, credentials=load_credentials(host)) as client:
+            return await do_restore(client, records)
+
+    try:
+        restored = asyncio.run(go())
+    except (DeletionError, RegistryError) as exc:
+        raise fail(exc) from None
+    for record in restored:
+        console.print(f"restored {record.repository}@{record.digest} "
+                      f"tags: {', '.join(record.tags) or '-'}", highlight=False)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option("--workdir", help="where demo state goes")] = Path(
+        ".demo"
+    ),
+) -> None:
+    """Run the whole job end to end on local parts: registry, Git repository, cluster."""
+    from flows.demo.run import run_demo
+
+    code = run_demo(workdir.resolve(), console)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

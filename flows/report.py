@@ -1,0 +1,58 @@
+"""Human-readable reports of a run: markdown for Prefect artifacts, rich tables for the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from tasks.policy.summary import by_reason, summarise
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+@dataclass
+class RunReport:
+    """What a run decided and did."""
+
+    summary: pd.DataFrame
+    reasons: pd.DataFrame
+    results: pd.DataFrame
+    incomplete: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls, plan: pd.DataFrame, blobs: pd.DataFrame, results: pd.DataFrame,
+        incomplete: list[str], notes: list[str],
+    ) -> RunReport:
+        return cls(summarise(plan, blobs), by_reason(plan), results, incomplete, notes)
+
+    def outcomes(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.results["outcome"].value_counts().items()}
+
+    def markdown(self, title: str) -> str:
+        lines = [f"# {title}", ""]
+        lines += ["| repository | kept | deleted | reclaimable |", "|---|---:|---:|---:|"]
+        for row in self.summary.itertuples(index=False):
+            lines.append(f"| {row.repository} | {row.kept} | {row.deleted} | "
+                         f"{human_bytes(row.bytes_reclaimable)} |")
+        lines += ["", "| action | reason | digests |", "|---|---|---:|"]
+        for row in self.reasons.itertuples(index=False):
+            lines.append(f"| {row.action} | {row.reason} | {row.digests} |")
+        if len(self.results):
+            lines += ["", "Outcomes: " + ", ".join(f"{k} {v}" for k, v in self.outcomes().items())]
+        skipped = self.results[self.results["outcome"].isin(["skipped-moved", "failed"])]
+        for row in skipped.itertuples(index=False):
+            lines.append(f"- {row.outcome}: {row.repository}@{row.digest[:19]} — {row.detail}")
+        if self.incomplete:
+            lines.append("")
+            lines.append("Not touched (listing incomplete): " + ", ".join(self.incomplete))
+        lines += [f"- {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,31 @@
+"""Cluster extraction for a configuration, as a cached Prefect task."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+
+from tasks.cluster.extract import extract_cluster
+from tasks.policy.config import Config
+
+
+def read_cluster(config: Config) -> pd.DataFrame:
+    """Extract the images in use in the configured contexts and namespaces."""
+    k8s = config.kubernetes
+    return extract_cluster(k8s.kubeconfig, k8s.contexts, k8s.namespaces, k8s.helm_revisions)
+
+
+@task(
+    name="extract_cluster",
+    retries=1,
+    retry_delay_seconds=10,
+    cache_policy=INPUTS + TASK_SOURCE,
+    persist_result=True,
+    cache_expiration=timedelta(days=2),
+)
+def extract_cluster_task(config: Config, snapshot: str) -> pd.DataFrame:
+    """Prefect task: `read_cluster`; `snapshot` keys the cache."""
+    return read_cluster(config)

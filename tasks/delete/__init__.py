@@ -1,0 +1,1 @@
+"""The load step: delete what the plan says, safely, with a ledger; and restore."""

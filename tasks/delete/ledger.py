@@ -1,0 +1,77 @@
+"""The deletion ledger: append-only JSON Lines, one record per state change of a deletion.
+
+A record is written (and flushed to disk) *before* the DELETE is sent with state
+``pending`` and the manifest bytes, then again with ``done``, ``gone`` (404: already
+deleted) or ``failed``. A crash therefore leaves an exact record of what may have happened.
+
+Record fields: time (ISO 8601 UTC), state, registry, repository, digest, tags (list),
+media_type, manifest (base64 of the exact bytes), reason, flow_run_id, detail.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+STATES = ("pending", "done", "gone", "failed")
+
+
+@dataclass
+class LedgerRecord:
+    state: str
+    registry: str
+    repository: str
+    digest: str
+    tags: list[str]
+    media_type: str
+    manifest: str  # base64
+    reason: str
+    flow_run_id: str = ""
+    detail: str = ""
+    time: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @property
+    def manifest_bytes(self) -> bytes:
+        return base64.b64decode(self.manifest)
+
+
+class Ledger:
+    """Append records to the ledger file at `path` (created with its directory)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(self, record: LedgerRecord) -> None:
+        if record.state not in STATES:
+            raise ValueError(f"unknown ledger state {record.state!r}")
+        line = json.dumps(asdict(record), sort_keys=True) + "\n"
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def read_ledger(path: str | Path) -> Iterator[LedgerRecord]:
+    """Yield every record of the ledger at `path`, oldest first; skip a torn last line."""
+    with Path(path).open(encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                data: dict[str, Any] = json.loads(line)
+            except ValueError:
+                continue  # a crash mid-write leaves at most one torn line
+            yield LedgerRecord(**data)
+
+
+def latest_states(path: str | Path) -> dict[tuple[str, str, str], LedgerRecord]:
+    """Return the last record per (registry, repository, digest)."""
+    latest: dict[tuple[str, str, str], LedgerRecord] = {}
+    for record in read_ledger(path):
+        latest[(record.registry, record.repository, record.digest)] = record
+    return latest

@@ -1,0 +1,212 @@
+"""Delete what the plan says, by manifest digest, with guards, re-checks and a ledger.
+
+``results`` — one row per (repository, digest) the plan deletes
+    repository  str
+    digest      str
+    tags        object (list[str])  tags the plan expected on the digest
+    outcome     str   deleted | gone | would-delete | skipped-moved | skipped-incomplete |
+                      refused | failed
+    detail      str   why, for anything but deleted / would-delete
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from tasks.delete.errors import DeletionRefused
+from tasks.delete.ledger import Ledger, LedgerRecord
+from tasks.frames import typed_frame
+from tasks.registry import mediatypes
+from tasks.registry.client import RegistryClient
+from tasks.registry.errors import DeleteUnsupported, NotFound, RegistryError
+from tasks.registry.manifest import delete_manifest, get_manifest, resolve_tag
+from tasks.registry.tag import list_tags
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = {
+    "repository": "str",
+    "digest": "str",
+    "tags": "object",
+    "outcome": "str",
+    "detail": "str",
+}
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Target:
+    repository: str
+    digest: str
+    tags: tuple[str, ...]
+    media_type: str
+    reason: str
+
+
+def deletion_targets(plan: pd.DataFrame) -> list[Target]:
+    """Return the digests to delete: those whose every plan row says delete.
+
+    Indexes come first, so that a child is never deleted while an index still names it.
+    """
+    by_digest = plan.groupby(["repository", "digest"], sort=True)
+    targets = []
+    for (repo, digest), rows in by_digest:
+        if (rows["action"] != "delete").any():
+            continue
+        tags = tuple(sorted(t for t in rows["tag"] if t))
+        targets.append(Target(str(repo), str(digest), tags, str(rows["media_type"].iloc[0]),
+                              str(rows["reason"].iloc[0])))
+    return sorted(targets, key=lambda t: (t.media_type not in mediatypes.INDEXES, t.repository,
+                                          t.digest))
+
+
+def check_fraction(plan: pd.DataFrame, max_fraction: float) -> dict[str, float]:
+    """Return {repository: fraction} for repositories whose plan deletes more than allowed."""
+    digests = plan.groupby("repository")["digest"].nunique()
+    kept = plan[plan["action"] == "keep"].groupby("repository")["digest"].nunique()
+    over = {}
+    for repo, total in digests.items():
+        deleted = total - int(kept.get(repo, 0))
+        fraction = deleted / total if total else 0.0
+        if fraction > max_fraction:
+            over[str(repo)] = fraction
+    return over
+
+
+async def execute_plan(
+    client: RegistryClient,
+    plan: pd.DataFrame,
+    extracted_tags: pd.DataFrame,
+    *,
+    apply: bool,
+    ledger: Ledger | None,
+    incomplete: list[str],
+    max_delete_fraction: float,
+    force: bool = False,
+    flow_run_id: str = "",
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Delete the plan's deletable digests (only when `apply`); return the results table.
+
+    Never touches a repository listed in `incomplete`. Raises `DeletionRefused` when a
+    repository's plan deletes more than `max_delete_fraction` (unless `force`) or the
+    registry refuses deletes. A dry run sends no request at all.
+    """
+    over = {} if force else check_fraction(plan, max_delete_fraction)
+    if over:
+        listing = ", ".join(f"{r} ({f:.0%})" for r, f in sorted(over.items()))
+        raise DeletionRefused(
+            f"refusing to delete more than safety.maxDeleteFraction={max_delete_fraction:.0%} "
+            f"of the manifests in: {listing}. Check the plan; rerun with --force if it is right."
+        )
+    targets = deletion_targets(plan)
+    results: list[dict[str, object]] = []
+    skip = set(incomplete)
+    live = []
+    for target in targets:
+        if target.repository in skip:
+            results.append(_result(target, "skipped-incomplete",
+                                   "the repository's listing was incomplete"))
+        elif not apply:
+            results.append(_result(target, "would-delete", ""))
+        else:
+            live.append(target)
+    if live:
+        if ledger is None:
+            raise ValueError("a ledger is required to delete")
+        moved = await _recheck(client, live, extracted_tags)
+        done = 0
+        total = len(live)
+
+        async def one(target: Target) -> dict[str, object]:
+            nonlocal done
+            try:
+                if target.digest in moved:
+                    return _result(target, "skipped-moved", moved[target.digest])
+                return await _delete(client, target, ledger, flow_run_id)
+            finally:
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+
+        # Indexes go before the manifests they name.
+        indexes = [t for t in live if t.media_type in mediatypes.INDEXES]
+        others = [t for t in live if t.media_type not in mediatypes.INDEXES]
+        for group in (indexes, others):
+            results.extend(await asyncio.gather(*(one(t) for t in group)))
+    return typed_frame(results, RESULT_COLUMNS)  # type: ignore[arg-type]
+
+
+def _result(target: Target, outcome: str, detail: str) -> dict[str, object]:
+    return {"repository": target.repository, "digest": target.digest, "tags": list(target.tags),
+            "outcome": outcome, "detail": detail}
+
+
+async def _recheck(
+    client: RegistryClient, targets: list[Target], extracted_tags: pd.DataFrame
+) -> dict[str, str]:
+    """Return {digest: why} for targets whose tags moved or gained a new tag since the scan."""
+    moved: dict[str, str] = {}
+    by_repo: dict[str, list[Target]] = {}
+    for target in targets:
+        by_repo.setdefault(target.repository, []).append(target)
+    for repo, repo_targets in by_repo.items():
+        deleting = {t.digest for t in repo_targets}
+        known = set(extracted_tags.loc[extracted_tags["repository"] == repo, "tag"])
+        try:
+            now_tags = set(await list_tags(client, repo))
+        except NotFound:
+            now_tags = set()
+        new_tags = sorted(now_tags - known)
+        checks = [(t.digest, tag) for t in repo_targets for tag in t.tags] + [
+            ("", tag) for tag in new_tags
+        ]
+        answers = await asyncio.gather(*(resolve_tag(client, repo, tag) for _, tag in checks))
+        for (expected, tag), current in zip(checks, answers, strict=True):
+            if expected and current is not None and current != expected:
+                moved[expected] = f"tag {tag} now points at {current}"
+            elif not expected and current in deleting:
+                moved[str(current)] = f"new tag {tag} points at it"
+    return moved
+
+
+async def _delete(
+    client: RegistryClient, target: Target, ledger: Ledger, flow_run_id: str
+) -> dict[str, object]:
+    repo, digest = target.repository, target.digest
+    try:
+        manifest = await get_manifest(client, repo, digest)
+    except NotFound:
+        return _result(target, "gone", "already deleted before this run")
+    except RegistryError as exc:
+        return _result(target, "failed", f"reading the manifest for the ledger: {exc}")
+
+    def record(state: str, detail: str = "") -> None:
+        ledger.append(
+            LedgerRecord(
+                state=state, registry=client.host, repository=repo, digest=digest,
+                tags=list(target.tags), media_type=manifest.media_type,
+                manifest=base64.b64encode(manifest.raw).decode(), reason=target.reason,
+                flow_run_id=flow_run_id, detail=detail,
+            )
+        )
+
+    record("pending")
+    try:
+        existed = await delete_manifest(client, repo, digest)
+    except DeleteUnsupported as exc:
+        record("failed", str(exc))
+        raise DeletionRefused(str(exc)) from exc
+    except RegistryError as exc:
+        record("failed", str(exc))
+        log.warning("delete %s@%s failed: %s", repo, digest, exc)
+        return _result(target, "failed", str(exc))
+    record("done" if existed else "gone")
+    return _result(target, "deleted" if existed else "gone", "" if existed else "already gone")

@@ -1,0 +1,277 @@
+"""The deletion plan: every keep rule applied to the extracted registry, Git and cluster.
+
+Pure: DataFrames and the configuration in, the plan DataFrame out; no I/O, no clock.
+
+``plan`` — one row per repository x digest x tag (tag empty for an untagged manifest)
+    repository  str                  repository name
+    digest      str                  manifest digest
+    tag         str                  tag on the digest, empty when untagged
+    media_type  str                  manifest media type
+    created     datetime64[us, UTC]  config ``created`` (an index: its newest child)
+    commits     object (list[str])   commit SHAs the image is linked to
+    action      str                  ``keep`` or ``delete``
+    reason      str                  first keep reason in REASON_ORDER, or ``no-policy``
+    reasons     object (list[str])   every keep reason that applies
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from tasks.frames import typed_frame
+from tasks.policy.config import Config, name_pattern
+from tasks.policy.gitpolicy import GitKeep, evaluate_git_policies
+from tasks.policy.linking import CommitIndex, Key, link_images
+from tasks.registry.reference import canonical_registry
+
+REASON_ORDER = (
+    "kubernetes",
+    "helm-history",
+    "git-policy",
+    "keep-list",
+    "keep-tag",
+    "built-within",
+    "unlinked",
+    "index-child",
+    "referrer",
+    "shared-digest",
+)
+PLAN_COLUMNS = {
+    "repository": "str",
+    "digest": "str",
+    "tag": "str",
+    "media_type": "str",
+    "created": "datetime64[us, UTC]",
+    "commits": "object",
+    "action": "str",
+    "reason": "str",
+    "reasons": "object",
+}
+_REFERRER_TAG = re.compile(r"^sha256-([0-9a-f]{64})\.(sig|att|sbom)$")
+
+
+@dataclass
+class PlanInputs:
+    """Everything the plan is computed from (git and cluster may be absent when disabled)."""
+
+    images: pd.DataFrame
+    tags: pd.DataFrame
+    index_edges: pd.DataFrame
+    refs: pd.DataFrame | None = None
+    commits: pd.DataFrame | None = None
+    cluster: pd.DataFrame | None = None
+    keep_list: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """The plan table plus the evidence behind every keep, for reports and `explain`."""
+
+    table: pd.DataFrame
+    evidence: dict[Key, list[str]]
+    unknown_commits: dict[Key, set[str]]
+
+
+def _reason_rank(reason: str) -> int:
+    return REASON_ORDER.index(reason.split("[", 1)[0])
+
+
+def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: datetime) -> Plan:
+    """Return the plan for `inputs` under `config` at time `now` (timezone-aware)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    images, tags, edges = inputs.images, inputs.tags, inputs.index_edges
+    cleanup = config.cleanup
+    digest_reasons: dict[Key, set[str]] = defaultdict(set)
+    evidence: dict[Key, list[str]] = defaultdict(list)
+    tag_reasons: dict[tuple[str, str], set[str]] = defaultdict(set)
+
+    def keep(key: Key, reason: str, why: str) -> None:
+        digest_reasons[key].add(reason)
+        evidence[key].append(why)
+
+    tag_digest = {(r, t): d for r, t, d in zip(tags["repository"], tags["tag"], tags["digest"],
+                                               strict=True)}
+    tags_of: dict[Key, list[str]] = defaultdict(list)
+    for (repo, tag), digest in tag_digest.items():
+        tags_of[(repo, digest)].append(tag)
+    known = set(zip(images["repository"], images["digest"], strict=True))
+    children: dict[Key, list[Key]] = defaultdict(list)
+    for repo, parent, child in zip(edges["repository"], edges["parent"], edges["child"],
+                                   strict=True):
+        children[(repo, parent)].append((repo, child))
+
+    # Links to commits.
+    commit_index = CommitIndex(inputs.commits["sha"] if inputs.commits is not None else [])
+    links = link_images(images, tags, edges, commit_index, config.link.label,
+                        config.link.tag_pattern)
+
+    # Cluster: in use now, and Helm rollback targets.
+    host = canonical_registry(registry_host)
+    if inputs.cluster is not None and not cleanup.disable_kubernetes_based_policy:
+        used = inputs.cluster[inputs.cluster["registry"] == host]
+        for row in used.itertuples(index=False):
+            reason = "helm-history" if row.source == "helm" else "kubernetes"
+            key: Key | None = None
+            if row.digest:
+                key = (row.repository, row.digest)
+            elif (row.repository, row.tag) in tag_digest:
+                key = (row.repository, tag_digest[(row.repository, row.tag)])
+            if key is not None and key in known:
+                where = f"{row.context}/{row.namespace} {row.kind} {row.object}"
+                keep(key, reason, f"{reason}: {where} uses {row.image}")
+
+    # Git history.
+    if (
+        not cleanup.disable_git_history_based_policy
+        and inputs.refs is not None
+        and inputs.commits is not None
+    ):
+        git_keeps: dict[Key, list[GitKeep]] = evaluate_git_policies(
+            inputs.refs, inputs.commits, links.commits, config.effective_policies(), now
+        )
+        for key, keeps in git_keeps.items():
+            for k in keeps:
+                keep(key, f"git-policy[{k.policy}]", k.describe())
+
+    # Keep list: `repository:tag`, `repository@digest`, optionally prefixed by the host.
+    for entry in inputs.keep_list:
+        repo, tag, digest = _split_reference(entry, host)
+        if digest and (repo, digest) in known:
+            keep((repo, digest), "keep-list", f"keep-list: {entry}")
+        elif tag and (repo, tag) in tag_digest:
+            tag_reasons[(repo, tag)].add("keep-list")
+            evidence[(repo, tag_digest[(repo, tag)])].append(f"keep-list: {entry}")
+
+    # Keep tags (anchored).
+    patterns = [name_pattern(p) for p in cleanup.keep_tags]
+    if patterns:
+        for (repo, tag), digest in tag_digest.items():
+            if any(p.fullmatch(tag) for p in patterns):
+                tag_reasons[(repo, tag)].add("keep-tag")
+                evidence[(repo, digest)].append(f"keep-tag: tag {tag} matches cleanup.keepTags")
+
+    # Built within the last N hours (an index is as new as its newest child).
+    created = dict(zip(zip(images["repository"], images["digest"], strict=True),
+                       images["created"], strict=True))
+    for parent, kids in children.items():
+        times = [created[k] for k in kids if k in created and not pd.isna(created[k])]
+        if times and (pd.isna(created.get(parent)) or max(times) > created[parent]):
+            created[parent] = max(times)
+    if not cleanup.disable_built_within_last_n_hours_policy:
+        since = now - timedelta(hours=cleanup.keep_images_built_within_last_n_hours)
+        for key, when in created.items():
+            if not pd.isna(when) and when.to_pydatetime() >= since:
+                keep(key, "built-within", f"built-within: created {when:%Y-%m-%d %H:%M} UTC")
+
+    # Unlinked images.
+    child_keys = {k for kids in children.values() for k in kids}
+    referrer_subject = _referrers(images, tags)
+    if cleanup.unlinked == "keep":
+        for key in known:
+            if not links.commits.get(key) and key not in child_keys and key not in referrer_subject:
+                keep(key, "unlinked", "unlinked: no commit link (cleanup.unlinked: keep)")
+
+    # Per-tag reasons make their digest kept too.
+    digest_kept = {k for k, r in digest_reasons.items() if r}
+    digest_kept.update((repo, tag_digest[(repo, tag)]) for (repo, tag) in tag_reasons)
+
+    # Children of kept indexes are kept (to a fixpoint: indexes may nest).
+    frontier = [k for k in digest_kept if k in children]
+    while frontier:
+        parent = frontier.pop()
+        for child in children[parent]:
+            if child in known:
+                digest_reasons[child].add("index-child")
+                evidence[child].append(f"index-child: in kept index {parent[1][:19]}")
+                if child not in digest_kept:
+                    digest_kept.add(child)
+                    if child in children:
+                        frontier.append(child)
+
+    # Referrers share their subject's decision, and nothing else decides for them.
+    for key, subject in referrer_subject.items():
+        digest_reasons[key] = set()
+        digest_kept.discard(key)
+        if subject in digest_kept:
+            digest_reasons[key] = {"referrer"}
+            evidence[key] = [f"referrer: of kept {subject[1][:19]}"]
+            digest_kept.add(key)
+        else:
+            evidence[key] = [f"referrer: its subject {subject[1][:19]} is not kept or is gone"]
+
+    table = _table(images, tags, known, digest_reasons, tag_reasons, digest_kept, links.commits,
+                   created)
+    return Plan(table=table, evidence=dict(evidence), unknown_commits=links.unknown)
+
+
+def _split_reference(entry: str, host: str) -> tuple[str, str, str]:
+    text = entry.strip()
+    if text.startswith(host + "/"):
+        text = text[len(host) + 1 :]
+    name, _, digest = text.partition("@")
+    tag = ""
+    if ":" in name.rsplit("/", 1)[-1]:
+        name, tag = name.rsplit(":", 1)
+    return name, tag, digest
+
+
+def _referrers(images: pd.DataFrame, tags: pd.DataFrame) -> dict[Key, Key]:
+    """Map each referrer (OCI `subject`, or a `sha256-<hex>.sig|.att|.sbom` tag) to its subject."""
+    subjects: dict[Key, Key] = {}
+    for repo, digest, subject in zip(images["repository"], images["digest"], images["subject"],
+                                     strict=True):
+        if subject:
+            subjects[(repo, digest)] = (repo, subject)
+    for repo, tag, digest in zip(tags["repository"], tags["tag"], tags["digest"], strict=True):
+        match = _REFERRER_TAG.match(tag)
+        if match:
+            subjects.setdefault((repo, digest), (repo, f"sha256:{match.group(1)}"))
+    return subjects
+
+
+def _table(
+    images: pd.DataFrame,
+    tags: pd.DataFrame,
+    known: set[Key],
+    digest_reasons: dict[Key, set[str]],
+    tag_reasons: dict[tuple[str, str], set[str]],
+    digest_kept: set[Key],
+    commits: dict[Key, set[str]],
+    created: dict[Key, pd.Timestamp],
+) -> pd.DataFrame:
+    media = dict(zip(zip(images["repository"], images["digest"], strict=True),
+                     images["media_type"], strict=True))
+    rows = []
+    tagged: set[Key] = set()
+    entries = [(r, d, t) for r, t, d in zip(tags["repository"], tags["tag"], tags["digest"],
+                                            strict=True)]
+    for repo, digest, tag in entries:
+        tagged.add((repo, digest))
+    entries += [(r, d, "") for r, d in sorted(known - tagged)]
+    for repo, digest, tag in entries:
+        key = (repo, digest)
+        reasons = set(digest_reasons.get(key, set())) | tag_reasons.get((repo, tag), set())
+        if not reasons and key in digest_kept:
+            reasons = {"shared-digest"}
+        ordered = sorted(reasons, key=lambda r: (_reason_rank(r), r))
+        rows.append(
+            {
+                "repository": repo,
+                "digest": digest,
+                "tag": tag,
+                "media_type": media.get(key, ""),
+                "created": created.get(key),
+                "commits": sorted(commits.get(key, set())),
+                "action": "keep" if key in digest_kept else "delete",
+                "reason": ordered[0] if ordered else "no-policy",
+                "reasons": ordered,
+            }
+        )
+    table = typed_frame(rows, PLAN_COLUMNS)
+    return table.sort_values(["repository", "action", "tag", "digest"], ignore_index=True)

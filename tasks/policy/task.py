@@ -1,0 +1,61 @@
+"""The plan step: gather stage outputs into PlanInputs and build the plan."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+
+from tasks.git.extract import GitExtraction
+from tasks.policy.config import Config
+from tasks.policy.errors import ConfigError
+from tasks.policy.plan import Plan, PlanInputs, build_plan
+from tasks.registry.client import registry_host
+from tasks.registry.extract import RegistryExtraction
+
+
+def read_keep_list(config: Config) -> list[str]:
+    """Return the image references in `cleanup.keepList` (one a line; # comments)."""
+    path = config.cleanup.keep_list
+    if path is None:
+        return []
+    try:
+        lines = Path(path).expanduser().read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError("cleanup.keepList", f"cannot read {path}: {exc.strerror}") from None
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+def make_plan(
+    config: Config,
+    registry: RegistryExtraction,
+    git: GitExtraction | None,
+    cluster: pd.DataFrame | None,
+    now: datetime,
+) -> Plan:
+    """Build the plan from the stage outputs (keep list read from disk here, not in policy)."""
+    inputs = PlanInputs(
+        images=registry.images,
+        tags=registry.tags,
+        index_edges=registry.index_edges,
+        refs=git.refs if git is not None else None,
+        commits=git.commits if git is not None else None,
+        cluster=cluster,
+        keep_list=read_keep_list(config),
+    )
+    return build_plan(inputs, config, registry_host(config.registry.url), now)
+
+
+@task(name="plan", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
+def plan_task(
+    config: Config,
+    registry: RegistryExtraction,
+    git: GitExtraction | None,
+    cluster: pd.DataFrame | None,
+    now: datetime,
+) -> Plan:
+    """Prefect task: `make_plan`."""
+    return make_plan(config, registry, git, cluster, now)

@@ -1,0 +1,55 @@
+"""Registry extraction for a configuration, plain and as a cached Prefect task."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from fnmatch import fnmatchcase
+
+from prefect import task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+
+from tasks.policy.config import Config
+from tasks.registry.client import RegistryClient, registry_host
+from tasks.registry.credentials import load_credentials
+from tasks.registry.extract import Progress, RegistryExtraction, scan_registry
+
+
+def make_client(config: Config) -> RegistryClient:
+    """Return a client for the configured registry with its credentials and limits."""
+    host = registry_host(config.registry.url)
+    return RegistryClient(
+        config.registry.url,
+        credentials=load_credentials(host),
+        concurrency=config.registry.concurrency,
+    )
+
+
+def read_registry(config: Config, progress: Progress | None = None) -> RegistryExtraction:
+    """Scan the configured repositories (see `scan_registry`)."""
+
+    async def scan() -> RegistryExtraction:
+        async with make_client(config) as client:
+            extraction = await scan_registry(client, config.registry.repositories, progress)
+        excluded = set(config.registry.exclude)
+        if excluded:
+            for name in ("images", "tags", "index_edges", "blobs", "status"):
+                df = getattr(extraction, name)
+                keep = ~df["repository"].map(lambda r: any(fnmatchcase(r, g) for g in excluded))
+                setattr(extraction, name, df[keep].reset_index(drop=True))
+        return extraction
+
+    return asyncio.run(scan())
+
+
+@task(
+    name="extract_registry",
+    retries=1,
+    retry_delay_seconds=10,
+    cache_policy=INPUTS + TASK_SOURCE,
+    persist_result=True,
+    cache_expiration=timedelta(days=2),
+)
+def extract_registry(config: Config, snapshot: str) -> RegistryExtraction:
+    """Prefect task: `read_registry`; `snapshot` (the run's "now") keys the cache."""
+    return read_registry(config)
