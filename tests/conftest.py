@@ -1,0 +1,51 @@
+"""Session fixtures that start the real parts: registry, Kubernetes API fixture, Prefect."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_HOME = tempfile.mkdtemp(prefix="regsweep-tests-")
+os.environ.setdefault("PREFECT_HOME", os.path.join(_HOME, "prefect"))
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+os.environ["REGSWEEP_HOME"] = os.path.join(_HOME, "regsweep")
+os.environ.pop("KUBECONFIG", None)
+os.environ["DOCKER_CONFIG"] = os.path.join(_HOME, "docker")
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from flows.demo.gitrepo import GitRepoBuilder  # noqa: E402
+from flows.demo.kube_api import KubeAPIFixture  # noqa: E402
+from flows.demo.registry_server import LocalRegistry  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    """A fresh real registry (own storage, free port) per test."""
+    with LocalRegistry(tmp_path_factory.mktemp("registry")) as reg:
+        yield reg
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeAPIFixture]:
+    """A started Kubernetes API fixture; add objects before listing."""
+    fixture = KubeAPIFixture().start()
+    yield fixture
+    fixture.stop()
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> GitRepoBuilder:
+    return GitRepoBuilder(tmp_path / "git")
