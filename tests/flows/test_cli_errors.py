@@ -1,0 +1,61 @@
+"""Bad configuration and arguments exit 2 and name the field; nothing is touched."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE = "registry: {url: 'http://127.0.0.1:9'}\ngit: {path: .}\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ("cleanup: {keepPolicies: [{references: {branch: main}, imagesPerReference: {last: -3}}]}",
+         "cleanup.keepPolicies[0].imagesPerReference.last"),
+        ("cleanup: {keepPolicies: [{references: {branch: main, limit: {in: 7days}}}]}",
+         "cleanup.keepPolicies[0].references.limit.in"),
+        ("cleanup: {keepTgas: []}", "cleanup.keepTgas"),
+        ("cleanup: {keepTags: ['/[/']}", "cleanup.keepTags[0]"),
+        ("safety: {maxDeleteFraction: 2}", "safety.maxDeleteFraction"),
+        ("link: {tagPattern: 'main-.*'}", "link.tagPattern"),
+    ],
+    ids=["negative-last", "bad-duration", "unknown-key", "bad-regex", "fraction", "no-group"],
+)
+def test_bad_config_exits_2_naming_the_field(tmp_path: Path, extra: str, field: str) -> None:
+    config = tmp_path / "regsweep.yaml"
+    config.write_text(BASE + extra + "\n")
+    for command in (["plan"], ["run", "--apply"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "flows.cli", *command, "--config", str(config)],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 2, done.stderr
+        assert field in done.stderr.replace("\n", "")
+
+
+def test_bad_now_and_out_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "regsweep.yaml"
+    config.write_text(BASE)
+    for args, field in ((["--now", "yesterday"], "--now"), (["--out", "plan.xlsx"], "--out")):
+        done = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "plan", "--config", str(config), *args],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 2
+        assert field in done.stderr
+
+
+def test_unreachable_registry_exits_3(tmp_path: Path) -> None:
+    config = tmp_path / "regsweep.yaml"
+    config.write_text(BASE.replace("git: {path: .}", "kubernetes: {enabled: false}")
+                      + "cleanup: {disableGitHistoryBasedPolicy: true}\n"
+                      + "registry: {url: 'http://127.0.0.1:9', repositories: ['a/*']}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "plan", "--config", str(config)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 3, done.stderr

@@ -1,0 +1,136 @@
+"""The whole job on real parts: registry process, Git repository, Kubernetes API fixture,
+Prefect. After each run the registry itself is checked image by image."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+from flows.cleanup import cleanup
+from flows.demo.kube_api import KubeAPIFixture
+from flows.demo.registry_server import LocalRegistry
+from flows.demo.scenario import Scenario, build_scenario, now_for_demo
+from tasks.registry.client import RegistryClient
+from tasks.registry.errors import NotFound
+from tasks.registry.manifest import get_manifest
+
+
+@pytest.fixture
+def scenario(tmp_path: Path, registry: LocalRegistry, kube: KubeAPIFixture) -> Scenario:
+    built = build_scenario(tmp_path / "scenario", registry.url, kube, now_for_demo())
+    kube.write_kubeconfig(tmp_path / "scenario" / "kubeconfig")
+    return built
+
+
+def present(registry: LocalRegistry, scenario: Scenario) -> set[str]:
+    async def check() -> set[str]:
+        found = set()
+        async with RegistryClient(registry.url) as client:
+            for name, digest in scenario.digests.items():
+                repo = "demo/worker" if name.startswith("worker") else "demo/app"
+                try:
+                    await get_manifest(client, repo, digest)
+                    found.add(name)
+                except NotFound:
+                    pass
+        return found
+
+    return asyncio.run(check())
+
+
+def test_dry_run_deletes_nothing_then_apply_deletes_exactly_the_plan(
+    prefect_harness: None, registry: LocalRegistry, scenario: Scenario
+) -> None:
+    everything = set(scenario.digests)
+    dry = cleanup(config_path=str(scenario.config_path), now=scenario.now.isoformat())
+    assert dry["outcomes"] == {"would-delete": len(scenario.expect_deleted)}
+    assert present(registry, scenario) == everything
+
+    applied = cleanup(config_path=str(scenario.config_path), apply=True,
+                      now=scenario.now.isoformat())
+    assert applied["outcomes"] == {"deleted": len(scenario.expect_deleted)}
+    assert present(registry, scenario) == scenario.expect_kept
+    plan = pd.read_parquet(applied["plan_path"])
+    assert set(plan.loc[plan["action"] == "delete", "digest"]) == {
+        scenario.digests[n] for n in scenario.expect_deleted
+    }
+    ledger = Path(applied["ledger_path"]).read_text().splitlines()
+    assert len(ledger) == 2 * len(scenario.expect_deleted)  # pending + done per digest
+
+
+def test_rerun_after_failed_delete_reuses_cached_extraction(
+    prefect_harness: None, registry: LocalRegistry, scenario: Scenario, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    with pytest.raises(OSError):
+        cleanup(config_path=str(scenario.config_path), apply=True,
+                now=scenario.now.isoformat(), ledger=str(blocker / "ledger.jsonl"))
+    assert present(registry, scenario) == set(scenario.digests)  # failed before any DELETE
+
+    result = cleanup(config_path=str(scenario.config_path), apply=True,
+                     now=scenario.now.isoformat(), ledger=str(tmp_path / "ledger.jsonl"))
+    assert present(registry, scenario) == scenario.expect_kept
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[result["flow_run_id"]]))
+        )
+    states = {run.name.rsplit("-", 1)[0]: run.state_name for run in runs}
+    assert states["extract_registry"] == "Cached"
+    assert states["extract_git"] == "Cached"
+    assert states["extract_cluster"] == "Cached"
+    assert states["delete"] == "Completed"
+
+
+def test_cli_plan_writes_the_contract_table_without_prefect(
+    registry: LocalRegistry, scenario: Scenario, tmp_path: Path
+) -> None:
+    out_csv = tmp_path / "plan.csv"
+    out_parquet = tmp_path / "plan.parquet"
+    env = {"PREFECT_API_URL": "http://127.0.0.1:9/api", "PATH": "/usr/bin:/bin"}
+    for out in (out_csv, out_parquet):
+        done = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "plan", "--config", str(scenario.config_path),
+             "--now", scenario.now.isoformat(), "--out", str(out)],
+            capture_output=True, text=True, env=env, timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+    csv = pd.read_csv(out_csv, keep_default_na=False)
+    parquet = pd.read_parquet(out_parquet)
+    columns = ["repository", "digest", "tag", "media_type", "created", "commits", "action",
+               "reason", "reasons"]
+    assert list(csv.columns) == columns
+    assert list(parquet.columns) == columns
+    assert set(parquet.loc[parquet["action"] == "delete", "digest"]) == {
+        scenario.digests[n] for n in scenario.expect_deleted
+    }
+    untagged = parquet[parquet["tag"] == ""]
+    assert set(untagged["digest"]) == {scenario.digests["main3-arm64"],
+                                       scenario.digests["main3-amd64"]}
+    assert present(registry, scenario) == set(scenario.digests)
+
+
+def test_explain_says_why(registry: LocalRegistry, scenario: Scenario) -> None:
+    def explain(image: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "explain", "--config",
+             str(scenario.config_path), "--now", scenario.now.isoformat(), image],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    release = explain("demo/app:v1.0.0")
+    assert "KEEP (helm-history)" in release  # Helm history comes first in reason order
+    assert "git-policy[0]: tag v1.0.0" in release
+    deleted = explain(f"demo/app@{scenario.digests['old1']}")
+    assert "DELETE (no-policy)" in deleted
+    assert "not among the images any keepPolicy keeps" in deleted
