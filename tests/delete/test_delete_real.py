@@ -1,0 +1,170 @@
+"""The delete stage and restore against the real registry process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from flows.demo.images import push_image
+from flows.demo.registry_server import LocalRegistry
+from tasks.delete.errors import DeletionRefused, RestoreError
+from tasks.delete.ledger import Ledger, read_ledger
+from tasks.delete.loader import execute_plan
+from tasks.delete.restore import RestoreFilter, restorable, restore
+from tasks.registry.client import RegistryClient
+from tasks.registry.extract import scan_registry
+from tasks.registry.manifest import get_manifest, put_manifest, resolve_tag
+
+OLD = datetime.now(UTC) - timedelta(days=30)
+
+
+def plan_rows(tags: pd.DataFrame, delete: set[str]) -> pd.DataFrame:
+    rows = [
+        {"repository": r, "digest": d, "tag": t, "media_type":
+         "application/vnd.docker.distribution.manifest.v2+json",
+         "action": "delete" if t in delete else "keep", "reason": "no-policy" if t in delete
+         else "keep-tag"}
+        for r, t, d in zip(tags["repository"], tags["tag"], tags["digest"], strict=True)
+    ]
+    return pd.DataFrame(rows)
+
+
+async def setup(client: RegistryClient) -> dict[str, str]:
+    return {
+        "a": await push_image(client, "r", ["a"], created=OLD, seed="a"),
+        "shared": await push_image(client, "r", ["keep-me", "drop-me"], created=OLD, seed="s"),
+        "b": await push_image(client, "r", ["b"], created=OLD, seed="b"),
+        "c": await push_image(client, "r", ["c"], created=OLD, seed="c"),
+    }
+
+
+def test_shared_digest_survives_and_ledger_records_before_delete(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    async def go() -> tuple[Any, dict[str, str], dict[str, str | None]]:
+        async with RegistryClient(registry.url) as client:
+            digests = await setup(client)
+            scan = await scan_registry(client, ["r"])
+            plan = plan_rows(scan.tags, {"a", "drop-me"})
+            results = await execute_plan(client, plan, scan.tags, apply=True,
+                                         ledger=Ledger(tmp_path / "l.jsonl"), incomplete=[],
+                                         max_delete_fraction=0.8)
+            now = {t: await resolve_tag(client, "r", t) for t in ("a", "keep-me", "drop-me")}
+            return results, digests, now
+
+    results, digests, now = asyncio.run(go())
+    assert list(results["digest"]) == [digests["a"]]
+    assert now == {"a": None, "keep-me": digests["shared"], "drop-me": digests["shared"]}
+    states = [(r.digest, r.state) for r in read_ledger(tmp_path / "l.jsonl")]
+    assert states == [(digests["a"], "pending"), (digests["a"], "done")]
+
+
+def test_moved_tag_and_new_tag_cancel_deletion(registry: LocalRegistry, tmp_path: Path) -> None:
+    async def go() -> pd.DataFrame:
+        async with RegistryClient(registry.url) as client:
+            digests = await setup(client)
+            scan = await scan_registry(client, ["r"])
+            plan = plan_rows(scan.tags, {"a", "b"})
+            # CI pushes meanwhile: `a` moves to a new image, and `b` gains a new tag.
+            await push_image(client, "r", ["a"], created=OLD, seed="a2")
+            manifest = await get_manifest(client, "r", digests["b"])
+            await put_manifest(client, "r", "release-b", manifest.raw, manifest.media_type)
+            return await execute_plan(client, plan, scan.tags, apply=True,
+                                      ledger=Ledger(tmp_path / "l.jsonl"), incomplete=[],
+                                      max_delete_fraction=0.9)
+
+    results = asyncio.run(go())
+    assert sorted(results["outcome"]) == ["skipped-moved", "skipped-moved"]
+    assert not (tmp_path / "l.jsonl").exists()
+
+
+def test_dry_run_and_incomplete_repository_send_no_delete(registry: LocalRegistry) -> None:
+    async def go() -> tuple[pd.DataFrame, pd.DataFrame, int]:
+        async with RegistryClient(registry.url) as client:
+            await setup(client)
+            scan = await scan_registry(client, ["r"])
+            plan = plan_rows(scan.tags, {"a"})
+            dry = await execute_plan(client, plan, scan.tags, apply=False, ledger=None,
+                                     incomplete=[], max_delete_fraction=0.8)
+            skipped = await execute_plan(client, plan, scan.tags, apply=True, ledger=None,
+                                         incomplete=["r"], max_delete_fraction=0.8)
+            after = await scan_registry(client, ["r"])
+            return dry, skipped, len(after.tags)
+
+    dry, skipped, tags_after = asyncio.run(go())
+    assert list(dry["outcome"]) == ["would-delete"]
+    assert list(skipped["outcome"]) == ["skipped-incomplete"]
+    assert tags_after == 5
+
+
+def test_max_delete_fraction_refuses_unless_forced(registry: LocalRegistry,
+                                                   tmp_path: Path) -> None:
+    async def go(force: bool) -> pd.DataFrame:
+        async with RegistryClient(registry.url) as client:
+            if not force:
+                await setup(client)
+            scan = await scan_registry(client, ["r"])
+            plan = plan_rows(scan.tags, {"a", "b", "c"})
+            return await execute_plan(client, plan, scan.tags, apply=True,
+                                      ledger=Ledger(tmp_path / "l.jsonl"), incomplete=[],
+                                      max_delete_fraction=0.5, force=force)
+
+    with pytest.raises(DeletionRefused, match=r"r \(75%\)"):
+        asyncio.run(go(force=False))
+    assert set(asyncio.run(go(force=True))["outcome"]) == {"deleted"}
+
+
+def test_delete_then_restore_round_trip(registry: LocalRegistry, tmp_path: Path) -> None:
+    ledger = tmp_path / "l.jsonl"
+
+    async def go() -> tuple[str, str | None, str | None]:
+        async with RegistryClient(registry.url) as client:
+            digests = await setup(client)
+            scan = await scan_registry(client, ["r"])
+            await execute_plan(client, plan_rows(scan.tags, {"b"}), scan.tags, apply=True,
+                               ledger=Ledger(ledger), incomplete=[], max_delete_fraction=0.8)
+            gone = await resolve_tag(client, "r", "b")
+            records = restorable(ledger, client.host, RestoreFilter(repository="r"))
+            await restore(client, records)
+            return digests["b"], gone, await resolve_tag(client, "r", "b")
+
+    digest, gone, back = asyncio.run(go())
+    assert gone is None
+    assert back == digest
+
+
+def test_restore_refuses_when_blobs_were_collected(registry: LocalRegistry,
+                                                    tmp_path: Path) -> None:
+    ledger = tmp_path / "l.jsonl"
+
+    async def delete_b() -> None:
+        async with RegistryClient(registry.url) as client:
+            await setup(client)
+            scan = await scan_registry(client, ["r"])
+            await execute_plan(client, plan_rows(scan.tags, {"b"}), scan.tags, apply=True,
+                               ledger=Ledger(ledger), incomplete=[], max_delete_fraction=0.8)
+
+    asyncio.run(delete_b())
+    records = restorable(ledger, registry.host, RestoreFilter())
+    lost = json.loads(records[0].manifest_bytes)["layers"][0]["digest"].split(":")[1]
+    # What garbage-collect does to an unreferenced blob, with the registry stopped.
+    registry.stop()
+    for blob in registry.root.glob("data/docker/registry/v2/blobs/sha256/*/*"):
+        if blob.name == lost:
+            shutil.rmtree(blob)
+    registry.start()
+
+    async def try_restore() -> str | None:
+        async with RegistryClient(registry.url) as client:
+            with pytest.raises(RestoreError, match=lost):
+                await restore(client, records)
+            return await resolve_tag(client, "r", "b")
+
+    assert asyncio.run(try_restore()) is None
