@@ -84,7 +84,8 @@ def cleanup(
 
     registry = extract_registry(config, snapshot)
     git = (
-        None if config.cleanup.disable_git_history_based_policy
+        None
+        if config.cleanup.disable_git_history_based_policy
         else extract_git_task(config, snapshot)
     )
     cluster = (
@@ -97,7 +98,9 @@ def cleanup(
     logger.info("plan saved to %s", plan_path)
 
     ledger_path = Path(ledger).expanduser() if ledger else run_dir / "ledger.jsonl"
-    results = delete_task(config, plan.table, registry, apply, str(ledger_path), force, run_id)
+    results: pd.DataFrame = delete_task(
+        config, plan.table, registry, apply, str(ledger_path), force, run_id
+    )
 
     notes = stage_notes(config)
     unknown = sum(len(v) for v in plan.unknown_commits.values())

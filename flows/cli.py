@@ -86,8 +86,13 @@ def compute_plan(config: Config, now: datetime, show_progress: bool = True) -> t
     from tasks.registry.task import read_registry
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=errors, disable=not show_progress, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        disable=not show_progress,
+        transient=True,
     ) as progress:
         bars: dict[str, Any] = {}
 
@@ -135,15 +140,18 @@ def print_summary(summary: Any, title: str = "plan") -> None:
     for column in ("repository", "kept", "deleted", "reclaimable"):
         table.add_column(column, justify="left" if column == "repository" else "right")
     for row in summary.itertuples(index=False):
-        table.add_row(row.repository, str(row.kept), str(row.deleted),
-                      human_bytes(row.bytes_reclaimable))
+        table.add_row(
+            row.repository, str(row.kept), str(row.deleted), human_bytes(row.bytes_reclaimable)
+        )
     console.print(table)
 
 
 @app.command()
 def run(
     config: ConfigOption,
-    apply: Annotated[bool, typer.Option("--apply", help="really delete (default: dry run)")] = False,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="really delete (default: dry run)")
+    ] = False,
     now: NowOption = None,
     ledger: Annotated[Path | None, typer.Option("--ledger", help="deletion ledger path")] = None,
     force: Annotated[bool, typer.Option("--force", help="override maxDeleteFraction")] = False,
@@ -156,8 +164,11 @@ def run(
         _now(now)
     try:
         result = cleanup(
-            config_path=str(config.resolve()), apply=apply, now=now,
-            ledger=str(ledger) if ledger else None, force=force,
+            config_path=str(config.resolve()),
+            apply=apply,
+            now=now,
+            ledger=str(ledger) if ledger else None,
+            force=force,
         )
     except Exception as exc:
         raise fail(exc) from None
@@ -167,8 +178,10 @@ def run(
 def print_run(result: dict[str, Any]) -> None:
     import pandas as pd
 
-    print_summary(pd.DataFrame(result["summary"]),
-                  title="applied" if result["apply"] else "dry run (nothing deleted)")
+    print_summary(
+        pd.DataFrame(result["summary"]),
+        title="applied" if result["apply"] else "dry run (nothing deleted)",
+    )
     reasons = Table(title="digests by decision")
     for column in ("action", "reason", "digests"):
         reasons.add_column(column)
@@ -211,8 +224,13 @@ def explain(
         raise typer.Exit(2)
     for row in rows.drop_duplicates("digest").itertuples(index=False):
         key = (row.repository, row.digest)
-        tags = sorted(t for t in table.loc[(table["repository"] == row.repository)
-                                           & (table["digest"] == row.digest), "tag"] if t)
+        tags = sorted(
+            t
+            for t in table.loc[
+                (table["repository"] == row.repository) & (table["digest"] == row.digest), "tag"
+            ]
+            if t
+        )
         console.print(f"{row.repository}@{row.digest}", highlight=False)
         console.print(f"  tags: {', '.join(tags) or '(untagged)'}", highlight=False)
         links = ", ".join(c[:7] for c in row.commits) or "none"
@@ -270,8 +288,10 @@ def restore(
     except (DeletionError, RegistryError) as exc:
         raise fail(exc) from None
     for record in restored:
-        console.print(f"restored {record.repository}@{record.digest} "
-                      f"tags: {', '.join(record.tags) or '-'}", highlight=False)
+        console.print(
+            f"restored {record.repository}@{record.digest} tags: {', '.join(record.tags) or '-'}",
+            highlight=False,
+        )
 
 
 @app.command()

@@ -29,8 +29,12 @@ class RunReport:
 
     @classmethod
     def build(
-        cls, plan: pd.DataFrame, blobs: pd.DataFrame, results: pd.DataFrame,
-        incomplete: list[str], notes: list[str],
+        cls,
+        plan: pd.DataFrame,
+        blobs: pd.DataFrame,
+        results: pd.DataFrame,
+        incomplete: list[str],
+        notes: list[str],
     ) -> RunReport:
         return cls(summarise(plan, blobs), by_reason(plan), results, incomplete, notes)
 
@@ -41,8 +45,10 @@ class RunReport:
         lines = [f"# {title}", ""]
         lines += ["| repository | kept | deleted | reclaimable |", "|---|---:|---:|---:|"]
         for row in self.summary.itertuples(index=False):
-            lines.append(f"| {row.repository} | {row.kept} | {row.deleted} | "
-                         f"{human_bytes(row.bytes_reclaimable)} |")
+            lines.append(
+                f"| {row.repository} | {row.kept} | {row.deleted} | "
+                f"{human_bytes(row.bytes_reclaimable)} |"
+            )
         lines += ["", "| action | reason | digests |", "|---|---|---:|"]
         for row in self.reasons.itertuples(index=False):
             lines.append(f"| {row.action} | {row.reason} | {row.digests} |")

@@ -1,1 +1,1 @@
-"""Local parts for the demo and the tests: a real registry, demo images, a Kubernetes API fixture."""
+"""Local parts for the demo and the tests: registry, images, Git, a Kubernetes API fixture."""

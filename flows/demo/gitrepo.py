@@ -30,7 +30,8 @@ class GitRepoBuilder:
 
     @staticmethod
     def _signature(when: datetime) -> pygit2.Signature:
-        offset = int(when.utcoffset().total_seconds() // 60) if when.utcoffset() else 0
+        delta = when.utcoffset()
+        offset = int(delta.total_seconds() // 60) if delta is not None else 0
         return pygit2.Signature("CI", "ci@example.com", int(when.timestamp()), offset)
 
     def commit(

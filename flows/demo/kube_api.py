@@ -201,8 +201,13 @@ def write_kubeconfig(path: Path, clusters: dict[str, KubeAPIFixture]) -> Path:
 
 
 def _status(code: int, message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
-            "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "code": code,
+    }
 
 
 def _selected(obj: dict[str, Any], labels: str, fields: str) -> bool:
@@ -225,8 +230,12 @@ def _selected(obj: dict[str, Any], labels: str, fields: str) -> bool:
 
 
 def _meta(name: str, namespace: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"name": name, "namespace": namespace, "uid": f"uid-{namespace}-{name}",
-            "labels": labels or {}}
+    return {
+        "name": name,
+        "namespace": namespace,
+        "uid": f"uid-{namespace}-{name}",
+        "labels": labels or {},
+    }
 
 
 def pod(
@@ -246,11 +255,13 @@ def pod(
     ]
     spec: dict[str, Any] = {"containers": containers}
     if init_images:
-        spec["initContainers"] = [{"name": f"i{i}", "image": im} for i, im in
-                                  enumerate(init_images)]
+        spec["initContainers"] = [
+            {"name": f"i{i}", "image": im} for i, im in enumerate(init_images)
+        ]
     if ephemeral_images:
-        spec["ephemeralContainers"] = [{"name": f"e{i}", "image": im} for i, im in
-                                       enumerate(ephemeral_images)]
+        spec["ephemeralContainers"] = [
+            {"name": f"e{i}", "image": im} for i, im in enumerate(ephemeral_images)
+        ]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -265,13 +276,19 @@ def workload(kind: str, name: str, namespace: str, images: list[str]) -> dict[st
     pod_spec = {"containers": [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]}
     template = {"metadata": {"labels": {"app": name}}, "spec": pod_spec}
     if kind == "CronJob":
-        spec: dict[str, Any] = {"schedule": "0 * * * *",
-                                "jobTemplate": {"spec": {"template": template}}}
+        spec: dict[str, Any] = {
+            "schedule": "0 * * * *",
+            "jobTemplate": {"spec": {"template": template}},
+        }
     else:
         spec = {"template": template, "selector": {"matchLabels": {"app": name}}}
     api = {"Job": "batch/v1", "CronJob": "batch/v1", "ReplicationController": "v1"}
-    return {"apiVersion": api.get(kind, "apps/v1"), "kind": kind,
-            "metadata": _meta(name, namespace), "spec": spec}
+    return {
+        "apiVersion": api.get(kind, "apps/v1"),
+        "kind": kind,
+        "metadata": _meta(name, namespace),
+        "spec": spec,
+    }
 
 
 def helm_release_secret(

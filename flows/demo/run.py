@@ -46,8 +46,10 @@ def run_demo(workdir: Path, console: Console) -> int:
         now = now_for_demo()
         scenario = build_scenario(workdir / "scenario", registry.url, kube, now)
         kube.start().write_kubeconfig(workdir / "scenario" / "kubeconfig")
-        console.print(f"git        {workdir / 'scenario' / 'git' / 'checkout'} "
-                      "(main, feature-login, feature-old deleted from origin, v1.0.0, v1.1.0)")
+        console.print(
+            f"git        {workdir / 'scenario' / 'git' / 'checkout'} "
+            "(main, feature-login, feature-old deleted from origin, v1.0.0, v1.1.0)"
+        )
         console.print(f"kubernetes {kube.url} (API fixture: a Deployment, a Pod, Helm history)")
         console.print(f"config     {scenario.config_path}")
 
@@ -56,8 +58,7 @@ def run_demo(workdir: Path, console: Console) -> int:
         print_run(dry)
 
         console.rule("3. regsweep run --apply")
-        applied = cleanup(config_path=str(scenario.config_path), apply=True,
-                          now=now.isoformat())
+        applied = cleanup(config_path=str(scenario.config_path), apply=True, now=now.isoformat())
         print_run(applied)
 
         console.rule("4. check the registry")
@@ -74,10 +75,11 @@ def run_demo(workdir: Path, console: Console) -> int:
             console.print(f"[red]unexpected outcome for: {', '.join(wrong)}[/]")
             return 1
         console.rule("done")
+        prefect_home = os.environ.get("PREFECT_HOME", "~/.prefect")
         console.print(
             f"Every image still needed survived; the rest was deleted in "
             f"{time.monotonic() - started:.0f}s.\n"
-            f"Runs are recorded in Prefect (PREFECT_HOME={os.environ.get('PREFECT_HOME', '~/.prefect')}):"
+            f"Runs are recorded in Prefect (PREFECT_HOME={prefect_home}):"
             " `prefect server start` shows them at http://127.0.0.1:4200.\n"
             f"Ledger of deletions: {applied['ledger_path']}\n"
             f"Try: regsweep explain --config {scenario.config_path} --now {now.isoformat()} "

@@ -36,10 +36,16 @@ def build_scenario(root: Path, registry_url: str, kube: KubeAPIFixture, now: dat
     git = GitRepoBuilder(root / "git")
     day = timedelta(days=1)
     main = [git.commit("main", now - (6 - i) * day, f"main {i}") for i in range(6)]
-    live = [git.commit("feature-login", now - (3 - i) * day, f"login {i}", parents=None
-                       if i else [main[2]]) for i in range(3)]
-    gone = [git.commit("feature-old", now - (5 - i) * day, f"old {i}", parents=None
-                       if i else [main[0]]) for i in range(2)]
+    live = [
+        git.commit(
+            "feature-login", now - (3 - i) * day, f"login {i}", parents=None if i else [main[2]]
+        )
+        for i in range(3)
+    ]
+    gone = [
+        git.commit("feature-old", now - (5 - i) * day, f"old {i}", parents=None if i else [main[0]])
+        for i in range(2)
+    ]
     git.tag("v1.0.0", main[1], now - 4 * day)
     git.tag("v1.1.0", main[3])
     git.push("main", "feature-login", "feature-old")
@@ -53,48 +59,108 @@ def build_scenario(root: Path, registry_url: str, kube: KubeAPIFixture, now: dat
             for i, sha in enumerate(main):
                 tags = [f"main-{sha[:8]}"] + (["v1.0.0"] if sha == main[1] else [])
                 if sha == main[3]:
-                    arm = await push_image(client, "demo/app", [], created=now - (6 - i) * day,
-                                           labels={LABEL: sha}, oci=True,
-                                           platform=("linux", "arm64"), layer_size=40_000)
-                    amd = await push_image(client, "demo/app", [], created=now - (6 - i) * day,
-                                           labels={LABEL: sha}, oci=True, layer_size=40_000)
+                    arm = await push_image(
+                        client,
+                        "demo/app",
+                        [],
+                        created=now - (6 - i) * day,
+                        labels={LABEL: sha},
+                        oci=True,
+                        platform=("linux", "arm64"),
+                        layer_size=40_000,
+                    )
+                    amd = await push_image(
+                        client,
+                        "demo/app",
+                        [],
+                        created=now - (6 - i) * day,
+                        labels={LABEL: sha},
+                        oci=True,
+                        layer_size=40_000,
+                    )
                     d[f"main{i}"] = await push_index(
-                        client, "demo/app", [f"main-{sha[:8]}", "v1.1.0"],
-                        [(arm, ("linux", "arm64")), (amd, ("linux", "amd64"))])
+                        client,
+                        "demo/app",
+                        [f"main-{sha[:8]}", "v1.1.0"],
+                        [(arm, ("linux", "arm64")), (amd, ("linux", "amd64"))],
+                    )
                     d["main3-arm64"], d["main3-amd64"] = arm, amd
                     continue
-                d[f"main{i}"] = await push_image(client, "demo/app", tags,
-                                                 created=now - (6 - i) * day,
-                                                 labels={LABEL: sha}, layer_size=40_000)
+                d[f"main{i}"] = await push_image(
+                    client,
+                    "demo/app",
+                    tags,
+                    created=now - (6 - i) * day,
+                    labels={LABEL: sha},
+                    layer_size=40_000,
+                )
             for i, sha in enumerate(live):
-                d[f"login{i}"] = await push_image(client, "demo/app", [f"login-{sha[:8]}"],
-                                                  created=now - (3 - i) * day,
-                                                  labels={LABEL: sha}, layer_size=40_000)
+                d[f"login{i}"] = await push_image(
+                    client,
+                    "demo/app",
+                    [f"login-{sha[:8]}"],
+                    created=now - (3 - i) * day,
+                    labels={LABEL: sha},
+                    layer_size=40_000,
+                )
             for i, sha in enumerate(gone):
-                d[f"old{i}"] = await push_image(client, "demo/app", [f"old-{sha[:8]}"],
-                                                created=now - (5 - i) * day,
-                                                labels={LABEL: sha}, layer_size=40_000)
-            d["debug"] = await push_image(client, "demo/app", ["debug-tools"],
-                                          created=now - 30 * day, layer_size=8_000)
-            d["fresh"] = await push_image(client, "demo/app", ["pr-42"],
-                                          created=now - timedelta(minutes=30),
-                                          labels={LABEL: "f" * 40}, layer_size=40_000)
+                d[f"old{i}"] = await push_image(
+                    client,
+                    "demo/app",
+                    [f"old-{sha[:8]}"],
+                    created=now - (5 - i) * day,
+                    labels={LABEL: sha},
+                    layer_size=40_000,
+                )
+            d["debug"] = await push_image(
+                client, "demo/app", ["debug-tools"], created=now - 30 * day, layer_size=8_000
+            )
+            d["fresh"] = await push_image(
+                client,
+                "demo/app",
+                ["pr-42"],
+                created=now - timedelta(minutes=30),
+                labels={LABEL: "f" * 40},
+                layer_size=40_000,
+            )
             for i, sha in enumerate(gone + main[:2]):
-                d[f"worker{i}"] = await push_image(client, "demo/worker", [f"w-{sha[:8]}"],
-                                                   created=now - (5 - i) * day,
-                                                   labels={LABEL: sha}, layer_size=20_000)
+                d[f"worker{i}"] = await push_image(
+                    client,
+                    "demo/worker",
+                    [f"w-{sha[:8]}"],
+                    created=now - (5 - i) * day,
+                    labels={LABEL: sha},
+                    layer_size=20_000,
+                )
 
     asyncio.run(push_all())
 
     # The cluster: a Deployment pinned to an old main image, a pod running a worker image
     # from the deleted branch (by digest), and Helm history that still names v1.0.0.
-    kube.add("deployments", workload("Deployment", "app", "prod", [f"{host}/demo/app:main-{main[0][:8]}"]))
-    kube.add("pods", pod("worker-7d9f", "prod", [f"{host}/demo/worker:w-{gone[0][:8]}"],
-                         image_ids=[f"docker-pullable://{host}/demo/worker@{d['worker0']}"]))
+    kube.add(
+        "deployments",
+        workload("Deployment", "app", "prod", [f"{host}/demo/app:main-{main[0][:8]}"]),
+    )
+    kube.add(
+        "pods",
+        pod(
+            "worker-7d9f",
+            "prod",
+            [f"{host}/demo/worker:w-{gone[0][:8]}"],
+            image_ids=[f"docker-pullable://{host}/demo/worker@{d['worker0']}"],
+        ),
+    )
     for revision, tag in enumerate(["v1.0.0", "v1.1.0"], start=1):
-        kube.add("secrets", helm_release_secret(
-            "app", "prod", revision, [f"{host}/demo/app:{tag}"],
-            status="deployed" if revision == 2 else "superseded"))
+        kube.add(
+            "secrets",
+            helm_release_secret(
+                "app",
+                "prod",
+                revision,
+                [f"{host}/demo/app:{tag}"],
+                status="deployed" if revision == 2 else "superseded",
+            ),
+        )
 
     config = {
         "registry": {"url": registry_url, "repositories": ["demo/*"]},
@@ -114,13 +180,17 @@ def build_scenario(root: Path, registry_url: str, kube: KubeAPIFixture, now: dat
     scenario.expect_kept = {
         "main0",  # kubernetes: the Deployment pins it
         "main1",  # tag v1.0.0 (git-policy[0]) and Helm history
-        "main3", "main3-arm64", "main3-amd64",  # tag v1.1.0, an index and its children
-        "main4", "main5",  # the 2 newest on main
+        "main3",
+        "main3-arm64",
+        "main3-amd64",  # tag v1.1.0, an index and its children
+        "main4",
+        "main5",  # the 2 newest on main
         "login2",  # newest on the live feature branch
         "debug",  # unlinked
         "fresh",  # built 30 minutes ago
         "worker0",  # running in a pod (by digest), though its branch is gone
-        "worker2", "worker3",  # commits on main; main[1] is tagged v1.0.0
+        "worker2",
+        "worker3",  # commits on main; main[1] is tagged v1.0.0
     }
     scenario.expect_deleted = {"main2", "login0", "login1", "old0", "old1", "worker1"}
     return scenario

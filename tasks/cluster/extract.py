@@ -39,8 +39,17 @@ log = logging.getLogger(__name__)
 IMAGE_COLUMNS = {
     name: "str"
     for name in (
-        "context", "namespace", "kind", "object", "container", "image",
-        "registry", "repository", "tag", "digest", "source",
+        "context",
+        "namespace",
+        "kind",
+        "object",
+        "container",
+        "image",
+        "registry",
+        "repository",
+        "tag",
+        "digest",
+        "source",
     )
 }
 PAGE_SIZE = 500
@@ -78,14 +87,14 @@ def _api_clients(
     if path is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         configuration = kubernetes.client.Configuration()
         try:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)
+            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException as exc:
             raise ClusterConfigError(f"in-cluster configuration: {exc}") from exc
         yield "in-cluster", kubernetes.client.ApiClient(configuration)
         return
     path = str(Path(path or "~/.kube/config").expanduser())
     try:
-        available, _active = kubernetes.config.list_kube_config_contexts(config_file=path)
+        available, _active = kubernetes.config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
     except (kubernetes.config.ConfigException, OSError) as exc:
         raise ClusterConfigError(f"kubernetes.kubeconfig {path}: {exc}") from exc
     names = [c["name"] for c in available]
@@ -96,15 +105,19 @@ def _api_clients(
         )
     for name in contexts or names:
         try:
-            client = kubernetes.config.new_client_from_config(config_file=path, context=name)
+            client = kubernetes.config.new_client_from_config(config_file=path, context=name)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException as exc:
             raise ClusterConfigError(f"context {name} in {path}: {exc}") from exc
         yield name, client
 
 
 def _list_all(
-    api_client: kubernetes.client.ApiClient, context: str, kind: Kind, namespaces: list[str],
-    label_selector: str = "", field_selector: str = "",
+    api_client: kubernetes.client.ApiClient,
+    context: str,
+    kind: Kind,
+    namespaces: list[str],
+    label_selector: str = "",
+    field_selector: str = "",
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     api = getattr(kubernetes.client, kind.api)(api_client)
     scopes: list[str] = namespaces or [""]
@@ -119,7 +132,11 @@ def _list_all(
 
 
 def _paginate(
-    call: Lister, context: str, namespace: str, kind: str, label_selector: str,
+    call: Lister,
+    context: str,
+    namespace: str,
+    kind: str,
+    label_selector: str,
     field_selector: str,
 ) -> Iterator[dict[str, Any]]:
     restarts = 0
@@ -165,14 +182,22 @@ def _row(
     try:
         ref = parse_reference(image)
     except ValueError:
-        log.warning("context %s %s/%s %s: unparseable image %r", context, namespace, kind, obj,
-                    image)
+        log.warning(
+            "context %s %s/%s %s: unparseable image %r", context, namespace, kind, obj, image
+        )
         return None
     return {
-        "context": context, "namespace": namespace, "kind": kind, "object": obj,
-        "container": container, "image": image, "registry": ref.registry,
-        "repository": ref.repository, "tag": ref.tag if source != "status" else "",
-        "digest": ref.digest, "source": source,
+        "context": context,
+        "namespace": namespace,
+        "kind": kind,
+        "object": obj,
+        "container": container,
+        "image": image,
+        "registry": ref.registry,
+        "repository": ref.repository,
+        "tag": ref.tag if source != "status" else "",
+        "digest": ref.digest,
+        "source": source,
     }
 
 
@@ -188,8 +213,15 @@ def _object_rows(
         for container in spec.get(list_name) or []:
             image = container.get("image")
             if isinstance(image, str) and image:
-                row = _row(context, namespace, kind.name, name, str(container.get("name", "")),
-                           image, "spec")
+                row = _row(
+                    context,
+                    namespace,
+                    kind.name,
+                    name,
+                    str(container.get("name", "")),
+                    image,
+                    "spec",
+                )
                 if row is not None:
                     yield row
     status = item.get("status") if kind.name == "Pod" else None
@@ -198,8 +230,15 @@ def _object_rows(
             image_id = container.get("imageID") or ""
             # Only `name@digest` identifies a manifest; a bare `sha256:...` is a local image ID.
             if "@" in image_id:
-                row = _row(context, namespace, kind.name, name, str(container.get("name", "")),
-                           image_id, "status")
+                row = _row(
+                    context,
+                    namespace,
+                    kind.name,
+                    name,
+                    str(container.get("name", "")),
+                    image_id,
+                    "status",
+                )
                 if row is not None:
                     yield row
 
@@ -217,8 +256,9 @@ def _helm_rows(
         (config_maps, "", False),
     ]
     for kind, field_selector, double_encoded in sources:
-        for namespace, item in _list_all(api_client, context, kind, namespaces, "owner=helm",
-                                         field_selector):
+        for namespace, item in _list_all(
+            api_client, context, kind, namespaces, "owner=helm", field_selector
+        ):
             payload = (item.get("data") or {}).get("release")
             if not isinstance(payload, str):
                 continue
@@ -227,17 +267,27 @@ def _helm_rows(
                     payload = base64.b64decode(payload).decode()
                 release = decode_release(payload)
             except (ValueError, UnicodeDecodeError) as exc:
-                raise ListFailed(context, namespace, kind.name,
-                                 f"{item['metadata'].get('name')}: undecodable release: {exc}"
-                                 ) from exc
+                raise ListFailed(
+                    context,
+                    namespace,
+                    kind.name,
+                    f"{item['metadata'].get('name')}: undecodable release: {exc}",
+                ) from exc
             key = (namespace, str(release.get("name", "")))
             releases.setdefault(key, []).append((int(release.get("version", 0)), release))
     rows: list[dict[str, str]] = []
     for (namespace, name), versions in releases.items():
         for version, release in sorted(versions, key=lambda v: v[0], reverse=True)[:revisions]:
             for kind_name, obj, container, image in manifest_images(release.get("manifest", "")):
-                row = _row(context, namespace, kind_name, f"{name}@{version}/{obj}", container,
-                           image, "helm")
+                row = _row(
+                    context,
+                    namespace,
+                    kind_name,
+                    f"{name}@{version}/{obj}",
+                    container,
+                    image,
+                    "helm",
+                )
                 if row is not None:
                     rows.append(row)
     return rows

@@ -17,15 +17,15 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind("Pod", "CoreV1Api", "pod", ("spec",)),
-    Kind("ReplicationController", "CoreV1Api", "replication_controller",
-         ("spec", "template", "spec")),
+    Kind(
+        "ReplicationController", "CoreV1Api", "replication_controller", ("spec", "template", "spec")
+    ),
     Kind("Deployment", "AppsV1Api", "deployment", ("spec", "template", "spec")),
     Kind("ReplicaSet", "AppsV1Api", "replica_set", ("spec", "template", "spec")),
     Kind("StatefulSet", "AppsV1Api", "stateful_set", ("spec", "template", "spec")),
     Kind("DaemonSet", "AppsV1Api", "daemon_set", ("spec", "template", "spec")),
     Kind("Job", "BatchV1Api", "job", ("spec", "template", "spec")),
-    Kind("CronJob", "BatchV1Api", "cron_job",
-         ("spec", "jobTemplate", "spec", "template", "spec")),
+    Kind("CronJob", "BatchV1Api", "cron_job", ("spec", "jobTemplate", "spec", "template", "spec")),
 )
 
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")

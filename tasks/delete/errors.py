@@ -1,10 +1,10 @@
 """Errors of the delete stage::
 
-    DeletionError            base
-    ├── DeletionRefused      a safety guard stopped the run before any DELETE
-    │                        (maxDeleteFraction, deletion disabled on the registry)
-    ├── DeletionIncomplete   some deletions failed; the ledger and results say which
-    └── RestoreError         a restore cannot be done completely, so nothing was restored
+DeletionError            base
+├── DeletionRefused      a safety guard stopped the run before any DELETE
+│                        (maxDeleteFraction, deletion disabled on the registry)
+├── DeletionIncomplete   some deletions failed; the ledger and results say which
+└── RestoreError         a restore cannot be done completely, so nothing was restored
 """
 
 from __future__ import annotations

@@ -61,10 +61,18 @@ def deletion_targets(plan: pd.DataFrame) -> list[Target]:
         if (rows["action"] != "delete").any():
             continue
         tags = tuple(sorted(t for t in rows["tag"] if t))
-        targets.append(Target(str(repo), str(digest), tags, str(rows["media_type"].iloc[0]),
-                              str(rows["reason"].iloc[0])))
-    return sorted(targets, key=lambda t: (t.media_type not in mediatypes.INDEXES, t.repository,
-                                          t.digest))
+        targets.append(
+            Target(
+                str(repo),
+                str(digest),
+                tags,
+                str(rows["media_type"].iloc[0]),
+                str(rows["reason"].iloc[0]),
+            )
+        )
+    return sorted(
+        targets, key=lambda t: (t.media_type not in mediatypes.INDEXES, t.repository, t.digest)
+    )
 
 
 def check_fraction(plan: pd.DataFrame, max_fraction: float) -> dict[str, float]:
@@ -112,8 +120,9 @@ async def execute_plan(
     live = []
     for target in targets:
         if target.repository in skip:
-            results.append(_result(target, "skipped-incomplete",
-                                   "the repository's listing was incomplete"))
+            results.append(
+                _result(target, "skipped-incomplete", "the repository's listing was incomplete")
+            )
         elif not apply:
             results.append(_result(target, "would-delete", ""))
         else:
@@ -141,12 +150,17 @@ async def execute_plan(
         others = [t for t in live if t.media_type not in mediatypes.INDEXES]
         for group in (indexes, others):
             results.extend(await asyncio.gather(*(one(t) for t in group)))
-    return typed_frame(results, RESULT_COLUMNS)  # type: ignore[arg-type]
+    return typed_frame(results, RESULT_COLUMNS)
 
 
 def _result(target: Target, outcome: str, detail: str) -> dict[str, object]:
-    return {"repository": target.repository, "digest": target.digest, "tags": list(target.tags),
-            "outcome": outcome, "detail": detail}
+    return {
+        "repository": target.repository,
+        "digest": target.digest,
+        "tags": list(target.tags),
+        "outcome": outcome,
+        "detail": detail,
+    }
 
 
 async def _recheck(
@@ -191,10 +205,16 @@ async def _delete(
     def record(state: str, detail: str = "") -> None:
         ledger.append(
             LedgerRecord(
-                state=state, registry=client.host, repository=repo, digest=digest,
-                tags=list(target.tags), media_type=manifest.media_type,
-                manifest=base64.b64encode(manifest.raw).decode(), reason=target.reason,
-                flow_run_id=flow_run_id, detail=detail,
+                state=state,
+                registry=client.host,
+                repository=repo,
+                digest=digest,
+                tags=list(target.tags),
+                media_type=manifest.media_type,
+                manifest=base64.b64encode(manifest.raw).decode(),
+                reason=target.reason,
+                flow_run_id=flow_run_id,
+                detail=detail,
             )
         )
 

@@ -32,11 +32,16 @@ def run_deletion(
     async def go() -> pd.DataFrame:
         async with make_client(config) as client:
             return await execute_plan(
-                client, plan, registry.tags, apply=apply,
+                client,
+                plan,
+                registry.tags,
+                apply=apply,
                 ledger=Ledger(ledger_path) if apply else None,
                 incomplete=registry.incomplete(),
-                max_delete_fraction=config.safety.max_delete_fraction, force=force,
-                flow_run_id=flow_run_id, progress=progress,
+                max_delete_fraction=config.safety.max_delete_fraction,
+                force=force,
+                flow_run_id=flow_run_id,
+                progress=progress,
             )
 
     return asyncio.run(go())
@@ -53,5 +58,12 @@ def delete_task(
     flow_run_id: str,
 ) -> pd.DataFrame:
     """Prefect task: `run_deletion`."""
-    return run_deletion(config, plan, registry, apply=apply, ledger_path=Path(ledger_path),
-                        force=force, flow_run_id=flow_run_id)
+    return run_deletion(
+        config,
+        plan,
+        registry,
+        apply=apply,
+        ledger_path=Path(ledger_path),
+        force=force,
+        flow_run_id=flow_run_id,
+    )

@@ -1,9 +1,9 @@
 """Errors raised by the Git stage; pygit2 errors are translated where pygit2 is called::
 
-    GitError                 anything the Git stage cannot do (fails the run closed)
-    ├── RepositoryNotFound   `git.path` is not a Git repository
-    ├── ShallowClone         history is cut short, so reachability would be wrong
-    └── NoBranches           no branch under the configured remote: a typo would delete all
+GitError                 anything the Git stage cannot do (fails the run closed)
+├── RepositoryNotFound   `git.path` is not a Git repository
+├── ShallowClone         history is cut short, so reachability would be wrong
+└── NoBranches           no branch under the configured remote: a typo would delete all
 """
 
 from __future__ import annotations

@@ -137,4 +137,3 @@ def extract_git(path: str | Path, remote: str = "origin") -> GitExtraction:
     """Return the references and commits of the repository at `path`."""
     repo = open_repository(path)
     return GitExtraction(refs=extract_refs(repo, remote), commits=extract_commits(repo))
-

@@ -153,9 +153,7 @@ class CleanupConfig(_Model):
     disable_kubernetes_based_policy: bool = False
     disable_git_history_based_policy: bool = False
     disable_built_within_last_n_hours_policy: bool = False
-    keep_tags: list[Annotated[str, BeforeValidator(_check_pattern)]] = Field(
-        default_factory=list
-    )
+    keep_tags: list[Annotated[str, BeforeValidator(_check_pattern)]] = Field(default_factory=list)
     keep_list: str | None = None
     unlinked: Literal["keep", "delete"] = "keep"
 
@@ -175,9 +173,7 @@ class Config(_Model):
     @model_validator(mode="after")
     def _git_needed(self) -> Config:
         if self.git is None and not self.cleanup.disable_git_history_based_policy:
-            raise ValueError(
-                "git is required unless cleanup.disableGitHistoryBasedPolicy is true"
-            )
+            raise ValueError("git is required unless cleanup.disableGitHistoryBasedPolicy is true")
         return self
 
     def effective_policies(self) -> list[KeepPolicy]:

@@ -1,6 +1,6 @@
 """Errors of the policy stage::
 
-    ConfigError        the configuration file is unreadable or invalid; `field` names the path
+ConfigError        the configuration file is unreadable or invalid; `field` names the path
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ class GitKeep:
         ordinal = _ordinal(self.rank)
         when = self.time.strftime("%Y-%m-%d %H:%M UTC")
         if self.kind == "tag":
-            return f"git-policy[{self.policy}]: tag {self.reference}, commit {self.commit[:7]} {when}"
+            return (
+                f"git-policy[{self.policy}]: tag {self.reference}, commit {self.commit[:7]} {when}"
+            )
         return (
             f"git-policy[{self.policy}]: branch {self.reference}, {ordinal} newest image, "
             f"commit {self.commit[:7]} {when}"
@@ -44,7 +46,11 @@ def _ordinal(n: int) -> str:
 
 
 def _within(
-    last: int | None, window: timedelta | None, operator: str, rank: int, when: datetime,
+    last: int | None,
+    window: timedelta | None,
+    operator: str,
+    rank: int,
+    when: datetime,
     now: datetime,
 ) -> bool:
     """Combine a `last` rank limit (None = unlimited) and an `in` window with And/Or."""
@@ -94,9 +100,7 @@ def evaluate_git_policies(
             effective[(name, kind)] = (index, policy.images_per_reference, commit)
 
     parents = dict(zip(commits["sha"], commits["parents"], strict=True))
-    times = {
-        sha: t.to_pydatetime() for sha, t in zip(commits["sha"], commits["time"], strict=True)
-    }
+    times = {sha: t.to_pydatetime() for sha, t in zip(commits["sha"], commits["time"], strict=True)}
     by_commit: dict[str, list[Key]] = defaultdict(list)
     for key, shas in links.items():
         for sha in shas:

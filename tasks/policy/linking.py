@@ -69,24 +69,27 @@ def link_images(
         links.unknown.setdefault(key, set()).add(value)
 
     own: set[Key] = set()
-    for repo, digest, labels, annotations in zip(
-        images["repository"], images["digest"], images["labels"], images["annotations"],
+    for repo, digest, labels, notes in zip(
+        images["repository"],
+        images["digest"],
+        images["labels"],
+        images["annotations"],
         strict=True,
     ):
-        value = (labels or {}).get(label) or (annotations or {}).get(label)
+        value = (labels or {}).get(label) or (notes or {}).get(label)
         if isinstance(value, str) and value:
             own.add((repo, digest))
             add((repo, digest), value)
     if pattern is not None:
-        for repo, tag, digest in zip(tags["repository"], tags["tag"], tags["digest"],
-                                     strict=True):
+        for repo, tag, digest in zip(tags["repository"], tags["tag"], tags["digest"], strict=True):
             if (repo, digest) in own:
                 continue
             match = pattern.fullmatch(tag)
             if match and match.group("commit"):
                 add((repo, digest), match.group("commit"))
-    for repo, parent, child in zip(index_edges["repository"], index_edges["parent"],
-                                   index_edges["child"], strict=True):
+    for repo, parent, child in zip(
+        index_edges["repository"], index_edges["parent"], index_edges["child"], strict=True
+    ):
         if (repo, parent) in own:
             continue
         child_commits = links.commits.get((repo, child))

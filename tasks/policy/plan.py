@@ -95,21 +95,24 @@ def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: date
         digest_reasons[key].add(reason)
         evidence[key].append(why)
 
-    tag_digest = {(r, t): d for r, t, d in zip(tags["repository"], tags["tag"], tags["digest"],
-                                               strict=True)}
+    tag_digest = {
+        (r, t): d for r, t, d in zip(tags["repository"], tags["tag"], tags["digest"], strict=True)
+    }
     tags_of: dict[Key, list[str]] = defaultdict(list)
     for (repo, tag), digest in tag_digest.items():
         tags_of[(repo, digest)].append(tag)
     known = set(zip(images["repository"], images["digest"], strict=True))
     children: dict[Key, list[Key]] = defaultdict(list)
-    for repo, parent, child in zip(edges["repository"], edges["parent"], edges["child"],
-                                   strict=True):
+    for repo, parent, child in zip(
+        edges["repository"], edges["parent"], edges["child"], strict=True
+    ):
         children[(repo, parent)].append((repo, child))
 
     # Links to commits.
     commit_index = CommitIndex(inputs.commits["sha"] if inputs.commits is not None else [])
-    links = link_images(images, tags, edges, commit_index, config.link.label,
-                        config.link.tag_pattern)
+    links = link_images(
+        images, tags, edges, commit_index, config.link.label, config.link.tag_pattern
+    )
 
     # Cluster: in use now, and Helm rollback targets.
     host = canonical_registry(registry_host)
@@ -157,8 +160,11 @@ def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: date
                 evidence[(repo, digest)].append(f"keep-tag: tag {tag} matches cleanup.keepTags")
 
     # Built within the last N hours (an index is as new as its newest child).
-    created = dict(zip(zip(images["repository"], images["digest"], strict=True),
-                       images["created"], strict=True))
+    created = dict(
+        zip(
+            zip(images["repository"], images["digest"], strict=True), images["created"], strict=True
+        )
+    )
     for parent, kids in children.items():
         times = [created[k] for k in kids if k in created and not pd.isna(created[k])]
         if times and (pd.isna(created.get(parent)) or max(times) > created[parent]):
@@ -205,8 +211,9 @@ def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: date
         else:
             evidence[key] = [f"referrer: its subject {subject[1][:19]} is not kept or is gone"]
 
-    table = _table(images, tags, known, digest_reasons, tag_reasons, digest_kept, links.commits,
-                   created)
+    table = _table(
+        images, tags, known, digest_reasons, tag_reasons, digest_kept, links.commits, created
+    )
     return Plan(table=table, evidence=dict(evidence), unknown_commits=links.unknown)
 
 
@@ -224,8 +231,9 @@ def _split_reference(entry: str, host: str) -> tuple[str, str, str]:
 def _referrers(images: pd.DataFrame, tags: pd.DataFrame) -> dict[Key, Key]:
     """Map each referrer (OCI `subject`, or a `sha256-<hex>.sig|.att|.sbom` tag) to its subject."""
     subjects: dict[Key, Key] = {}
-    for repo, digest, subject in zip(images["repository"], images["digest"], images["subject"],
-                                     strict=True):
+    for repo, digest, subject in zip(
+        images["repository"], images["digest"], images["subject"], strict=True
+    ):
         if subject:
             subjects[(repo, digest)] = (repo, subject)
     for repo, tag, digest in zip(tags["repository"], tags["tag"], tags["digest"], strict=True):
@@ -245,14 +253,19 @@ def _table(
     commits: dict[Key, set[str]],
     created: dict[Key, pd.Timestamp],
 ) -> pd.DataFrame:
-    media = dict(zip(zip(images["repository"], images["digest"], strict=True),
-                     images["media_type"], strict=True))
+    media = dict(
+        zip(
+            zip(images["repository"], images["digest"], strict=True),
+            images["media_type"],
+            strict=True,
+        )
+    )
     rows = []
     tagged: set[Key] = set()
-    entries = [(r, d, t) for r, t, d in zip(tags["repository"], tags["tag"], tags["digest"],
-                                            strict=True)]
-    for repo, digest, tag in entries:
-        tagged.add((repo, digest))
+    entries = [
+        (r, d, t) for r, t, d in zip(tags["repository"], tags["tag"], tags["digest"], strict=True)
+    ]
+    tagged.update((repo, digest) for repo, digest, _ in entries)
     entries += [(r, d, "") for r, d in sorted(known - tagged)]
     for repo, digest, tag in entries:
         key = (repo, digest)

@@ -20,12 +20,16 @@ def reclaimable_bytes(plan: pd.DataFrame, blobs: pd.DataFrame) -> pd.Series:
     decisions = digest_decisions(plan)
     joined = blobs.merge(decisions, on=["repository", "digest"], how="left")
     kept_blobs = set(
-        zip(joined.loc[joined["action"] != "delete", "repository"],
-            joined.loc[joined["action"] != "delete", "blob"], strict=True)
+        zip(
+            joined.loc[joined["action"] != "delete", "repository"],
+            joined.loc[joined["action"] != "delete", "blob"],
+            strict=True,
+        )
     )
     freed = joined[joined["action"] == "delete"].drop_duplicates(["repository", "blob"])
-    mask = [(r, b) not in kept_blobs for r, b in zip(freed["repository"], freed["blob"],
-                                                      strict=True)]
+    mask = [
+        (r, b) not in kept_blobs for r, b in zip(freed["repository"], freed["blob"], strict=True)
+    ]
     return freed[mask].groupby("repository")["size"].sum().astype("int64")
 
 
@@ -33,12 +37,13 @@ def summarise(plan: pd.DataFrame, blobs: pd.DataFrame) -> pd.DataFrame:
     """Per repository: kept and deleted digests, and reclaimable bytes."""
     decisions = digest_decisions(plan)
     counts = (
-        decisions.groupby(["repository", "action"]).size().unstack(fill_value=0)
+        decisions.groupby(["repository", "action"])
+        .size()
+        .unstack(fill_value=0)
         .reindex(columns=["keep", "delete"], fill_value=0)
         .rename(columns={"keep": "kept", "delete": "deleted"})
     )
-    counts["bytes_reclaimable"] = reclaimable_bytes(plan, blobs).reindex(counts.index,
-                                                                       fill_value=0)
+    counts["bytes_reclaimable"] = reclaimable_bytes(plan, blobs).reindex(counts.index, fill_value=0)
     return counts.reset_index()[SUMMARY_COLUMNS].astype(
         {"kept": "int64", "deleted": "int64", "bytes_reclaimable": "int64"}
     )
@@ -48,6 +53,9 @@ def by_reason(plan: pd.DataFrame) -> pd.DataFrame:
     """Digests per (action, first reason)."""
     decisions = digest_decisions(plan)
     return (
-        decisions.groupby(["action", "reason"]).size().rename("digests").reset_index()
+        decisions.groupby(["action", "reason"])
+        .size()
+        .rename("digests")
+        .reset_index()
         .sort_values(["action", "digests"], ascending=[False, False], ignore_index=True)
     )

@@ -128,9 +128,7 @@ class RegistryClient:
             timeout=timeout,
             verify=verify,
             transport=transport,
-            limits=httpx.Limits(
-                max_connections=concurrency, max_keepalive_connections=concurrency
-            ),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             follow_redirects=True,
         )
 
@@ -271,4 +269,3 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidResponse(f"{response.request.url}: body is not a JSON object")
     return body
-

@@ -253,4 +253,3 @@ def _created(config: dict[str, Any]) -> str | None:
     except ValueError:
         return None
     return value
-

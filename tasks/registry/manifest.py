@@ -93,7 +93,7 @@ async def resolve_tag(client: RegistryClient, repository: str, tag: str) -> str 
         return None
     digest = response.headers.get("Docker-Content-Digest")
     if digest:
-        return digest
+        return str(digest)
     return (await get_manifest(client, repository, tag)).digest
 
 

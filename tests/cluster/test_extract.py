@@ -20,16 +20,28 @@ from tasks.cluster.extract import IMAGE_COLUMNS, extract_cluster
 
 DIGEST = "sha256:" + "a" * 64
 PLURALS = {
-    "Deployment": "deployments", "ReplicaSet": "replicasets", "StatefulSet": "statefulsets",
-    "DaemonSet": "daemonsets", "Job": "jobs", "CronJob": "cronjobs",
+    "Deployment": "deployments",
+    "ReplicaSet": "replicasets",
+    "StatefulSet": "statefulsets",
+    "DaemonSet": "daemonsets",
+    "Job": "jobs",
+    "CronJob": "cronjobs",
     "ReplicationController": "replicationcontrollers",
 }
 
 
 def test_every_kind_and_container_list(kube: KubeAPIFixture, tmp_path: Path) -> None:
-    kube.add("pods", pod("p", "ns", ["reg.test/app:1"], init_images=["reg.test/init:1"],
-                         ephemeral_images=["busybox"],
-                         image_ids=[f"docker-pullable://reg.test/app@{DIGEST}"]))
+    kube.add(
+        "pods",
+        pod(
+            "p",
+            "ns",
+            ["reg.test/app:1"],
+            init_images=["reg.test/init:1"],
+            ephemeral_images=["busybox"],
+            image_ids=[f"docker-pullable://reg.test/app@{DIGEST}"],
+        ),
+    )
     for kind, plural in PLURALS.items():
         kube.add(plural, workload(kind, kind.lower(), "ns", [f"reg.test/{kind.lower()}:1"]))
     config = kube.write_kubeconfig(tmp_path / "kubeconfig")
@@ -38,7 +50,10 @@ def test_every_kind_and_container_list(kube: KubeAPIFixture, tmp_path: Path) -> 
     assert set(df["kind"]) == {"Pod", *PLURALS}
     pod_rows = df[df["kind"] == "Pod"]
     assert set(pod_rows["image"]) == {
-        "reg.test/app:1", "reg.test/init:1", "busybox", f"docker-pullable://reg.test/app@{DIGEST}"
+        "reg.test/app:1",
+        "reg.test/init:1",
+        "busybox",
+        f"docker-pullable://reg.test/app@{DIGEST}",
     }
     status = pod_rows[pod_rows["source"] == "status"].iloc[0]
     assert (status["repository"], status["digest"]) == ("app", DIGEST)
@@ -47,7 +62,9 @@ def test_every_kind_and_container_list(kube: KubeAPIFixture, tmp_path: Path) -> 
 
 def test_helm_history_keeps_last_n_revisions(kube: KubeAPIFixture, tmp_path: Path) -> None:
     for revision in range(1, 8):
-        kube.add("secrets", helm_release_secret("web", "ns", revision, [f"reg.test/web:r{revision}"]))
+        kube.add(
+            "secrets", helm_release_secret("web", "ns", revision, [f"reg.test/web:r{revision}"])
+        )
     df = extract_cluster(str(kube.write_kubeconfig(tmp_path / "kc")), helm_revisions=3)
     helm = df[df["source"] == "helm"]
     assert sorted(helm["tag"]) == ["r5", "r6", "r7"]
@@ -72,15 +89,18 @@ def test_multiple_contexts_and_namespace_rbac(tmp_path: Path) -> None:
         b.add("deployments", workload("Deployment", "d", "team", ["reg.test/b:1"]))
         config = write_kubeconfig(tmp_path / "kc", {"a": a, "b": b})
         both = extract_cluster(str(config), contexts=["a", "b"], namespaces=["team"])
-        assert set(zip(both["context"], both["repository"], strict=True)) == {("a", "a"),
-                                                                              ("b", "b")}
+        assert set(zip(both["context"], both["repository"], strict=True)) == {
+            ("a", "a"),
+            ("b", "b"),
+        }
         with pytest.raises(ListFailed, match="context b, all namespaces"):
             extract_cluster(str(config), contexts=["b"])
 
 
 @pytest.mark.parametrize("status", [401, 403, 500], ids=["401", "403", "500"])
-def test_failures_fail_closed_naming_where(kube: KubeAPIFixture, tmp_path: Path,
-                                           status: int) -> None:
+def test_failures_fail_closed_naming_where(
+    kube: KubeAPIFixture, tmp_path: Path, status: int
+) -> None:
     kube.faults.append(Fault("/apis/apps/v1/statefulsets", status))
     with pytest.raises(ListFailed, match="kind StatefulSet") as info:
         extract_cluster(str(kube.write_kubeconfig(tmp_path / "kc", context="prod")))
@@ -88,8 +108,9 @@ def test_failures_fail_closed_naming_where(kube: KubeAPIFixture, tmp_path: Path,
     assert str(status) in str(info.value)
 
 
-def test_timeout_fails_closed(kube: KubeAPIFixture, tmp_path: Path,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timeout_fails_closed(
+    kube: KubeAPIFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(extract_module, "REQUEST_TIMEOUT", (2, 0.5))
     kube.faults.append(Fault("/api/v1/pods", 200, delay=2))
     with pytest.raises(ListFailed, match="kind Pod"):

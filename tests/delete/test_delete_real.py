@@ -27,10 +27,14 @@ OLD = datetime.now(UTC) - timedelta(days=30)
 
 def plan_rows(tags: pd.DataFrame, delete: set[str]) -> pd.DataFrame:
     rows = [
-        {"repository": r, "digest": d, "tag": t, "media_type":
-         "application/vnd.docker.distribution.manifest.v2+json",
-         "action": "delete" if t in delete else "keep", "reason": "no-policy" if t in delete
-         else "keep-tag"}
+        {
+            "repository": r,
+            "digest": d,
+            "tag": t,
+            "media_type": "application/vnd.docker.distribution.manifest.v2+json",
+            "action": "delete" if t in delete else "keep",
+            "reason": "no-policy" if t in delete else "keep-tag",
+        }
         for r, t, d in zip(tags["repository"], tags["tag"], tags["digest"], strict=True)
     ]
     return pd.DataFrame(rows)
@@ -53,9 +57,15 @@ def test_shared_digest_survives_and_ledger_records_before_delete(
             digests = await setup(client)
             scan = await scan_registry(client, ["r"])
             plan = plan_rows(scan.tags, {"a", "drop-me"})
-            results = await execute_plan(client, plan, scan.tags, apply=True,
-                                         ledger=Ledger(tmp_path / "l.jsonl"), incomplete=[],
-                                         max_delete_fraction=0.8)
+            results = await execute_plan(
+                client,
+                plan,
+                scan.tags,
+                apply=True,
+                ledger=Ledger(tmp_path / "l.jsonl"),
+                incomplete=[],
+                max_delete_fraction=0.8,
+            )
             now = {t: await resolve_tag(client, "r", t) for t in ("a", "keep-me", "drop-me")}
             return results, digests, now
 
@@ -76,9 +86,15 @@ def test_moved_tag_and_new_tag_cancel_deletion(registry: LocalRegistry, tmp_path
             await push_image(client, "r", ["a"], created=OLD, seed="a2")
             manifest = await get_manifest(client, "r", digests["b"])
             await put_manifest(client, "r", "release-b", manifest.raw, manifest.media_type)
-            return await execute_plan(client, plan, scan.tags, apply=True,
-                                      ledger=Ledger(tmp_path / "l.jsonl"), incomplete=[],
-                                      max_delete_fraction=0.9)
+            return await execute_plan(
+                client,
+                plan,
+                scan.tags,
+                apply=True,
+                ledger=Ledger(tmp_path / "l.jsonl"),
+                incomplete=[],
+                max_delete_fraction=0.9,
+            )
 
     results = asyncio.run(go())
     assert sorted(results["outcome"]) == ["skipped-moved", "skipped-moved"]
@@ -91,10 +107,24 @@ def test_dry_run_and_incomplete_repository_send_no_delete(registry: LocalRegistr
             await setup(client)
             scan = await scan_registry(client, ["r"])
             plan = plan_rows(scan.tags, {"a"})
-            dry = await execute_plan(client, plan, scan.tags, apply=False, ledger=None,
-                                     incomplete=[], max_delete_fraction=0.8)
-            skipped = await execute_plan(client, plan, scan.tags, apply=True, ledger=None,
-                                         incomplete=["r"], max_delete_fraction=0.8)
+            dry = await execute_plan(
+                client,
+                plan,
+                scan.tags,
+                apply=False,
+                ledger=None,
+                incomplete=[],
+                max_delete_fraction=0.8,
+            )
+            skipped = await execute_plan(
+                client,
+                plan,
+                scan.tags,
+                apply=True,
+                ledger=None,
+                incomplete=["r"],
+                max_delete_fraction=0.8,
+            )
             after = await scan_registry(client, ["r"])
             return dry, skipped, len(after.tags)
 
@@ -104,17 +134,23 @@ def test_dry_run_and_incomplete_repository_send_no_delete(registry: LocalRegistr
     assert tags_after == 5
 
 
-def test_max_delete_fraction_refuses_unless_forced(registry: LocalRegistry,
-                                                   tmp_path: Path) -> None:
+def test_max_delete_fraction_refuses_unless_forced(registry: LocalRegistry, tmp_path: Path) -> None:
     async def go(force: bool) -> pd.DataFrame:
         async with RegistryClient(registry.url) as client:
             if not force:
                 await setup(client)
             scan = await scan_registry(client, ["r"])
             plan = plan_rows(scan.tags, {"a", "b", "c"})
-            return await execute_plan(client, plan, scan.tags, apply=True,
-                                      ledger=Ledger(tmp_path / "l.jsonl"), incomplete=[],
-                                      max_delete_fraction=0.5, force=force)
+            return await execute_plan(
+                client,
+                plan,
+                scan.tags,
+                apply=True,
+                ledger=Ledger(tmp_path / "l.jsonl"),
+                incomplete=[],
+                max_delete_fraction=0.5,
+                force=force,
+            )
 
     with pytest.raises(DeletionRefused, match=r"r \(75%\)"):
         asyncio.run(go(force=False))
@@ -128,8 +164,15 @@ def test_delete_then_restore_round_trip(registry: LocalRegistry, tmp_path: Path)
         async with RegistryClient(registry.url) as client:
             digests = await setup(client)
             scan = await scan_registry(client, ["r"])
-            await execute_plan(client, plan_rows(scan.tags, {"b"}), scan.tags, apply=True,
-                               ledger=Ledger(ledger), incomplete=[], max_delete_fraction=0.8)
+            await execute_plan(
+                client,
+                plan_rows(scan.tags, {"b"}),
+                scan.tags,
+                apply=True,
+                ledger=Ledger(ledger),
+                incomplete=[],
+                max_delete_fraction=0.8,
+            )
             gone = await resolve_tag(client, "r", "b")
             records = restorable(ledger, client.host, RestoreFilter(repository="r"))
             await restore(client, records)
@@ -140,16 +183,22 @@ def test_delete_then_restore_round_trip(registry: LocalRegistry, tmp_path: Path)
     assert back == digest
 
 
-def test_restore_refuses_when_blobs_were_collected(registry: LocalRegistry,
-                                                    tmp_path: Path) -> None:
+def test_restore_refuses_when_blobs_were_collected(registry: LocalRegistry, tmp_path: Path) -> None:
     ledger = tmp_path / "l.jsonl"
 
     async def delete_b() -> None:
         async with RegistryClient(registry.url) as client:
             await setup(client)
             scan = await scan_registry(client, ["r"])
-            await execute_plan(client, plan_rows(scan.tags, {"b"}), scan.tags, apply=True,
-                               ledger=Ledger(ledger), incomplete=[], max_delete_fraction=0.8)
+            await execute_plan(
+                client,
+                plan_rows(scan.tags, {"b"}),
+                scan.tags,
+                apply=True,
+                ledger=Ledger(ledger),
+                incomplete=[],
+                max_delete_fraction=0.8,
+            )
 
     asyncio.run(delete_b())
     records = restorable(ledger, registry.host, RestoreFilter())

@@ -14,10 +14,15 @@ BASE = "registry: {url: 'http://127.0.0.1:9'}\ngit: {path: .}\n"
 @pytest.mark.parametrize(
     ("extra", "field"),
     [
-        ("cleanup: {keepPolicies: [{references: {branch: main}, imagesPerReference: {last: -3}}]}",
-         "cleanup.keepPolicies[0].imagesPerReference.last"),
-        ("cleanup: {keepPolicies: [{references: {branch: main, limit: {in: 7days}}}]}",
-         "cleanup.keepPolicies[0].references.limit.in"),
+        (
+            "cleanup: {keepPolicies: [{references: {branch: main},"
+            " imagesPerReference: {last: -3}}]}",
+            "cleanup.keepPolicies[0].imagesPerReference.last",
+        ),
+        (
+            "cleanup: {keepPolicies: [{references: {branch: main, limit: {in: 7days}}}]}",
+            "cleanup.keepPolicies[0].references.limit.in",
+        ),
         ("cleanup: {keepTgas: []}", "cleanup.keepTgas"),
         ("cleanup: {keepTags: ['/[/']}", "cleanup.keepTags[0]"),
         ("safety: {maxDeleteFraction: 2}", "safety.maxDeleteFraction"),
@@ -31,7 +36,9 @@ def test_bad_config_exits_2_naming_the_field(tmp_path: Path, extra: str, field: 
     for command in (["plan"], ["run", "--apply"]):
         done = subprocess.run(
             [sys.executable, "-m", "flows.cli", *command, "--config", str(config)],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == 2, done.stderr
         assert field in done.stderr.replace("\n", "")
@@ -43,7 +50,9 @@ def test_bad_now_and_out_exit_2(tmp_path: Path) -> None:
     for args, field in ((["--now", "yesterday"], "--now"), (["--out", "plan.xlsx"], "--out")):
         done = subprocess.run(
             [sys.executable, "-m", "flows.cli", "plan", "--config", str(config), *args],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == 2
         assert field in done.stderr
@@ -51,11 +60,15 @@ def test_bad_now_and_out_exit_2(tmp_path: Path) -> None:
 
 def test_unreachable_registry_exits_3(tmp_path: Path) -> None:
     config = tmp_path / "regsweep.yaml"
-    config.write_text(BASE.replace("git: {path: .}", "kubernetes: {enabled: false}")
-                      + "cleanup: {disableGitHistoryBasedPolicy: true}\n"
-                      + "registry: {url: 'http://127.0.0.1:9', repositories: ['a/*']}\n")
+    config.write_text(
+        BASE.replace("git: {path: .}", "kubernetes: {enabled: false}")
+        + "cleanup: {disableGitHistoryBasedPolicy: true}\n"
+        + "registry: {url: 'http://127.0.0.1:9', repositories: ['a/*']}\n"
+    )
     done = subprocess.run(
         [sys.executable, "-m", "flows.cli", "plan", "--config", str(config)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 3, done.stderr

@@ -53,8 +53,9 @@ def test_dry_run_deletes_nothing_then_apply_deletes_exactly_the_plan(
     assert dry["outcomes"] == {"would-delete": len(scenario.expect_deleted)}
     assert present(registry, scenario) == everything
 
-    applied = cleanup(config_path=str(scenario.config_path), apply=True,
-                      now=scenario.now.isoformat())
+    applied = cleanup(
+        config_path=str(scenario.config_path), apply=True, now=scenario.now.isoformat()
+    )
     assert applied["outcomes"] == {"deleted": len(scenario.expect_deleted)}
     assert present(registry, scenario) == scenario.expect_kept
     plan = pd.read_parquet(applied["plan_path"])
@@ -71,12 +72,20 @@ def test_rerun_after_failed_delete_reuses_cached_extraction(
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     with pytest.raises(OSError):
-        cleanup(config_path=str(scenario.config_path), apply=True,
-                now=scenario.now.isoformat(), ledger=str(blocker / "ledger.jsonl"))
+        cleanup(
+            config_path=str(scenario.config_path),
+            apply=True,
+            now=scenario.now.isoformat(),
+            ledger=str(blocker / "ledger.jsonl"),
+        )
     assert present(registry, scenario) == set(scenario.digests)  # failed before any DELETE
 
-    result = cleanup(config_path=str(scenario.config_path), apply=True,
-                     now=scenario.now.isoformat(), ledger=str(tmp_path / "ledger.jsonl"))
+    result = cleanup(
+        config_path=str(scenario.config_path),
+        apply=True,
+        now=scenario.now.isoformat(),
+        ledger=str(tmp_path / "ledger.jsonl"),
+    )
     assert present(registry, scenario) == scenario.expect_kept
 
     with get_client(sync_client=True) as client:
@@ -98,32 +107,67 @@ def test_cli_plan_writes_the_contract_table_without_prefect(
     env = {"PREFECT_API_URL": "http://127.0.0.1:9/api", "PATH": "/usr/bin:/bin"}
     for out in (out_csv, out_parquet):
         done = subprocess.run(
-            [sys.executable, "-m", "flows.cli", "plan", "--config", str(scenario.config_path),
-             "--now", scenario.now.isoformat(), "--out", str(out)],
-            capture_output=True, text=True, env=env, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "flows.cli",
+                "plan",
+                "--config",
+                str(scenario.config_path),
+                "--now",
+                scenario.now.isoformat(),
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr
     csv = pd.read_csv(out_csv, keep_default_na=False)
     parquet = pd.read_parquet(out_parquet)
-    columns = ["repository", "digest", "tag", "media_type", "created", "commits", "action",
-               "reason", "reasons"]
+    columns = [
+        "repository",
+        "digest",
+        "tag",
+        "media_type",
+        "created",
+        "commits",
+        "action",
+        "reason",
+        "reasons",
+    ]
     assert list(csv.columns) == columns
     assert list(parquet.columns) == columns
     assert set(parquet.loc[parquet["action"] == "delete", "digest"]) == {
         scenario.digests[n] for n in scenario.expect_deleted
     }
     untagged = parquet[parquet["tag"] == ""]
-    assert set(untagged["digest"]) == {scenario.digests["main3-arm64"],
-                                       scenario.digests["main3-amd64"]}
+    assert set(untagged["digest"]) == {
+        scenario.digests["main3-arm64"],
+        scenario.digests["main3-amd64"],
+    }
     assert present(registry, scenario) == set(scenario.digests)
 
 
 def test_explain_says_why(registry: LocalRegistry, scenario: Scenario) -> None:
     def explain(image: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "flows.cli", "explain", "--config",
-             str(scenario.config_path), "--now", scenario.now.isoformat(), image],
-            capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "flows.cli",
+                "explain",
+                "--config",
+                str(scenario.config_path),
+                "--now",
+                scenario.now.isoformat(),
+                image,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout

@@ -9,11 +9,11 @@ from typing import Any
 import pandas as pd
 
 from flows.demo.gitrepo import GitRepoBuilder
+from tasks.frames import typed_frame
 from tasks.git.extract import extract_git
 from tasks.policy.config import parse_config
 from tasks.policy.plan import Plan, PlanInputs, build_plan
 from tasks.registry.extract import EDGE_COLUMNS, IMAGE_COLUMNS, TAG_COLUMNS
-from tasks.frames import typed_frame
 
 LABEL = "org.opencontainers.image.revision"
 HOST = "reg.test"
@@ -28,30 +28,51 @@ class Registry:
     edges: list[dict[str, Any]] = field(default_factory=list)
 
     def image(
-        self, digest: str, tags: list[str], created: datetime, commit: str | None = None,
-        repository: str = "app", media_type: str = "application/vnd.oci.image.manifest.v1+json",
+        self,
+        digest: str,
+        tags: list[str],
+        created: datetime,
+        commit: str | None = None,
+        repository: str = "app",
+        media_type: str = "application/vnd.oci.image.manifest.v1+json",
         subject: str = "",
     ) -> str:
-        self.images.append({
-            "repository": repository, "digest": digest, "media_type": media_type,
-            "created": created, "size": 100, "labels": {LABEL: commit} if commit else {},
-            "annotations": {}, "platform": "", "subject": subject,
-        })
+        self.images.append(
+            {
+                "repository": repository,
+                "digest": digest,
+                "media_type": media_type,
+                "created": created,
+                "size": 100,
+                "labels": {LABEL: commit} if commit else {},
+                "annotations": {},
+                "platform": "",
+                "subject": subject,
+            }
+        )
         self.tags += [{"repository": repository, "tag": t, "digest": digest} for t in tags]
         return digest
 
-    def index(self, digest: str, tags: list[str], children: list[str],
-              repository: str = "app") -> str:
-        self.image(digest, tags, None, repository=repository,  # type: ignore[arg-type]
-                   media_type="application/vnd.oci.image.index.v1+json")
-        self.edges += [{"repository": repository, "parent": digest, "child": c}
-                       for c in children]
+    def index(
+        self, digest: str, tags: list[str], children: list[str], repository: str = "app"
+    ) -> str:
+        self.image(
+            digest,
+            tags,
+            None,
+            repository=repository,  # type: ignore[arg-type]
+            media_type="application/vnd.oci.image.index.v1+json",
+        )
+        self.edges += [{"repository": repository, "parent": digest, "child": c} for c in children]
         return digest
 
 
 def plan_for(
-    registry: Registry, git: GitRepoBuilder | None, now: datetime,
-    config: dict[str, Any] | None = None, cluster: pd.DataFrame | None = None,
+    registry: Registry,
+    git: GitRepoBuilder | None,
+    now: datetime,
+    config: dict[str, Any] | None = None,
+    cluster: pd.DataFrame | None = None,
     keep_list: list[str] | None = None,
 ) -> Plan:
     document: dict[str, Any] = {"registry": {"url": f"https://{HOST}"}}

@@ -200,8 +200,9 @@ def tag_pattern_links(git: GitRepoBuilder, reg: Registry) -> tuple[dict[str, Any
 
 def default_policies(git: GitRepoBuilder, reg: Registry) -> tuple[dict[str, Any], set[str]]:
     shas = [git.commit("main", NOW - (12 - i) * D) for i in range(12)]
-    feature = [git.commit("feature", NOW - (3 - i) * D, parents=None if i else [shas[0]])
-               for i in range(3)]
+    feature = [
+        git.commit("feature", NOW - (3 - i) * D, parents=None if i else [shas[0]]) for i in range(3)
+    ]
     stale = git.commit("stale", NOW - 30 * D, parents=[shas[0]])
     git.push("main", "feature", "stale")
     for i, sha in enumerate(shas):
@@ -252,7 +253,14 @@ def test_plan_table_schema_and_reasons(git_repo: GitRepoBuilder) -> None:
     config["cleanup"]["keepTags"] = ["/v\\d+\\.\\d+\\.\\d+/"]
     plan = plan_for(reg, git_repo, NOW, config).table
     assert list(plan.columns) == [
-        "repository", "digest", "tag", "media_type", "created", "commits", "action", "reason",
+        "repository",
+        "digest",
+        "tag",
+        "media_type",
+        "created",
+        "commits",
+        "action",
+        "reason",
         "reasons",
     ]
     assert str(plan["created"].dtype) == "datetime64[us, UTC]"
@@ -293,19 +301,57 @@ def test_cluster_and_keep_list_keep_images(git_repo: GitRepoBuilder) -> None:
     reg.image(dg(2), ["b"], OLD, c2)
     reg.image(dg(3), ["c"], OLD, c1)
     reg.image(dg(4), ["d"], OLD, c1)
-    cluster = pd.DataFrame([
-        {"context": "k", "namespace": "ns", "kind": "Pod", "object": "p", "container": "c",
-         "image": f"reg.test/app@{dg(1)}", "registry": "reg.test", "repository": "app",
-         "tag": "", "digest": dg(1), "source": "status"},
-        {"context": "k", "namespace": "ns", "kind": "Deployment", "object": "x@3/d",
-         "container": "c", "image": "reg.test/app:c", "registry": "reg.test",
-         "repository": "app", "tag": "c", "digest": "", "source": "helm"},
-        {"context": "k", "namespace": "ns", "kind": "Pod", "object": "q", "container": "c",
-         "image": "other.io/app:d", "registry": "other.io", "repository": "app",
-         "tag": "d", "digest": "", "source": "spec"},
-    ])
-    plan = plan_for(reg, git_repo, NOW, policies(branch("main", last=1)), cluster=cluster,
-                    keep_list=["reg.test/app:d"])
+    cluster = pd.DataFrame(
+        [
+            {
+                "context": "k",
+                "namespace": "ns",
+                "kind": "Pod",
+                "object": "p",
+                "container": "c",
+                "image": f"reg.test/app@{dg(1)}",
+                "registry": "reg.test",
+                "repository": "app",
+                "tag": "",
+                "digest": dg(1),
+                "source": "status",
+            },
+            {
+                "context": "k",
+                "namespace": "ns",
+                "kind": "Deployment",
+                "object": "x@3/d",
+                "container": "c",
+                "image": "reg.test/app:c",
+                "registry": "reg.test",
+                "repository": "app",
+                "tag": "c",
+                "digest": "",
+                "source": "helm",
+            },
+            {
+                "context": "k",
+                "namespace": "ns",
+                "kind": "Pod",
+                "object": "q",
+                "container": "c",
+                "image": "other.io/app:d",
+                "registry": "other.io",
+                "repository": "app",
+                "tag": "d",
+                "digest": "",
+                "source": "spec",
+            },
+        ]
+    )
+    plan = plan_for(
+        reg,
+        git_repo,
+        NOW,
+        policies(branch("main", last=1)),
+        cluster=cluster,
+        keep_list=["reg.test/app:d"],
+    )
     table = plan.table.set_index("tag")
     assert table.loc["a", "reason"] == "kubernetes"
     assert table.loc["c", "reason"] == "helm-history"
