@@ -269,3 +269,24 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidResponse(f"{response.request.url}: body is not a JSON object")
     return body
+
+
+async def paged_names(client: RegistryClient, path: str, scope: str, key: str) -> list[str]:
+    """Follow `Link` pages from `path`, collecting the list of names under `key` of each page.
+
+    Raises `InvalidResponse` for a page that is not a list of names or a pagination loop.
+    """
+    names: list[str] = []
+    seen: set[str] = set()
+    page_path: str | None = path
+    while page_path is not None:
+        if page_path in seen:
+            raise InvalidResponse(f"{client.host}: pagination loops at {page_path}")
+        seen.add(page_path)
+        response = await client.request("GET", page_path, scope=scope)
+        page = json_object(response).get(key) or []
+        if not isinstance(page, list) or not all(isinstance(n, str) for n in page):
+            raise InvalidResponse(f"{client.host}: {page_path}: {key} is not a list of names")
+        names.extend(page)
+        page_path = next_page(response)
+    return names

@@ -6,25 +6,14 @@ registries paginate by `Link`. Both are handled by following `Link` until there 
 
 from __future__ import annotations
 
-from tasks.registry.client import RegistryClient, json_object, next_page
-from tasks.registry.errors import InvalidResponse
+from tasks.registry.client import RegistryClient, paged_names
 
 PAGE_SIZE = 1000
 
 
 async def list_tags(client: RegistryClient, repository: str) -> list[str]:
     """Return every tag of `repository`, sorted; raise `NotFound` for an unknown repository."""
-    tags: set[str] = set()
-    path: str | None = f"/v2/{repository}/tags/list?n={PAGE_SIZE}"
-    seen: set[str] = set()
-    while path is not None:
-        if path in seen:
-            raise InvalidResponse(f"{repository}: tags/list pagination loops at {path}")
-        seen.add(path)
-        response = await client.request("GET", path, scope=f"repository:{repository}:pull")
-        page = json_object(response).get("tags") or []
-        if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
-            raise InvalidResponse(f"{repository}: tags/list tags is not a list of names")
-        tags.update(page)
-        path = next_page(response)
-    return sorted(tags)
+    tags = await paged_names(
+        client, f"/v2/{repository}/tags/list?n={PAGE_SIZE}", f"repository:{repository}:pull", "tags"
+    )
+    return sorted(set(tags))
