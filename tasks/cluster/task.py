@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pandas as pd
 from prefect import task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
 
+from tasks.caching import EXTRACTION_TASK_OPTIONS
 from tasks.cluster.extract import extract_cluster
 from tasks.policy.config import Config
 
@@ -18,14 +16,7 @@ def read_cluster(config: Config) -> pd.DataFrame:
     return extract_cluster(k8s.kubeconfig, k8s.contexts, k8s.namespaces, k8s.helm_revisions)
 
 
-@task(
-    name="extract_cluster",
-    retries=1,
-    retry_delay_seconds=10,
-    cache_policy=INPUTS + TASK_SOURCE,
-    persist_result=True,
-    cache_expiration=timedelta(days=2),
-)
+@task(name="extract_cluster", **EXTRACTION_TASK_OPTIONS)
 def extract_cluster_task(config: Config, snapshot: str) -> pd.DataFrame:
     """Prefect task: `read_cluster`; `snapshot` keys the cache."""
     return read_cluster(config)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from prefect import task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
 
+from tasks.caching import EXTRACTION_TASK_OPTIONS
 from tasks.git.extract import GitExtraction, extract_git
 from tasks.policy.config import Config
 
@@ -18,14 +16,7 @@ def read_git(config: Config) -> GitExtraction:
     return extract_git(config.git.path, config.git.remote)
 
 
-@task(
-    name="extract_git",
-    retries=1,
-    retry_delay_seconds=10,
-    cache_policy=INPUTS + TASK_SOURCE,
-    persist_result=True,
-    cache_expiration=timedelta(days=2),
-)
+@task(name="extract_git", **EXTRACTION_TASK_OPTIONS)
 def extract_git_task(config: Config, snapshot: str) -> GitExtraction:
     """Prefect task: `read_git`; `snapshot` keys the cache."""
     return read_git(config)

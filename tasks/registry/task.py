@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from fnmatch import fnmatchcase
 
 from prefect import task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
 
+from tasks.caching import EXTRACTION_TASK_OPTIONS
 from tasks.policy.config import Config
 from tasks.registry.client import RegistryClient, registry_host
 from tasks.registry.credentials import load_credentials
@@ -42,14 +41,7 @@ def read_registry(config: Config, progress: Progress | None = None) -> RegistryE
     return asyncio.run(scan())
 
 
-@task(
-    name="extract_registry",
-    retries=1,
-    retry_delay_seconds=10,
-    cache_policy=INPUTS + TASK_SOURCE,
-    persist_result=True,
-    cache_expiration=timedelta(days=2),
-)
+@task(name="extract_registry", **EXTRACTION_TASK_OPTIONS)
 def extract_registry(config: Config, snapshot: str) -> RegistryExtraction:
     """Prefect task: `read_registry`; `snapshot` (the run's "now") keys the cache."""
     return read_registry(config)
