@@ -58,9 +58,9 @@ def write_plan(plan: pd.DataFrame, path: Path) -> Path:
 
 def stage_notes(config: Config) -> list[str]:
     notes = []
-    if not config.kubernetes.enabled or config.cleanup.disable_kubernetes_based_policy:
+    if not config.uses_kubernetes:
         notes.append("Kubernetes stage skipped by configuration: images in use were not checked")
-    if config.cleanup.disable_git_history_based_policy:
+    if not config.uses_git:
         notes.append("Git-history policy disabled by configuration")
     return notes
 
@@ -83,16 +83,8 @@ def cleanup(
     run_dir = runs_home() / run_id
 
     registry = extract_registry(config, snapshot)
-    git = (
-        None
-        if config.cleanup.disable_git_history_based_policy
-        else extract_git_task(config, snapshot)
-    )
-    cluster = (
-        extract_cluster_task(config, snapshot)
-        if config.kubernetes.enabled and not config.cleanup.disable_kubernetes_based_policy
-        else None
-    )
+    git = extract_git_task(config, snapshot) if config.uses_git else None
+    cluster = extract_cluster_task(config, snapshot) if config.uses_kubernetes else None
     plan = plan_task(config, registry, git, cluster, moment)
     plan_path = write_plan(plan.table, run_dir / "plan.parquet")
     logger.info("plan saved to %s", plan_path)

@@ -102,12 +102,8 @@ def compute_plan(config: Config, now: datetime, show_progress: bool = True) -> t
             progress.update(bars[repository], completed=done)
 
         registry = read_registry(config, on_tag)
-    git = None if config.cleanup.disable_git_history_based_policy else read_git(config)
-    cluster = (
-        read_cluster(config)
-        if config.kubernetes.enabled and not config.cleanup.disable_kubernetes_based_policy
-        else None
-    )
+    git = read_git(config) if config.uses_git else None
+    cluster = read_cluster(config) if config.uses_kubernetes else None
     return make_plan(config, registry, git, cluster, now), registry
 
 

@@ -172,9 +172,19 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _git_needed(self) -> Config:
-        if self.git is None and not self.cleanup.disable_git_history_based_policy:
+        if self.git is None and self.uses_git:
             raise ValueError("git is required unless cleanup.disableGitHistoryBasedPolicy is true")
         return self
+
+    @property
+    def uses_git(self) -> bool:
+        """True when the git-history policy runs (and so the Git stage)."""
+        return not self.cleanup.disable_git_history_based_policy
+
+    @property
+    def uses_kubernetes(self) -> bool:
+        """True when the Kubernetes-based policy runs (and so the cluster stage)."""
+        return self.kubernetes.enabled and not self.cleanup.disable_kubernetes_based_policy
 
     def effective_policies(self) -> list[KeepPolicy]:
         """The configured keepPolicies, or werf's defaults when there are none."""

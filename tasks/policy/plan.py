@@ -98,9 +98,6 @@ def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: date
     tag_digest = {
         (r, t): d for r, t, d in zip(tags["repository"], tags["tag"], tags["digest"], strict=True)
     }
-    tags_of: dict[Key, list[str]] = defaultdict(list)
-    for (repo, tag), digest in tag_digest.items():
-        tags_of[(repo, digest)].append(tag)
     known = set(zip(images["repository"], images["digest"], strict=True))
     children: dict[Key, list[Key]] = defaultdict(list)
     for repo, parent, child in zip(
@@ -116,7 +113,7 @@ def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: date
 
     # Cluster: in use now, and Helm rollback targets.
     host = canonical_registry(registry_host)
-    if inputs.cluster is not None and not cleanup.disable_kubernetes_based_policy:
+    if inputs.cluster is not None and config.uses_kubernetes:
         used = inputs.cluster[inputs.cluster["registry"] == host]
         for row in used.itertuples(index=False):
             reason = "helm-history" if row.source == "helm" else "kubernetes"
@@ -130,11 +127,7 @@ def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: date
                 keep(key, reason, f"{reason}: {where} uses {row.image}")
 
     # Git history.
-    if (
-        not cleanup.disable_git_history_based_policy
-        and inputs.refs is not None
-        and inputs.commits is not None
-    ):
+    if config.uses_git and inputs.refs is not None and inputs.commits is not None:
         git_keeps: dict[Key, list[GitKeep]] = evaluate_git_policies(
             inputs.refs, inputs.commits, links.commits, config.effective_policies(), now
         )
