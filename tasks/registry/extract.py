@@ -89,26 +89,33 @@ class _Repository:
     error: str = ""
 
 
-async def resolve_repositories(client: RegistryClient, patterns: list[str]) -> list[str]:
-    """Return the repositories named or matched by `patterns` (globs need the catalog)."""
-    explicit = [p for p in patterns if not is_glob(p)]
-    globs = [p for p in patterns if is_glob(p)]
-    names = set(explicit)
-    if globs:
-        names.update(select_repositories(await list_repositories(client), globs))
-    return sorted(names)
+async def resolve_repositories(
+    client: RegistryClient, patterns: list[str], exclude: list[str] | None = None
+) -> list[str]:
+    """Return the repositories named or matched by `patterns` and by no `exclude` glob.
+
+    Only globs need the catalog; an explicit name is taken as it is.
+    """
+    names = [p for p in patterns if not is_glob(p)]
+    if len(names) < len(patterns):
+        names += await list_repositories(client)
+    return select_repositories(names, patterns, exclude)
 
 
 async def scan_registry(
-    client: RegistryClient, patterns: list[str], progress: Progress | None = None
+    client: RegistryClient,
+    patterns: list[str],
+    progress: Progress | None = None,
+    exclude: list[str] | None = None,
 ) -> RegistryExtraction:
-    """Read every tag, manifest and config of the repositories matching `patterns`.
+    """Read every tag, manifest and config of the repositories matching `patterns` and no
+    `exclude` glob.
 
     A repository that cannot be read completely is reported in ``status`` (complete=False)
     instead of raising, so the other repositories can still be cleaned. Raises
     `RegistryError` only when the repository list itself cannot be read.
     """
-    names = await resolve_repositories(client, patterns)
+    names = await resolve_repositories(client, patterns, exclude)
     repos = await asyncio.gather(*(_scan_repository(client, n, progress) for n in names))
     return _to_frames(repos)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from fnmatch import fnmatchcase
 
 from prefect import task
 
@@ -29,14 +28,9 @@ def read_registry(config: Config, progress: Progress | None = None) -> RegistryE
 
     async def scan() -> RegistryExtraction:
         async with make_client(config) as client:
-            extraction = await scan_registry(client, config.registry.repositories, progress)
-        excluded = set(config.registry.exclude)
-        if excluded:
-            for name in ("images", "tags", "index_edges", "blobs", "status"):
-                df = getattr(extraction, name)
-                keep = ~df["repository"].map(lambda r: any(fnmatchcase(r, g) for g in excluded))
-                setattr(extraction, name, df[keep].reset_index(drop=True))
-        return extraction
+            return await scan_registry(
+                client, config.registry.repositories, progress, config.registry.exclude
+            )
 
     return asyncio.run(scan())
 

@@ -20,6 +20,7 @@ from tasks.registry.errors import (
     NotFound,
     RegistryUnavailable,
 )
+from tasks.registry.extract import scan_registry
 from tasks.registry.manifest import delete_manifest, get_manifest
 from tasks.registry.tag import list_tags
 
@@ -247,3 +248,21 @@ def test_delete_404_means_already_gone_and_unknown_tag_is_not_found() -> None:
 def test_next_page_absent() -> None:
     request = httpx.Request("GET", "http://reg.test/v2/_catalog")
     assert next_page(httpx.Response(200, request=request)) is None
+
+
+def test_exclude_is_applied_before_anything_is_read() -> None:
+    paths = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        if request.url.path == "/v2/_catalog":
+            return httpx.Response(200, json={"repositories": ["team/app", "team/tmp", "other"]})
+        return httpx.Response(200, json={"tags": []})
+
+    async def go() -> list[str]:
+        async with client(handler) as c:
+            extraction = await scan_registry(c, ["team/*", "pinned"], exclude=["team/tmp"])
+            return sorted(extraction.status["repository"])
+
+    assert run(go()) == ["pinned", "team/app"]
+    assert "/v2/team/tmp/tags/list" not in paths
