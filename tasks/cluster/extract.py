@@ -209,38 +209,28 @@ def _object_rows(
     for key in kind.pod_spec:
         spec = spec.get(key) if isinstance(spec, dict) else None
     spec = spec if isinstance(spec, dict) else {}
+    status = (item.get("status") or {}) if kind.name == "Pod" else {}
+    for container, image, source in _container_images(spec, status):
+        row = _row(context, namespace, kind.name, name, container, image, source)
+        if row is not None:
+            yield row
+
+
+def _container_images(
+    spec: dict[str, Any], status: dict[str, Any]
+) -> Iterator[tuple[str, str, str]]:
+    """Yield (container, image, source) from a pod spec and, for a Pod, its status."""
     for list_name in CONTAINER_LISTS:
         for container in spec.get(list_name) or []:
             image = container.get("image")
             if isinstance(image, str) and image:
-                row = _row(
-                    context,
-                    namespace,
-                    kind.name,
-                    name,
-                    str(container.get("name", "")),
-                    image,
-                    "spec",
-                )
-                if row is not None:
-                    yield row
-    status = item.get("status") if kind.name == "Pod" else None
+                yield str(container.get("name", "")), image, "spec"
     for list_name in STATUS_LISTS:
-        for container in (status or {}).get(list_name) or []:
+        for container in status.get(list_name) or []:
             image_id = container.get("imageID") or ""
             # Only `name@digest` identifies a manifest; a bare `sha256:...` is a local image ID.
             if "@" in image_id:
-                row = _row(
-                    context,
-                    namespace,
-                    kind.name,
-                    name,
-                    str(container.get("name", "")),
-                    image_id,
-                    "status",
-                )
-                if row is not None:
-                    yield row
+                yield str(container.get("name", "")), image_id, "status"
 
 
 def _helm_rows(
