@@ -25,6 +25,7 @@ from tasks.policy.config import Config, load_config
 from tasks.policy.errors import ConfigError
 from tasks.policy.plan import Plan
 from tasks.registry.errors import RegistryError
+from tasks.registry.reference import split_repository_reference
 
 app = typer.Typer(
     name="regsweep",
@@ -204,10 +205,7 @@ def explain(
     """Say every rule that keeps an image, or why none does."""
     cfg = _config(config)
     moment = _now(now)
-    repository, _, digest = image.partition("@")
-    tag = ""
-    if ":" in repository.rsplit("/", 1)[-1]:
-        repository, tag = repository.rsplit(":", 1)
+    repository, tag, digest = split_repository_reference(image)
     try:
         result, _ = compute_plan(cfg, moment, show_progress=False)
     except (ConfigError, RegistryError, GitError, ClusterError) as exc:

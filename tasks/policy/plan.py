@@ -27,7 +27,7 @@ from tasks.frames import typed_frame
 from tasks.policy.config import Config, name_pattern
 from tasks.policy.gitpolicy import GitKeep, evaluate_git_policies
 from tasks.policy.linking import CommitIndex, Key, link_images
-from tasks.registry.reference import canonical_registry
+from tasks.registry.reference import canonical_registry, split_repository_reference
 
 REASON_ORDER = (
     "kubernetes",
@@ -137,7 +137,7 @@ def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: date
 
     # Keep list: `repository:tag`, `repository@digest`, optionally prefixed by the host.
     for entry in inputs.keep_list:
-        repo, tag, digest = _split_reference(entry, host)
+        repo, tag, digest = split_repository_reference(entry, host)
         if digest and (repo, digest) in known:
             keep((repo, digest), "keep-list", f"keep-list: {entry}")
         elif tag and (repo, tag) in tag_digest:
@@ -208,17 +208,6 @@ def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: date
         images, tags, known, digest_reasons, tag_reasons, digest_kept, links.commits, created
     )
     return Plan(table=table, evidence=dict(evidence), unknown_commits=links.unknown)
-
-
-def _split_reference(entry: str, host: str) -> tuple[str, str, str]:
-    text = entry.strip()
-    if text.startswith(host + "/"):
-        text = text[len(host) + 1 :]
-    name, _, digest = text.partition("@")
-    tag = ""
-    if ":" in name.rsplit("/", 1)[-1]:
-        name, tag = name.rsplit(":", 1)
-    return name, tag, digest
 
 
 def _referrers(images: pd.DataFrame, tags: pd.DataFrame) -> dict[Key, Key]:

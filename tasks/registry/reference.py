@@ -70,3 +70,19 @@ def parse_reference(text: str) -> ImageRef:
     if not tag and not digest:
         tag = "latest"
     return ImageRef(registry=registry, repository=repository, tag=tag, digest=digest)
+
+
+def split_repository_reference(text: str, host: str = "") -> tuple[str, str, str]:
+    """Split `repository[:tag][@digest]` (optionally `host/`-prefixed) into its three parts.
+
+    Unlike `parse_reference` nothing is normalised: the repository is a name in the one
+    registry being cleaned, and a missing tag stays empty.
+    """
+    value = text.strip()
+    if host and value.startswith(host + "/"):
+        value = value[len(host) + 1 :]
+    name, _, digest = value.partition("@")
+    tag = ""
+    if ":" in name.rsplit("/", 1)[-1]:
+        name, tag = name.rsplit(":", 1)
+    return name, tag, digest
