@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import time
@@ -13,18 +12,6 @@ from rich.console import Console
 from flows.demo.kube_api import KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import build_scenario, now_for_demo
-from tasks.registry.client import RegistryClient
-from tasks.registry.errors import NotFound
-from tasks.registry.manifest import get_manifest
-
-
-async def _exists(url: str, repository: str, digest: str) -> bool:
-    async with RegistryClient(url) as client:
-        try:
-            await get_manifest(client, repository, digest)
-        except NotFound:
-            return False
-        return True
 
 
 def run_demo(workdir: Path, console: Console) -> int:
@@ -62,14 +49,11 @@ def run_demo(workdir: Path, console: Console) -> int:
         print_run(applied)
 
         console.rule("4. check the registry")
-        wrong = []
+        present = scenario.present(registry.url)
+        wrong = sorted(present ^ scenario.expect_kept)
         for name, digest in sorted(scenario.digests.items()):
-            repo = "demo/worker" if name.startswith("worker") else "demo/app"
-            present = asyncio.run(_exists(registry.url, repo, digest))
-            expected = name in scenario.expect_kept
-            if present != expected:
-                wrong.append(name)
-            mark = "kept   " if present else "deleted"
+            repo = scenario.repository_of(name)
+            mark = "kept   " if name in present else "deleted"
             console.print(f"  {mark} {repo}@{digest[:19]}…  ({name})", highlight=False)
         if wrong:
             console.print(f"[red]unexpected outcome for: {', '.join(wrong)}[/]")

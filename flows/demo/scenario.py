@@ -15,6 +15,8 @@ from flows.demo.gitrepo import GitRepoBuilder
 from flows.demo.images import push_image, push_index
 from flows.demo.kube_api import KubeAPIFixture, helm_release_secret, pod, workload
 from tasks.registry.client import RegistryClient
+from tasks.registry.errors import NotFound
+from tasks.registry.manifest import get_manifest
 
 LABEL = "org.opencontainers.image.revision"
 
@@ -28,6 +30,26 @@ class Scenario:
     digests: dict[str, str] = field(default_factory=dict)  # name -> digest
     expect_kept: set[str] = field(default_factory=set)
     expect_deleted: set[str] = field(default_factory=set)
+
+    @staticmethod
+    def repository_of(name: str) -> str:
+        return "demo/worker" if name.startswith("worker") else "demo/app"
+
+    def present(self, registry_url: str) -> set[str]:
+        """Return the names of the scenario's images whose manifests the registry still has."""
+
+        async def check() -> set[str]:
+            found = set()
+            async with RegistryClient(registry_url) as client:
+                for name, digest in self.digests.items():
+                    try:
+                        await get_manifest(client, self.repository_of(name), digest)
+                    except NotFound:
+                        continue
+                    found.add(name)
+            return found
+
+        return asyncio.run(check())
 
 
 def build_scenario(root: Path, registry_url: str, kube: KubeAPIFixture, now: datetime) -> Scenario:

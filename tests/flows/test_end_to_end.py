@@ -3,7 +3,6 @@ Prefect. After each run the registry itself is checked image by image."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +16,6 @@ from flows.cleanup import cleanup
 from flows.demo.kube_api import KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import Scenario, build_scenario, now_for_demo
-from tasks.registry.client import RegistryClient
-from tasks.registry.errors import NotFound
-from tasks.registry.manifest import get_manifest
 
 
 @pytest.fixture
@@ -29,35 +25,19 @@ def scenario(tmp_path: Path, registry: LocalRegistry, kube: KubeAPIFixture) -> S
     return built
 
 
-def present(registry: LocalRegistry, scenario: Scenario) -> set[str]:
-    async def check() -> set[str]:
-        found = set()
-        async with RegistryClient(registry.url) as client:
-            for name, digest in scenario.digests.items():
-                repo = "demo/worker" if name.startswith("worker") else "demo/app"
-                try:
-                    await get_manifest(client, repo, digest)
-                    found.add(name)
-                except NotFound:
-                    pass
-        return found
-
-    return asyncio.run(check())
-
-
 def test_dry_run_deletes_nothing_then_apply_deletes_exactly_the_plan(
     prefect_harness: None, registry: LocalRegistry, scenario: Scenario
 ) -> None:
     everything = set(scenario.digests)
     dry = cleanup(config_path=str(scenario.config_path), now=scenario.now.isoformat())
     assert dry["outcomes"] == {"would-delete": len(scenario.expect_deleted)}
-    assert present(registry, scenario) == everything
+    assert scenario.present(registry.url) == everything
 
     applied = cleanup(
         config_path=str(scenario.config_path), apply=True, now=scenario.now.isoformat()
     )
     assert applied["outcomes"] == {"deleted": len(scenario.expect_deleted)}
-    assert present(registry, scenario) == scenario.expect_kept
+    assert scenario.present(registry.url) == scenario.expect_kept
     plan = pd.read_parquet(applied["plan_path"])
     assert set(plan.loc[plan["action"] == "delete", "digest"]) == {
         scenario.digests[n] for n in scenario.expect_deleted
@@ -78,7 +58,7 @@ def test_rerun_after_failed_delete_reuses_cached_extraction(
             now=scenario.now.isoformat(),
             ledger=str(blocker / "ledger.jsonl"),
         )
-    assert present(registry, scenario) == set(scenario.digests)  # failed before any DELETE
+    assert scenario.present(registry.url) == set(scenario.digests)  # failed before any DELETE
 
     result = cleanup(
         config_path=str(scenario.config_path),
@@ -86,7 +66,7 @@ def test_rerun_after_failed_delete_reuses_cached_extraction(
         now=scenario.now.isoformat(),
         ledger=str(tmp_path / "ledger.jsonl"),
     )
-    assert present(registry, scenario) == scenario.expect_kept
+    assert scenario.present(registry.url) == scenario.expect_kept
 
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
@@ -148,7 +128,7 @@ def test_cli_plan_writes_the_contract_table_without_prefect(
         scenario.digests["main3-arm64"],
         scenario.digests["main3-amd64"],
     }
-    assert present(registry, scenario) == set(scenario.digests)
+    assert scenario.present(registry.url) == set(scenario.digests)
 
 
 def test_explain_says_why(registry: LocalRegistry, scenario: Scenario) -> None:
