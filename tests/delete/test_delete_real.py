@@ -49,23 +49,35 @@ async def setup(client: RegistryClient) -> dict[str, str]:
     }
 
 
+async def scan_and_delete(
+    client: RegistryClient,
+    delete: set[str],
+    ledger: Path,
+    *,
+    max_delete_fraction: float = 0.8,
+    force: bool = False,
+) -> pd.DataFrame:
+    """Scan repository `r` and apply a plan deleting the digests of the tags `delete`."""
+    scan = await scan_registry(client, ["r"])
+    return await execute_plan(
+        client,
+        plan_rows(scan.tags, delete),
+        scan.tags,
+        apply=True,
+        ledger=Ledger(ledger),
+        incomplete=[],
+        max_delete_fraction=max_delete_fraction,
+        force=force,
+    )
+
+
 def test_shared_digest_survives_and_ledger_records_before_delete(
     registry: LocalRegistry, tmp_path: Path
 ) -> None:
     async def go() -> tuple[Any, dict[str, str], dict[str, str | None]]:
         async with RegistryClient(registry.url) as client:
             digests = await setup(client)
-            scan = await scan_registry(client, ["r"])
-            plan = plan_rows(scan.tags, {"a", "drop-me"})
-            results = await execute_plan(
-                client,
-                plan,
-                scan.tags,
-                apply=True,
-                ledger=Ledger(tmp_path / "l.jsonl"),
-                incomplete=[],
-                max_delete_fraction=0.8,
-            )
+            results = await scan_and_delete(client, {"a", "drop-me"}, tmp_path / "l.jsonl")
             now = {t: await resolve_tag(client, "r", t) for t in ("a", "keep-me", "drop-me")}
             return results, digests, now
 
@@ -139,17 +151,8 @@ def test_max_delete_fraction_refuses_unless_forced(registry: LocalRegistry, tmp_
         async with RegistryClient(registry.url) as client:
             if not force:
                 await setup(client)
-            scan = await scan_registry(client, ["r"])
-            plan = plan_rows(scan.tags, {"a", "b", "c"})
-            return await execute_plan(
-                client,
-                plan,
-                scan.tags,
-                apply=True,
-                ledger=Ledger(tmp_path / "l.jsonl"),
-                incomplete=[],
-                max_delete_fraction=0.5,
-                force=force,
+            return await scan_and_delete(
+                client, {"a", "b", "c"}, tmp_path / "l.jsonl", max_delete_fraction=0.5, force=force
             )
 
     with pytest.raises(DeletionRefused, match=r"r \(75%\)"):
@@ -163,16 +166,7 @@ def test_delete_then_restore_round_trip(registry: LocalRegistry, tmp_path: Path)
     async def go() -> tuple[str, str | None, str | None]:
         async with RegistryClient(registry.url) as client:
             digests = await setup(client)
-            scan = await scan_registry(client, ["r"])
-            await execute_plan(
-                client,
-                plan_rows(scan.tags, {"b"}),
-                scan.tags,
-                apply=True,
-                ledger=Ledger(ledger),
-                incomplete=[],
-                max_delete_fraction=0.8,
-            )
+            await scan_and_delete(client, {"b"}, ledger)
             gone = await resolve_tag(client, "r", "b")
             records = restorable(ledger, client.host, RestoreFilter(repository="r"))
             await restore(client, records)
@@ -189,16 +183,7 @@ def test_restore_refuses_when_blobs_were_collected(registry: LocalRegistry, tmp_
     async def delete_b() -> None:
         async with RegistryClient(registry.url) as client:
             await setup(client)
-            scan = await scan_registry(client, ["r"])
-            await execute_plan(
-                client,
-                plan_rows(scan.tags, {"b"}),
-                scan.tags,
-                apply=True,
-                ledger=Ledger(ledger),
-                incomplete=[],
-                max_delete_fraction=0.8,
-            )
+            await scan_and_delete(client, {"b"}, ledger)
 
     asyncio.run(delete_b())
     records = restorable(ledger, registry.host, RestoreFilter())
