@@ -10,6 +10,7 @@ faults (any status, a delay, an expired continue token).
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import threading
@@ -86,7 +87,9 @@ class KubeAPIFixture:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                # A client that gave up (the timeout tests) closed its end: nothing to answer.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(payload)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -246,8 +249,10 @@ def pod(
     init_images: list[str] | None = None,
     ephemeral_images: list[str] | None = None,
     image_ids: list[str] | None = None,
+    phase: str = "Running",
+    owner_job: str | None = None,
 ) -> dict[str, Any]:
-    """A running Pod; `image_ids` become status.containerStatuses[].imageID."""
+    """A Pod; `image_ids` become status.containerStatuses[].imageID; `owner_job` owns it."""
     containers = [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]
     statuses = [
         {"name": f"c{i}", "image": images[i], "imageID": iid, "ready": True, "restartCount": 0}
@@ -262,17 +267,27 @@ def pod(
         spec["ephemeralContainers"] = [
             {"name": f"e{i}", "image": im} for i, im in enumerate(ephemeral_images)
         ]
+    metadata = _meta(name, namespace)
+    if owner_job:
+        metadata["ownerReferences"] = [
+            {"apiVersion": "batch/v1", "kind": "Job", "name": owner_job, "controller": True}
+        ]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": _meta(name, namespace),
+        "metadata": metadata,
         "spec": spec,
-        "status": {"phase": "Running", "containerStatuses": statuses},
+        "status": {"phase": phase, "containerStatuses": statuses},
     }
 
 
-def workload(kind: str, name: str, namespace: str, images: list[str]) -> dict[str, Any]:
-    """A Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob or ReplicationController."""
+def workload(
+    kind: str, name: str, namespace: str, images: list[str], job_condition: str = ""
+) -> dict[str, Any]:
+    """A Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob or ReplicationController.
+
+    `job_condition` (``Complete`` or ``Failed``) marks a Job as finished.
+    """
     pod_spec = {"containers": [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]}
     template = {"metadata": {"labels": {"app": name}}, "spec": pod_spec}
     if kind == "CronJob":
@@ -283,18 +298,57 @@ def workload(kind: str, name: str, namespace: str, images: list[str]) -> dict[st
     else:
         spec = {"template": template, "selector": {"matchLabels": {"app": name}}}
     api = {"Job": "batch/v1", "CronJob": "batch/v1", "ReplicationController": "v1"}
-    return {
+    obj: dict[str, Any] = {
         "apiVersion": api.get(kind, "apps/v1"),
         "kind": kind,
         "metadata": _meta(name, namespace),
         "spec": spec,
     }
+    if job_condition:
+        obj["status"] = {"conditions": [{"type": job_condition, "status": "True"}]}
+    return obj
 
 
 def helm_release_secret(
     release: str, namespace: str, revision: int, images: list[str], status: str = "superseded"
 ) -> dict[str, Any]:
     """A Helm 3 release Secret (type helm.sh/release.v1) with real encoding."""
+    release_field = _helm_release_field(release, namespace, revision, images, status)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "helm.sh/release.v1",
+        "metadata": _helm_meta(release, namespace, revision, status),
+        # Secret data is base64 on the wire; Helm's payload is itself base64(gzip(json)).
+        "data": {"release": base64.b64encode(release_field.encode()).decode()},
+    }
+
+
+def helm_release_configmap(
+    release: str, namespace: str, revision: int, images: list[str], status: str = "superseded"
+) -> dict[str, Any]:
+    """A Helm 3 release stored by the ConfigMap driver (HELM_DRIVER=configmap)."""
+    release_field = _helm_release_field(release, namespace, revision, images, status)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _helm_meta(release, namespace, revision, status),
+        "data": {"release": release_field},
+    }
+
+
+def _helm_meta(release: str, namespace: str, revision: int, status: str) -> dict[str, Any]:
+    return _meta(
+        f"sh.helm.release.v1.{release}.v{revision}",
+        namespace,
+        {"owner": "helm", "name": release, "version": str(revision), "status": status},
+    )
+
+
+def _helm_release_field(
+    release: str, namespace: str, revision: int, images: list[str], status: str
+) -> str:
+    """Helm's stored release: base64(gzip(JSON)) with the rendered manifest inside."""
     manifest = yaml.safe_dump_all(
         [workload("Deployment", f"{release}-{i}", namespace, [im]) for i, im in enumerate(images)]
     )
@@ -305,16 +359,4 @@ def helm_release_secret(
         "info": {"status": status},
         "manifest": manifest,
     }
-    release_field = base64.b64encode(gzip.compress(json.dumps(body).encode())).decode()
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "helm.sh/release.v1",
-        "metadata": _meta(
-            f"sh.helm.release.v1.{release}.v{revision}",
-            namespace,
-            {"owner": "helm", "name": release, "version": str(revision), "status": status},
-        ),
-        # Secret data is base64 on the wire; Helm's payload is itself base64(gzip(json)).
-        "data": {"release": base64.b64encode(release_field.encode()).decode()},
-    }
+    return base64.b64encode(gzip.compress(json.dumps(body).encode())).decode()

@@ -64,8 +64,12 @@ def extract_cluster(
     contexts: list[str] | None = None,
     namespaces: list[str] | None = None,
     helm_revisions: int = 5,
+    keep_finished_jobs: bool = True,
 ) -> pd.DataFrame:
     """Return every image in use in the selected contexts and namespaces (schema above).
+
+    With `keep_finished_jobs` false, a Job that has finished (condition Complete or Failed) and
+    the finished Pods it owns are not counted as uses; a CronJob still counts for its template.
 
     Raises `ClusterConfigError` when the kubeconfig cannot be used and `ListFailed` when any
     list call fails: a partial answer would let regsweep delete an image in use.
@@ -75,7 +79,8 @@ def extract_cluster(
         with api_client:
             for kind in KINDS:
                 for namespace, item in _list_all(api_client, context, kind, namespaces or []):
-                    rows.extend(_object_rows(context, namespace, kind, item))
+                    if keep_finished_jobs or not _finished_job_object(kind, item):
+                        rows.extend(_object_rows(context, namespace, kind, item))
             rows.extend(_helm_rows(api_client, context, namespaces or [], helm_revisions))
     return typed_frame(rows, IMAGE_COLUMNS)
 
@@ -174,6 +179,21 @@ def _paginate(
             raise ListFailed(context, namespace, kind, f"{type(exc).__name__}: {exc}") from exc
         except ValueError as exc:
             raise ListFailed(context, namespace, kind, f"answer is not JSON: {exc}") from exc
+
+
+def _finished_job_object(kind: Kind, item: dict[str, Any]) -> bool:
+    """A Job that completed or failed, or a finished Pod owned by a Job."""
+    status = item.get("status") or {}
+    if kind.name == "Job":
+        return any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+    if kind.name == "Pod":
+        owners = (item.get("metadata") or {}).get("ownerReferences") or []
+        owned_by_job = any(o.get("kind") == "Job" for o in owners)
+        return owned_by_job and status.get("phase") in ("Succeeded", "Failed")
+    return False
 
 
 def _row(

@@ -13,7 +13,13 @@ from tasks.policy.config import Config
 def read_cluster(config: Config) -> pd.DataFrame:
     """Extract the images in use in the configured contexts and namespaces."""
     k8s = config.kubernetes
-    return extract_cluster(k8s.kubeconfig, k8s.contexts, k8s.namespaces, k8s.helm_revisions)
+    return extract_cluster(
+        k8s.kubeconfig,
+        k8s.contexts,
+        k8s.namespaces,
+        k8s.helm_revisions,
+        keep_finished_jobs=k8s.finished_jobs == "keep",
+    )
 
 
 @task(name="extract_cluster", **EXTRACTION_TASK_OPTIONS)

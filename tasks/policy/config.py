@@ -90,6 +90,7 @@ class KubernetesConfig(_Model):
     contexts: list[str] = Field(default_factory=list)
     namespaces: list[str] = Field(default_factory=list)
     helm_revisions: int = Field(default=5, ge=0)
+    finished_jobs: Literal["keep", "ignore"] = "keep"
 
 
 class LinkConfig(_Model):

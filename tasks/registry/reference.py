@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 DOCKER_HUB = "docker.io"
 _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_SPACE = re.compile(r"\s")
 _RUNTIME_PREFIXES = ("docker-pullable://", "docker://", "containerd://", "cri-o://")
 
 
@@ -36,17 +38,19 @@ def canonical_registry(host: str) -> str:
     return DOCKER_HUB if host in _HUB_ALIASES else host
 
 
+@lru_cache(maxsize=65536)
 def parse_reference(text: str) -> ImageRef:
     """Parse an image reference or a runtime imageID; raise ValueError when it is neither.
 
-    A reference with neither tag nor digest means `:latest`.
+    A reference with neither tag nor digest means `:latest`. Clusters repeat the same
+    references thousands of times, so answers are cached (`ImageRef` is immutable).
     """
     value = text.strip()
     for prefix in _RUNTIME_PREFIXES:
         if value.startswith(prefix):
             value = value[len(prefix) :]
             break
-    if not value or any(c.isspace() for c in value):
+    if not value or _SPACE.search(value):
         raise ValueError(f"not an image reference: {text!r}")
     name, _, digest = value.partition("@")
     if digest and not _DIGEST.match(digest):

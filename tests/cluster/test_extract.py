@@ -10,6 +10,7 @@ import tasks.cluster.extract as extract_module
 from flows.demo.kube_api import (
     Fault,
     KubeAPIFixture,
+    helm_release_configmap,
     helm_release_secret,
     pod,
     workload,
@@ -68,6 +69,54 @@ def test_helm_history_keeps_last_n_revisions(kube: KubeAPIFixture, tmp_path: Pat
     df = extract_cluster(str(kube.write_kubeconfig(tmp_path / "kc")), helm_revisions=3)
     helm = df[df["source"] == "helm"]
     assert sorted(helm["tag"]) == ["r5", "r6", "r7"]
+
+
+def test_helm_configmap_driver_and_any_release_status(kube: KubeAPIFixture, tmp_path: Path) -> None:
+    kube.add("configmaps", helm_release_configmap("api", "ns", 1, ["reg.test/api:r1"], "failed"))
+    kube.add("configmaps", helm_release_configmap("api", "ns", 2, ["reg.test/api:r2"], "deployed"))
+    kube.add("configmaps", {"metadata": {"name": "unrelated", "namespace": "ns"}, "data": {}})
+    df = extract_cluster(str(kube.write_kubeconfig(tmp_path / "kc")), helm_revisions=5)
+    helm = df[df["source"] == "helm"]
+    assert sorted(helm["tag"]) == ["r1", "r2"]
+    assert set(helm["object"]) == {"api@1/api-0", "api@2/api-0"}
+
+
+def test_status_image_id_plain_and_docker_pullable_forms(
+    kube: KubeAPIFixture, tmp_path: Path
+) -> None:
+    other = "sha256:" + "b" * 64
+    kube.add(
+        "pods",
+        pod(
+            "p",
+            "ns",
+            ["reg.test/app:1", "reg.test/side:2"],
+            image_ids=[f"docker-pullable://reg.test/app@{DIGEST}", f"reg.test/side@{other}"],
+        ),
+    )
+    # A bare image ID (no repository) names a local image, not a manifest: not a row.
+    kube.add("pods", pod("q", "ns", ["reg.test/app:1"], image_ids=[other]))
+    df = extract_cluster(str(kube.write_kubeconfig(tmp_path / "kc")))
+    status = df[df["source"] == "status"]
+    assert set(zip(status["repository"], status["digest"], strict=True)) == {
+        ("app", DIGEST),
+        ("side", other),
+    }
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["keep-default", "ignore"])
+def test_finished_jobs(kube: KubeAPIFixture, tmp_path: Path, keep: bool) -> None:
+    kube.add("jobs", workload("Job", "done", "ns", ["reg.test/done:1"], job_condition="Complete"))
+    kube.add("jobs", workload("Job", "broke", "ns", ["reg.test/broke:1"], job_condition="Failed"))
+    kube.add("jobs", workload("Job", "busy", "ns", ["reg.test/busy:1"]))
+    kube.add("pods", pod("done-x", "ns", ["reg.test/done:1"], phase="Succeeded", owner_job="done"))
+    kube.add("pods", pod("busy-x", "ns", ["reg.test/busy:1"], owner_job="busy"))
+    kube.add("pods", pod("lone", "ns", ["reg.test/lone:1"], phase="Succeeded"))
+    df = extract_cluster(str(kube.write_kubeconfig(tmp_path / "kc")), keep_finished_jobs=keep)
+    used = set(df["repository"])
+    assert {"busy", "lone"} <= used
+    assert ({"done", "broke"} <= used) is keep
+    assert not ({"done", "broke"} & used) or keep
 
 
 def test_pagination_and_expired_continue_restart(
