@@ -13,7 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.cleanup import cleanup
-from flows.demo.kube_api import KubeAPIFixture
+from flows.demo.kube_api import Fault, KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import Scenario, build_scenario, now_for_demo
 
@@ -158,3 +158,27 @@ def test_explain_says_why(registry: LocalRegistry, scenario: Scenario) -> None:
     deleted = explain(f"demo/app@{scenario.digests['old1']}")
     assert "DELETE (no-policy)" in deleted
     assert "not among the images any keepPolicy keeps" in deleted
+
+
+def test_cluster_failure_exits_3_and_deletes_nothing(
+    prefect_harness: None, registry: LocalRegistry, scenario: Scenario, kube: KubeAPIFixture
+) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    kube.faults.append(Fault("/apis/apps/v1/daemonsets", 403))
+    done = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--config",
+            str(scenario.config_path),
+            "--apply",
+            "--now",
+            scenario.now.isoformat(),
+        ],
+    )
+    assert done.exit_code == 3, done.output
+    assert "kind DaemonSet" in done.output
+    assert scenario.present(registry.url) == set(scenario.digests)
