@@ -7,7 +7,7 @@ APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && ec
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
-.PHONY: test lint typecheck pytest demo venv registry-binary benchmarks clean
+.PHONY: test lint typecheck pytest demo venv system-packages benchmarks clean
 
 $(BIN)/regsweep: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,11 @@ $(BIN)/regsweep: pyproject.toml
 
 venv: $(BIN)/regsweep
 
-registry-binary:
-	@command -v docker-registry >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq docker-registry >/dev/null; }
-	@command -v git >/dev/null 2>&1 || $(APT_GET) install -y -qq git >/dev/null
+# Debian's Distribution registry (the real registry the tests and demo run) and git
+# (`git http-backend` serves git.url tests; benchmarks compare against `git rev-list`).
+system-packages:
+	@command -v docker-registry >/dev/null 2>&1 && command -v git >/dev/null 2>&1 || \
+		{ $(APT_GET) update -qq && $(APT_GET) install -y -qq docker-registry git >/dev/null; }
 
 lint: venv
 	$(BIN)/ruff check flows tasks tests benchmarks
@@ -28,15 +30,15 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-pytest: venv registry-binary
+pytest: venv system-packages
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
 
-demo: venv registry-binary
+demo: venv system-packages
 	PREFECT_HOME=$(CURDIR)/.demo/prefect $(BIN)/regsweep demo --workdir $(CURDIR)/.demo
 
-benchmarks: venv registry-binary
+benchmarks: venv system-packages
 	@status=0; for b in benchmarks/[!_]*.py; do \
 		echo "== $$b"; $(BIN)/python $$b || status=1; done; exit $$status
 

@@ -7,7 +7,6 @@ run - `prefect flow-run retry`, or a new run with the same `now` - skips finishe
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from tasks.cluster.task import extract_cluster_task
 from tasks.delete.errors import DeletionIncomplete
 from tasks.delete.task import delete_task
 from tasks.git.task import extract_git_task
+from tasks.home import regsweep_home
 from tasks.policy.config import Config, load_config
 from tasks.policy.task import plan_task
 from tasks.registry.task import extract_registry
@@ -37,7 +37,7 @@ def parse_now(text: str) -> datetime:
 
 def runs_home() -> Path:
     """Where run directories live: $REGSWEEP_HOME/runs (default ~/.regsweep/runs)."""
-    return Path(os.environ.get("REGSWEEP_HOME", "~/.regsweep")).expanduser() / "runs"
+    return regsweep_home() / "runs"
 
 
 def write_plan(plan: pd.DataFrame, path: Path) -> Path:

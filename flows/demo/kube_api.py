@@ -16,12 +16,14 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+
+from flows.demo.loopback import LoopbackServer
 
 # plural -> (group/version prefix, List kind)
 RESOURCES: dict[str, tuple[str, str]] = {
@@ -49,7 +51,7 @@ class Fault:
 
 
 @dataclass
-class KubeAPIFixture:
+class KubeAPIFixture(LoopbackServer):
     """One fake cluster. Add objects with `add`, then `start()`; `url` is its server."""
 
     token: str = "fixture-token"
@@ -58,14 +60,7 @@ class KubeAPIFixture:
     faults: list[Fault] = field(default_factory=list)
     expire_continue: int = 0  # answer the next N continue tokens with 410 Gone
     requests: list[str] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
-    _thread: threading.Thread | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() the fixture first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def add(self, plural: str, obj: dict[str, Any]) -> None:
         """Store an object of resource `plural` (e.g. `pods`), as the API would return it."""
@@ -73,7 +68,7 @@ class KubeAPIFixture:
             raise ValueError(f"unknown resource {plural}")
         self.objects.setdefault(plural, []).append(obj)
 
-    def start(self) -> KubeAPIFixture:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         fixture = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -91,23 +86,7 @@ class KubeAPIFixture:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(payload)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> KubeAPIFixture:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return Handler
 
     # -- serving -----------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 GitError                 anything the Git stage cannot do (fails the run closed)
 ├── RepositoryNotFound   `git.path` is not a Git repository
 ├── ShallowClone         history is cut short, so reachability would be wrong
-└── NoBranches           no branch under the configured remote: a typo would delete all
+├── NoBranches           no branch under the configured remote: a typo would delete all
+└── FetchFailed          `git.url` could not be fetched (network, credentials): no stale plan
 """
 
 from __future__ import annotations
@@ -23,3 +24,7 @@ class ShallowClone(GitError):
 
 class NoBranches(GitError):
     """No branches were found where the configuration says they are."""
+
+
+class FetchFailed(GitError):
+    """The `git.url` mirror could not be created or updated."""

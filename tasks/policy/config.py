@@ -74,13 +74,15 @@ class GitConfig(_Model):
     path: str | None = None
     url: str | None = None
     remote: str = "origin"
+    cache: str | None = None  # where git.url is mirrored; default $REGSWEEP_HOME/git
+    password_secret: str | None = None  # Prefect Secret block holding the git.url password
 
     @model_validator(mode="after")
     def _source(self) -> GitConfig:
         if (self.path is None) == (self.url is None):
             raise ValueError("set exactly one of git.path and git.url")
-        if self.url is not None:
-            raise ValueError("git.url is not supported yet: clone it and set git.path")
+        if self.url is None and (self.cache or self.password_secret):
+            raise ValueError("git.cache and git.passwordSecret apply only to git.url")
         return self
 
 
