@@ -72,10 +72,11 @@ def cleanup(
     now: str | None = None,
     ledger: str | None = None,
     force: bool = False,
+    werf_config: str | None = None,
 ) -> dict[str, Any]:
     """Plan and (with `apply`) delete; return a summary of the run."""
     logger = get_run_logger()
-    config = load_config(config_path)
+    config = load_config(config_path, werf_config)
     moment = parse_now(now) if now else runtime.flow_run.scheduled_start_time
     moment = moment.astimezone(UTC)
     snapshot = moment.isoformat()

@@ -38,6 +38,10 @@ console = Console()
 errors = Console(stderr=True)
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="regsweep YAML file")]
+WerfOption = Annotated[
+    Path | None,
+    typer.Option("--werf-config", help="take the cleanup section from this werf.yaml"),
+]
 NowOption = Annotated[
     str | None, typer.Option("--now", help="fix 'now' (ISO 8601) for every time window")
 ]
@@ -61,9 +65,9 @@ def fail(exc: BaseException) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _config(path: Path) -> Config:
+def _config(path: Path, werf_config: Path | None = None) -> Config:
     try:
-        return load_config(path)
+        return load_config(path, werf_config)
     except ConfigError as exc:
         raise fail(exc) from None
 
@@ -112,13 +116,14 @@ def compute_plan(config: Config, now: datetime, show_progress: bool = True) -> t
 def plan(
     config: ConfigOption,
     now: NowOption = None,
+    werf_config: WerfOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="PLAN.parquet or PLAN.csv")] = None,
 ) -> None:
     """Preview the plan: extract and decide in this process; delete nothing."""
     from flows.cleanup import write_plan
     from tasks.policy.summary import summarise
 
-    cfg = _config(config)
+    cfg = _config(config, werf_config)
     if out is not None and out.suffix not in (".parquet", ".csv"):
         raise fail(ConfigError("--out", f"must end in .parquet or .csv, not {out.name!r}"))
     moment = _now(now)
@@ -152,11 +157,12 @@ def run(
     now: NowOption = None,
     ledger: Annotated[Path | None, typer.Option("--ledger", help="deletion ledger path")] = None,
     force: Annotated[bool, typer.Option("--force", help="override maxDeleteFraction")] = False,
+    werf_config: WerfOption = None,
 ) -> None:
     """Run the Prefect flow: extract, plan, and delete (only with --apply)."""
     from flows.cleanup import cleanup
 
-    _config(config)
+    _config(config, werf_config)
     if now is not None:
         _now(now)
     try:
@@ -166,6 +172,7 @@ def run(
             now=now,
             ledger=str(ledger) if ledger else None,
             force=force,
+            werf_config=str(werf_config.resolve()) if werf_config else None,
         )
     except Exception as exc:
         raise fail(exc) from None
@@ -201,9 +208,10 @@ def explain(
     config: ConfigOption,
     image: Annotated[str, typer.Argument(help="REPOSITORY[:TAG|@DIGEST]")],
     now: NowOption = None,
+    werf_config: WerfOption = None,
 ) -> None:
     """Say every rule that keeps an image, or why none does."""
-    cfg = _config(config)
+    cfg = _config(config, werf_config)
     moment = _now(now)
     repository, tag, digest = split_repository_reference(image)
     try:

@@ -25,6 +25,7 @@ from pydantic.alias_generators import to_camel
 
 from tasks.policy.duration import parse_duration
 from tasks.policy.errors import ConfigError
+from tasks.policy.werf import merge_werf_cleanup, read_werf_cleanup
 from tasks.registry.client import normalise_url
 
 
@@ -244,8 +245,11 @@ def parse_config(data: Any, source: str = "config") -> Config:
         raise ConfigError(field_path(loc), message + more) from None
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate the YAML configuration at `path`; raise `ConfigError`."""
+def load_config(path: str | Path, werf_config: str | Path | None = None) -> Config:
+    """Read and validate the YAML configuration at `path`; raise `ConfigError`.
+
+    With `werf_config`, the `cleanup` section of that werf.yaml joins the configuration.
+    """
     file = Path(path)
     try:
         text = file.read_text()
@@ -255,4 +259,12 @@ def load_config(path: str | Path) -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError("", f"{file} is not valid YAML: {exc}") from None
-    return parse_config(data, str(file))
+    if werf_config is None:
+        return parse_config(data, str(file))
+    werf_cleanup = read_werf_cleanup(werf_config)
+    try:
+        return parse_config(merge_werf_cleanup(data, werf_cleanup, str(werf_config)), str(file))
+    except ConfigError as exc:
+        if any(exc.field.startswith(f"cleanup.{key}") for key in werf_cleanup):
+            raise ConfigError(exc.field, f"{exc.message} (in {werf_config})") from None
+        raise

@@ -1,0 +1,71 @@
+"""Read the `cleanup` section of an existing werf.yaml, so werf users change nothing.
+
+werf.yaml is a stream of YAML documents; the meta document (the one with `project:`) holds
+`cleanup`. Its keys are werf's (same names and meaning as regsweep's `cleanup`); the
+regsweep-only keys (keepTags, keepList, unlinked) stay in the regsweep configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tasks.policy.errors import ConfigError
+
+WERF_CLEANUP_KEYS = (
+    "keepPolicies",
+    "keepImagesBuiltWithinLastNHours",
+    "disableKubernetesBasedPolicy",
+    "disableGitHistoryBasedPolicy",
+    "disableBuiltWithinLastNHoursPolicy",
+)
+
+
+def read_werf_cleanup(path: str | Path) -> dict[str, Any]:
+    """Return the `cleanup` mapping of the werf.yaml at `path` (empty when it has none)."""
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError("--werf-config", f"cannot read {file}: {exc.strerror}") from None
+    if "{{" in text:
+        raise ConfigError(
+            "--werf-config",
+            f"{file} uses Go templates: render it first "
+            "(`werf config render > werf-rendered.yaml`) and pass the rendered file",
+        )
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise ConfigError("--werf-config", f"{file} is not valid YAML: {exc}") from None
+    meta = next((d for d in documents if isinstance(d, dict) and "project" in d), None)
+    if meta is None:
+        raise ConfigError("--werf-config", f"{file} has no meta document (one with `project:`)")
+    cleanup = meta.get("cleanup") or {}
+    if not isinstance(cleanup, dict):
+        raise ConfigError("cleanup", f"in {file}: must be a mapping")
+    for key in cleanup:
+        if key not in WERF_CLEANUP_KEYS:
+            raise ConfigError(f"cleanup.{key}", f"in {file}: not a werf cleanup key")
+    return cleanup
+
+
+def merge_werf_cleanup(data: Any, werf_cleanup: dict[str, Any], werf_file: str) -> Any:
+    """Put werf's cleanup keys into the regsweep configuration `data`.
+
+    A key set in both places is an error: one source of truth per setting.
+    """
+    if not isinstance(data, dict):
+        return data
+    ours = data.get("cleanup") or {}
+    if not isinstance(ours, dict):
+        return data
+    for key in werf_cleanup:
+        if key in ours:
+            raise ConfigError(
+                f"cleanup.{key}",
+                f"set both in the regsweep configuration and in {werf_file}: keep it in one",
+            )
+    return {**data, "cleanup": {**ours, **werf_cleanup}}
