@@ -10,6 +10,8 @@ os.environ.setdefault("PREFECT_HOME", os.path.join(_HOME, "prefect"))
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ["REGSWEEP_HOME"] = os.path.join(_HOME, "regsweep")
+for _name in [n for n in os.environ if n.startswith(("REGSWEEP_GIT_", "REGSWEEP_REGISTRY_"))]:
+    del os.environ[_name]  # credentials of the machine running the tests must not leak in
 os.environ.pop("KUBECONFIG", None)
 os.environ["DOCKER_CONFIG"] = os.path.join(_HOME, "docker")
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli import run_cli
 
 BASE = "registry: {url: 'http://127.0.0.1:9'}\ngit: {path: .}\n"
 
@@ -34,12 +34,7 @@ def test_bad_config_exits_2_naming_the_field(tmp_path: Path, extra: str, field: 
     config = tmp_path / "regsweep.yaml"
     config.write_text(BASE + extra + "\n")
     for command in (["plan"], ["run", "--apply"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "flows.cli", *command, "--config", str(config)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = run_cli(*command, "--config", str(config))
         assert done.returncode == 2, done.stderr
         assert field in done.stderr.replace("\n", "")
 
@@ -48,12 +43,7 @@ def test_bad_now_and_out_exit_2(tmp_path: Path) -> None:
     config = tmp_path / "regsweep.yaml"
     config.write_text(BASE)
     for args, field in ((["--now", "yesterday"], "--now"), (["--out", "plan.xlsx"], "--out")):
-        done = subprocess.run(
-            [sys.executable, "-m", "flows.cli", "plan", "--config", str(config), *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = run_cli("plan", "--config", str(config), *args)
         assert done.returncode == 2
         assert field in done.stderr
 
@@ -65,10 +55,5 @@ def test_unreachable_registry_exits_3(tmp_path: Path) -> None:
         + "cleanup: {disableGitHistoryBasedPolicy: true}\n"
         + "registry: {url: 'http://127.0.0.1:9', repositories: ['a/*']}\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "plan", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_cli("plan", "--config", str(config), timeout=300)
     assert done.returncode == 3, done.stderr

@@ -3,8 +3,6 @@ Prefect. After each run the registry itself is checked image by image."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +14,7 @@ from flows.cleanup import cleanup
 from flows.demo.kube_api import Fault, KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import Scenario, build_scenario, now_for_demo
+from tests.cli import run_cli
 
 
 @pytest.fixture
@@ -86,23 +85,15 @@ def test_cli_plan_writes_the_contract_table_without_prefect(
     out_parquet = tmp_path / "plan.parquet"
     env = {"PREFECT_API_URL": "http://127.0.0.1:9/api", "PATH": "/usr/bin:/bin"}
     for out in (out_csv, out_parquet):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "flows.cli",
-                "plan",
-                "--config",
-                str(scenario.config_path),
-                "--now",
-                scenario.now.isoformat(),
-                "--out",
-                str(out),
-            ],
-            capture_output=True,
-            text=True,
+        done = run_cli(
+            "plan",
+            "--config",
+            str(scenario.config_path),
+            "--now",
+            scenario.now.isoformat(),
+            "--out",
+            str(out),
             env=env,
-            timeout=120,
         )
         assert done.returncode == 0, done.stderr
     csv = pd.read_csv(out_csv, keep_default_na=False)
@@ -133,21 +124,13 @@ def test_cli_plan_writes_the_contract_table_without_prefect(
 
 def test_explain_says_why(registry: LocalRegistry, scenario: Scenario) -> None:
     def explain(image: str) -> str:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "flows.cli",
-                "explain",
-                "--config",
-                str(scenario.config_path),
-                "--now",
-                scenario.now.isoformat(),
-                image,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
+        done = run_cli(
+            "explain",
+            "--config",
+            str(scenario.config_path),
+            "--now",
+            scenario.now.isoformat(),
+            image,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout

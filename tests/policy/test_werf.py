@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tasks.policy.config import load_config
 from tasks.policy.errors import ConfigError
+from tests.cli import run_cli
 
 REGSWEEP = "registry: {url: 'http://127.0.0.1:9'}\ngit: {path: .}\n"
 WERF_CLEANUP = """\
@@ -99,20 +98,12 @@ def test_werf_errors_name_the_field(
 
 
 def test_cli_bad_werf_config_exits_2(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flows.cli",
-            "plan",
-            "--config",
-            str(_write(tmp_path, "r.yaml", REGSWEEP)),
-            "--werf-config",
-            str(_write(tmp_path, "werf.yaml", WERF.replace("last: 2", "last: -3"))),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = run_cli(
+        "plan",
+        "--config",
+        str(_write(tmp_path, "r.yaml", REGSWEEP)),
+        "--werf-config",
+        str(_write(tmp_path, "werf.yaml", WERF.replace("last: 2", "last: -3"))),
     )
     assert done.returncode == 2
     assert "cleanup.keepPolicies[1].imagesPerReference.last" in done.stderr
