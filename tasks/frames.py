@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -20,3 +23,28 @@ def typed_frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataF
         elif dtype != "object":
             df[name] = df[name].astype(dtype)
     return df
+
+
+def column_rows(df: pd.DataFrame, *names: str) -> zip[tuple[Any, ...]]:
+    """Iterate `names` columns of `df` row by row, as plain Python values.
+
+    Much faster than zipping the Series themselves (Arrow-backed strings box every element).
+    """
+    return zip(*(df[name].tolist() for name in names), strict=True)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around bulk building of acyclic data.
+
+    Building 10^5..10^6 small lists, tuples and dicts triggers many full collections that
+    find nothing (measured: 40% of the Git extraction and plan time); reference counting
+    still frees everything as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -25,7 +25,7 @@ import pandas as pd
 import pygit2
 from pygit2.enums import ReferenceType, SortMode
 
-from tasks.frames import typed_frame
+from tasks.frames import gc_paused, typed_frame
 from tasks.git.errors import GitError, NoBranches, RepositoryNotFound, ShallowClone
 
 REF_COLUMNS = {"name": "str", "kind": "str", "commit": "str", "date": "datetime64[us, UTC]"}
@@ -136,4 +136,5 @@ def extract_commits(repo: pygit2.Repository) -> pd.DataFrame:
 def extract_git(path: str | Path, remote: str = "origin") -> GitExtraction:
     """Return the references and commits of the repository at `path`."""
     repo = open_repository(path)
-    return GitExtraction(refs=extract_refs(repo, remote), commits=extract_commits(repo))
+    with gc_paused():
+        return GitExtraction(refs=extract_refs(repo, remote), commits=extract_commits(repo))

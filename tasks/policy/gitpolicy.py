@@ -6,9 +6,10 @@ evidence for `regsweep explain`, out.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -47,20 +48,30 @@ def _ordinal(n: int) -> str:
 
 def _within(
     last: int | None,
-    window: timedelta | None,
+    window_start: int | None,
     operator: str,
     rank: int,
-    when: datetime,
-    now: datetime,
+    when: int,
 ) -> bool:
-    """Combine a `last` rank limit (None = unlimited) and an `in` window with And/Or."""
+    """Combine a `last` rank limit (None = unlimited) and an `in` window with And/Or.
+
+    Times are epoch microseconds; `window_start` is `now - in` (None = no window).
+    """
     by_last = last is None or rank < last
-    if window is None:
+    if window_start is None:
         return by_last
-    by_in = when >= now - window
+    by_in = when >= window_start
     if last is None:
         return by_in
     return (by_last and by_in) if operator == "And" else (by_last or by_in)
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _window_start(window: timedelta | None, now: datetime) -> int | None:
+    return None if window is None else _micros(now - window)
 
 
 def select_references(
@@ -73,11 +84,17 @@ def select_references(
     matching = refs[(refs["kind"] == kind) & refs["name"].map(lambda n: bool(pattern.fullmatch(n)))]
     matching = matching.sort_values(["date", "name"], ascending=[False, True])
     limit = references.limit or Limit()
+    start = _window_start(limit.in_, now)
     selected = []
     for rank, (name, commit, date) in enumerate(
-        zip(matching["name"], matching["commit"], matching["date"], strict=True)
+        zip(
+            matching["name"].tolist(),
+            matching["commit"].tolist(),
+            matching["date"].astype("int64").tolist(),
+            strict=True,
+        )
     ):
-        if _within(limit.last, limit.in_, limit.operator, rank, date.to_pydatetime(), now):
+        if _within(limit.last, start, limit.operator, rank, date):
             selected.append((name, kind, commit))
     return selected
 
@@ -99,64 +116,146 @@ def evaluate_git_policies(
         for name, kind, commit in select_references(refs, policy, now):
             effective[(name, kind)] = (index, policy.images_per_reference, commit)
 
-    parents = dict(zip(commits["sha"], commits["parents"], strict=True))
-    times = {sha: t.to_pydatetime() for sha, t in zip(commits["sha"], commits["time"], strict=True)}
-    by_commit: dict[str, list[Key]] = defaultdict(list)
-    for key, shas in links.items():
-        for sha in shas:
-            by_commit[sha].append(key)
+    shas = commits["sha"].tolist()
+    history = _History(
+        parents=dict(zip(shas, commits["parents"].tolist(), strict=True)),
+        times=dict(zip(shas, commits["time"].astype("int64").tolist(), strict=True)),
+        by_commit=defaultdict(list),
+    )
+    for key, linked in links.items():
+        for sha in linked:
+            history.by_commit[sha].append(key)
+    repositories = {key[0] for key in links}
 
     kept: dict[Key, list[GitKeep]] = defaultdict(list)
     for (name, kind), (index, per_reference, head) in effective.items():
         if kind == "tag":
-            for key in by_commit.get(head, []):
-                kept[key].append(GitKeep(index, name, kind, 1, head, times.get(head, now)))
+            tagged = _from_micros(history.times.get(head, _micros(now)))
+            for key in history.by_commit.get(head, []):
+                kept[key].append(GitKeep(index, name, kind, 1, head, tagged))
             continue
-        reached = _reach(head, parents, times, by_commit)
-        _rank(reached, per_reference, now, index, name, kept)
+        last = per_reference.effective_last()
+        start = _window_start(per_reference.in_, now)
+        operator = per_reference.operator
+        reached = history.reach(head, repositories, last, start, operator)
+        for key, rank, when, sha in _ranked(reached):
+            if _within(last, start, operator, rank, when):
+                kept[key].append(GitKeep(index, name, "branch", rank + 1, sha, _from_micros(when)))
     return dict(kept)
 
 
-def _reach(
-    head: str,
-    parents: dict[str, list[str]],
-    times: dict[str, datetime],
-    by_commit: dict[str, list[Key]],
-) -> dict[Key, tuple[datetime, str]]:
-    """Walk from `head` through all parents; return image -> (newest visited time, commit)."""
-    reached: dict[Key, tuple[datetime, str]] = {}
-    seen = {head}
-    stack = [head]
-    while stack:
-        sha = stack.pop()
-        for key in by_commit.get(sha, ()):
-            when = times[sha]
-            if key not in reached or when > reached[key][0]:
-                reached[key] = (when, sha)
-        for parent in parents.get(sha, ()):
-            if parent not in seen:
-                seen.add(parent)
-                stack.append(parent)
-    return reached
+def _from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
 
 
-def _rank(
-    reached: dict[Key, tuple[datetime, str]],
-    per_reference: ImagesPerReference,
-    now: datetime,
-    index: int,
-    name: str,
-    kept: dict[Key, list[GitKeep]],
-) -> None:
-    last = per_reference.effective_last()
-    by_repository: dict[str, list[tuple[Key, datetime, str]]] = defaultdict(list)
+@dataclass
+class _History:
+    """The commit graph as plain dicts (epoch-microsecond times) and image links per commit.
+
+    `bound[c]` is the newest committer time among `c` and all its ancestors. It equals the
+    commit's own time unless committer times go backwards somewhere (clock skew, rebases).
+    """
+
+    parents: dict[str, list[str]]
+    times: dict[str, int]
+    by_commit: dict[str, list[Key]]
+    bound: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bound = _newest_ancestor_times(self.parents, self.times)
+
+    def reach(
+        self,
+        head: str,
+        repositories: set[str],
+        last: int | None,
+        window_start: int | None,
+        operator: str,
+    ) -> dict[Key, tuple[int, str]]:
+        """Walk from `head` through all parents; return every image that could be kept ->
+        (its newest visited commit time, that commit).
+
+        Commits are visited by descending `bound`, so when the next commit's bound is k,
+        nothing still unvisited is newer than k and every image time above k is final. The
+        walk stops once no image at k or older can be kept: every repository has `last`
+        distinct final times above k (rank cut) and/or k is older than the `in` window.
+        """
+        reached: dict[Key, tuple[int, str]] = {}
+        pending: list[tuple[int, Key]] = []  # (-time, image) not yet known to be final
+        final: dict[str, set[int]] = defaultdict(set)  # repository -> final distinct times
+        full = len(repositories) if last == 0 else 0  # repositories with `last` final times
+        heap = [(-self.bound.get(head, 0), head)]
+        seen = {head}
+        while heap:
+            k = -heap[0][0]
+            while pending and -pending[0][0] > k:
+                negative, key = heapq.heappop(pending)
+                if reached[key][0] != -negative:
+                    continue  # superseded by a newer commit of the same image
+                times = final[key[0]]
+                if -negative not in times:
+                    times.add(-negative)
+                    if len(times) == last:
+                        full += 1
+            rank_cut = last is not None and full == len(repositories)
+            window_cut = window_start is not None and k < window_start
+            if _nothing_older_kept(last, window_start, operator, rank_cut, window_cut):
+                break
+            _, sha = heapq.heappop(heap)
+            when = self.times.get(sha, 0)
+            for key in self.by_commit.get(sha, ()):
+                if key not in reached or when > reached[key][0]:
+                    reached[key] = (when, sha)
+                    heapq.heappush(pending, (-when, key))
+            for parent in self.parents.get(sha, ()):
+                if parent not in seen:
+                    seen.add(parent)
+                    heapq.heappush(heap, (-self.bound.get(parent, 0), parent))
+        return reached
+
+
+def _newest_ancestor_times(parents: dict[str, list[str]], times: dict[str, int]) -> dict[str, int]:
+    """For every commit, the newest committer time among it and its ancestors."""
+    if all(times[c] >= times.get(p, 0) for c, ps in parents.items() for p in ps):
+        return times  # times never go backwards: each commit is its own bound
+    bound: dict[str, int] = {}
+    for root in parents:
+        stack = [(root, False)]
+        while stack:
+            sha, expanded = stack.pop()
+            if sha in bound:
+                continue
+            if expanded:
+                bound[sha] = max(
+                    [times.get(sha, 0)] + [bound.get(p, 0) for p in parents.get(sha, ())]
+                )
+            else:
+                stack.append((sha, True))
+                stack.extend((p, False) for p in parents.get(sha, ()) if p not in bound)
+    return bound
+
+
+def _nothing_older_kept(
+    last: int | None, window_start: int | None, operator: str, rank_cut: bool, window_cut: bool
+) -> bool:
+    """Can no image older than the next commit be kept? `rank_cut`: every repository has
+    `last` newer distinct times; `window_cut`: the commit is older than the `in` window."""
+    if window_start is None:
+        return rank_cut
+    if last is None:
+        return window_cut
+    return (rank_cut or window_cut) if operator == "And" else (rank_cut and window_cut)
+
+
+def _ranked(reached: dict[Key, tuple[int, str]]) -> list[tuple[Key, int, int, str]]:
+    """(image, rank, time, commit) with ranks per repository over distinct times, newest 0:
+    several images on one commit (or one time) share one slot."""
+    by_repository: dict[str, list[tuple[Key, int, str]]] = defaultdict(list)
     for key, (when, sha) in reached.items():
         by_repository[key[0]].append((key, when, sha))
+    ranked = []
     for images in by_repository.values():
-        # Distinct times rank newest first: several images on one commit share one slot.
         distinct = sorted({when for _, when, _ in images}, reverse=True)
         rank_of = {when: rank for rank, when in enumerate(distinct)}
-        for key, when, sha in images:
-            rank = rank_of[when]
-            if _within(last, per_reference.in_, per_reference.operator, rank, when, now):
-                kept[key].append(GitKeep(index, name, "branch", rank + 1, sha, when))
+        ranked += [(key, rank_of[when], when, sha) for key, when, sha in images]
+    return ranked

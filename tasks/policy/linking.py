@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from tasks.frames import column_rows
+
 _HEX = re.compile(r"^[0-9a-f]{7,40}$")
 
 Key = tuple[str, str]
@@ -69,27 +71,21 @@ def link_images(
         links.unknown.setdefault(key, set()).add(value)
 
     own: set[Key] = set()
-    for repo, digest, labels, notes in zip(
-        images["repository"],
-        images["digest"],
-        images["labels"],
-        images["annotations"],
-        strict=True,
+    for repo, digest, labels, notes in column_rows(
+        images, "repository", "digest", "labels", "annotations"
     ):
         value = (labels or {}).get(label) or (notes or {}).get(label)
         if isinstance(value, str) and value:
             own.add((repo, digest))
             add((repo, digest), value)
     if pattern is not None:
-        for repo, tag, digest in zip(tags["repository"], tags["tag"], tags["digest"], strict=True):
+        for repo, tag, digest in column_rows(tags, "repository", "tag", "digest"):
             if (repo, digest) in own:
                 continue
             match = pattern.fullmatch(tag)
             if match and match.group("commit"):
                 add((repo, digest), match.group("commit"))
-    for repo, parent, child in zip(
-        index_edges["repository"], index_edges["parent"], index_edges["child"], strict=True
-    ):
+    for repo, parent, child in column_rows(index_edges, "repository", "parent", "child"):
         if (repo, parent) in own:
             continue
         child_commits = links.commits.get((repo, child))

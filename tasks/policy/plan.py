@@ -19,11 +19,12 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
-from tasks.frames import typed_frame
+from tasks.frames import column_rows, gc_paused
 from tasks.policy.config import Config, name_pattern
 from tasks.policy.gitpolicy import GitKeep, evaluate_git_policies
 from tasks.policy.linking import CommitIndex, Key, link_images
@@ -52,6 +53,7 @@ PLAN_COLUMNS = {
     "reason": "str",
     "reasons": "object",
 }
+PLAN_COLUMNS_ORDER = list(PLAN_COLUMNS)
 _REFERRER_TAG = re.compile(r"^sha256-([0-9a-f]{64})\.(sig|att|sbom)$")
 
 
@@ -85,6 +87,11 @@ def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: date
     """Return the plan for `inputs` under `config` at time `now` (timezone-aware)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    with gc_paused():
+        return _build_plan(inputs, config, registry_host, now)
+
+
+def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: datetime) -> Plan:
     images, tags, edges = inputs.images, inputs.tags, inputs.index_edges
     cleanup = config.cleanup
     digest_reasons: dict[Key, set[str]] = defaultdict(set)
@@ -95,14 +102,10 @@ def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: date
         digest_reasons[key].add(reason)
         evidence[key].append(why)
 
-    tag_digest = {
-        (r, t): d for r, t, d in zip(tags["repository"], tags["tag"], tags["digest"], strict=True)
-    }
-    known = set(zip(images["repository"], images["digest"], strict=True))
+    tag_digest = {(r, t): d for r, t, d in column_rows(tags, "repository", "tag", "digest")}
+    known = set(column_rows(images, "repository", "digest"))
     children: dict[Key, list[Key]] = defaultdict(list)
-    for repo, parent, child in zip(
-        edges["repository"], edges["parent"], edges["child"], strict=True
-    ):
+    for repo, parent, child in column_rows(edges, "repository", "parent", "child"):
         children[(repo, parent)].append((repo, child))
 
     # Links to commits.
@@ -153,19 +156,19 @@ def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: date
                 evidence[(repo, digest)].append(f"keep-tag: tag {tag} matches cleanup.keepTags")
 
     # Built within the last N hours (an index is as new as its newest child).
-    created = dict(
-        zip(
-            zip(images["repository"], images["digest"], strict=True), images["created"], strict=True
-        )
-    )
+    # Times as epoch microseconds (None = unknown): boxing 10^5 Timestamps costs seconds.
+    created = _created_micros(images)
     for parent, kids in children.items():
-        times = [created[k] for k in kids if k in created and not pd.isna(created[k])]
-        if times and (pd.isna(created.get(parent)) or max(times) > created[parent]):
+        times = [t for k in kids if (t := created.get(k)) is not None]
+        newest = created.get(parent)
+        if times and (newest is None or max(times) > newest):
             created[parent] = max(times)
     if not cleanup.disable_built_within_last_n_hours_policy:
         since = now - timedelta(hours=cleanup.keep_images_built_within_last_n_hours)
-        for key, when in created.items():
-            if not pd.isna(when) and when.to_pydatetime() >= since:
+        since_micros = int(since.timestamp() * 1_000_000)
+        for key, micros in created.items():
+            if micros is not None and micros >= since_micros:
+                when = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
                 keep(key, "built-within", f"built-within: created {when:%Y-%m-%d %H:%M} UTC")
 
     # Unlinked images.
@@ -210,15 +213,22 @@ def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: date
     return Plan(table=table, evidence=dict(evidence), unknown_commits=links.unknown)
 
 
+def _created_micros(images: pd.DataFrame) -> dict[Key, int | None]:
+    micros = images["created"].astype("int64").tolist()
+    unknown = images["created"].isna().tolist()
+    keys = column_rows(images, "repository", "digest")
+    return {
+        key: None if missing else m for key, m, missing in zip(keys, micros, unknown, strict=True)
+    }
+
+
 def _referrers(images: pd.DataFrame, tags: pd.DataFrame) -> dict[Key, Key]:
     """Map each referrer (OCI `subject`, or a `sha256-<hex>.sig|.att|.sbom` tag) to its subject."""
     subjects: dict[Key, Key] = {}
-    for repo, digest, subject in zip(
-        images["repository"], images["digest"], images["subject"], strict=True
-    ):
+    for repo, digest, subject in column_rows(images, "repository", "digest", "subject"):
         if subject:
             subjects[(repo, digest)] = (repo, subject)
-    for repo, tag, digest in zip(tags["repository"], tags["tag"], tags["digest"], strict=True):
+    for repo, tag, digest in column_rows(tags, "repository", "tag", "digest"):
         match = _REFERRER_TAG.match(tag)
         if match:
             subjects.setdefault((repo, digest), (repo, f"sha256:{match.group(1)}"))
@@ -233,40 +243,39 @@ def _table(
     tag_reasons: dict[tuple[str, str], set[str]],
     digest_kept: set[Key],
     commits: dict[Key, set[str]],
-    created: dict[Key, pd.Timestamp],
+    created: dict[Key, int | None],
 ) -> pd.DataFrame:
-    media = dict(
-        zip(
-            zip(images["repository"], images["digest"], strict=True),
-            images["media_type"],
-            strict=True,
-        )
-    )
-    rows = []
+    media = {(r, d): m for r, d, m in column_rows(images, "repository", "digest", "media_type")}
     tagged: set[Key] = set()
-    entries = [
-        (r, d, t) for r, t, d in zip(tags["repository"], tags["tag"], tags["digest"], strict=True)
-    ]
+    entries = [(r, d, t) for r, t, d in column_rows(tags, "repository", "tag", "digest")]
     tagged.update((repo, digest) for repo, digest, _ in entries)
     entries += [(r, d, "") for r, d in sorted(known - tagged)]
+    columns: dict[str, list[Any]] = {name: [] for name in PLAN_COLUMNS}
+    rank_cache: dict[frozenset[str], list[str]] = {}
     for repo, digest, tag in entries:
         key = (repo, digest)
-        reasons = set(digest_reasons.get(key, set())) | tag_reasons.get((repo, tag), set())
+        reasons = frozenset(digest_reasons.get(key, set()) | tag_reasons.get((repo, tag), set()))
         if not reasons and key in digest_kept:
-            reasons = {"shared-digest"}
-        ordered = sorted(reasons, key=lambda r: (_reason_rank(r), r))
-        rows.append(
-            {
-                "repository": repo,
-                "digest": digest,
-                "tag": tag,
-                "media_type": media.get(key, ""),
-                "created": created.get(key),
-                "commits": sorted(commits.get(key, set())),
-                "action": "keep" if key in digest_kept else "delete",
-                "reason": ordered[0] if ordered else "no-policy",
-                "reasons": ordered,
-            }
-        )
-    table = typed_frame(rows, PLAN_COLUMNS)
+            reasons = frozenset({"shared-digest"})
+        ordered = rank_cache.get(reasons)
+        if ordered is None:
+            ordered = rank_cache[reasons] = sorted(reasons, key=lambda r: (_reason_rank(r), r))
+        columns["repository"].append(repo)
+        columns["digest"].append(digest)
+        columns["tag"].append(tag)
+        columns["media_type"].append(media.get(key, ""))
+        columns["created"].append(created.get(key))
+        columns["commits"].append(sorted(commits.get(key, ())))
+        columns["action"].append("keep" if key in digest_kept else "delete")
+        columns["reason"].append(ordered[0] if ordered else "no-policy")
+        columns["reasons"].append(list(ordered))
+    micros = pd.array(columns.pop("created"), dtype="Int64")
+    table = pd.DataFrame(
+        {name: pd.Series(values, dtype=PLAN_COLUMNS[name]) for name, values in columns.items()}
+    )
+    table.insert(
+        PLAN_COLUMNS_ORDER.index("created"),
+        "created",
+        pd.to_datetime(micros, unit="us", utc=True).astype(PLAN_COLUMNS["created"]),
+    )
     return table.sort_values(["repository", "action", "tag", "digest"], ignore_index=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from tasks.frames import column_rows
+
 SUMMARY_COLUMNS = ["repository", "kept", "deleted", "bytes_reclaimable"]
 
 
@@ -19,17 +21,9 @@ def reclaimable_bytes(plan: pd.DataFrame, blobs: pd.DataFrame) -> pd.Series:
     blobs only deleted images use, each counted once per repository."""
     decisions = digest_decisions(plan)
     joined = blobs.merge(decisions, on=["repository", "digest"], how="left")
-    kept_blobs = set(
-        zip(
-            joined.loc[joined["action"] != "delete", "repository"],
-            joined.loc[joined["action"] != "delete", "blob"],
-            strict=True,
-        )
-    )
+    kept_blobs = set(column_rows(joined[joined["action"] != "delete"], "repository", "blob"))
     freed = joined[joined["action"] == "delete"].drop_duplicates(["repository", "blob"])
-    mask = [
-        (r, b) not in kept_blobs for r, b in zip(freed["repository"], freed["blob"], strict=True)
-    ]
+    mask = [(r, b) not in kept_blobs for r, b in column_rows(freed, "repository", "blob")]
     return freed[mask].groupby("repository")["size"].sum().astype("int64")
 
 
