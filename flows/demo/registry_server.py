@@ -85,6 +85,13 @@ class LocalRegistry:
         self.stop()
         raise RuntimeError(f"{BINARY} did not answer on {self.url} within {timeout}s")
 
+    def kill(self) -> None:
+        """SIGKILL the registry process, as a crash or an OOM kill would end it."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
     def stop(self) -> None:
         """Stop the registry process (idempotent)."""
         if self.process is not None and self.process.poll() is None:

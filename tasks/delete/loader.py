@@ -166,28 +166,37 @@ def _result(target: Target, outcome: str, detail: str) -> dict[str, object]:
 async def _recheck(
     client: RegistryClient, targets: list[Target], extracted_tags: pd.DataFrame
 ) -> dict[str, str]:
-    """Return {digest: why} for targets whose tags moved or gained a new tag since the scan."""
+    """Return {digest: why} for targets whose tags changed since the scan.
+
+    Every tag of each repository is resolved again (CI may have pushed meanwhile). A digest
+    is still deletable only if the tags on it now are among the tags the plan expected and
+    every expected tag that still exists still points at it. A tag moved onto it, a new
+    tag, or an expected tag moved away each cancels its deletion.
+    """
     moved: dict[str, str] = {}
     by_repo: dict[str, list[Target]] = {}
     for target in targets:
         by_repo.setdefault(target.repository, []).append(target)
     for repo, repo_targets in by_repo.items():
-        deleting = {t.digest for t in repo_targets}
         known = set(extracted_tags.loc[extracted_tags["repository"] == repo, "tag"])
         try:
-            now_tags = set(await list_tags(client, repo))
+            now_tags = sorted(await list_tags(client, repo))
         except NotFound:
-            now_tags = set()
-        new_tags = sorted(now_tags - known)
-        checks = [(t.digest, tag) for t in repo_targets for tag in t.tags] + [
-            ("", tag) for tag in new_tags
-        ]
-        answers = await asyncio.gather(*(resolve_tag(client, repo, tag) for _, tag in checks))
-        for (expected, tag), current in zip(checks, answers, strict=True):
-            if expected and current is not None and current != expected:
-                moved[expected] = f"tag {tag} now points at {current}"
-            elif not expected and current in deleting:
-                moved[str(current)] = f"new tag {tag} points at it"
+            now_tags = []
+        answers = await asyncio.gather(*(resolve_tag(client, repo, tag) for tag in now_tags))
+        current = {tag: digest for tag, digest in zip(now_tags, answers, strict=True) if digest}
+        on_digest: dict[str, list[str]] = {}
+        for tag, digest in current.items():
+            on_digest.setdefault(digest, []).append(tag)
+        for target in repo_targets:
+            expected = set(target.tags)
+            for tag in sorted(expected):
+                if tag in current and current[tag] != target.digest:
+                    moved[target.digest] = f"tag {tag} now points at {current[tag]}"
+            for tag in on_digest.get(target.digest, []):
+                if tag not in expected:
+                    what = "new tag" if tag not in known else "tag"
+                    moved[target.digest] = f"{what} {tag} now points at it"
     return moved
 
 
@@ -195,12 +204,7 @@ async def _delete(
     client: RegistryClient, target: Target, ledger: Ledger, flow_run_id: str
 ) -> dict[str, object]:
     repo, digest = target.repository, target.digest
-    try:
-        manifest = await get_manifest(client, repo, digest)
-    except NotFound:
-        return _result(target, "gone", "already deleted before this run")
-    except RegistryError as exc:
-        return _result(target, "failed", f"reading the manifest for the ledger: {exc}")
+    raw, media_type = b"", target.media_type
 
     def record(state: str, detail: str = "") -> None:
         ledger.append(
@@ -210,13 +214,24 @@ async def _delete(
                 repository=repo,
                 digest=digest,
                 tags=list(target.tags),
-                media_type=manifest.media_type,
-                manifest=base64.b64encode(manifest.raw).decode(),
+                media_type=media_type,
+                manifest=base64.b64encode(raw).decode(),
                 reason=target.reason,
                 flow_run_id=flow_run_id,
                 detail=detail,
             )
         )
+
+    try:
+        manifest = await get_manifest(client, repo, digest)
+    except NotFound:
+        # Gone before this attempt: deleted by an earlier attempt of this run (its pending
+        # record holds the bytes) or by someone else. Recorded so the ledger is complete.
+        record("gone", "manifest not found before sending DELETE")
+        return _result(target, "gone", "already deleted before this attempt")
+    except RegistryError as exc:
+        return _result(target, "failed", f"reading the manifest for the ledger: {exc}")
+    raw, media_type = manifest.raw, manifest.media_type
 
     record("pending")
     try:

@@ -8,17 +8,20 @@ nothing is restored and the error lists what is missing.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from tasks.delete.errors import RestoreError
-from tasks.delete.ledger import LedgerRecord, latest_states
+from tasks.delete.ledger import LedgerRecord, read_ledger
 from tasks.registry import mediatypes
 from tasks.registry.blob import blob_exists
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import NotFound
-from tasks.registry.manifest import get_manifest, put_manifest
+from tasks.registry.manifest import get_manifest, put_manifest, resolve_tag
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,18 @@ class RestoreFilter:
 
 
 def restorable(path: str | Path, registry: str, selection: RestoreFilter) -> list[LedgerRecord]:
-    """Return the deleted manifests of `registry` in the ledger that `selection` accepts."""
+    """Return the manifests of `registry` the ledger says a DELETE was (or may have been)
+    sent for, and that `selection` accepts: every digest with a ``pending`` record, whatever
+    came after (``failed`` and ``gone`` may hide a DELETE the registry carried out before a
+    crash). Putting back a manifest that still exists changes nothing."""
+    sent: dict[tuple[str, str, str], LedgerRecord] = {}
+    for record in read_ledger(path):
+        if record.state == "pending":
+            sent[(record.registry, record.repository, record.digest)] = record
     return [
         record
-        for (reg, _repo, _digest), record in sorted(latest_states(path).items())
-        if reg == registry and record.state in ("done", "pending") and selection.accepts(record)
+        for (reg, _repo, _digest), record in sorted(sent.items())
+        if reg == registry and selection.accepts(record)
     ]
 
 
@@ -67,6 +77,8 @@ async def _missing(client: RegistryClient, record: LedgerRecord, restoring: set[
 async def restore(client: RegistryClient, records: list[LedgerRecord]) -> list[LedgerRecord]:
     """Put `records` back (manifest by digest, then each tag); return what was restored.
 
+    A tag that exists again and points at another digest (CI reused the name) is left
+    alone, with a warning: restoring must not move a tag someone pushed since.
     Raises `RestoreError` listing every missing blob or child when anything is missing;
     in that case nothing is written.
     """
@@ -86,5 +98,11 @@ async def restore(client: RegistryClient, records: list[LedgerRecord]) -> list[L
         raw = record.manifest_bytes
         await put_manifest(client, record.repository, record.digest, raw, record.media_type)
         for tag in record.tags:
+            current = await resolve_tag(client, record.repository, tag)
+            if current is not None and current != record.digest:
+                log.warning(
+                    "not restoring tag %s:%s: it now points at %s", record.repository, tag, current
+                )
+                continue
             await put_manifest(client, record.repository, tag, raw, record.media_type)
     return ordered

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,54 +20,7 @@ from tasks.delete.restore import RestoreFilter, restorable, restore
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import scan_registry
 from tasks.registry.manifest import get_manifest, put_manifest, resolve_tag
-
-OLD = datetime.now(UTC) - timedelta(days=30)
-
-
-def plan_rows(tags: pd.DataFrame, delete: set[str]) -> pd.DataFrame:
-    rows = [
-        {
-            "repository": r,
-            "digest": d,
-            "tag": t,
-            "media_type": "application/vnd.docker.distribution.manifest.v2+json",
-            "action": "delete" if t in delete else "keep",
-            "reason": "no-policy" if t in delete else "keep-tag",
-        }
-        for r, t, d in zip(tags["repository"], tags["tag"], tags["digest"], strict=True)
-    ]
-    return pd.DataFrame(rows)
-
-
-async def setup(client: RegistryClient) -> dict[str, str]:
-    return {
-        "a": await push_image(client, "r", ["a"], created=OLD, seed="a"),
-        "shared": await push_image(client, "r", ["keep-me", "drop-me"], created=OLD, seed="s"),
-        "b": await push_image(client, "r", ["b"], created=OLD, seed="b"),
-        "c": await push_image(client, "r", ["c"], created=OLD, seed="c"),
-    }
-
-
-async def scan_and_delete(
-    client: RegistryClient,
-    delete: set[str],
-    ledger: Path,
-    *,
-    max_delete_fraction: float = 0.8,
-    force: bool = False,
-) -> pd.DataFrame:
-    """Scan repository `r` and apply a plan deleting the digests of the tags `delete`."""
-    scan = await scan_registry(client, ["r"])
-    return await execute_plan(
-        client,
-        plan_rows(scan.tags, delete),
-        scan.tags,
-        apply=True,
-        ledger=Ledger(ledger),
-        incomplete=[],
-        max_delete_fraction=max_delete_fraction,
-        force=force,
-    )
+from tests.delete.helpers import OLD, plan_rows, scan_and_delete, setup
 
 
 def test_shared_digest_survives_and_ledger_records_before_delete(
