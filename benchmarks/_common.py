@@ -46,3 +46,65 @@ def timed(label: str, out: dict[str, float]) -> Iterator[None]:
     yield
     out[label] = time.perf_counter() - start
     print(f"{label}: {out[label]:.2f} s", flush=True)
+
+
+def _raw_worker(args: tuple[str, str, list[str], dict[str, str], int]) -> int:
+    """One process: `connections` keep-alive http.client connections, requests split among
+    them; returns how many answers were not 2xx."""
+    import http.client
+    import threading
+    from urllib.parse import urlsplit
+
+    base, method, paths, headers, connections = args
+    target = urlsplit(base)
+    failures = 0
+    lock = threading.Lock()
+
+    def run(share: list[str]) -> None:
+        nonlocal failures
+        conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port)
+        bad = 0
+        for path in share:
+            conn.request(method, path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            bad += response.status >= 300
+        conn.close()
+        with lock:
+            failures += bad
+
+    threads = [
+        threading.Thread(target=run, args=(paths[i::connections],)) for i in range(connections)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
+def raw_ceiling(
+    base: str,
+    method: str,
+    paths: list[str],
+    headers: dict[str, str] | None = None,
+    processes: int | None = None,
+    connections: int = 8,
+) -> float:
+    """Requests per second the server answers to minimal keep-alive clients on all cores.
+
+    `paths` are split over `processes` (default: every core) x `connections`; raises if any
+    answer is not 2xx, so a ceiling is never measured on errors.
+    """
+    import multiprocessing
+    import os
+
+    count = processes or os.cpu_count() or 1
+    shares = [(base, method, paths[i::count], headers or {}, connections) for i in range(count)]
+    with multiprocessing.get_context("fork").Pool(count) as pool:
+        start = time.perf_counter()
+        failures = sum(pool.map(_raw_worker, shares))
+        elapsed = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"{failures} of {len(paths)} raw {method} requests failed")
+    return len(paths) / elapsed

@@ -10,6 +10,7 @@ media_type, manifest (base64 of the exact bytes), reason, flow_run_id, detail.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -42,20 +43,55 @@ class LedgerRecord:
 
 
 class Ledger:
-    """Append records to the ledger file at `path` (created with its directory)."""
+    """Append records to the ledger file at `path` (created with its directory).
+
+    Every append returns only once its record is on disk (fsync). Concurrent `record` calls
+    are committed as a group: records that arrive while a write is in progress go to disk
+    together in the next write, one fsync for the lot.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._queue: list[tuple[str, asyncio.Future[None]]] = []
+        self._flushing = False
 
-    def append(self, record: LedgerRecord) -> None:
+    @staticmethod
+    def _line(record: LedgerRecord) -> str:
         if record.state not in STATES:
             raise ValueError(f"unknown ledger state {record.state!r}")
-        line = json.dumps(asdict(record), sort_keys=True) + "\n"
+        return json.dumps(asdict(record), sort_keys=True) + "\n"
+
+    def _write(self, lines: list[str]) -> None:
         with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
+            handle.write("".join(lines))
             handle.flush()
             os.fsync(handle.fileno())
+
+    def append(self, record: LedgerRecord) -> None:
+        """Write one record durably (blocking)."""
+        self._write([self._line(record)])
+
+    async def record(self, record: LedgerRecord) -> None:
+        """Write one record durably, sharing the fsync with concurrent callers."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((self._line(record), done))
+        if not self._flushing:
+            self._flushing = True
+            try:
+                while self._queue:
+                    batch, self._queue = self._queue, []
+                    try:
+                        await asyncio.to_thread(self._write, [line for line, _ in batch])
+                    except OSError as exc:
+                        for _, waiter in batch:
+                            waiter.set_exception(exc)
+                    else:
+                        for _, waiter in batch:
+                            waiter.set_result(None)
+            finally:
+                self._flushing = False
+        await done
 
 
 def read_ledger(path: str | Path) -> Iterator[LedgerRecord]:

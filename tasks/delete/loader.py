@@ -25,7 +25,7 @@ from tasks.frames import typed_frame
 from tasks.registry import mediatypes
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import DeleteUnsupported, NotFound, RegistryError
-from tasks.registry.manifest import delete_manifest, get_manifest, resolve_tag
+from tasks.registry.manifest import delete_manifest, manifest_by_digest, resolve_tag
 from tasks.registry.tag import list_tags
 
 log = logging.getLogger(__name__)
@@ -130,11 +130,10 @@ async def execute_plan(
     if live:
         if ledger is None:
             raise ValueError("a ledger is required to delete")
-        moved = await _recheck(client, live, extracted_tags)
         done = 0
         total = len(live)
 
-        async def one(target: Target) -> dict[str, object]:
+        async def one(target: Target, moved: dict[str, str]) -> dict[str, object]:
             nonlocal done
             try:
                 if target.digest in moved:
@@ -145,11 +144,22 @@ async def execute_plan(
                 if progress is not None:
                     progress(done, total)
 
-        # Indexes go before the manifests they name.
-        indexes = [t for t in live if t.media_type in mediatypes.INDEXES]
-        others = [t for t in live if t.media_type not in mediatypes.INDEXES]
-        for group in (indexes, others):
-            results.extend(await asyncio.gather(*(one(t) for t in group)))
+        async def repository(repo: str, targets: list[Target]) -> list[dict[str, object]]:
+            # Re-check just before this repository's deletes; repositories run concurrently.
+            moved = await _recheck(client, repo, targets, extracted_tags)
+            out: list[dict[str, object]] = []
+            # Indexes go before the manifests they name.
+            indexes = [t for t in targets if t.media_type in mediatypes.INDEXES]
+            others = [t for t in targets if t.media_type not in mediatypes.INDEXES]
+            for group in (indexes, others):
+                out.extend(await asyncio.gather(*(one(t, moved) for t in group)))
+            return out
+
+        by_repo: dict[str, list[Target]] = {}
+        for target in live:
+            by_repo.setdefault(target.repository, []).append(target)
+        for out in await asyncio.gather(*(repository(r, ts) for r, ts in by_repo.items())):
+            results.extend(out)
     return typed_frame(results, RESULT_COLUMNS)
 
 
@@ -164,39 +174,35 @@ def _result(target: Target, outcome: str, detail: str) -> dict[str, object]:
 
 
 async def _recheck(
-    client: RegistryClient, targets: list[Target], extracted_tags: pd.DataFrame
+    client: RegistryClient, repo: str, targets: list[Target], extracted_tags: pd.DataFrame
 ) -> dict[str, str]:
-    """Return {digest: why} for targets whose tags changed since the scan.
+    """Return {digest: why} for the targets in `repo` whose tags changed since the scan.
 
-    Every tag of each repository is resolved again (CI may have pushed meanwhile). A digest
+    Every tag of the repository is resolved again (CI may have pushed meanwhile). A digest
     is still deletable only if the tags on it now are among the tags the plan expected and
     every expected tag that still exists still points at it. A tag moved onto it, a new
     tag, or an expected tag moved away each cancels its deletion.
     """
     moved: dict[str, str] = {}
-    by_repo: dict[str, list[Target]] = {}
+    known = set(extracted_tags.loc[extracted_tags["repository"] == repo, "tag"])
+    try:
+        now_tags = sorted(await list_tags(client, repo))
+    except NotFound:
+        now_tags = []
+    answers = await asyncio.gather(*(resolve_tag(client, repo, tag) for tag in now_tags))
+    current = {tag: digest for tag, digest in zip(now_tags, answers, strict=True) if digest}
+    on_digest: dict[str, list[str]] = {}
+    for tag, digest in current.items():
+        on_digest.setdefault(digest, []).append(tag)
     for target in targets:
-        by_repo.setdefault(target.repository, []).append(target)
-    for repo, repo_targets in by_repo.items():
-        known = set(extracted_tags.loc[extracted_tags["repository"] == repo, "tag"])
-        try:
-            now_tags = sorted(await list_tags(client, repo))
-        except NotFound:
-            now_tags = []
-        answers = await asyncio.gather(*(resolve_tag(client, repo, tag) for tag in now_tags))
-        current = {tag: digest for tag, digest in zip(now_tags, answers, strict=True) if digest}
-        on_digest: dict[str, list[str]] = {}
-        for tag, digest in current.items():
-            on_digest.setdefault(digest, []).append(tag)
-        for target in repo_targets:
-            expected = set(target.tags)
-            for tag in sorted(expected):
-                if tag in current and current[tag] != target.digest:
-                    moved[target.digest] = f"tag {tag} now points at {current[tag]}"
-            for tag in on_digest.get(target.digest, []):
-                if tag not in expected:
-                    what = "new tag" if tag not in known else "tag"
-                    moved[target.digest] = f"{what} {tag} now points at it"
+        expected = set(target.tags)
+        for tag in sorted(expected):
+            if tag in current and current[tag] != target.digest:
+                moved[target.digest] = f"tag {tag} now points at {current[tag]}"
+        for tag in on_digest.get(target.digest, []):
+            if tag not in expected:
+                what = "new tag" if tag not in known else "tag"
+                moved[target.digest] = f"{what} {tag} now points at it"
     return moved
 
 
@@ -206,8 +212,8 @@ async def _delete(
     repo, digest = target.repository, target.digest
     raw, media_type = b"", target.media_type
 
-    def record(state: str, detail: str = "") -> None:
-        ledger.append(
+    async def record(state: str, detail: str = "") -> None:
+        await ledger.record(
             LedgerRecord(
                 state=state,
                 registry=client.host,
@@ -223,25 +229,25 @@ async def _delete(
         )
 
     try:
-        manifest = await get_manifest(client, repo, digest)
+        manifest = await manifest_by_digest(client, repo, digest)
     except NotFound:
         # Gone before this attempt: deleted by an earlier attempt of this run (its pending
         # record holds the bytes) or by someone else. Recorded so the ledger is complete.
-        record("gone", "manifest not found before sending DELETE")
+        await record("gone", "manifest not found before sending DELETE")
         return _result(target, "gone", "already deleted before this attempt")
     except RegistryError as exc:
         return _result(target, "failed", f"reading the manifest for the ledger: {exc}")
     raw, media_type = manifest.raw, manifest.media_type
 
-    record("pending")
+    await record("pending")
     try:
         existed = await delete_manifest(client, repo, digest)
     except DeleteUnsupported as exc:
-        record("failed", str(exc))
+        await record("failed", str(exc))
         raise DeletionRefused(str(exc)) from exc
     except RegistryError as exc:
-        record("failed", str(exc))
+        await record("failed", str(exc))
         log.warning("delete %s@%s failed: %s", repo, digest, exc)
         return _result(target, "failed", str(exc))
-    record("done" if existed else "gone")
+    await record("done" if existed else "gone")
     return _result(target, "deleted" if existed else "gone", "" if existed else "already gone")

@@ -64,6 +64,9 @@ class RegistryConfig(_Model):
     repositories: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     exclude: list[str] = Field(default_factory=list)
     concurrency: int = Field(default=16, ge=1, le=256)
+    requests_per_second: float | None = Field(default=None, gt=0)  # None = no rate limit
+    cache: bool | str = True  # manifest/config cache: True = $REGSWEEP_HOME/cache, or a path
+    credentials_secret: str | None = None  # Prefect Secret block: {username, password}
 
     @field_validator("url")
     @classmethod

@@ -8,12 +8,18 @@ from tasks.registry.manifest import sha256_digest
 
 
 async def get_blob(client: RegistryClient, repository: str, digest: str) -> bytes:
-    """Return the blob's bytes, verified against `digest`."""
+    """Return the blob's bytes, verified against `digest` (from the client's cache when it
+    has them: for small blobs such as image configs)."""
+    cached = client.cache.get(digest) if client.cache is not None else None
+    if cached is not None:
+        return cached
     response = await client.request(
         "GET", f"/v2/{repository}/blobs/{digest}", scope=f"repository:{repository}:pull"
     )
     if sha256_digest(response.content) != digest:
         raise InvalidResponse(f"{repository}: blob {digest} does not match its digest")
+    if client.cache is not None:
+        client.cache.put(digest, response.content)
     return response.content
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from tasks.registry.cache import ContentCache
 from tasks.registry.errors import (
     AuthenticationFailed,
     InvalidResponse,
@@ -98,6 +99,8 @@ class RegistryClient:
 
     `concurrency` bounds requests in flight; `max_retries` bounds retries of one request on
     transport errors, 429 (honouring Retry-After) and 5xx, with exponential backoff and jitter.
+    `cache` (optional) keeps manifests and configs by digest across runs;
+    `requests_per_second` (optional) spaces every request, retries included, evenly.
     """
 
     def __init__(
@@ -112,8 +115,12 @@ class RegistryClient:
         timeout: float = 30.0,
         verify: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        cache: ContentCache | None = None,
+        requests_per_second: float | None = None,
     ) -> None:
         self.url = normalise_url(url)
+        self.cache = cache
+        self._rate = _RateLimit(requests_per_second) if requests_per_second else None
         self.host = registry_host(self.url)
         self._credentials = credentials
         self._max_retries = max_retries
@@ -169,6 +176,8 @@ class RegistryClient:
             if auth:
                 send_headers["Authorization"] = auth
             response: httpx.Response | None = None
+            if self._rate is not None:
+                await self._rate.wait()
             try:
                 async with self._slots:
                     response = await self._http.request(
@@ -253,6 +262,23 @@ class RegistryClient:
         lifetime = float(expires_in) if isinstance(expires_in, int | float) else 60.0
         # Renew a little early so a token never expires between our check and the request.
         return _Token(value, time.monotonic() + max(1.0, lifetime - 5.0))
+
+
+class _RateLimit:
+    """Evenly spaced request starts: at most `rate` per second over the whole client."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self._interval
+        if delay > 0:
+            await asyncio.sleep(delay)
 
 
 def _basic(credentials: Credentials) -> str:

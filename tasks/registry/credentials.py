@@ -11,7 +11,9 @@ import json
 import os
 from pathlib import Path
 
+from tasks.policy.errors import ConfigError
 from tasks.registry.client import Credentials
+from tasks.secrets import secret_value_json
 
 
 def load_credentials(host: str) -> Credentials | None:
@@ -36,3 +38,19 @@ def load_credentials(host: str) -> Credentials | None:
                 continue
             return Credentials(user, password)
     return None
+
+
+def secret_credentials(block_name: str) -> Credentials:
+    """Credentials from a Prefect Secret block whose value is {"username": .., "password": ..}
+    (named by `registry.credentialsSecret`)."""
+    value = secret_value_json(block_name, "registry.credentialsSecret")
+    if not (
+        isinstance(value, dict)
+        and isinstance(value.get("username"), str)
+        and isinstance(value.get("password"), str)
+    ):
+        raise ConfigError(
+            "registry.credentialsSecret",
+            f'Prefect Secret block {block_name!r} must hold {{"username": ..., "password": ...}}',
+        )
+    return Credentials(value["username"], value["password"])

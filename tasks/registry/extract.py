@@ -42,7 +42,7 @@ from tasks.registry.blob import get_blob
 from tasks.registry.catalog import is_glob, list_repositories, select_repositories
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import NotFound, RegistryError
-from tasks.registry.manifest import Manifest, get_manifest
+from tasks.registry.manifest import Manifest, get_manifest, manifest_by_digest, resolve_tag
 from tasks.registry.tag import list_tags
 
 IMAGE_COLUMNS = {
@@ -128,9 +128,22 @@ async def _scan_repository(
         tags = await list_tags(client, name)
         done = 0
 
+        # Warm (the cache has content): resolve each tag with a HEAD and read only manifests
+        # not seen before. Cold: one GET per tag, which also fills the cache.
+        warm = client.cache is not None and not client.cache.is_empty()
+
         async def read_tag(tag: str) -> None:
             nonlocal done
-            manifest = await get_manifest(client, name, tag)
+            if warm:
+                digest = await resolve_tag(client, name, tag)
+                if digest is None:  # deleted since the listing: not a tag any more
+                    return
+                manifest = await manifest_by_digest(client, name, digest)
+            else:
+                try:
+                    manifest = await get_manifest(client, name, tag)
+                except NotFound:  # deleted since the listing: not a tag any more
+                    return
             repo.tags[tag] = manifest.digest
             repo.manifests.setdefault(manifest.digest, (manifest, ""))
             done += 1
@@ -157,7 +170,7 @@ async def _read_children(client: RegistryClient, repo: _Repository) -> None:
                 wanted.setdefault(digest, _platform(child.get("platform")))
 
     async def read(digest: str, platform: str) -> None:
-        repo.manifests[digest] = (await get_manifest(client, repo.name, digest), platform)
+        repo.manifests[digest] = (await manifest_by_digest(client, repo.name, digest), platform)
 
     await asyncio.gather(*(read(d, p) for d, p in wanted.items()))
     # An index's children inherit the platform it names even when tagged themselves.

@@ -77,6 +77,24 @@ async def get_manifest(client: RegistryClient, repository: str, reference: str) 
         media_type, body = parse_manifest(raw, response.headers.get("Content-Type"))
     except InvalidResponse as exc:
         raise InvalidResponse(f"{repository}:{reference}: {exc}") from exc
+    if client.cache is not None:
+        client.cache.put(digest, raw)
+    return Manifest(digest=digest, media_type=media_type, raw=raw, body=body)
+
+
+async def manifest_by_digest(client: RegistryClient, repository: str, digest: str) -> Manifest:
+    """The manifest `digest`, from the client's cache when it has it, else the registry.
+
+    Content under a digest never changes, so a cached copy is as good as a fresh one; use
+    `get_manifest` instead to learn whether the registry *still has* the manifest.
+    """
+    raw = client.cache.get(digest) if client.cache is not None else None
+    if raw is None:
+        return await get_manifest(client, repository, digest)
+    try:
+        media_type, body = parse_manifest(raw, None)
+    except InvalidResponse as exc:
+        raise InvalidResponse(f"{repository}@{digest}: {exc}") from exc
     return Manifest(digest=digest, media_type=media_type, raw=raw, body=body)
 
 

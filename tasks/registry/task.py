@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from prefect import task
 
 from tasks.caching import EXTRACTION_TASK_OPTIONS
+from tasks.home import regsweep_home
 from tasks.policy.config import Config
-from tasks.registry.client import RegistryClient, registry_host
-from tasks.registry.credentials import load_credentials
+from tasks.registry.cache import ContentCache
+from tasks.registry.client import Credentials, RegistryClient, registry_host
+from tasks.registry.credentials import load_credentials, secret_credentials
 from tasks.registry.extract import Progress, RegistryExtraction, scan_registry
 
 
 def make_client(config: Config) -> RegistryClient:
-    """Return a client for the configured registry with its credentials and limits."""
-    host = registry_host(config.registry.url)
+    """Return a client for the configured registry with its credentials, limits and cache."""
+    registry = config.registry
+    host = registry_host(registry.url)
+    credentials: Credentials | None
+    if registry.credentials_secret:
+        credentials = secret_credentials(registry.credentials_secret)
+    else:
+        credentials = load_credentials(host)
+    cache = None
+    if registry.cache is not False:
+        root = regsweep_home() / "cache" if registry.cache is True else Path(registry.cache)
+        cache = ContentCache(root.expanduser())
     return RegistryClient(
-        config.registry.url,
-        credentials=load_credentials(host),
-        concurrency=config.registry.concurrency,
+        registry.url,
+        credentials=credentials,
+        concurrency=registry.concurrency,
+        requests_per_second=registry.requests_per_second,
+        cache=cache,
     )
 
 
