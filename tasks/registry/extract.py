@@ -116,21 +116,20 @@ async def scan_registry(
     `RegistryError` only when the repository list itself cannot be read.
     """
     names = await resolve_repositories(client, patterns, exclude)
-    repos = await asyncio.gather(*(_scan_repository(client, n, progress) for n in names))
+    # Warm (the cache has content): resolve each tag with a HEAD and read only manifests not
+    # seen before. Cold: one GET per tag, which also fills the cache.
+    warm = client.cache is not None and not client.cache.is_empty()
+    repos = await asyncio.gather(*(_scan_repository(client, n, progress, warm) for n in names))
     return _to_frames(repos)
 
 
 async def _scan_repository(
-    client: RegistryClient, name: str, progress: Progress | None
+    client: RegistryClient, name: str, progress: Progress | None, warm: bool
 ) -> _Repository:
     repo = _Repository(name)
     try:
         tags = await list_tags(client, name)
         done = 0
-
-        # Warm (the cache has content): resolve each tag with a HEAD and read only manifests
-        # not seen before. Cold: one GET per tag, which also fills the cache.
-        warm = client.cache is not None and not client.cache.is_empty()
 
         async def read_tag(tag: str) -> None:
             nonlocal done

@@ -1,0 +1,123 @@
+"""The manifest/config cache, the rate limit, and the auth setups on the real registry:
+token auth (a token-server fixture) with credentials from the environment or a Prefect
+Secret block."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flows.demo.http_proxy import RegistryProxy
+from flows.demo.registry_server import LocalRegistry
+from flows.demo.storage_seed import seed_storage
+from flows.demo.token_server import TokenServer
+from tasks.policy.config import parse_config
+from tasks.registry.cache import ContentCache
+from tasks.registry.client import RegistryClient
+from tasks.registry.errors import AuthenticationFailed
+from tasks.registry.extract import RegistryExtraction, scan_registry
+from tasks.registry.manifest import sha256_digest
+from tasks.registry.task import read_registry
+
+
+def test_cache_verifies_content_and_drops_corrupt_entries(tmp_path: Path) -> None:
+    cache = ContentCache(tmp_path)
+    assert cache.is_empty()
+    data = b'{"schemaVersion": 2}'
+    digest = sha256_digest(data)
+    cache.put(digest, b"not the content")  # refused: bytes do not match the digest
+    assert cache.get(digest) is None
+    cache.put(digest, data)
+    assert cache.get(digest) == data
+    path = tmp_path / "sha256" / digest[7:9] / digest[7:]
+    path.write_bytes(b"torn")
+    assert cache.get(digest) is None
+    assert not path.exists()
+
+
+def test_warm_rescan_sends_heads_only_and_reads_the_same(tmp_path: Path) -> None:
+    seed_storage(tmp_path / "data", repositories=2, tags=60)
+    cache = ContentCache(tmp_path / "cache")
+    with LocalRegistry(tmp_path) as registry, RegistryProxy(registry.url) as proxy:
+
+        async def scan() -> RegistryExtraction:
+            async with RegistryClient(proxy.url, cache=cache) as client:
+                return await scan_registry(client, ["bench/*"])
+
+        cold = asyncio.run(scan())
+        cold_gets = proxy.count("GET")
+        warm = asyncio.run(scan())
+        warm_gets = proxy.count("GET") - cold_gets
+    # Warm: the catalog and two tag lists are the only GETs; every tag is one HEAD.
+    assert warm_gets == 1 + 2
+    assert proxy.count("HEAD") == len(warm.tags)
+    for name in ("images", "tags", "index_edges", "blobs"):
+        a = getattr(cold, name).sort_values(list(getattr(cold, name).columns[:3]))
+        b = getattr(warm, name).sort_values(list(getattr(warm, name).columns[:3]))
+        assert a.reset_index(drop=True).equals(b.reset_index(drop=True)), name
+
+
+def test_rate_limit_spaces_requests() -> None:
+    starts: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        starts.append(time.monotonic())
+        return httpx.Response(200, json={"repositories": []})
+
+    async def go() -> None:
+        async with RegistryClient(
+            "http://reg.test", transport=httpx.MockTransport(handler), requests_per_second=50
+        ) as client:
+            await asyncio.gather(*(client.request("GET", "/v2/", scope="") for _ in range(10)))
+
+    asyncio.run(go())
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.018  # 50/s: one start every 20 ms
+
+
+NO_GIT = {"cleanup": {"disableGitHistoryBasedPolicy": True}}
+
+
+def _token_registry(tmp_path: Path, tokens: TokenServer) -> LocalRegistry:
+    seed_storage(tmp_path / "reg" / "data", repositories=1, tags=5)
+    return LocalRegistry(tmp_path / "reg", extra_config=tokens.registry_config())
+
+
+def test_token_auth_with_credentials_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with TokenServer(tmp_path / "cert.pem") as tokens, _token_registry(tmp_path, tokens) as reg:
+        config = parse_config({"registry": {"url": reg.url, "repositories": ["bench/*"]}} | NO_GIT)
+        with pytest.raises(AuthenticationFailed):
+            read_registry(config)
+        monkeypatch.setenv("REGSWEEP_REGISTRY_USERNAME", tokens.username)
+        monkeypatch.setenv("REGSWEEP_REGISTRY_PASSWORD", tokens.password)
+        assert len(read_registry(config).tags) == 5
+    assert "registry:catalog:*" in tokens.issued
+
+
+def test_token_auth_with_credentials_from_a_prefect_secret_block(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    from prefect.blocks.system import Secret
+
+    with TokenServer(tmp_path / "cert.pem") as tokens, _token_registry(tmp_path, tokens) as reg:
+        Secret(value={"username": tokens.username, "password": tokens.password}).save(
+            "regsweep-test-registry", overwrite=True
+        )
+        config = parse_config(
+            {
+                "registry": {
+                    "url": reg.url,
+                    "repositories": ["bench/*"],
+                    "credentialsSecret": "regsweep-test-registry",
+                }
+            }
+            | NO_GIT
+        )
+        assert len(read_registry(config).tags) == 5
