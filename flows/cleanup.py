@@ -15,6 +15,7 @@ import pandas as pd
 from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.history import PLAN_ARTIFACT, REPORT_ARTIFACT
 from flows.report import RunReport
 from tasks.cluster.task import extract_cluster_task
 from tasks.delete.errors import DeletionIncomplete
@@ -24,9 +25,6 @@ from tasks.home import regsweep_home
 from tasks.policy.config import Config, load_config
 from tasks.policy.task import plan_task
 from tasks.registry.task import extract_registry
-
-PLAN_ARTIFACT = "deletion-plan"
-REPORT_ARTIFACT = "cleanup-report"
 
 
 def parse_now(text: str) -> datetime:
@@ -102,8 +100,11 @@ def cleanup(
     report = RunReport.build(plan.table, registry.blobs, results, registry.incomplete(), notes)
     create_table_artifact(
         key=PLAN_ARTIFACT,
-        table=report.summary.to_dict(orient="records"),
-        description="Per repository: digests kept and deleted, bytes reclaimable",
+        table=report.summary_with_outcomes().to_dict(orient="records"),
+        description=(
+            "Per repository: digests kept and deleted by the plan, digests deleted by this "
+            "run, bytes reclaimable after garbage collection"
+        ),
     )
     mode = "apply" if apply else "dry run"
     create_markdown_artifact(key=REPORT_ARTIFACT, markdown=report.markdown(f"regsweep {mode}"))

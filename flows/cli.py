@@ -297,6 +297,36 @@ def restore(
 
 
 @app.command()
+def history(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="how many runs")] = 20,
+) -> None:
+    """Print past runs of the cleanup flow (from the Prefect API), newest first."""
+    import pandas as pd
+
+    from flows.history import run_history
+    from flows.report import human_bytes
+
+    runs = run_history(limit)
+    table = Table(title=f"regsweep runs (last {limit})")
+    for column in ("start", "duration", "state", "mode", "kept", "deleted", "bytes", "run"):
+        table.add_column(
+            column, justify="right" if column in ("kept", "deleted") else "left", no_wrap=True
+        )
+    for row in runs.itertuples(index=False):
+        table.add_row(
+            "" if pd.isna(row.start) else f"{row.start:%Y-%m-%d %H:%M:%S}",
+            f"{row.duration_s:.1f} s",
+            row.state,
+            "apply" if row.apply else "dry run",
+            str(row.kept),
+            str(row.deleted),
+            human_bytes(row.bytes),
+            row.flow_run_id[:8],  # `prefect flow-run inspect` takes the full id from the UI
+        )
+    console.print(table)
+
+
+@app.command()
 def demo(
     workdir: Annotated[Path, typer.Option("--workdir", help="where demo state goes")] = Path(
         ".demo"

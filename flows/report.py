@@ -38,6 +38,14 @@ class RunReport:
     ) -> RunReport:
         return cls(summarise(plan, blobs), by_reason(plan), results, incomplete, notes)
 
+    def summary_with_outcomes(self) -> pd.DataFrame:
+        """The summary plus `deleted_in_run`: digests this run really deleted, per repository."""
+        deleted = self.results[self.results["outcome"] == "deleted"]
+        counts = deleted.groupby("repository").size()
+        table = self.summary.copy()
+        table["deleted_in_run"] = [int(counts.get(r, 0)) for r in table["repository"]]
+        return table
+
     def outcomes(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.results["outcome"].value_counts().items()}
 

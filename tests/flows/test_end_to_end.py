@@ -165,3 +165,30 @@ def test_cluster_failure_exits_3_and_deletes_nothing(
     assert done.exit_code == 3, done.output
     assert "kind DaemonSet" in done.output
     assert scenario.present(registry.url) == set(scenario.digests)
+
+
+def test_history_lists_the_runs_of_the_session(
+    prefect_harness: None, registry: LocalRegistry, scenario: Scenario
+) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from flows.history import run_history
+
+    dry = cleanup(config_path=str(scenario.config_path), now=scenario.now.isoformat())
+    applied = cleanup(
+        config_path=str(scenario.config_path), apply=True, now=scenario.now.isoformat()
+    )
+    runs = run_history(limit=50).set_index("flow_run_id")
+    expected = len(scenario.expect_deleted)
+    assert runs.loc[dry["flow_run_id"], ["apply", "deleted", "state"]].tolist() == [
+        False,
+        expected,
+        "Completed",
+    ]
+    assert runs.loc[applied["flow_run_id"], ["apply", "deleted"]].tolist() == [True, expected]
+    assert runs.loc[applied["flow_run_id"], "kept"] == len(scenario.expect_kept)
+    assert runs.loc[applied["flow_run_id"], "bytes"] > 0
+    printed = CliRunner().invoke(app, ["history", "--limit", "50"], env={"COLUMNS": "200"})
+    assert printed.exit_code == 0, printed.output
+    assert applied["flow_run_id"][:8] in printed.output
