@@ -17,13 +17,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.history import PLAN_ARTIFACT, REPORT_ARTIFACT
 from flows.report import RunReport
+from flows.snapshot import save_inputs
 from tasks.cluster.task import extract_cluster_task
 from tasks.delete.errors import DeletionIncomplete
 from tasks.delete.task import delete_task
 from tasks.git.task import extract_git_task
 from tasks.home import regsweep_home
 from tasks.policy.config import Config, load_config
-from tasks.policy.task import plan_task
+from tasks.policy.task import plan_task, read_keep_list
 from tasks.registry.task import extract_registry
 
 
@@ -86,7 +87,8 @@ def cleanup(
     cluster = extract_cluster_task(config, snapshot) if config.uses_kubernetes else None
     plan = plan_task(config, registry, git, cluster, moment)
     plan_path = write_plan(plan.table, run_dir / "plan.parquet")
-    logger.info("plan saved to %s", plan_path)
+    save_inputs(run_dir, config, moment, registry, git, cluster, read_keep_list(config))
+    logger.info("plan saved to %s (inputs for what-if analysis beside it)", plan_path)
 
     ledger_path = Path(ledger).expanduser() if ledger else run_dir / "ledger.jsonl"
     results: pd.DataFrame = delete_task(

@@ -17,13 +17,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
-from tasks.policy.duration import parse_duration
+from tasks.policy.duration import format_duration, parse_duration
 from tasks.policy.errors import ConfigError
 from tasks.policy.werf import merge_werf_cleanup, read_werf_cleanup
 from tasks.registry.client import normalise_url
@@ -37,7 +38,9 @@ def _duration(value: Any) -> timedelta:
     return parse_duration(value)
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+Duration = Annotated[
+    timedelta, BeforeValidator(_duration), PlainSerializer(format_duration, when_used="json")
+]
 
 
 def name_pattern(pattern: str) -> re.Pattern[str]:

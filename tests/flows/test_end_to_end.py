@@ -3,6 +3,7 @@ Prefect. After each run the registry itself is checked image by image."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -192,3 +193,25 @@ def test_history_lists_the_runs_of_the_session(
     printed = CliRunner().invoke(app, ["history", "--limit", "50"], env={"COLUMNS": "200"})
     assert printed.exit_code == 0, printed.output
     assert applied["flow_run_id"][:8] in printed.output
+
+
+def test_replan_from_saved_inputs_touches_nothing(
+    prefect_harness: None, registry: LocalRegistry, scenario: Scenario
+) -> None:
+    from flows.snapshot import replan
+
+    dry = cleanup(config_path=str(scenario.config_path), now=scenario.now.isoformat())
+    run_dir = Path(dry["run_dir"])
+    saved = pd.read_parquet(dry["plan_path"])
+    registry.stop()  # nothing below may need the registry
+    same = replan(run_dir).table
+    assert same[["repository", "digest", "tag", "action", "reason"]].equals(
+        saved[["repository", "digest", "tag", "action", "reason"]]
+    )
+    keep_all = replan(
+        run_dir,
+        {"keepPolicies": [{"references": {"branch": "/.*/"}, "imagesPerReference": {"last": -1}}]},
+    )
+    assert (keep_all.table["action"] == "keep").sum() > (saved["action"] == "keep").sum()
+    later = replan(run_dir, now=scenario.now + timedelta(days=30)).table
+    assert (later["action"] == "delete").sum() >= (saved["action"] == "delete").sum()

@@ -1,0 +1,104 @@
+"""What a run saw, saved beside its plan, so a notebook can re-plan without the registry.
+
+`<run dir>/inputs/` holds the registry frames (images, tags, index_edges, blobs, status),
+the Git frames (refs, commits) and the cluster frame when those stages ran, as Parquet, plus
+`run.json` (the configuration and the run's `now`). `replan` builds the plan again from
+them under other keepPolicies or another `now`: a what-if that touches nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tasks.git.extract import GitExtraction
+from tasks.policy.config import Config, parse_config
+from tasks.policy.plan import Plan, PlanInputs, build_plan
+from tasks.registry.client import registry_host
+from tasks.registry.extract import RegistryExtraction
+
+_JSON_COLUMNS = ("labels", "annotations")  # dict columns: Parquet wants one shape per column
+
+
+def save_inputs(
+    run_dir: Path,
+    config: Config,
+    now: datetime,
+    registry: RegistryExtraction,
+    git: GitExtraction | None,
+    cluster: pd.DataFrame | None,
+    keep_list: list[str],
+) -> Path:
+    """Write the run's stage outputs under `run_dir/inputs`; return that directory."""
+    out = run_dir / "inputs"
+    out.mkdir(parents=True, exist_ok=True)
+    frames: dict[str, pd.DataFrame] = {
+        f.name: getattr(registry, f.name) for f in fields(RegistryExtraction)
+    }
+    if git is not None:
+        frames |= {"refs": git.refs, "commits": git.commits}
+    if cluster is not None:
+        frames["cluster"] = cluster
+    for name, frame in frames.items():
+        flat = frame.copy()
+        for column in _JSON_COLUMNS:
+            if column in flat:
+                flat[column] = flat[column].map(lambda v: json.dumps(v, sort_keys=True))
+        flat.to_parquet(out / f"{name}.parquet", index=False)
+    run = {
+        "config": config.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "now": now.isoformat(),
+        "keep_list": keep_list,
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2))
+    return out
+
+
+def load_inputs(run_dir: Path) -> tuple[Config, datetime, PlanInputs]:
+    """Read back what `save_inputs` wrote: (configuration, now, plan inputs)."""
+    folder = Path(run_dir) / "inputs"
+    run: dict[str, Any] = json.loads((folder / "run.json").read_text())
+
+    def frame(name: str) -> pd.DataFrame | None:
+        path = folder / f"{name}.parquet"
+        if not path.exists():
+            return None
+        data = pd.read_parquet(path)
+        for column in _JSON_COLUMNS:
+            if column in data:
+                data[column] = data[column].map(json.loads)
+        for column in ("parents",):
+            if column in data:
+                data[column] = data[column].map(list)
+        return data
+
+    images, tags, edges = frame("images"), frame("tags"), frame("index_edges")
+    assert images is not None and tags is not None and edges is not None, f"{folder} is partial"
+    inputs = PlanInputs(
+        images=images,
+        tags=tags,
+        index_edges=edges,
+        refs=frame("refs"),
+        commits=frame("commits"),
+        cluster=frame("cluster"),
+        keep_list=list(run.get("keep_list", [])),
+    )
+    return parse_config(run["config"]), datetime.fromisoformat(run["now"]), inputs
+
+
+def replan(
+    run_dir: Path, cleanup: dict[str, Any] | None = None, now: datetime | None = None
+) -> Plan:
+    """The plan of the run in `run_dir` again, with `cleanup` keys (camelCase, as in the
+    configuration file) replaced and/or another `now`. Reads no registry, Git or cluster."""
+    config, moment, inputs = load_inputs(run_dir)
+    if cleanup:
+        document = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+        document["cleanup"] = {**document.get("cleanup", {}), **cleanup}
+        config = parse_config(document)
+    return build_plan(inputs, config, registry_host(config.registry.url), now or moment)
