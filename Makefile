@@ -7,7 +7,7 @@ APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && ec
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
-.PHONY: test lint typecheck pytest demo venv system-packages benchmarks clean
+.PHONY: test lint typecheck pytest demo deploy-local venv system-packages benchmarks clean
 
 $(BIN)/regsweep: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,14 @@ test: lint typecheck pytest
 demo: venv system-packages
 	PREFECT_HOME=$(CURDIR)/.demo/prefect $(BIN)/regsweep demo --workdir $(CURDIR)/.demo
 
+# A local Prefect server and the demo's parts; deploy deployments/prefect.yaml, run it once
+# on a process worker, wait for it (UI: the address it prints, while it runs).
+deploy-local: venv system-packages
+	$(BIN)/python -m flows.deploy_local
+
 benchmarks: venv system-packages
 	@status=0; for b in benchmarks/[!_]*.py; do \
 		echo "== $$b"; $(BIN)/python $$b || status=1; done; exit $$status
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .demo .deploy .pytest_cache .mypy_cache .ruff_cache
