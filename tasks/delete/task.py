@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.aio import run_sync
 from tasks.delete.ledger import Ledger
 from tasks.delete.loader import Progress, execute_plan
 from tasks.policy.config import Config
@@ -44,7 +44,7 @@ def run_deletion(
                 progress=progress,
             )
 
-    return asyncio.run(go())
+    return run_sync(go())
 
 
 @task(name="delete", cache_policy=NO_CACHE)

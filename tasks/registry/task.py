@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from prefect import task
 
+from tasks.aio import run_sync
 from tasks.caching import EXTRACTION_TASK_OPTIONS
 from tasks.home import regsweep_home
 from tasks.policy.config import Config
@@ -47,7 +47,7 @@ def read_registry(config: Config, progress: Progress | None = None) -> RegistryE
                 client, config.registry.repositories, progress, config.registry.exclude
             )
 
-    return asyncio.run(scan())
+    return run_sync(scan())
 
 
 @task(name="extract_registry", **EXTRACTION_TASK_OPTIONS)

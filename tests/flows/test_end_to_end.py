@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.sorting import FlowRunSort
 
 from flows.cleanup import cleanup
 from flows.demo.kube_api import Fault, KubeAPIFixture
@@ -215,3 +216,63 @@ def test_replan_from_saved_inputs_touches_nothing(
     assert (keep_all.table["action"] == "keep").sum() > (saved["action"] == "keep").sum()
     later = replan(run_dir, now=scenario.now + timedelta(days=30)).table
     assert (later["action"] == "delete").sum() >= (saved["action"] == "delete").sum()
+
+
+def test_prefect_flow_run_retry_reuses_cached_extraction(
+    prefect_harness: None, registry: LocalRegistry, scenario: Scenario, tmp_path: Path
+) -> None:
+    """`prefect flow-run retry <id>` on a failed run: the same flow run, extraction from
+    the cache, the plan recomputed from it, the delete step (which failed) run again."""
+    import os
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    ledger = blocker / "ledger.jsonl"
+    with pytest.raises(OSError):
+        cleanup(
+            config_path=str(scenario.config_path),
+            apply=True,
+            now=scenario.now.isoformat(),
+            ledger=str(ledger),
+        )
+    with get_client(sync_client=True) as client:
+        failed = client.read_flow_runs(limit=1, sort=FlowRunSort.START_TIME_DESC)[0]
+    assert failed.state_name == "Failed"
+    blocker.unlink()  # the operator fixes the cause, then retries the run
+    env = dict(os.environ, PREFECT_API_URL=str(PREFECT_API_URL.value()))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "flow-run",
+            "retry",
+            str(failed.id),
+            "--entrypoint",
+            "flows/cleanup.py:cleanup",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert scenario.present(registry.url) == scenario.expect_kept
+    with get_client(sync_client=True) as client:
+        retried = client.read_flow_run(failed.id)
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[failed.id]))
+        )
+    assert retried.state_name == "Completed"
+    states: dict[str, set[str]] = {}
+    for run in runs:
+        states.setdefault(run.name.rsplit("-", 1)[0], set()).add(str(run.state_name))
+    for stage in ("extract_registry", "extract_git", "extract_cluster"):
+        assert states[stage] == {"Completed", "Cached"}, states  # first attempt, then cache
+    assert states["delete"] == {"Failed", "Completed"}
+    assert len(ledger.read_text().splitlines()) == 2 * len(scenario.expect_deleted)
