@@ -37,6 +37,7 @@ class SeedSummary:
 
     tags: dict[tuple[str, str], str] = field(default_factory=dict)
     manifests: set[tuple[str, str]] = field(default_factory=set)
+    configs: set[tuple[str, str]] = field(default_factory=set)  # (repository, config digest)
 
 
 class _Writer:
@@ -104,10 +105,15 @@ def seed_storage(
             elif digests and roll < 0.15:  # a signature of an existing image
                 subject = rng.choice(digests)
                 tag = f"sha256-{subject[7:]}.sig"
-                digest = _image(writer, repository, rng, layers, now, i, oci=True)
+                digest = _image(writer, repository, rng, layers, now, i, summary, oci=True)
             elif roll < 0.20:  # multi-arch index over two untagged children
                 children = [
-                    (_image(writer, repository, rng, layers, now, i, oci=True, arch=arch), arch)
+                    (
+                        _image(
+                            writer, repository, rng, layers, now, i, summary, oci=True, arch=arch
+                        ),
+                        arch,
+                    )
                     for arch in ("amd64", "arm64")
                 ]
                 digest = writer.manifest(
@@ -128,7 +134,7 @@ def seed_storage(
                 )
                 summary.manifests.update((repository, c) for c, _ in children)
             else:
-                digest = _image(writer, repository, rng, layers, now, i, oci=roll > 0.6)
+                digest = _image(writer, repository, rng, layers, now, i, summary, oci=roll > 0.6)
             writer.tag(repository, tag, digest)
             digests.append(digest)
             summary.tags[(repository, tag)] = digest
@@ -143,6 +149,7 @@ def _image(
     layers: list[dict[str, Any]],
     now: datetime,
     i: int,
+    summary: SeedSummary,
     *,
     oci: bool,
     arch: str = "amd64",
@@ -159,6 +166,7 @@ def _image(
         }
     ).encode()
     config_descriptor = writer.layer(repository, config)
+    summary.configs.add((repository, config_descriptor["digest"]))
     chosen = rng.sample(layers, 2)
     layer_type = mediatypes.OCI_LAYER if oci else mediatypes.DOCKER_LAYER
     return writer.manifest(

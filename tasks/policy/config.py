@@ -68,6 +68,7 @@ class RegistryConfig(_Model):
     exclude: list[str] = Field(default_factory=list)
     concurrency: int = Field(default=16, ge=1, le=256)
     requests_per_second: float | None = Field(default=None, gt=0)  # None = no rate limit
+    processes: int = Field(default=1, ge=1, le=64)  # scan processes (big registries: cores)
     cache: bool | str = True  # manifest/config cache: True = $REGSWEEP_HOME/cache, or a path
     credentials_secret: str | None = None  # Prefect Secret block: {username, password}
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pandas as pd
@@ -116,11 +116,35 @@ async def scan_registry(
     `RegistryError` only when the repository list itself cannot be read.
     """
     names = await resolve_repositories(client, patterns, exclude)
-    # Warm (the cache has content): resolve each tag with a HEAD and read only manifests not
-    # seen before. Cold: one GET per tag, which also fills the cache.
-    warm = client.cache is not None and not client.cache.is_empty()
+    return await scan_repositories(client, names, progress)
+
+
+async def scan_repositories(
+    client: RegistryClient,
+    names: list[str],
+    progress: Progress | None = None,
+    warm: bool | None = None,
+) -> RegistryExtraction:
+    """Scan the repositories `names` (see `scan_registry`).
+
+    Warm (the cache has content; decided here unless given): each tag is resolved with a
+    HEAD and only manifests not seen before are read. Cold: one GET per tag, which also
+    fills the cache.
+    """
+    if warm is None:
+        warm = client.cache is not None and not client.cache.is_empty()
     repos = await asyncio.gather(*(_scan_repository(client, n, progress, warm) for n in names))
     return _to_frames(repos)
+
+
+def merge_extractions(parts: list[RegistryExtraction]) -> RegistryExtraction:
+    """One extraction from extractions of disjoint sets of repositories."""
+    return RegistryExtraction(
+        **{
+            f.name: pd.concat([getattr(p, f.name) for p in parts], ignore_index=True)
+            for f in fields(RegistryExtraction)
+        }
+    )
 
 
 async def _scan_repository(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from prefect import task
@@ -13,7 +17,14 @@ from tasks.policy.config import Config
 from tasks.registry.cache import ContentCache
 from tasks.registry.client import Credentials, RegistryClient, registry_host
 from tasks.registry.credentials import load_credentials, secret_credentials
-from tasks.registry.extract import Progress, RegistryExtraction, scan_registry
+from tasks.registry.extract import (
+    Progress,
+    RegistryExtraction,
+    merge_extractions,
+    resolve_repositories,
+    scan_registry,
+    scan_repositories,
+)
 
 
 def make_client(config: Config) -> RegistryClient:
@@ -39,15 +50,63 @@ def make_client(config: Config) -> RegistryClient:
 
 
 def read_registry(config: Config, progress: Progress | None = None) -> RegistryExtraction:
-    """Scan the configured repositories (see `scan_registry`)."""
+    """Scan the configured repositories (see `scan_registry`).
+
+    With `registry.processes` > 1 the repositories are shared out among that many worker
+    processes, each with its own client: one Python process tops out well below what a
+    registry serves (measured: ~750 HEAD/s against a 2,200/s ceiling on 2 cores).
+    """
+
+    async def names_and_temperature() -> tuple[list[str], bool]:
+        async with make_client(config) as client:
+            names = await resolve_repositories(
+                client, config.registry.repositories, config.registry.exclude
+            )
+            return names, client.cache is not None and not client.cache.is_empty()
+
+    processes = min(config.registry.processes, os.cpu_count() or 1)
+    if processes <= 1:
+
+        async def scan() -> RegistryExtraction:
+            async with make_client(config) as client:
+                return await scan_registry(
+                    client, config.registry.repositories, progress, config.registry.exclude
+                )
+
+        return run_sync(scan())
+    names, warm = run_sync(names_and_temperature())
+    shares = [names[i::processes] for i in range(processes) if names[i::processes]]
+    context = multiprocessing.get_context("spawn")  # no fork of Prefect's threads
+    with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
+        parts = list(pool.map(_scan_share, [(config, share, warm) for share in shares]))
+    if progress is not None:
+        for part in parts:
+            for repository, count in zip(
+                part.status["repository"], part.status["tags"], strict=True
+            ):
+                progress(str(repository), int(count), int(count))
+    return merge_extractions(parts)
+
+
+def _scan_share(job: tuple[Config, list[str], bool]) -> RegistryExtraction:
+    """One worker process: scan its share of the repositories."""
+    config, names, warm = job
+    share = config.registry.requests_per_second
+    processes = min(config.registry.processes, os.cpu_count() or 1)
+    if share is not None:  # the rate limit is for the whole scan
+        config = config.model_copy(
+            update={
+                "registry": config.registry.model_copy(
+                    update={"requests_per_second": share / processes}
+                )
+            }
+        )
 
     async def scan() -> RegistryExtraction:
         async with make_client(config) as client:
-            return await scan_registry(
-                client, config.registry.repositories, progress, config.registry.exclude
-            )
+            return await scan_repositories(client, names, None, warm)
 
-    return run_sync(scan())
+    return asyncio.run(scan())
 
 
 @task(name="extract_registry", **EXTRACTION_TASK_OPTIONS)

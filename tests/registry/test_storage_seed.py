@@ -8,8 +8,10 @@ from pathlib import Path
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.storage_seed import seed_storage
 from tasks.frames import column_rows
+from tasks.policy.config import parse_config
 from tasks.registry.client import RegistryClient
-from tasks.registry.extract import scan_registry
+from tasks.registry.extract import RegistryExtraction, scan_registry
+from tasks.registry.task import read_registry
 
 
 def test_seeded_storage_scans_as_seeded(tmp_path: Path) -> None:
@@ -27,3 +29,28 @@ def test_seeded_storage_scans_as_seeded(tmp_path: Path) -> None:
     images = set(column_rows(extraction.images, "repository", "digest"))
     assert images == summary.manifests
     assert (extraction.index_edges["parent"] != "").any()
+
+
+def test_scan_in_worker_processes_equals_one_process(tmp_path: Path) -> None:
+    seed_storage(tmp_path / "data", repositories=4, tags=80)
+    with LocalRegistry(tmp_path) as registry:
+
+        def read(processes: int) -> RegistryExtraction:
+            document = {
+                "registry": {
+                    "url": registry.url,
+                    "repositories": ["bench/*"],
+                    "cache": False,
+                    "processes": processes,
+                },
+                "cleanup": {"disableGitHistoryBasedPolicy": True},
+            }
+            return read_registry(parse_config(document))
+
+        one, many = read(1), read(2)
+    for name in ("images", "tags", "index_edges", "blobs", "status"):
+        a, b = getattr(one, name), getattr(many, name)
+        key = list(a.columns[:3])
+        assert a.sort_values(key, ignore_index=True).equals(
+            b.sort_values(key, ignore_index=True)
+        ), name

@@ -1,0 +1,128 @@
+"""Registry scan speed against the registry's own ceilings, measured in one run.
+
+Seeds 10,000 tags over 20 repositories on a fresh real registry by writing its storage
+layout (Docker v2 and OCI, multi-arch indexes, shared digests, signatures), then measures:
+  (a) HEAD ceiling: minimal keep-alive clients on all cores, HEAD every tag
+  (b) GET ceiling: the same clients GET every manifest by tag and every config blob
+  (c) our cold scan (empty cache)          target >= 0.7 x (b)
+  (d) our warm rescan (cache filled by c)  target >= 0.7 x (a) and >= 2.5 x (c)
+  (e) our cold scan through a loopback TCP proxy adding 20 ms round trip
+                                           target >= 0.8 x (c)
+All rates are tags per second. Peak RSS is printed; REGSWEEP_BENCH_TAGS=100000 scales up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from _common import Results, peak_rss_mib, raw_ceiling
+
+from flows.demo.registry_server import LocalRegistry
+from flows.demo.storage_seed import seed_storage
+from tasks.policy.config import parse_config
+from tasks.registry import mediatypes
+from tasks.registry.task import read_registry
+
+TAGS = int(os.environ.get("REGSWEEP_BENCH_TAGS", "10000"))
+REPOSITORIES = 20
+DELAY = 0.010  # each direction: 20 ms round trip
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            await asyncio.sleep(DELAY)
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        writer.close()
+
+
+def start_delay_proxy(target_port: int) -> int:
+    """A TCP proxy on 127.0.0.1 adding DELAY to every chunk each way; returns its port."""
+    ready = threading.Event()
+    port: list[int] = []
+
+    async def serve() -> None:
+        async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+            upstream_r, upstream_w = await asyncio.open_connection("127.0.0.1", target_port)
+            await asyncio.gather(_pipe(client_r, upstream_w), _pipe(upstream_r, client_w))
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port.append(server.sockets[0].getsockname()[1])
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    threading.Thread(target=lambda: asyncio.run(serve()), daemon=True).start()
+    ready.wait()
+    return port[0]
+
+
+def our_scan(url: str, cache: Path) -> tuple[float, int]:
+    """Our scan as a run does it (read_registry: one process per core)."""
+    config = parse_config(
+        {
+            "registry": {
+                "url": url,
+                "repositories": ["bench/*"],
+                "cache": str(cache),
+                "processes": os.cpu_count() or 1,
+            },
+            "cleanup": {"disableGitHistoryBasedPolicy": True},
+        }
+    )
+    start = time.perf_counter()
+    extraction = read_registry(config)
+    elapsed = time.perf_counter() - start
+    assert extraction.status["complete"].all(), extraction.status
+    return elapsed, len(extraction.tags)
+
+
+def main() -> None:
+    results = Results()
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        seeded = seed_storage(Path(tmp) / "data", repositories=REPOSITORIES, tags=TAGS)
+        print(f"seeded {len(seeded.tags)} tags in {time.perf_counter() - start:.1f} s")
+        with LocalRegistry(Path(tmp)) as registry:
+            tags = len(seeded.tags)
+            accept = {"Accept": mediatypes.ACCEPT}
+            heads = [f"/v2/{r}/manifests/{t}" for r, t in seeded.tags]
+            raw_ceiling(registry.url, "HEAD", heads[:500], accept)  # warm the registry
+            head_rate = raw_ceiling(registry.url, "HEAD", heads, accept)
+            configs = sorted(seeded.configs)
+            gets = heads + [f"/v2/{r}/blobs/{d}" for r, d in configs]
+            get_seconds = len(gets) / raw_ceiling(registry.url, "GET", gets, accept)
+            get_rate = tags / get_seconds
+            print(f"(a) HEAD ceiling          {head_rate:8.0f} tags/s")
+            print(f"(b) GET+config ceiling    {get_rate:8.0f} tags/s ({len(gets)} requests)")
+
+            cold_s, n = our_scan(registry.url, Path(tmp) / "cache")
+            cold = n / cold_s
+            print(f"(c) our cold scan         {cold:8.0f} tags/s ({n} tags in {cold_s:.1f} s)")
+            warm_s, n = our_scan(registry.url, Path(tmp) / "cache")
+            warm = n / warm_s
+            print(f"(d) our warm rescan       {warm:8.0f} tags/s ({warm_s:.1f} s)")
+            proxy_port = start_delay_proxy(registry.port)
+            far_s, n = our_scan(f"http://127.0.0.1:{proxy_port}", Path(tmp) / "c2")
+            far = n / far_s
+            print(f"(e) cold, 20 ms RTT       {far:8.0f} tags/s ({far_s:.1f} s)")
+    print(f"peak RSS: {peak_rss_mib():.0f} MiB at {tags} tags")
+    results.add("cold_scan_vs_get_ceiling", cold / get_rate, ">=", 0.7)
+    results.add("warm_scan_vs_head_ceiling", warm / head_rate, ">=", 0.7)
+    results.add("warm_vs_cold", warm / cold, ">=", 2.5)
+    results.add("cold_20ms_rtt_vs_cold", far / cold, ">=", 0.8)
+    results.add("peak_rss_mib", peak_rss_mib(), "<=", 1024)
+    results.exit()
+
+
+if __name__ == "__main__":
+    main()
