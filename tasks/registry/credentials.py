@@ -1,4 +1,5 @@
-"""Registry credentials: environment variables, else docker `config.json` (`auths`).
+"""Registry credentials: environment variables, else docker `config.json` (`credHelpers`,
+`auths`, `credsStore`), or a Prefect Secret block named in the configuration.
 
 Credentials never go in the configuration file, plans, artifacts or logs.
 """
@@ -9,6 +10,7 @@ import base64
 import binascii
 import json
 import os
+import subprocess
 from pathlib import Path
 
 from tasks.policy.errors import ConfigError
@@ -18,7 +20,8 @@ from tasks.secrets import secret_value_json
 
 def load_credentials(host: str) -> Credentials | None:
     """Return credentials for `host`: REGSWEEP_REGISTRY_USERNAME/PASSWORD, else the docker
-    config in $DOCKER_CONFIG (default ~/.docker), else None (anonymous)."""
+    config in $DOCKER_CONFIG (default ~/.docker): `credHelpers[host]`, then `auths[host]`,
+    then `credsStore`; else None (anonymous)."""
     user = os.environ.get("REGSWEEP_REGISTRY_USERNAME")
     password = os.environ.get("REGSWEEP_REGISTRY_PASSWORD")
     if user and password is not None:
@@ -28,8 +31,13 @@ def load_credentials(host: str) -> Credentials | None:
         config = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    keys = (host, f"https://{host}", f"http://{host}")
+    helpers = config.get("credHelpers") or {}
+    helper = next((helpers[k] for k in keys if isinstance(helpers.get(k), str)), None)
+    if helper:
+        return _from_helper(helper, host)
     auths = config.get("auths") or {}
-    for key in (host, f"https://{host}", f"http://{host}"):
+    for key in keys:
         entry = auths.get(key)
         if isinstance(entry, dict) and isinstance(entry.get("auth"), str):
             try:
@@ -37,7 +45,33 @@ def load_credentials(host: str) -> Credentials | None:
             except (binascii.Error, UnicodeDecodeError):
                 continue
             return Credentials(user, password)
+    store = config.get("credsStore")
+    if isinstance(store, str) and store:
+        return _from_helper(store, host)
     return None
+
+
+def _from_helper(name: str, host: str) -> Credentials | None:
+    """Ask `docker-credential-<name> get` (the docker credential-helper protocol): the server
+    URL on stdin, {"Username", "Secret"} on stdout; "not found" means anonymous."""
+    program = f"docker-credential-{name}"
+    try:
+        done = subprocess.run(
+            [program, "get"], input=host, capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError("", f"credential helper {program} for {host} failed: {exc}") from exc
+    if done.returncode != 0:
+        if "credentials not found" in (done.stdout + done.stderr).lower():
+            return None
+        raise ConfigError(
+            "", f"credential helper {program} for {host} exited {done.returncode}"
+        )  # its output may hold secrets: never echoed
+    try:
+        answer = json.loads(done.stdout)
+        return Credentials(str(answer["Username"]), str(answer["Secret"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError("", f"credential helper {program} answered no credentials") from exc
 
 
 def secret_credentials(block_name: str) -> Credentials:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import os
 import time
 from pathlib import Path
 
@@ -18,7 +20,8 @@ from flows.demo.storage_seed import seed_storage
 from flows.demo.token_server import TokenServer
 from tasks.policy.config import parse_config
 from tasks.registry.cache import ContentCache
-from tasks.registry.client import RegistryClient
+from tasks.registry.client import Credentials, RegistryClient
+from tasks.registry.credentials import load_credentials
 from tasks.registry.errors import AuthenticationFailed
 from tasks.registry.extract import RegistryExtraction, scan_registry
 from tasks.registry.manifest import sha256_digest
@@ -120,4 +123,42 @@ def test_token_auth_with_credentials_from_a_prefect_secret_block(
             }
             | NO_GIT
         )
+        assert len(read_registry(config).tags) == 5
+
+
+HELPER = """#!/bin/sh
+# A docker credential helper speaking the protocol: `get`, server URL on stdin.
+read host
+if [ "$host" = "$KNOWN_HOST" ]; then
+  printf '{"ServerURL": "%s", "Username": "ci", "Secret": "s3cret"}' "$host"
+else
+  echo "credentials not found in native keychain"; exit 1
+fi
+"""
+
+
+def _helper_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, known_host: str) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-fake"
+    helper.write_text(HELPER)
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("KNOWN_HOST", known_host)
+
+
+@pytest.mark.parametrize("key", ["credHelpers", "credsStore"])
+def test_token_auth_with_a_docker_credential_helper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    with TokenServer(tmp_path / "cert.pem") as tokens, _token_registry(tmp_path, tokens) as reg:
+        _helper_on_path(tmp_path, monkeypatch, reg.host)
+        docker = tmp_path / "docker"
+        docker.mkdir()
+        entry = {reg.host: "fake"} if key == "credHelpers" else "fake"
+        (docker / "config.json").write_text(json.dumps({key: entry}))
+        monkeypatch.setenv("DOCKER_CONFIG", str(docker))
+        assert load_credentials(reg.host) == Credentials("ci", "s3cret")
+        assert load_credentials("elsewhere.test") is None  # helper: "not found"
+        config = parse_config({"registry": {"url": reg.url, "repositories": ["bench/*"]}} | NO_GIT)
         assert len(read_registry(config).tags) == 5
