@@ -5,6 +5,7 @@ Secret block."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import os
@@ -162,3 +163,20 @@ def test_token_auth_with_a_docker_credential_helper(
         assert load_credentials("elsewhere.test") is None  # helper: "not found"
         config = parse_config({"registry": {"url": reg.url, "repositories": ["bench/*"]}} | NO_GIT)
         assert len(read_registry(config).tags) == 5
+
+
+def test_credentials_never_reach_logs_or_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with TokenServer(tmp_path / "cert.pem") as tokens, _token_registry(tmp_path, tokens) as reg:
+        monkeypatch.setenv("REGSWEEP_REGISTRY_USERNAME", tokens.username)
+        monkeypatch.setenv("REGSWEEP_REGISTRY_PASSWORD", tokens.password)
+        config = parse_config({"registry": {"url": reg.url, "repositories": ["bench/*"]}} | NO_GIT)
+        with caplog.at_level("DEBUG"):
+            extraction = read_registry(config)
+    frames = "".join(getattr(extraction, f).to_csv() for f in ("images", "tags", "status"))
+    secrets = [tokens.password, base64.b64encode(b"ci:s3cret").decode()]
+    for secret in secrets:
+        assert secret not in caplog.text
+        assert secret not in frames
+    assert caplog.records  # the client did log (requests), just not the secrets
