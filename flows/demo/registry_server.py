@@ -29,6 +29,7 @@ class LocalRegistry:
     port: int = 0
     htpasswd: Path | None = None
     extra_config: str = ""
+    deletes: bool = True  # storage.delete.enabled
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -48,7 +49,7 @@ class LocalRegistry:
             "log: {level: warn, accesslog: {disabled: true}}\n"
             "storage:\n"
             f"  filesystem: {{rootdirectory: {self.root / 'data'}}}\n"
-            "  delete: {enabled: true}\n"
+            f"  delete: {{enabled: {'true' if self.deletes else 'false'}}}\n"
             "  cache: {blobdescriptor: inmemory}\n"
             f"http: {{addr: '127.0.0.1:{self.port}'}}\n" + auth + self.extra_config
         )

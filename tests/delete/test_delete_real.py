@@ -154,3 +154,24 @@ def test_restore_refuses_when_blobs_were_collected(registry: LocalRegistry, tmp_
             return await resolve_tag(client, "r", "b")
 
     assert asyncio.run(try_restore()) is None
+
+
+def test_registry_refusing_deletes_stops_the_run_naming_the_setting(tmp_path: Path) -> None:
+    ledger = tmp_path / "l.jsonl"
+    with LocalRegistry(tmp_path / "registry", deletes=False) as registry:
+
+        async def go() -> dict[str, str]:
+            async with RegistryClient(registry.url) as client:
+                digests = await setup(client)
+                with pytest.raises(DeletionRefused, match=r"storage\.delete\.enabled"):
+                    await scan_and_delete(client, {"a"}, ledger)
+                return digests
+
+        digests = asyncio.run(go())
+
+        async def still_there() -> str:
+            async with RegistryClient(registry.url) as client:
+                return (await get_manifest(client, "r", digests["a"])).digest
+
+        assert asyncio.run(still_there()) == digests["a"]
+    assert [r.state for r in read_ledger(ledger)] == ["pending", "failed"]
