@@ -25,6 +25,7 @@ from tasks.registry.errors import (
     RegistryUnavailable,
     error_for_status,
 )
+from tasks.registry.transport import LeanTransport
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -134,7 +135,7 @@ class RegistryClient:
             base_url=self.url,
             timeout=timeout,
             verify=verify,
-            transport=transport,
+            transport=transport or LeanTransport(verify=verify, timeout=timeout),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             follow_redirects=True,
         )
