@@ -1,0 +1,98 @@
+"""The lean HTTP/1.1 transport on a real socket server: bodies, keep-alive, stale links."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import httpx
+
+from tasks.registry.transport import LeanTransport
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    connections: ClassVar[set[int]] = set()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1234")  # the size GET would send; no body
+        self.send_header("Docker-Content-Digest", "sha256:abc")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        Handler.connections.add(id(self.connection))
+        if self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (b"hello ", b"chunked ", b"world"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+        elif self.path == "/drop-after":
+            body = b"then I hang up"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True  # an idle timeout, without saying Connection: close
+        else:
+            body = self.path.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def do_DELETE(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_bodies_keep_alive_and_stale_connections() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    Handler.connections.clear()
+
+    async def go() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=base, transport=LeanTransport()) as client:
+            answers = [await client.get("/a"), await client.get("/b")]  # one kept-alive link
+            answers.append(await client.head("/manifest"))
+            answers.append(await client.get("/chunked"))
+            answers.append(await client.get("/drop-after"))
+            answers.append(await client.get("/after-the-drop"))  # stale link: reconnects
+            answers.append(await client.delete("/v2/r/manifests/sha256:abc"))
+            return answers
+
+    try:
+        a, b, head, chunked, dropped, after, deleted = asyncio.run(go())
+    finally:
+        server.shutdown()
+    assert (a.text, b.text) == ("/a", "/b")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Docker-Content-Digest"] == "sha256:abc"
+    assert chunked.content == b"hello chunked world"
+    assert dropped.text == "then I hang up"
+    assert after.text == "/after-the-drop"
+    assert deleted.status_code == 202
+    assert len(Handler.connections) == 2  # keep-alive until the server hung up, then one more
+
+
+def test_refused_connection_is_a_transport_error() -> None:
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=LeanTransport(timeout=2)) as client:
+            await client.get("http://127.0.0.1:9/v2/")
+
+    try:
+        asyncio.run(go())
+    except httpx.TransportError:
+        return
+    raise AssertionError("no error for a closed port")
