@@ -42,7 +42,13 @@ from tasks.registry.blob import get_blob
 from tasks.registry.catalog import is_glob, list_repositories, select_repositories
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import NotFound, RegistryError
-from tasks.registry.manifest import Manifest, get_manifest, manifest_by_digest, resolve_tag
+from tasks.registry.manifest import (
+    Manifest,
+    get_manifest,
+    list_referrers,
+    manifest_by_digest,
+    resolve_tag,
+)
 from tasks.registry.tag import list_tags
 
 IMAGE_COLUMNS = {
@@ -175,6 +181,7 @@ async def _scan_repository(
 
         await asyncio.gather(*(read_tag(t) for t in tags))
         await _read_children(client, repo)
+        await _read_referrers(client, repo)
         await _read_configs(client, repo)
     except NotFound as exc:
         repo.error = f"not found: {exc}"
@@ -203,6 +210,27 @@ async def _read_children(client: RegistryClient, repo: _Repository) -> None:
             if digest in repo.manifests and not repo.manifests[digest][1]:
                 manifest, _ = repo.manifests[digest]
                 repo.manifests[digest] = (manifest, _platform(child.get("platform")))
+
+
+async def _read_referrers(client: RegistryClient, repo: _Repository) -> None:
+    """Add the untagged manifests the OCI 1.1 referrers API names (signatures, SBOMs...).
+
+    One probe per repository: a registry without the API answers 404 (the spec forbids 404
+    where it is supported), and then the `sha256-<hex>.sig` tag scheme and `subject` fields
+    already read are all there is. Referrers of referrers are followed.
+    """
+    pending = list(repo.manifests)
+    if not pending or await list_referrers(client, repo.name, pending[0]) is None:
+        return
+    seen = set(pending)
+    while pending:
+        answers = await asyncio.gather(*(list_referrers(client, repo.name, d) for d in pending))
+        found = sorted({d for answer in answers for d in answer or [] if d not in seen})
+        seen.update(found)
+        manifests = await asyncio.gather(*(manifest_by_digest(client, repo.name, d) for d in found))
+        for manifest in manifests:
+            repo.manifests[manifest.digest] = (manifest, "")
+        pending = found
 
 
 async def _read_configs(client: RegistryClient, repo: _Repository) -> None:

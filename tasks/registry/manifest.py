@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.registry import mediatypes
-from tasks.registry.client import RegistryClient
+from tasks.registry.client import RegistryClient, json_object
 from tasks.registry.errors import InvalidResponse, NotFound
 
 
@@ -96,6 +96,25 @@ async def manifest_by_digest(client: RegistryClient, repository: str, digest: st
     except InvalidResponse as exc:
         raise InvalidResponse(f"{repository}@{digest}: {exc}") from exc
     return Manifest(digest=digest, media_type=media_type, raw=raw, body=body)
+
+
+async def list_referrers(client: RegistryClient, repository: str, digest: str) -> list[str] | None:
+    """Digests of the manifests whose `subject` is `digest` (OCI 1.1 referrers API), or None
+    when the registry does not offer the API (404)."""
+    response = await client.request(
+        "GET",
+        f"/v2/{repository}/referrers/{digest}",
+        scope=f"repository:{repository}:pull",
+        headers={"Accept": mediatypes.OCI_INDEX},
+        allow=frozenset({404}),
+    )
+    if response.status_code == 404:
+        return None
+    body = json_object(response)
+    manifests = body.get("manifests") or []
+    if not isinstance(manifests, list):
+        raise InvalidResponse(f"{repository}: referrers of {digest}: manifests is not a list")
+    return [str(m["digest"]) for m in manifests if isinstance(m, dict) and "digest" in m]
 
 
 async def resolve_tag(client: RegistryClient, repository: str, tag: str) -> str | None:
