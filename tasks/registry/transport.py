@@ -72,14 +72,17 @@ class LeanTransport(httpx.AsyncBaseTransport):
         reader, writer = connection
         received = False
         try:
-            writer.write(data)
-            await writer.drain()
-            status_line = await asyncio.wait_for(reader.readline(), self._timeout)
-            if not status_line:
-                raise _StaleConnection
-            received = True
-            status, headers, keep = await self._read_head(reader, status_line)
-            content = await self._read_body(reader, request.method, status, headers)
+            # One deadline for the whole exchange (asyncio.timeout is cheap; wait_for per
+            # read made a task each time).
+            async with asyncio.timeout(self._timeout):
+                writer.write(data)
+                await writer.drain()
+                status_line = await reader.readline()
+                if not status_line:
+                    raise _StaleConnection
+                received = True
+                status, headers, keep = await self._read_head(reader, status_line)
+                content = await self._read_body(reader, request.method, status, headers)
         except _StaleConnection:
             writer.close()
             raise
@@ -109,7 +112,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         status = int(parts[1])
         headers: list[tuple[bytes, bytes]] = []
         while True:
-            line = await asyncio.wait_for(reader.readline(), self._timeout)
+            line = await reader.readline()
             if line in (b"\r\n", b"\n", b""):
                 break
             name, _, value = line.partition(b":")
@@ -140,8 +143,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 await reader.readexactly(2)
         if b"content-length" in values:
             length = int(values[b"content-length"])
-            return await asyncio.wait_for(reader.readexactly(length), self._timeout)
-        return await asyncio.wait_for(reader.read(), self._timeout)  # until the server closes
+            return await reader.readexactly(length)
+        return await reader.read()  # until the server closes
 
     async def aclose(self) -> None:
         for origin in self._origins.values():
