@@ -11,10 +11,12 @@ import base64
 import random
 import re
 import time
+import urllib.request
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -135,7 +137,7 @@ class RegistryClient:
             base_url=self.url,
             timeout=timeout,
             verify=verify,
-            transport=transport or LeanTransport(verify=verify, timeout=timeout),
+            transport=transport or _default_transport(self.url, verify, timeout),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             follow_redirects=True,
         )
@@ -263,6 +265,16 @@ class RegistryClient:
         lifetime = float(expires_in) if isinstance(expires_in, int | float) else 60.0
         # Renew a little early so a token never expires between our check and the request.
         return _Token(value, time.monotonic() + max(1.0, lifetime - 5.0))
+
+
+def _default_transport(url: str, verify: bool, timeout: float) -> httpx.AsyncBaseTransport | None:
+    """The lean transport, unless the environment routes this registry through an HTTP
+    proxy (HTTPS_PROXY/HTTP_PROXY without a NO_PROXY match): then httpx's own (None)."""
+    host = urlsplit(url).hostname or ""
+    scheme = urlsplit(url).scheme
+    if scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(host):
+        return None
+    return LeanTransport(verify=verify, timeout=timeout)
 
 
 class _RateLimit:

@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import httpx
+import pytest
 
 from tasks.registry.transport import LeanTransport
 
@@ -96,3 +97,19 @@ def test_refused_connection_is_a_transport_error() -> None:
     except httpx.TransportError:
         return
     raise AssertionError("no error for a closed port")
+
+
+def test_proxy_environment_keeps_httpx_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.registry.client import RegistryClient
+
+    def transport_of(url: str) -> object:
+        client = RegistryClient(url)
+        kind = type(client._http._transport)
+        asyncio.run(client.aclose())
+        return kind
+
+    assert transport_of("https://reg.example") is LeanTransport
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert transport_of("https://reg.example") is not LeanTransport  # httpx honours the proxy
+    monkeypatch.setenv("NO_PROXY", "reg.example")
+    assert transport_of("https://reg.example") is LeanTransport
