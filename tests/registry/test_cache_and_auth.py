@@ -181,3 +181,23 @@ def test_credentials_never_reach_logs_or_frames(
         assert secret not in caplog.text
         assert secret not in frames
     assert caplog.records  # the client did log (requests), just not the secrets
+
+
+def test_basic_auth_registry_with_htpasswd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bcrypt
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("ci:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    seed_storage(tmp_path / "reg" / "data", repositories=1, tags=5)
+    with LocalRegistry(tmp_path / "reg", htpasswd=htpasswd) as registry:
+        config = parse_config(
+            {"registry": {"url": registry.url, "repositories": ["bench/*"]}} | NO_GIT
+        )
+        with pytest.raises(AuthenticationFailed):
+            read_registry(config)  # no credentials configured
+        monkeypatch.setenv("REGSWEEP_REGISTRY_USERNAME", "ci")
+        monkeypatch.setenv("REGSWEEP_REGISTRY_PASSWORD", "wrong")
+        with pytest.raises(AuthenticationFailed):
+            read_registry(config)
+        monkeypatch.setenv("REGSWEEP_REGISTRY_PASSWORD", "s3cret")
+        assert len(read_registry(config).tags) == 5
