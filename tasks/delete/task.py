@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.aio import run_sync
 from tasks.delete.ledger import Ledger
 from tasks.delete.loader import Progress, execute_plan
 from tasks.policy.config import Config
+from tasks.progress import deletion_progress
 from tasks.registry.extract import RegistryExtraction
 from tasks.registry.task import make_client
 
@@ -57,7 +58,7 @@ def delete_task(
     force: bool,
     flow_run_id: str,
 ) -> pd.DataFrame:
-    """Prefect task: `run_deletion`."""
+    """Prefect task: `run_deletion`, logging progress every tenth of the digests."""
     return run_deletion(
         config,
         plan,
@@ -66,4 +67,5 @@ def delete_task(
         ledger_path=Path(ledger_path),
         force=force,
         flow_run_id=flow_run_id,
+        progress=deletion_progress(get_run_logger()),
     )

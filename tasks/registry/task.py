@@ -8,12 +8,13 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 
 from tasks.aio import run_sync
 from tasks.caching import EXTRACTION_TASK_OPTIONS
 from tasks.home import regsweep_home
 from tasks.policy.config import Config
+from tasks.progress import scan_progress
 from tasks.registry.cache import ContentCache
 from tasks.registry.client import Credentials, RegistryClient, registry_host
 from tasks.registry.credentials import load_credentials, secret_credentials
@@ -111,5 +112,6 @@ def _scan_share(job: tuple[Config, list[str], bool]) -> RegistryExtraction:
 
 @task(name="extract_registry", **EXTRACTION_TASK_OPTIONS)
 def extract_registry(config: Config, snapshot: str) -> RegistryExtraction:
-    """Prefect task: `read_registry`; `snapshot` (the run's "now") keys the cache."""
-    return read_registry(config)
+    """Prefect task: `read_registry`; `snapshot` (the run's "now") keys the cache. Logs each
+    repository as it completes."""
+    return read_registry(config, scan_progress(get_run_logger()))
