@@ -8,6 +8,7 @@ deployment and the flow run are all real Prefect: `prefect deploy`, `prefect wor
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -95,9 +96,11 @@ def main() -> int:
     workdir = PROJECT / ".deploy"
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
+    os.environ.setdefault("REGSWEEP_HOME", str(workdir / "home"))
+    os.environ["PREFECT_API_URL"] = api_url  # this process talks to the server it starts
     env = dict(os.environ, PREFECT_HOME=str(workdir / "prefect"))
-    env.setdefault("REGSWEEP_HOME", str(workdir / "home"))
-    os.environ.update({k: env[k] for k in ("REGSWEEP_HOME",)} | {"PREFECT_API_URL": api_url})
+    for part in ("registry", "scenario"):  # fresh local parts each time, as `make demo`
+        shutil.rmtree(workdir / part, ignore_errors=True)
     workdir.mkdir(exist_ok=True)
     server_log = (workdir / "prefect-server.log").open("ab")
     server = subprocess.Popen(
