@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -48,3 +49,13 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def to_micros(moment: datetime) -> int:
+    """Epoch microseconds of a timezone-aware time (the unit of our datetime64[us] columns)."""
+    return int(moment.timestamp() * 1_000_000)
+
+
+def from_micros(micros: int) -> datetime:
+    """The UTC time of epoch microseconds."""
+    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 
+from tasks.frames import from_micros, to_micros
 from tasks.policy.config import ImagesPerReference, KeepPolicy, Limit, name_pattern
 from tasks.policy.linking import Key
 
@@ -66,12 +67,8 @@ def _within(
     return (by_last and by_in) if operator == "And" else (by_last or by_in)
 
 
-def _micros(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
-
-
 def _window_start(window: timedelta | None, now: datetime) -> int | None:
-    return None if window is None else _micros(now - window)
+    return None if window is None else to_micros(now - window)
 
 
 def select_references(
@@ -130,7 +127,7 @@ def evaluate_git_policies(
     kept: dict[Key, list[GitKeep]] = defaultdict(list)
     for (name, kind), (index, per_reference, head) in effective.items():
         if kind == "tag":
-            tagged = _from_micros(history.times.get(head, _micros(now)))
+            tagged = from_micros(history.times.get(head, to_micros(now)))
             for key in history.by_commit.get(head, []):
                 kept[key].append(GitKeep(index, name, kind, 1, head, tagged))
             continue
@@ -140,12 +137,8 @@ def evaluate_git_policies(
         reached = history.reach(head, repositories, last, start, operator)
         for key, rank, when, sha in _ranked(reached):
             if _within(last, start, operator, rank, when):
-                kept[key].append(GitKeep(index, name, "branch", rank + 1, sha, _from_micros(when)))
+                kept[key].append(GitKeep(index, name, "branch", rank + 1, sha, from_micros(when)))
     return dict(kept)
-
-
-def _from_micros(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
 
 
 @dataclass

@@ -19,12 +19,12 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
-from tasks.frames import column_rows, gc_paused
+from tasks.frames import column_rows, from_micros, gc_paused, to_micros
 from tasks.policy.config import Config, name_pattern
 from tasks.policy.gitpolicy import GitKeep, evaluate_git_policies
 from tasks.policy.linking import CommitIndex, Key, link_images
@@ -165,10 +165,10 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
             created[parent] = max(times)
     if not cleanup.disable_built_within_last_n_hours_policy:
         since = now - timedelta(hours=cleanup.keep_images_built_within_last_n_hours)
-        since_micros = int(since.timestamp() * 1_000_000)
+        since_micros = to_micros(since)
         for key, micros in created.items():
             if micros is not None and micros >= since_micros:
-                when = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+                when = from_micros(micros)
                 keep(key, "built-within", f"built-within: created {when:%Y-%m-%d %H:%M} UTC")
 
     # Unlinked images.
