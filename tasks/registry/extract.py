@@ -219,18 +219,23 @@ async def _read_referrers(client: RegistryClient, repo: _Repository) -> None:
     where it is supported), and then the `sha256-<hex>.sig` tag scheme and `subject` fields
     already read are all there is. Referrers of referrers are followed.
     """
-    pending = list(repo.manifests)
-    if not pending or await list_referrers(client, repo.name, pending[0]) is None:
+    digests = list(repo.manifests)
+    if not digests:
         return
-    seen = set(pending)
-    while pending:
-        answers = await asyncio.gather(*(list_referrers(client, repo.name, d) for d in pending))
+    probe = await list_referrers(client, repo.name, digests[0])
+    if probe is None:
+        return
+    seen = set(digests)
+    answers: list[list[str] | None] = [probe]
+    pending = digests[1:]
+    while answers or pending:
+        answers += await asyncio.gather(*(list_referrers(client, repo.name, d) for d in pending))
         found = sorted({d for answer in answers for d in answer or [] if d not in seen})
         seen.update(found)
         manifests = await asyncio.gather(*(manifest_by_digest(client, repo.name, d) for d in found))
         for manifest in manifests:
             repo.manifests[manifest.digest] = (manifest, "")
-        pending = found
+        answers, pending = [], found
 
 
 async def _read_configs(client: RegistryClient, repo: _Repository) -> None:

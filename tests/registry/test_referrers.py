@@ -40,8 +40,11 @@ def test_referrers_api_finds_untagged_referrers_of_referrers() -> None:
         sha256_digest(signature): [sha256_digest(attestation)],
     }
 
+    asked: list[str] = []
+
     def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        asked.append(path)
         if path == "/v2/app/tags/list":
             return httpx.Response(200, json={"name": "app", "tags": ["v1"]})
         if path.startswith("/v2/app/referrers/"):
@@ -80,6 +83,9 @@ def test_referrers_api_finds_untagged_referrers_of_referrers() -> None:
         sha256_digest(attestation): sha256_digest(signature),
     }
     assert extraction.status["complete"].all(), extraction.status["error"].tolist()
+    referrer_queries = [p for p in asked if "/referrers/" in p]
+    assert sorted(referrer_queries) == sorted(set(referrer_queries))  # each digest asked once
+    assert len(referrer_queries) == 3
 
 
 def test_registry_without_referrers_api_scans_completely(tmp_path: Path) -> None:
