@@ -138,9 +138,14 @@ async def scan_repositories(
     fills the cache.
     """
     if warm is None:
-        warm = client.cache is not None and not client.cache.is_empty()
+        warm = cache_is_warm(client)
     repos = await asyncio.gather(*(_scan_repository(client, n, progress, warm) for n in names))
     return _to_frames(repos)
+
+
+def cache_is_warm(client: RegistryClient) -> bool:
+    """True when the client's cache already has content: scan warm (HEAD per tag)."""
+    return client.cache is not None and not client.cache.is_empty()
 
 
 def merge_extractions(parts: list[RegistryExtraction]) -> RegistryExtraction:

@@ -21,6 +21,7 @@ from tasks.registry.credentials import load_credentials, secret_credentials
 from tasks.registry.extract import (
     Progress,
     RegistryExtraction,
+    cache_is_warm,
     merge_extractions,
     resolve_repositories,
     scan_registry,
@@ -63,7 +64,7 @@ def read_registry(config: Config, progress: Progress | None = None) -> RegistryE
             names = await resolve_repositories(
                 client, config.registry.repositories, config.registry.exclude
             )
-            return names, client.cache is not None and not client.cache.is_empty()
+            return names, cache_is_warm(client)
 
     processes = min(config.registry.processes, os.cpu_count() or 1)
     if processes <= 1:
@@ -77,6 +78,10 @@ def read_registry(config: Config, progress: Progress | None = None) -> RegistryE
         return run_sync(scan())
     names, warm = run_sync(names_and_temperature())
     shares = [names[i::processes] for i in range(processes) if names[i::processes]]
+    rate = config.registry.requests_per_second
+    if rate is not None:  # the rate limit is for the whole scan: each worker takes its part
+        registry = config.registry.model_copy(update={"requests_per_second": rate / len(shares)})
+        config = config.model_copy(update={"registry": registry})
     context = multiprocessing.get_context("spawn")  # no fork of Prefect's threads
     with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
         parts = list(pool.map(_scan_share, [(config, share, warm) for share in shares]))
@@ -92,16 +97,6 @@ def read_registry(config: Config, progress: Progress | None = None) -> RegistryE
 def _scan_share(job: tuple[Config, list[str], bool]) -> RegistryExtraction:
     """One worker process: scan its share of the repositories."""
     config, names, warm = job
-    share = config.registry.requests_per_second
-    processes = min(config.registry.processes, os.cpu_count() or 1)
-    if share is not None:  # the rate limit is for the whole scan
-        config = config.model_copy(
-            update={
-                "registry": config.registry.model_copy(
-                    update={"requests_per_second": share / processes}
-                )
-            }
-        )
 
     async def scan() -> RegistryExtraction:
         async with make_client(config) as client:
