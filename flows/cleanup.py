@@ -85,9 +85,10 @@ def cleanup(
     registry = extract_registry(config, snapshot)
     git = extract_git_task(config, snapshot) if config.uses_git else None
     cluster = extract_cluster_task(config, snapshot) if config.uses_kubernetes else None
-    plan = plan_task(config, registry, git, cluster, moment)
+    keep_list = read_keep_list(config)  # read once: the plan and the saved inputs agree
+    plan = plan_task(config, registry, git, cluster, moment, keep_list)
     plan_path = write_plan(plan.table, run_dir / "plan.parquet")
-    save_inputs(run_dir, config, moment, registry, git, cluster, read_keep_list(config))
+    save_inputs(run_dir, config, moment, registry, git, cluster, keep_list)
     logger.info("plan saved to %s (inputs for what-if analysis beside it)", plan_path)
 
     ledger_path = Path(ledger).expanduser() if ledger else run_dir / "ledger.jsonl"

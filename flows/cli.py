@@ -87,7 +87,7 @@ def compute_plan(config: Config, now: datetime, show_progress: bool = True) -> t
     """Extract every stage and build the plan in this process (no Prefect server)."""
     from tasks.cluster.task import read_cluster
     from tasks.git.task import read_git
-    from tasks.policy.task import make_plan
+    from tasks.policy.task import make_plan, read_keep_list
     from tasks.registry.task import read_registry
 
     with Progress(
@@ -109,7 +109,7 @@ def compute_plan(config: Config, now: datetime, show_progress: bool = True) -> t
         registry = read_registry(config, on_tag)
     git = read_git(config) if config.uses_git else None
     cluster = read_cluster(config) if config.uses_kubernetes else None
-    return make_plan(config, registry, git, cluster, now), registry
+    return make_plan(config, registry, git, cluster, now, read_keep_list(config)), registry
 
 
 @app.command()

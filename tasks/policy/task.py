@@ -35,8 +35,9 @@ def make_plan(
     git: GitExtraction | None,
     cluster: pd.DataFrame | None,
     now: datetime,
+    keep_list: list[str],
 ) -> Plan:
-    """Build the plan from the stage outputs (keep list read from disk here, not in policy)."""
+    """Build the plan from the stage outputs and the keep list (`read_keep_list`)."""
     inputs = PlanInputs(
         images=registry.images,
         tags=registry.tags,
@@ -44,7 +45,7 @@ def make_plan(
         refs=git.refs if git is not None else None,
         commits=git.commits if git is not None else None,
         cluster=cluster,
-        keep_list=read_keep_list(config),
+        keep_list=keep_list,
     )
     return build_plan(inputs, config, registry_host(config.registry.url), now)
 
@@ -56,6 +57,7 @@ def plan_task(
     git: GitExtraction | None,
     cluster: pd.DataFrame | None,
     now: datetime,
+    keep_list: list[str],
 ) -> Plan:
     """Prefect task: `make_plan`."""
-    return make_plan(config, registry, git, cluster, now)
+    return make_plan(config, registry, git, cluster, now, keep_list)
