@@ -21,7 +21,7 @@ import pandas as pd
 
 from tasks.delete.errors import DeletionRefused
 from tasks.delete.ledger import Ledger, LedgerRecord
-from tasks.frames import typed_frame
+from tasks.frames import column_rows, typed_frame
 from tasks.registry import mediatypes
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import DeleteUnsupported, NotFound, RegistryError
@@ -146,7 +146,7 @@ async def execute_plan(
 
         async def repository(repo: str, targets: list[Target]) -> list[dict[str, object]]:
             # Re-check just before this repository's deletes; repositories run concurrently.
-            moved = await _recheck(client, repo, targets, extracted_tags)
+            moved = await _recheck(client, repo, targets, scanned.get(repo, set()))
             out: list[dict[str, object]] = []
             # Indexes go before the manifests they name.
             indexes = [t for t in targets if t.media_type in mediatypes.INDEXES]
@@ -155,6 +155,10 @@ async def execute_plan(
                 out.extend(await asyncio.gather(*(one(t, moved) for t in group)))
             return out
 
+        # Tags each repository had at the scan, grouped once (not filtered per repository).
+        scanned: dict[str, set[str]] = {}
+        for repo, tag in column_rows(extracted_tags, "repository", "tag"):
+            scanned.setdefault(repo, set()).add(tag)
         by_repo: dict[str, list[Target]] = {}
         for target in live:
             by_repo.setdefault(target.repository, []).append(target)
@@ -174,17 +178,17 @@ def _result(target: Target, outcome: str, detail: str) -> dict[str, object]:
 
 
 async def _recheck(
-    client: RegistryClient, repo: str, targets: list[Target], extracted_tags: pd.DataFrame
+    client: RegistryClient, repo: str, targets: list[Target], known: set[str]
 ) -> dict[str, str]:
     """Return {digest: why} for the targets in `repo` whose tags changed since the scan.
 
     Every tag of the repository is resolved again (CI may have pushed meanwhile). A digest
     is still deletable only if the tags on it now are among the tags the plan expected and
     every expected tag that still exists still points at it. A tag moved onto it, a new
-    tag, or an expected tag moved away each cancels its deletion.
+    tag, or an expected tag moved away each cancels its deletion. `known` (the repository's
+    tags at the scan) only words the reason: "new tag" or "tag".
     """
     moved: dict[str, str] = {}
-    known = set(extracted_tags.loc[extracted_tags["repository"] == repo, "tag"])
     try:
         now_tags = sorted(await list_tags(client, repo))
     except NotFound:
