@@ -72,9 +72,8 @@ def load_inputs(run_dir: Path) -> tuple[Config, datetime, PlanInputs]:
         for column in _JSON_COLUMNS:
             if column in data:
                 data[column] = data[column].map(json.loads)
-        for column in ("parents",):
-            if column in data:
-                data[column] = data[column].map(list)
+        if "parents" in data:  # Parquet gives arrays back; the Git stage documents lists
+            data["parents"] = data["parents"].map(list)
         return data
 
     images, tags, edges = frame("images"), frame("tags"), frame("index_edges")
