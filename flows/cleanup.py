@@ -17,6 +17,12 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.history import PLAN_ARTIFACT, REPORT_ARTIFACT
 from flows.report import RunReport
+from flows.scale_out import (
+    dask_slots,
+    default_task_runner,
+    delete_fanned_out,
+    extract_registry_fanned_out,
+)
 from flows.snapshot import save_inputs
 from tasks.cluster.task import extract_cluster_task
 from tasks.delete.errors import DeletionIncomplete
@@ -64,7 +70,7 @@ def stage_notes(config: Config) -> list[str]:
     return notes
 
 
-@flow(name="regsweep-cleanup", log_prints=True)
+@flow(name="regsweep-cleanup", log_prints=True, task_runner=default_task_runner())
 def cleanup(
     config_path: str,
     apply: bool = False,
@@ -82,7 +88,11 @@ def cleanup(
     run_id = str(runtime.flow_run.id or "local")
     run_dir = runs_home() / run_id
 
-    registry = extract_registry(config, snapshot)
+    slots = dask_slots()  # on Dask: scan and delete as one task per repository
+    if slots:
+        registry = extract_registry_fanned_out(config, snapshot, slots)
+    else:
+        registry = extract_registry(config, snapshot)
     git = extract_git_task(config, snapshot) if config.uses_git else None
     cluster = extract_cluster_task(config, snapshot) if config.uses_kubernetes else None
     keep_list = read_keep_list(config)  # read once: the plan and the saved inputs agree
@@ -92,7 +102,8 @@ def cleanup(
     logger.info("plan saved to %s (inputs for what-if analysis beside it)", plan_path)
 
     ledger_path = Path(ledger).expanduser() if ledger else run_dir / "ledger.jsonl"
-    results: pd.DataFrame = delete_task(
+    delete_step = delete_fanned_out if slots else delete_task
+    results: pd.DataFrame = delete_step(
         config, plan.table, registry, apply, str(ledger_path), force, run_id
     )
 

@@ -158,15 +158,30 @@ def run(
     ledger: Annotated[Path | None, typer.Option("--ledger", help="deletion ledger path")] = None,
     force: Annotated[bool, typer.Option("--force", help="override maxDeleteFraction")] = False,
     werf_config: WerfOption = None,
+    task_runner: Annotated[
+        str | None,
+        typer.Option(
+            "--task-runner",
+            help="threads (default), dask (a local Dask cluster) or dask=ADDRESS: "
+            "scan and delete one task per repository on Dask",
+        ),
+    ] = None,
 ) -> None:
     """Run the Prefect flow: extract, plan, and delete (only with --apply)."""
     from flows.cleanup import cleanup
+    from flows.scale_out import TaskRunnerChoiceError, task_runner_from_option
 
+    flow = cleanup
+    if task_runner is not None:
+        try:
+            flow = cleanup.with_options(task_runner=task_runner_from_option(task_runner))
+        except TaskRunnerChoiceError as exc:
+            raise fail(ConfigError("", str(exc))) from None
     _config(config, werf_config)
     if now is not None:
         _now(now)
     try:
-        result = cleanup(
+        result = flow(
             config_path=str(config.resolve()),
             apply=apply,
             now=now,

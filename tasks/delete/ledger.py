@@ -63,10 +63,17 @@ class Ledger:
         return json.dumps(asdict(record), sort_keys=True) + "\n"
 
     def _write(self, lines: list[str]) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write("".join(lines))
-            handle.flush()
-            os.fsync(handle.fileno())
+        # One write(2) on an O_APPEND descriptor: several processes sharing the ledger
+        # (per-repository delete tasks on Dask workers of one machine) never interleave lines.
+        data = "".join(lines).encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(data)
+            while view:  # a regular file takes it in one call; loop only in case it doesn't
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def append(self, record: LedgerRecord) -> None:
         """Write one record durably (blocking)."""

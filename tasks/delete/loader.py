@@ -88,6 +88,58 @@ def check_fraction(plan: pd.DataFrame, max_fraction: float) -> dict[str, float]:
     return over
 
 
+@dataclass
+class Settled:
+    """The plan's deletions sorted out before any request: `results` holds the digests that
+    will not be deleted now (dry run, incomplete repository), `live` the rest by repository."""
+
+    results: list[dict[str, object]]
+    live: dict[str, list[Target]]
+
+
+def settle_targets(
+    plan: pd.DataFrame,
+    *,
+    apply: bool,
+    incomplete: list[str],
+    max_delete_fraction: float,
+    force: bool = False,
+) -> Settled:
+    """Check the plan against the guard and sort its deletable digests (no request sent).
+
+    Raises `DeletionRefused` when a repository's plan deletes more than
+    `max_delete_fraction` (unless `force`). Never lets a repository listed in `incomplete`
+    through.
+    """
+    over = {} if force else check_fraction(plan, max_delete_fraction)
+    if over:
+        listing = ", ".join(f"{r} ({f:.0%})" for r, f in sorted(over.items()))
+        raise DeletionRefused(
+            f"refusing to delete more than safety.maxDeleteFraction={max_delete_fraction:.0%} "
+            f"of the manifests in: {listing}. Check the plan; rerun with --force if it is right."
+        )
+    skip = set(incomplete)
+    settled = Settled([], {})
+    for target in deletion_targets(plan):
+        if target.repository in skip:
+            settled.results.append(
+                _result(target, "skipped-incomplete", "the repository's listing was incomplete")
+            )
+        elif not apply:
+            settled.results.append(_result(target, "would-delete", ""))
+        else:
+            settled.live.setdefault(target.repository, []).append(target)
+    return settled
+
+
+def tags_by_repository(extracted_tags: pd.DataFrame) -> dict[str, set[str]]:
+    """Return {repository: tags it had at the scan}."""
+    scanned: dict[str, set[str]] = {}
+    for repo, tag in column_rows(extracted_tags, "repository", "tag"):
+        scanned.setdefault(repo, set()).add(tag)
+    return scanned
+
+
 async def execute_plan(
     client: RegistryClient,
     plan: pd.DataFrame,
@@ -103,68 +155,75 @@ async def execute_plan(
 ) -> pd.DataFrame:
     """Delete the plan's deletable digests (only when `apply`); return the results table.
 
-    Never touches a repository listed in `incomplete`. Raises `DeletionRefused` when a
-    repository's plan deletes more than `max_delete_fraction` (unless `force`) or the
-    registry refuses deletes. A dry run sends no request at all.
+    See `settle_targets` for the guards; each repository is then re-checked and deleted by
+    `delete_repository`, repositories concurrently. A dry run sends no request at all.
     """
-    over = {} if force else check_fraction(plan, max_delete_fraction)
-    if over:
-        listing = ", ".join(f"{r} ({f:.0%})" for r, f in sorted(over.items()))
-        raise DeletionRefused(
-            f"refusing to delete more than safety.maxDeleteFraction={max_delete_fraction:.0%} "
-            f"of the manifests in: {listing}. Check the plan; rerun with --force if it is right."
-        )
-    targets = deletion_targets(plan)
-    results: list[dict[str, object]] = []
-    skip = set(incomplete)
-    live = []
-    for target in targets:
-        if target.repository in skip:
-            results.append(
-                _result(target, "skipped-incomplete", "the repository's listing was incomplete")
-            )
-        elif not apply:
-            results.append(_result(target, "would-delete", ""))
-        else:
-            live.append(target)
-    if live:
+    settled = settle_targets(
+        plan,
+        apply=apply,
+        incomplete=incomplete,
+        max_delete_fraction=max_delete_fraction,
+        force=force,
+    )
+    results = settled.results
+    if settled.live:
         if ledger is None:
             raise ValueError("a ledger is required to delete")
-        done = 0
-        total = len(live)
-
-        async def one(target: Target, moved: dict[str, str]) -> dict[str, object]:
-            nonlocal done
-            try:
-                if target.digest in moved:
-                    return _result(target, "skipped-moved", moved[target.digest])
-                return await _delete(client, target, ledger, flow_run_id)
-            finally:
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-
-        async def repository(repo: str, targets: list[Target]) -> list[dict[str, object]]:
-            # Re-check just before this repository's deletes; repositories run concurrently.
-            moved = await _recheck(client, repo, targets, scanned.get(repo, set()))
-            out: list[dict[str, object]] = []
-            # Indexes go before the manifests they name.
-            indexes = [t for t in targets if t.media_type in mediatypes.INDEXES]
-            others = [t for t in targets if t.media_type not in mediatypes.INDEXES]
-            for group in (indexes, others):
-                out.extend(await asyncio.gather(*(one(t, moved) for t in group)))
-            return out
-
-        # Tags each repository had at the scan, grouped once (not filtered per repository).
-        scanned: dict[str, set[str]] = {}
-        for repo, tag in column_rows(extracted_tags, "repository", "tag"):
-            scanned.setdefault(repo, set()).add(tag)
-        by_repo: dict[str, list[Target]] = {}
-        for target in live:
-            by_repo.setdefault(target.repository, []).append(target)
-        for out in await asyncio.gather(*(repository(r, ts) for r, ts in by_repo.items())):
+        counter = _Counter(sum(len(ts) for ts in settled.live.values()), progress)
+        scanned = tags_by_repository(extracted_tags)
+        for out in await asyncio.gather(
+            *(
+                delete_repository(
+                    client, repo, targets, scanned.get(repo, set()), ledger, flow_run_id, counter
+                )
+                for repo, targets in settled.live.items()
+            )
+        ):
             results.extend(out)
     return typed_frame(results, RESULT_COLUMNS)
+
+
+class _Counter:
+    """Counts finished digests for a progress callback."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.done, self.total, self.progress = 0, total, progress
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+async def delete_repository(
+    client: RegistryClient,
+    repo: str,
+    targets: list[Target],
+    scanned_tags: set[str],
+    ledger: Ledger,
+    flow_run_id: str = "",
+    finished: Callable[[], None] | None = None,
+) -> list[dict[str, object]]:
+    """Re-check one repository's tags, then delete its targets (indexes first); return one
+    result per target. `scanned_tags` are the repository's tags at the scan."""
+    moved = await _recheck(client, repo, targets, scanned_tags)
+
+    async def one(target: Target) -> dict[str, object]:
+        try:
+            if target.digest in moved:
+                return _result(target, "skipped-moved", moved[target.digest])
+            return await _delete(client, target, ledger, flow_run_id)
+        finally:
+            if finished is not None:
+                finished()
+
+    out: list[dict[str, object]] = []
+    # Indexes go before the manifests they name.
+    indexes = [t for t in targets if t.media_type in mediatypes.INDEXES]
+    others = [t for t in targets if t.media_type not in mediatypes.INDEXES]
+    for group in (indexes, others):
+        out.extend(await asyncio.gather(*(one(t) for t in group)))
+    return out
 
 
 def _result(target: Target, outcome: str, detail: str) -> dict[str, object]:

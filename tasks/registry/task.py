@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -51,6 +50,29 @@ def make_client(config: Config) -> RegistryClient:
     )
 
 
+def list_registry(config: Config) -> tuple[list[str], bool]:
+    """Return the repositories to scan and whether the cache is warm (scan by HEAD)."""
+
+    async def go() -> tuple[list[str], bool]:
+        async with make_client(config) as client:
+            names = await resolve_repositories(
+                client, config.registry.repositories, config.registry.exclude
+            )
+            return names, cache_is_warm(client)
+
+    return run_sync(go())
+
+
+def share_rate(config: Config, parts: int) -> Config:
+    """The configuration for one of `parts` scanners running at once: each takes its share of
+    `requestsPerSecond`, which limits the whole scan."""
+    rate = config.registry.requests_per_second
+    if rate is None or parts <= 1:
+        return config
+    registry = config.registry.model_copy(update={"requests_per_second": rate / parts})
+    return config.model_copy(update={"registry": registry})
+
+
 def read_registry(config: Config, progress: Progress | None = None) -> RegistryExtraction:
     """Scan the configured repositories (see `scan_registry`).
 
@@ -58,14 +80,6 @@ def read_registry(config: Config, progress: Progress | None = None) -> RegistryE
     processes, each with its own client: one Python process tops out well below what a
     registry serves (measured: ~750 HEAD/s against a 2,200/s ceiling on 2 cores).
     """
-
-    async def names_and_temperature() -> tuple[list[str], bool]:
-        async with make_client(config) as client:
-            names = await resolve_repositories(
-                client, config.registry.repositories, config.registry.exclude
-            )
-            return names, cache_is_warm(client)
-
     processes = min(config.registry.processes, os.cpu_count() or 1)
     if processes <= 1:
 
@@ -76,12 +90,9 @@ def read_registry(config: Config, progress: Progress | None = None) -> RegistryE
                 )
 
         return run_sync(scan())
-    names, warm = run_sync(names_and_temperature())
+    names, warm = list_registry(config)
     shares = [names[i::processes] for i in range(processes) if names[i::processes]]
-    rate = config.registry.requests_per_second
-    if rate is not None:  # the rate limit is for the whole scan: each worker takes its part
-        registry = config.registry.model_copy(update={"requests_per_second": rate / len(shares)})
-        config = config.model_copy(update={"registry": registry})
+    config = share_rate(config, len(shares))
     context = multiprocessing.get_context("spawn")  # no fork of Prefect's threads
     with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
         parts = list(pool.map(_scan_share, [(config, share, warm) for share in shares]))
@@ -94,15 +105,19 @@ def read_registry(config: Config, progress: Progress | None = None) -> RegistryE
     return merge_extractions(parts)
 
 
-def _scan_share(job: tuple[Config, list[str], bool]) -> RegistryExtraction:
-    """One worker process: scan its share of the repositories."""
-    config, names, warm = job
+def scan_some(config: Config, names: list[str], warm: bool) -> RegistryExtraction:
+    """Scan just the repositories `names` (no catalog)."""
 
     async def scan() -> RegistryExtraction:
         async with make_client(config) as client:
             return await scan_repositories(client, names, None, warm)
 
-    return asyncio.run(scan())
+    return run_sync(scan())
+
+
+def _scan_share(job: tuple[Config, list[str], bool]) -> RegistryExtraction:
+    """One worker process: scan its share of the repositories."""
+    return scan_some(*job)
 
 
 @task(name="extract_registry", **EXTRACTION_TASK_OPTIONS)
@@ -110,3 +125,19 @@ def extract_registry(config: Config, snapshot: str) -> RegistryExtraction:
     """Prefect task: `read_registry`; `snapshot` (the run's "now") keys the cache. Logs each
     repository as it completes."""
     return read_registry(config, scan_progress(get_run_logger()))
+
+
+@task(name="list_repositories", **EXTRACTION_TASK_OPTIONS)
+def list_repositories_task(config: Config, snapshot: str) -> tuple[list[str], bool]:
+    """Prefect task: `list_registry`, cached on (configuration, snapshot) like the scan, so a
+    rerun fans out over the same repositories."""
+    return list_registry(config)
+
+
+@task(name="scan_repository", task_run_name="scan {names}", **EXTRACTION_TASK_OPTIONS)
+def scan_repositories_task(
+    config: Config, snapshot: str, names: list[str], warm: bool
+) -> RegistryExtraction:
+    """Prefect task: scan the repositories `names`, one task per repository when the flow
+    fans out on Dask. Cached per (configuration, snapshot, names)."""
+    return scan_some(config, names, warm)
