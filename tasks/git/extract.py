@@ -23,9 +23,10 @@ from typing import Any
 
 import pandas as pd
 import pygit2
-from pygit2.enums import ReferenceType, SortMode
+from pygit2.enums import ReferenceType
 
 from tasks.frames import gc_paused, typed_frame
+from tasks.git.commit_graph import read_commit_graph
 from tasks.git.errors import GitError, NoBranches, RepositoryNotFound, ShallowClone
 
 REF_COLUMNS = {"name": "str", "kind": "str", "commit": "str", "date": "datetime64[us, UTC]"}
@@ -106,24 +107,46 @@ def extract_refs(repo: pygit2.Repository, remote: str = "origin") -> pd.DataFram
 
 
 def extract_commits(repo: pygit2.Repository) -> pd.DataFrame:
-    """Return every commit reachable from any reference (schema in the module docstring)."""
-    walker = repo.walk(None, SortMode.NONE)
+    """Return every commit reachable from any reference (schema in the module docstring).
+
+    Parents and times come from Git's commit-graph file where there is one (see
+    `tasks.git.commit_graph`); commits newer than the graph are read from the repository.
+    """
+    tips: list[str] = []
     for name in repo.references:
         ref = repo.references[name]
         if ref.type == ReferenceType.SYMBOLIC:
             continue
         try:
-            walker.push(ref.peel(pygit2.Commit).id)
+            tips.append(str(ref.peel(pygit2.Commit).id))
         except (pygit2.GitError, ValueError):
             continue  # a reference to a tree or blob has no history
+    graph = read_commit_graph(repo)
+    graph_parents = dict(zip(graph.shas, graph.parents, strict=True)) if graph else {}
+    graph_times = dict(zip(graph.shas, graph.times, strict=True)) if graph else {}
     shas: list[str] = []
     parents: list[list[str]] = []
     times: list[int] = []
+    seen: set[str] = set()
+    stack = tips
     try:
-        for commit in walker:
-            shas.append(str(commit.id))
-            parents.append([str(p) for p in commit.parent_ids])
-            times.append(commit.commit_time)
+        while stack:
+            sha = stack.pop()
+            if sha in seen:
+                continue
+            seen.add(sha)
+            commit_parents = graph_parents.get(sha)
+            if commit_parents is None:
+                commit = repo.get(sha)
+                if not isinstance(commit, pygit2.Commit):
+                    raise GitError(f"commit {sha} is missing from {repo.path}")
+                commit_parents = [str(p) for p in commit.parent_ids]
+                times.append(commit.commit_time)
+            else:
+                times.append(graph_times[sha])
+            shas.append(sha)
+            parents.append(commit_parents)
+            stack += commit_parents  # a parent seen meanwhile is skipped when popped
     except pygit2.GitError as exc:
         raise GitError(f"walking {repo.path}: {exc}") from exc
     commits = pd.DataFrame({"sha": pd.Series(shas, dtype="str"), "parents": parents})

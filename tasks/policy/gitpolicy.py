@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
 from tasks.frames import from_micros, to_micros
@@ -207,10 +208,44 @@ class _History:
         return reached
 
 
+PROPAGATION_ROUNDS = 64
+"""Rounds of vectorised propagation before `_newest_ancestor_times` walks instead."""
+
+
 def _newest_ancestor_times(parents: dict[str, list[str]], times: dict[str, int]) -> dict[str, int]:
-    """For every commit, the newest committer time among it and its ancestors."""
-    if all(times[c] >= times.get(p, 0) for c, ps in parents.items() for p in ps):
-        return times  # times never go backwards: each commit is its own bound
+    """For every commit, the newest committer time among it and its ancestors.
+
+    Vectorised: each round lifts every commit to the newest bound among its parents; it
+    settles after as many rounds as the longest run of commits older than an ancestor
+    (a few, even with clock skew). A history that needs more falls back to a walk.
+    """
+    shas = list(times)
+    position = {sha: i for i, sha in enumerate(shas)}
+    child_list: list[int] = []
+    parent_list: list[int] = []
+    for sha, commit_parents in parents.items():
+        i = position[sha]
+        for parent in commit_parents:
+            j = position.get(parent)
+            if j is not None:
+                child_list.append(i)
+                parent_list.append(j)
+    child_at = np.array(child_list, dtype=np.int64)
+    parent_at = np.array(parent_list, dtype=np.int64)
+    bound = np.array([times[sha] for sha in shas], dtype=np.int64)
+    for _ in range(PROPAGATION_ROUNDS):
+        lifted = bound[parent_at]
+        rising = lifted > bound[child_at]
+        if not rising.any():
+            return dict(zip(shas, bound.tolist(), strict=True))
+        np.maximum.at(bound, child_at[rising], lifted[rising])
+    return _newest_ancestor_times_by_walk(parents, times)
+
+
+def _newest_ancestor_times_by_walk(
+    parents: dict[str, list[str]], times: dict[str, int]
+) -> dict[str, int]:
+    """`_newest_ancestor_times` by a depth-first walk (any history, in one pass)."""
     bound: dict[str, int] = {}
     for root in parents:
         stack = [(root, False)]

@@ -22,8 +22,13 @@ class CommitIndex:
     """Resolves full SHAs and unique prefixes against the commits Git knows."""
 
     def __init__(self, shas: Iterable[str]) -> None:
-        self._sorted = sorted(set(shas))
-        self._known = set(self._sorted)
+        self._known = set(shas)
+        self._sorted: list[str] | None = None  # built on the first short SHA
+
+    def _by_prefix(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self._known)
+        return self._sorted
 
     def resolve(self, text: str) -> tuple[str | None, bool]:
         """Return (full SHA or None, known): a full SHA Git does not know is still a link."""
@@ -32,9 +37,10 @@ class CommitIndex:
             return None, False
         if len(value) == 40:
             return value, value in self._known
-        start = bisect.bisect_left(self._sorted, value)
+        ordered = self._by_prefix()
+        start = bisect.bisect_left(ordered, value)
         matches = []
-        for sha in self._sorted[start : start + 2]:
+        for sha in ordered[start : start + 2]:
             if sha.startswith(value):
                 matches.append(sha)
         if len(matches) == 1:

@@ -11,11 +11,23 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from tasks.policy import gitpolicy
 from tasks.policy.config import KeepPolicy
 from tasks.policy.gitpolicy import evaluate_git_policies
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 Key = tuple[str, str]
+
+
+def _ancestors(head: str, parents: dict[str, list[str]]) -> set[str]:
+    """`head` and every commit reachable from it through all parents."""
+    seen, stack = {head}, [head]
+    while stack:
+        for parent in parents[stack.pop()]:
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return seen
 
 
 def _brute_force(
@@ -27,12 +39,7 @@ def _brute_force(
     window: timedelta | None,
     operator: str,
 ) -> set[Key]:
-    seen, stack = {head}, [head]
-    while stack:
-        for parent in parents[stack.pop()]:
-            if parent not in seen:
-                seen.add(parent)
-                stack.append(parent)
+    seen = _ancestors(head, parents)
     newest = {
         key: max(times[s] for s in shas if s in seen) for key, shas in links.items() if shas & seen
     }
@@ -94,3 +101,25 @@ def test_early_stopping_walk_keeps_what_a_full_walk_keeps(seed: int) -> None:
 
     kept = set(evaluate_git_policies(refs, commits, links, [policy], NOW))
     assert kept == _brute_force(head, parents, times, links, last, window, operator)
+
+
+def _random_skewed_history(rng: random.Random, count: int) -> tuple[dict, dict]:
+    shas = [f"c{i}" for i in range(count)]
+    parents: dict[str, list[str]] = {shas[0]: []}
+    times = {shas[0]: rng.randrange(10**6)}
+    for i in range(1, count):
+        parents[shas[i]] = rng.sample(shas[:i], k=min(i, rng.choice((1, 1, 2, 3))))
+        times[shas[i]] = times[parents[shas[i]][0]] + rng.choice((1, 1, -1)) * rng.randrange(99)
+    return parents, times
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("rounds", [64, 1], ids=["vectorised", "falls-back-to-walk"])
+def test_newest_ancestor_time_is_the_max_over_all_ancestors(
+    seed: int, rounds: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gitpolicy, "PROPAGATION_ROUNDS", rounds)
+    rng = random.Random(seed)
+    parents, times = _random_skewed_history(rng, rng.randrange(2, 200))
+    bound = gitpolicy._newest_ancestor_times(parents, times)
+    assert bound == {sha: max(times[a] for a in _ancestors(sha, parents)) for sha in times}
