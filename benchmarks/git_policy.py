@@ -117,6 +117,7 @@ def registry_frames(shas: list[str], times: dict[str, datetime], images: int, ta
                 "annotations": {},
                 "platform": "",
                 "subject": "",
+                "error": "",
             }
         )
         for t in range(tags_per):
@@ -241,6 +242,7 @@ def large_registry(commits: pd.DataFrame, tag_rows: int) -> tuple[pd.DataFrame, 
             "annotations": [{}] * count,
             "platform": pd.Series([""] * count, dtype="str"),
             "subject": pd.Series([""] * count, dtype="str"),
+            "error": pd.Series([""] * count, dtype="str"),
         }
     )
     tags = pd.DataFrame(

@@ -24,6 +24,7 @@ from tasks.git.errors import GitError
 from tasks.policy.config import Config, load_config
 from tasks.policy.errors import ConfigError
 from tasks.policy.plan import Plan
+from tasks.progress import ScanTally
 from tasks.registry.errors import RegistryError
 from tasks.registry.reference import split_repository_reference
 
@@ -100,11 +101,15 @@ def compute_plan(config: Config, now: datetime, show_progress: bool = True) -> t
         transient=True,
     ) as progress:
         bars: dict[str, Any] = {}
+        overall = progress.add_task("scan: listing repositories", total=None)
+        tally = ScanTally()
 
         def on_tag(repository: str, done: int, total: int) -> None:
             if repository not in bars:
                 bars[repository] = progress.add_task(f"scan {repository}", total=total)
             progress.update(bars[repository], completed=done)
+            tally.update(repository, done, total)
+            progress.update(overall, description=f"scan: {tally.summary()}")
 
         registry = read_registry(config, on_tag)
     git = read_git(config) if config.uses_git else None

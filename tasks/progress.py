@@ -19,28 +19,38 @@ def deletion_progress(logger: logging.Logger | logging.LoggerAdapter) -> Callabl
     return report
 
 
+class ScanTally:
+    """Tags done per repository across a scan, for progress lines with the overall rate."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.tags: dict[str, int] = {}
+        self.finished: set[str] = set()
+
+    def update(self, repository: str, done: int, total: int) -> bool:
+        """Record progress; True when this call finished the repository."""
+        self.tags[repository] = done
+        if done == total and repository not in self.finished:
+            self.finished.add(repository)
+            return True
+        return False
+
+    def summary(self) -> str:
+        """e.g. `3 repositories done, 12,000 tags, 1,450 tags/s`."""
+        tags = sum(self.tags.values())
+        rate = tags / max(time.monotonic() - self.started, 1e-9)
+        return f"{len(self.finished)} repositories done, {tags:,} tags, {rate:,.0f} tags/s"
+
+
 def scan_progress(
     logger: logging.Logger | logging.LoggerAdapter,  # type: ignore[type-arg]
 ) -> Callable[[str, int, int], None]:
     """A `progress(repository, tags_done, tags_total)` callback logging each repository as
     it completes, with the overall tag rate."""
-    start = time.monotonic()
-    tags = 0
-    repositories = 0
+    tally = ScanTally()
 
     def report(repository: str, done: int, total: int) -> None:
-        nonlocal tags, repositories
-        if done == total:
-            tags += total
-            repositories += 1
-            rate = tags / max(time.monotonic() - start, 1e-9)
-            logger.info(
-                "scan: %s done (%d tags); %d repositories, %d tags so far (%.0f tags/s)",
-                repository,
-                total,
-                repositories,
-                tags,
-                rate,
-            )
+        if tally.update(repository, done, total):
+            logger.info("scan: %s done (%d tags); %s", repository, total, tally.summary())
 
     return report

@@ -41,6 +41,7 @@ REASON_ORDER = (
     "index-child",
     "referrer",
     "shared-digest",
+    "unreadable",
 )
 PLAN_COLUMNS = {
     "repository": "str",
@@ -109,7 +110,7 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
         children[(repo, parent)].append((repo, child))
 
     # Links to commits.
-    commit_index = CommitIndex(inputs.commits["sha"] if inputs.commits is not None else [])
+    commit_index = CommitIndex(inputs.commits["sha"].tolist() if inputs.commits is not None else [])
     links = link_images(
         images, tags, edges, commit_index, config.link.label, config.link.tag_pattern
     )
@@ -206,6 +207,14 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
             digest_kept.add(key)
         else:
             evidence[key] = [f"referrer: its subject {subject[1][:19]} is not kept or is gone"]
+
+    # A manifest or config regsweep cannot parse is kept, whatever else says (older saved
+    # inputs have no error column).
+    if "error" in images.columns:
+        for repo, digest, error in column_rows(images, "repository", "digest", "error"):
+            if error:
+                keep((repo, digest), "unreadable", f"unreadable: {error}")
+                digest_kept.add((repo, digest))
 
     table = _table(
         images, tags, known, digest_reasons, tag_reasons, digest_kept, links.commits, created

@@ -46,6 +46,16 @@ class InvalidResponse(RegistryError):
     """The registry answered something that is not what the API specifies."""
 
 
+class UnreadableManifest(InvalidResponse):
+    """A manifest whose bytes match their digest but that regsweep cannot parse (not JSON, an
+    unknown media type): it exists, so the plan keeps it and reports why."""
+
+    def __init__(self, message: str, digest: str, media_type: str) -> None:
+        super().__init__(message)
+        self.digest = digest
+        self.media_type = media_type
+
+
 def _describe(response: httpx.Response) -> str:
     body = response.text[:200].strip() if response.content else ""
     where = f"{response.request.method} {response.request.url.copy_with(query=None)}"

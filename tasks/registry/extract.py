@@ -12,6 +12,9 @@ Output DataFrames (one row per ...):
     annotations  object (dict)        manifest annotations
     platform     str                  ``os/arch[/variant]`` for an index child, else empty
     subject      str                  digest of the manifest's OCI ``subject``, else empty
+    error        str                  why the manifest or its config could not be parsed
+                                      (not JSON, unknown media type), else empty; such an
+                                      image is kept (reason ``unreadable``)
 
 ``tags`` — per repository x tag
     repository, tag, digest (str)
@@ -41,7 +44,7 @@ from tasks.frames import typed_frame
 from tasks.registry.blob import get_blob
 from tasks.registry.catalog import is_glob, list_repositories, select_repositories
 from tasks.registry.client import RegistryClient
-from tasks.registry.errors import NotFound, RegistryError
+from tasks.registry.errors import NotFound, RegistryError, UnreadableManifest
 from tasks.registry.manifest import (
     Manifest,
     get_manifest,
@@ -61,6 +64,7 @@ IMAGE_COLUMNS = {
     "annotations": "object",
     "platform": "str",
     "subject": "str",
+    "error": "str",
 }
 TAG_COLUMNS = {"repository": "str", "tag": "str", "digest": "str"}
 EDGE_COLUMNS = {"repository": "str", "parent": "str", "child": "str"}
@@ -92,7 +96,21 @@ class _Repository:
     tags: dict[str, str] = field(default_factory=dict)
     manifests: dict[str, tuple[Manifest, str]] = field(default_factory=dict)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # digest -> (media type, why, platform) of manifests that exist but cannot be parsed
+    unreadable: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    config_errors: dict[str, str] = field(default_factory=dict)  # config digest -> why
     error: str = ""
+
+    async def fetch(
+        self, client: RegistryClient, digest: str, platform: str = ""
+    ) -> Manifest | None:
+        """The manifest `digest` (cache first); None, recorded as unreadable, if it cannot
+        be parsed."""
+        try:
+            return await manifest_by_digest(client, self.name, digest)
+        except UnreadableManifest as exc:
+            self.unreadable.setdefault(digest, (exc.media_type, str(exc), platform))
+            return None
 
 
 async def resolve_repositories(
@@ -168,18 +186,23 @@ async def _scan_repository(
 
         async def read_tag(tag: str) -> None:
             nonlocal done
-            if warm:
-                digest = await resolve_tag(client, name, tag)
-                if digest is None:  # deleted since the listing: not a tag any more
-                    return
-                manifest = await manifest_by_digest(client, name, digest)
+            try:
+                if warm:
+                    digest = await resolve_tag(client, name, tag)
+                    if digest is None:  # deleted since the listing: not a tag any more
+                        return
+                    manifest = await manifest_by_digest(client, name, digest)
+                else:
+                    try:
+                        manifest = await get_manifest(client, name, tag)
+                    except NotFound:  # deleted since the listing: not a tag any more
+                        return
+            except UnreadableManifest as exc:
+                repo.tags[tag] = exc.digest
+                repo.unreadable.setdefault(exc.digest, (exc.media_type, str(exc), ""))
             else:
-                try:
-                    manifest = await get_manifest(client, name, tag)
-                except NotFound:  # deleted since the listing: not a tag any more
-                    return
-            repo.tags[tag] = manifest.digest
-            repo.manifests.setdefault(manifest.digest, (manifest, ""))
+                repo.tags[tag] = manifest.digest
+                repo.manifests.setdefault(manifest.digest, (manifest, ""))
             done += 1
             if progress is not None:
                 progress(name, done, len(tags))
@@ -205,7 +228,8 @@ async def _read_children(client: RegistryClient, repo: _Repository) -> None:
                 wanted.setdefault(digest, _platform(child.get("platform")))
 
     async def read(digest: str, platform: str) -> None:
-        repo.manifests[digest] = (await manifest_by_digest(client, repo.name, digest), platform)
+        if (manifest := await repo.fetch(client, digest, platform)) is not None:
+            repo.manifests[digest] = (manifest, platform)
 
     await asyncio.gather(*(read(d, p) for d, p in wanted.items()))
     # An index's children inherit the platform it names even when tagged themselves.
@@ -237,9 +261,10 @@ async def _read_referrers(client: RegistryClient, repo: _Repository) -> None:
         answers += await asyncio.gather(*(list_referrers(client, repo.name, d) for d in pending))
         found = sorted({d for answer in answers for d in answer or [] if d not in seen})
         seen.update(found)
-        manifests = await asyncio.gather(*(manifest_by_digest(client, repo.name, d) for d in found))
+        manifests = await asyncio.gather(*(repo.fetch(client, d) for d in found))
         for manifest in manifests:
-            repo.manifests[manifest.digest] = (manifest, "")
+            if manifest is not None:
+                repo.manifests[manifest.digest] = (manifest, "")
         answers, pending = [], found
 
 
@@ -254,8 +279,11 @@ async def _read_configs(client: RegistryClient, repo: _Repository) -> None:
         try:
             body = json.loads(await get_blob(client, repo.name, digest))
         except ValueError:
-            body = {}
-        repo.configs[digest] = body if isinstance(body, dict) else {}
+            body = None
+        if isinstance(body, dict):
+            repo.configs[digest] = body
+        else:
+            repo.config_errors[digest] = f"{repo.name}: config {digest} is not a JSON object"
 
     await asyncio.gather(*(read(d) for d in configs))
 
@@ -283,10 +311,22 @@ def _to_frames(repos: list[_Repository]) -> RegistryExtraction:
             }
         )
         tags.extend({"repository": repo.name, "tag": t, "digest": d} for t, d in repo.tags.items())
+        for digest, (media_type, why, platform) in repo.unreadable.items():
+            images.append(
+                {
+                    **_UNREADABLE,
+                    "repository": repo.name,
+                    "digest": digest,
+                    "media_type": media_type,
+                    "platform": platform,
+                    "error": why,
+                }
+            )
         for digest, (manifest, platform) in repo.manifests.items():
             body = manifest.body
             config: dict[str, Any] = {}
             parts: dict[str, int] = {}
+            error = ""
             if manifest.is_index:
                 edges.extend(
                     {"repository": repo.name, "parent": digest, "child": str(c["digest"])}
@@ -297,7 +337,9 @@ def _to_frames(repos: list[_Repository]) -> RegistryExtraction:
                 for desc in [body.get("config"), *(body.get("layers") or [])]:
                     if isinstance(desc, dict) and "digest" in desc:
                         parts[str(desc["digest"])] = int(desc.get("size") or 0)
-                config = repo.configs.get(str((body.get("config") or {}).get("digest")), {})
+                config_digest = str((body.get("config") or {}).get("digest"))
+                config = repo.configs.get(config_digest, {})
+                error = repo.config_errors.get(config_digest, "")
             blobs.extend(
                 {"repository": repo.name, "digest": digest, "blob": b, "size": s}
                 for b, s in parts.items()
@@ -314,6 +356,7 @@ def _to_frames(repos: list[_Repository]) -> RegistryExtraction:
                     "annotations": dict(body.get("annotations") or {}),
                     "platform": platform,
                     "subject": str(subject.get("digest", "")) if isinstance(subject, dict) else "",
+                    "error": error,
                 }
             )
     return RegistryExtraction(
@@ -323,6 +366,15 @@ def _to_frames(repos: list[_Repository]) -> RegistryExtraction:
         blobs=typed_frame(blobs, BLOB_COLUMNS),
         status=typed_frame(status, STATUS_COLUMNS),
     )
+
+
+_UNREADABLE: dict[str, Any] = {
+    "created": None,
+    "size": 0,
+    "labels": {},
+    "annotations": {},
+    "subject": "",
+}
 
 
 def _created(config: dict[str, Any]) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from tasks.registry import mediatypes
 from tasks.registry.client import RegistryClient, json_object
-from tasks.registry.errors import InvalidResponse, NotFound
+from tasks.registry.errors import InvalidResponse, NotFound, UnreadableManifest
 
 
 def sha256_digest(data: bytes) -> str:
@@ -59,8 +59,9 @@ def parse_manifest(raw: bytes, content_type: str | None) -> tuple[str, dict[str,
 async def get_manifest(client: RegistryClient, repository: str, reference: str) -> Manifest:
     """Return the manifest `reference` (tag or digest) of `repository`.
 
-    Raises `NotFound` if it does not exist and `InvalidResponse` if it cannot be parsed or its
-    bytes do not match the digest asked for.
+    Raises `NotFound` if it does not exist, `UnreadableManifest` if it cannot be parsed
+    though its digest is known (asked by digest, or the registry's Docker-Content-Digest
+    matches the bytes), and `InvalidResponse` for any other answer it cannot use.
     """
     response = await client.request(
         "GET",
@@ -73,10 +74,15 @@ async def get_manifest(client: RegistryClient, repository: str, reference: str) 
     expected = reference if is_digest(reference) else response.headers.get("Docker-Content-Digest")
     if expected and expected.startswith("sha256:") and expected != digest:
         raise InvalidResponse(f"{repository}@{reference}: body digest {digest} != {expected}")
+    content_type = response.headers.get("Content-Type")
     try:
-        media_type, body = parse_manifest(raw, response.headers.get("Content-Type"))
+        media_type, body = parse_manifest(raw, content_type)
     except InvalidResponse as exc:
-        raise InvalidResponse(f"{repository}:{reference}: {exc}") from exc
+        where = f"{repository}:{reference}: {exc}"
+        if expected != digest:  # no digest vouches for these bytes: a garbled answer
+            raise InvalidResponse(where) from exc
+        media_type = (content_type or "").split(";")[0].strip()
+        raise UnreadableManifest(where, digest, media_type) from exc
     if client.cache is not None:
         client.cache.put(digest, raw)
     return Manifest(digest=digest, media_type=media_type, raw=raw, body=body)

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tasks.progress import deletion_progress, scan_progress
+from tasks.progress import ScanTally, deletion_progress, scan_progress
 
 
 def test_deletion_progress_every_tenth_and_at_the_end(caplog: pytest.LogCaptureFixture) -> None:
@@ -33,4 +33,14 @@ def test_scan_progress_per_repository(caplog: pytest.LogCaptureFixture) -> None:
         "scan: a done (3 tags)",
         "scan: b done (2 tags)",
     ]
-    assert "2 repositories, 5 tags so far" in lines[-1]
+    assert "2 repositories done, 5 tags" in lines[-1]
+    assert lines[-1].endswith("tags/s")
+
+
+def test_scan_tally_counts_each_repository_once_with_partial_progress() -> None:
+    tally = ScanTally()
+    assert not tally.update("a", 1, 3)
+    assert tally.update("a", 3, 3)
+    assert not tally.update("a", 3, 3)  # a repeated final report is not a second repository
+    assert not tally.update("b", 1_500, 2_000)
+    assert tally.summary().startswith("1 repositories done, 1,503 tags, ")

@@ -48,6 +48,7 @@ class Registry:
                 "annotations": {},
                 "platform": "",
                 "subject": subject,
+                "error": "",
             }
         )
         self.tags += [{"repository": repository, "tag": t, "digest": digest} for t in tags]
