@@ -161,14 +161,16 @@ def part1(results: Results, seconds: dict[str, float]) -> None:
         shas = list(git.commits["sha"])
         times = dict(zip(git.commits["sha"], git.commits["time"], strict=True))
         images, tags, edges = registry_frames(shas, times, IMAGES, 1)
-        start = time.perf_counter()
-        plan = build_plan(
-            PlanInputs(images, tags, edges, git.refs, git.commits),
-            default_config(),
-            "reg.bench",
-            NOW,
-        )
-        planned = time.perf_counter() - start
+        planned = float("inf")
+        for _ in range(3):  # best of 3, like the reference
+            start = time.perf_counter()
+            plan = build_plan(
+                PlanInputs(images, tags, edges, git.refs, git.commits),
+                default_config(),
+                "reg.bench",
+                NOW,
+            )
+            planned = min(planned, time.perf_counter() - start)
         kept = plan.table.loc[plan.table["action"] == "keep", "digest"].nunique()
         print(f"our plan (default policies, {IMAGES} images): {planned:.3f} s, {kept} kept")
         results.add("git_policy_vs_rev_list", (extracted + planned) / reference, "<=", 3.0)

@@ -59,7 +59,28 @@ def _time(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 
 
-def extract_refs(repo: pygit2.Repository, remote: str = "origin") -> pd.DataFrame:
+Peeled = list[tuple[str, pygit2.Reference, pygit2.Commit | None]]
+"""(name, reference, the commit it leads to or None) for every direct reference."""
+
+
+def peel_references(repo: pygit2.Repository) -> Peeled:
+    """Every non-symbolic reference of `repo` with the commit it leads to (None for a
+    reference to a tree or blob), read once for both frames."""
+    peeled: Peeled = []
+    for ref in repo.references.iterator():
+        if ref.type == ReferenceType.SYMBOLIC:
+            continue
+        try:
+            commit: pygit2.Commit | None = ref.peel(pygit2.Commit)
+        except (pygit2.GitError, ValueError, KeyError):
+            commit = None
+        peeled.append((ref.name, ref, commit))
+    return peeled
+
+
+def extract_refs(
+    repo: pygit2.Repository, remote: str = "origin", peeled: Peeled | None = None
+) -> pd.DataFrame:
     """Return the branches and tags of `repo` (schema in the module docstring).
 
     Branches of a clone are `refs/remotes/<remote>/*`; of a bare repository `refs/heads/*`.
@@ -67,36 +88,24 @@ def extract_refs(repo: pygit2.Repository, remote: str = "origin") -> pd.DataFram
     """
     prefix = "refs/heads/" if repo.is_bare else f"refs/remotes/{remote}/"
     rows: list[dict[str, Any]] = []
-    for name in repo.references:
-        ref = repo.references[name]
-        if ref.type == ReferenceType.SYMBOLIC:
+    for name, ref, commit in peeled if peeled is not None else peel_references(repo):
+        if name.startswith(prefix):
+            kind, short = "branch", name[len(prefix) :]
+        elif name.startswith("refs/tags/"):
+            kind, short = "tag", name[len("refs/tags/") :]
+        else:
             continue
-        try:
-            if name.startswith(prefix):
-                commit = ref.peel(pygit2.Commit)
-                rows.append(
-                    {
-                        "name": name[len(prefix) :],
-                        "kind": "branch",
-                        "commit": str(commit.id),
-                        "date": _time(commit.commit_time),
-                    }
-                )
-            elif name.startswith("refs/tags/"):
+        if commit is None:
+            raise GitError(f"reference {name}: does not lead to a commit")
+        when = commit.commit_time
+        if kind == "tag":
+            try:
                 target = repo[ref.target]
-                commit = ref.peel(pygit2.Commit)
-                tagger = target.tagger if isinstance(target, pygit2.Tag) else None
-                when = tagger.time if tagger is not None else commit.commit_time
-                rows.append(
-                    {
-                        "name": name[len("refs/tags/") :],
-                        "kind": "tag",
-                        "commit": str(commit.id),
-                        "date": _time(when),
-                    }
-                )
-        except (pygit2.GitError, ValueError, KeyError) as exc:
-            raise GitError(f"reference {name}: {exc}") from exc
+            except (pygit2.GitError, ValueError, KeyError) as exc:
+                raise GitError(f"reference {name}: {exc}") from exc
+            if isinstance(target, pygit2.Tag) and target.tagger is not None:
+                when = target.tagger.time
+        rows.append({"name": short, "kind": kind, "commit": str(commit.id), "date": _time(when)})
     refs = typed_frame(rows, REF_COLUMNS)
     if not (refs["kind"] == "branch").any():
         where = "refs/heads/" if repo.is_bare else f"refs/remotes/{remote}/"
@@ -106,21 +115,14 @@ def extract_refs(repo: pygit2.Repository, remote: str = "origin") -> pd.DataFram
     return refs.sort_values(["kind", "name"], ignore_index=True)
 
 
-def extract_commits(repo: pygit2.Repository) -> pd.DataFrame:
+def extract_commits(repo: pygit2.Repository, peeled: Peeled | None = None) -> pd.DataFrame:
     """Return every commit reachable from any reference (schema in the module docstring).
 
     Parents and times come from Git's commit-graph file where there is one (see
     `tasks.git.commit_graph`); commits newer than the graph are read from the repository.
     """
-    tips: list[str] = []
-    for name in repo.references:
-        ref = repo.references[name]
-        if ref.type == ReferenceType.SYMBOLIC:
-            continue
-        try:
-            tips.append(str(ref.peel(pygit2.Commit).id))
-        except (pygit2.GitError, ValueError):
-            continue  # a reference to a tree or blob has no history
+    references = peeled if peeled is not None else peel_references(repo)
+    tips = [str(commit.id) for _, _, commit in references if commit is not None]
     graph = read_commit_graph(repo)
     graph_parents = dict(zip(graph.shas, graph.parents, strict=True)) if graph else {}
     graph_times = dict(zip(graph.shas, graph.times, strict=True)) if graph else {}
@@ -160,4 +162,7 @@ def extract_git(path: str | Path, remote: str = "origin") -> GitExtraction:
     """Return the references and commits of the repository at `path`."""
     repo = open_repository(path)
     with gc_paused():
-        return GitExtraction(refs=extract_refs(repo, remote), commits=extract_commits(repo))
+        peeled = peel_references(repo)
+        return GitExtraction(
+            refs=extract_refs(repo, remote, peeled), commits=extract_commits(repo, peeled)
+        )
