@@ -26,7 +26,7 @@ from flows.demo.registry_server import LocalRegistry
 from flows.demo.storage_seed import seed_storage
 from tasks.policy.config import parse_config
 from tasks.registry import mediatypes
-from tasks.registry.task import read_registry
+from tasks.registry.read import read_registry
 
 TAGS = int(os.environ.get("REGSWEEP_BENCH_TAGS", "10000"))
 REPOSITORIES = 20

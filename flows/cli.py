@@ -89,7 +89,7 @@ def compute_plan(config: Config, now: datetime, show_progress: bool = True) -> t
     from tasks.cluster.task import read_cluster
     from tasks.git.task import read_git
     from tasks.policy.task import make_plan, read_keep_list
-    from tasks.registry.task import read_registry
+    from tasks.registry.read import read_registry
 
     with Progress(
         TextColumn("{task.description}"),

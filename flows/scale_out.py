@@ -27,7 +27,8 @@ from tasks.frames import typed_frame
 from tasks.policy.config import Config
 from tasks.progress import deletion_progress, scan_progress
 from tasks.registry.extract import RegistryExtraction, merge_extractions
-from tasks.registry.task import list_repositories_task, scan_repositories_task, share_rate
+from tasks.registry.read import share_rate
+from tasks.registry.task import list_repositories_task, scan_repositories_task
 
 TASK_RUNNER_ENV = "REGSWEEP_TASK_RUNNER"
 

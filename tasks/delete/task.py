@@ -28,7 +28,7 @@ from tasks.delete.loader import (
 from tasks.policy.config import Config
 from tasks.progress import deletion_progress
 from tasks.registry.extract import RegistryExtraction
-from tasks.registry.task import make_client
+from tasks.registry.read import make_client
 
 
 def run_deletion(

@@ -26,7 +26,7 @@ from tasks.registry.credentials import load_credentials
 from tasks.registry.errors import AuthenticationFailed
 from tasks.registry.extract import RegistryExtraction, scan_registry
 from tasks.registry.manifest import sha256_digest
-from tasks.registry.task import read_registry
+from tasks.registry.read import read_registry
 
 
 def test_cache_verifies_content_and_drops_corrupt_entries(tmp_path: Path) -> None:

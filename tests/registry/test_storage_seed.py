@@ -11,7 +11,7 @@ from tasks.frames import column_rows
 from tasks.policy.config import parse_config
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry
-from tasks.registry.task import read_registry
+from tasks.registry.read import read_registry
 
 
 def test_seeded_storage_scans_as_seeded(tmp_path: Path) -> None:
@@ -54,3 +54,15 @@ def test_scan_in_worker_processes_equals_one_process(tmp_path: Path) -> None:
         assert a.sort_values(key, ignore_index=True).equals(
             b.sort_values(key, ignore_index=True)
         ), name
+
+
+def test_scan_in_worker_processes_of_nothing_is_an_empty_extraction(tmp_path: Path) -> None:
+    seed_storage(tmp_path / "data", repositories=1, tags=3)
+    with LocalRegistry(tmp_path) as registry:
+        document = {
+            "registry": {"url": registry.url, "repositories": ["none/*"], "processes": 2},
+            "cleanup": {"disableGitHistoryBasedPolicy": True},
+        }
+        extraction = read_registry(parse_config(document))
+    assert extraction.tags.empty and extraction.images.empty and extraction.status.empty
+    assert list(extraction.images.columns)[-1] == "error"  # the documented schema, empty

@@ -1,0 +1,126 @@
+"""Read the configured registry: a client with its credentials, limits and cache, and the
+scan in one process or shared over worker processes. No Prefect here: spawned scan workers
+import this module, and Prefect alone takes a second and a half to import."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from tasks.aio import run_sync
+from tasks.home import regsweep_home
+from tasks.policy.config import Config
+from tasks.registry.cache import ContentCache
+from tasks.registry.client import Credentials, RegistryClient, registry_host
+from tasks.registry.credentials import load_credentials, secret_credentials
+from tasks.registry.extract import (
+    Progress,
+    RegistryExtraction,
+    cache_is_warm,
+    merge_extractions,
+    resolve_repositories,
+    scan_registry,
+    scan_repositories,
+)
+
+
+def make_client(config: Config) -> RegistryClient:
+    """Return a client for the configured registry with its credentials, limits and cache."""
+    registry = config.registry
+    host = registry_host(registry.url)
+    credentials: Credentials | None
+    if registry.credentials_secret:
+        credentials = secret_credentials(registry.credentials_secret)
+    else:
+        credentials = load_credentials(host)
+    cache = None
+    if registry.cache is not False:
+        root = regsweep_home() / "cache" if registry.cache is True else Path(registry.cache)
+        cache = ContentCache(root.expanduser())
+    return RegistryClient(
+        registry.url,
+        credentials=credentials,
+        concurrency=registry.concurrency,
+        requests_per_second=registry.requests_per_second,
+        cache=cache,
+    )
+
+
+def list_registry(config: Config) -> tuple[list[str], bool]:
+    """Return the repositories to scan and whether the cache is warm (scan by HEAD)."""
+
+    async def go() -> tuple[list[str], bool]:
+        async with make_client(config) as client:
+            names = await resolve_repositories(
+                client, config.registry.repositories, config.registry.exclude
+            )
+            return names, cache_is_warm(client)
+
+    return run_sync(go())
+
+
+def share_rate(config: Config, parts: int) -> Config:
+    """The configuration for one of `parts` scanners running at once: each takes its share of
+    `requestsPerSecond`, which limits the whole scan."""
+    rate = config.registry.requests_per_second
+    if rate is None or parts <= 1:
+        return config
+    registry = config.registry.model_copy(update={"requests_per_second": rate / parts})
+    return config.model_copy(update={"registry": registry})
+
+
+def read_registry(config: Config, progress: Progress | None = None) -> RegistryExtraction:
+    """Scan the configured repositories (see `scan_registry`).
+
+    With `registry.processes` > 1 the repositories are shared out among that many worker
+    processes, each with its own client: one Python process tops out well below what a
+    registry serves (measured: ~750 HEAD/s against a 2,200/s ceiling on 2 cores).
+    """
+    processes = min(config.registry.processes, os.cpu_count() or 1)
+    if processes <= 1:
+
+        async def scan() -> RegistryExtraction:
+            async with make_client(config) as client:
+                return await scan_registry(
+                    client, config.registry.repositories, progress, config.registry.exclude
+                )
+
+        return run_sync(scan())
+    context = multiprocessing.get_context("spawn")  # no fork of Prefect's threads
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        # Workers start (and import) while this process lists the repositories.
+        for _ in range(processes):
+            pool.submit(_started)
+        names, warm = list_registry(config)
+        shares = [names[i::processes] for i in range(processes) if names[i::processes]]
+        config = share_rate(config, len(shares))
+        jobs = [(config, share, warm) for share in shares] or [(config, [], warm)]
+        parts = list(pool.map(_scan_share, jobs))
+    if progress is not None:
+        for part in parts:
+            for repository, count in zip(
+                part.status["repository"], part.status["tags"], strict=True
+            ):
+                progress(str(repository), int(count), int(count))
+    return merge_extractions(parts)
+
+
+def scan_some(config: Config, names: list[str], warm: bool) -> RegistryExtraction:
+    """Scan just the repositories `names` (no catalog)."""
+
+    async def scan() -> RegistryExtraction:
+        async with make_client(config) as client:
+            return await scan_repositories(client, names, None, warm)
+
+    return run_sync(scan())
+
+
+def _started() -> None:
+    """Nothing: submitted to start a worker process early."""
+
+
+def _scan_share(job: tuple[Config, list[str], bool]) -> RegistryExtraction:
+    """One worker process: scan its share of the repositories."""
+    return scan_some(*job)
