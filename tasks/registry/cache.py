@@ -4,13 +4,19 @@ Content under a digest never changes, so an entry is valid forever: a rescan onl
 tags (HEAD) and fetches what it has not seen, and the delete step takes the manifest bytes
 for its ledger from here. Every read is checked against its digest; a corrupt or torn
 entry is dropped and fetched again. Layout: `<root>/sha256/<2 hex>/<hex>`.
+
+Writes go to disk from a background thread (creating a file costs ~0.2 ms here, a fifth
+of a cold scan when done on the event loop); until written, an entry is served from
+memory. `close()` (the registry client calls it) waits until everything is on disk.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import tempfile
+import threading
 from pathlib import Path
 
 
@@ -21,6 +27,10 @@ class ContentCache:
         self.root = Path(root)
         self.hits = 0
         self.misses = 0
+        self._pending: dict[str, bytes] = {}  # digest -> bytes not yet on disk
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
 
     def _path(self, digest: str) -> Path | None:
         algorithm, _, hexdigest = digest.partition(":")
@@ -34,6 +44,11 @@ class ContentCache:
 
     def get(self, digest: str) -> bytes | None:
         """The bytes stored under `digest`, or None (absent or not matching the digest)."""
+        with self._lock:
+            pending = self._pending.get(digest)
+        if pending is not None:
+            self.hits += 1
+            return pending
         path = self._path(digest)
         try:
             data = path.read_bytes() if path is not None else None
@@ -49,13 +64,53 @@ class ContentCache:
 
     def put(self, digest: str, data: bytes) -> None:
         """Store `data` under `digest` (ignored unless the bytes match the digest)."""
+        if self._path(digest) is None or "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            return
+        with self._lock:
+            if digest in self._pending:
+                return
+            self._pending[digest] = data
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_queued, name="regsweep-cache-writer", daemon=True
+                )
+                self._writer.start()
+        self._queue.put(digest)
+
+    def close(self) -> None:
+        """Wait until every entry put so far is on disk."""
+        with self._lock:
+            writer = self._writer
+        if writer is not None:
+            self._queue.put(None)
+            writer.join()
+        with self._lock:  # anything put while the writer was stopping
+            stranded = list(self._pending.items())
+        for digest, data in stranded:
+            self._store(digest, data)
+            with self._lock:
+                self._pending.pop(digest, None)
+
+    def _write_queued(self) -> None:
+        while (digest := self._queue.get()) is not None:
+            with self._lock:
+                data = self._pending.get(digest)
+            if data is not None:
+                self._store(digest, data)
+                with self._lock:
+                    self._pending.pop(digest, None)
+        with self._lock:
+            self._writer = None
+
+    def _store(self, digest: str, data: bytes) -> None:
         path = self._path(digest)
-        if path is None or "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        if path is None or path.exists():
             return
-        if path.exists():
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        except OSError:
+            return  # a cache that cannot be written is only slower
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(data)

@@ -37,8 +37,11 @@ def test_cache_verifies_content_and_drops_corrupt_entries(tmp_path: Path) -> Non
     cache.put(digest, b"not the content")  # refused: bytes do not match the digest
     assert cache.get(digest) is None
     cache.put(digest, data)
-    assert cache.get(digest) == data
+    assert cache.get(digest) == data  # from memory until written
+    cache.close()  # written in the background; close waits for it
     path = tmp_path / "sha256" / digest[7:9] / digest[7:]
+    assert path.read_bytes() == data
+    assert ContentCache(tmp_path).get(digest) == data
     path.write_bytes(b"torn")
     assert cache.get(digest) is None
     assert not path.exists()

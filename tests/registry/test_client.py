@@ -266,3 +266,29 @@ def test_exclude_is_applied_before_anything_is_read() -> None:
 
     assert run(go()) == ["pinned", "team/app"]
     assert "/v2/team/tmp/tags/list" not in paths
+
+
+@pytest.mark.parametrize(
+    ("base", "path", "expected"),
+    [
+        ("http://reg.test", "/v2/_catalog?n=1000&last=a%2Fb", "/v2/_catalog?n=1000&last=a%2Fb"),
+        ("http://reg.test/mirror/", "/v2/team/app/tags/list", "/mirror/v2/team/app/tags/list"),
+        ("http://reg.test", "http://other.test/v2/up?_state=x", "/v2/up?_state=x"),
+        ("http://reg.test", "/v2/r/manifests/tag with space", "/v2/r/manifests/tag%20with%20space"),
+    ],
+    ids=["query-kept", "base-path-prefix", "absolute-location", "quoted-by-httpx"],
+)
+def test_request_urls(base: str, path: str, expected: str) -> None:
+    seen: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return httpx.Response(200, json={})
+
+    async def go() -> None:
+        async with RegistryClient(base, transport=httpx.MockTransport(handler)) as c:
+            await c.request("GET", path, scope="registry:catalog:*")
+
+    run(go())
+    assert seen[0].raw_path.decode() == expected
+    assert seen[0].host == ("other.test" if path.startswith("http") else "reg.test")
