@@ -35,6 +35,11 @@ class Handler(BaseHTTPRequestHandler):
             for part in (b"hello ", b"chunked ", b"world"):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.write(b"0\r\n\r\n")
+        elif self.path.startswith("/v2/r/blobs/"):  # blobs live elsewhere (S3, a CDN)
+            self.send_response(307)
+            self.send_header("Location", "/storage" + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif self.path == "/drop-after":
             body = b"then I hang up"
             self.send_response(200)
@@ -113,3 +118,24 @@ def test_proxy_environment_keeps_httpx_transport(monkeypatch: pytest.MonkeyPatch
     assert transport_of("https://reg.example") is not LeanTransport  # httpx honours the proxy
     monkeypatch.setenv("NO_PROXY", "reg.example")
     assert transport_of("https://reg.example") is LeanTransport
+
+
+def test_registry_client_follows_a_redirect_on_the_lean_transport() -> None:
+    """Requests skip httpx's client layers on the lean transport; a redirect answer still
+    goes back through httpx, which follows it."""
+    from tasks.registry.client import RegistryClient
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    async def go() -> httpx.Response:
+        async with RegistryClient(f"http://127.0.0.1:{server.server_address[1]}") as client:
+            assert isinstance(client._http._transport, LeanTransport)
+            return await client.request("GET", "/v2/r/blobs/sha256:abc", scope="r")
+
+    try:
+        answer = asyncio.run(go())
+    finally:
+        server.shutdown()
+    assert answer.status_code == 200
+    assert answer.text == "/storage/v2/r/blobs/sha256:abc"
