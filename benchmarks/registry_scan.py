@@ -16,9 +16,9 @@ REGSWEEP_BENCH_TAGS=100000 scales up.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -47,25 +47,28 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-def start_delay_proxy(target_port: int) -> int:
-    """A TCP proxy on 127.0.0.1 adding DELAY to every chunk each way; returns its port."""
-    ready = threading.Event()
-    port: list[int] = []
-
+def _serve_delay_proxy(target_port: int, ports: multiprocessing.SimpleQueue) -> None:  # type: ignore[type-arg]
     async def serve() -> None:
         async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
             upstream_r, upstream_w = await asyncio.open_connection("127.0.0.1", target_port)
             await asyncio.gather(_pipe(client_r, upstream_w), _pipe(upstream_r, client_w))
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port.append(server.sockets[0].getsockname()[1])
-        ready.set()
+        ports.put(server.sockets[0].getsockname()[1])
         async with server:
             await server.serve_forever()
 
-    threading.Thread(target=lambda: asyncio.run(serve()), daemon=True).start()
-    ready.wait()
-    return port[0]
+    asyncio.run(serve())
+
+
+def start_delay_proxy(target_port: int) -> tuple[int, multiprocessing.Process]:
+    """A TCP proxy on 127.0.0.1 adding DELAY to every chunk each way, in its own process
+    (as the network is not in ours); returns its port and process."""
+    context = multiprocessing.get_context("spawn")
+    ports = context.SimpleQueue()
+    process = context.Process(target=_serve_delay_proxy, args=(target_port, ports), daemon=True)
+    process.start()
+    return ports.get(), process
 
 
 def our_scan(url: str, cache: Path, processes: int = 1) -> tuple[float, int]:
@@ -138,8 +141,11 @@ def main() -> None:
                 f"    with processes: {cores} (information): cold {n / many_cold_s:.0f}, warm "
                 f"{n / many_warm_s:.0f} tags/s - here the registry shares our cores"
             )
-            proxy_port = start_delay_proxy(registry.port)
-            far_s, n = our_scan(f"http://127.0.0.1:{proxy_port}", Path(tmp) / "c2")
+            proxy_port, proxy = start_delay_proxy(registry.port)
+            try:
+                far_s, n = our_scan(f"http://127.0.0.1:{proxy_port}", Path(tmp) / "c2")
+            finally:
+                proxy.terminate()
             far = n / far_s
             print(f"(e) cold, 20 ms RTT       {far:8.0f} tags/s ({far_s:.1f} s)")
     print(f"peak RSS: {peak_rss_mib():.0f} MiB at {tags} tags")
