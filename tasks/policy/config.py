@@ -66,7 +66,7 @@ class RegistryConfig(_Model):
     url: str
     repositories: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     exclude: list[str] = Field(default_factory=list)
-    concurrency: int = Field(default=32, ge=1, le=256)
+    concurrency: int = Field(default=64, ge=1, le=256)
     requests_per_second: float | None = Field(default=None, gt=0)  # None = no rate limit
     processes: int = Field(default=1, ge=1, le=64)  # scan processes (big registries: cores)
     cache: bool | str = True  # manifest/config cache: True = $REGSWEEP_HOME/cache, or a path

@@ -99,6 +99,7 @@ class _Repository:
     # digest -> (media type, why, platform) of manifests that exist but cannot be parsed
     unreadable: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     config_errors: dict[str, str] = field(default_factory=dict)  # config digest -> why
+    config_reads: dict[str, asyncio.Future[None]] = field(default_factory=dict)
     error: str = ""
 
     async def fetch(
@@ -203,6 +204,7 @@ async def _scan_repository(
             else:
                 repo.tags[tag] = manifest.digest
                 repo.manifests.setdefault(manifest.digest, (manifest, ""))
+                _start_config_read(client, repo, manifest)  # keeps requests flowing
             done += 1
             if progress is not None:
                 progress(name, done, len(tags))
@@ -215,6 +217,12 @@ async def _scan_repository(
         repo.error = f"not found: {exc}"
     except RegistryError as exc:
         repo.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        for read in repo.config_reads.values():  # after a failure: stop, and collect errors
+            if read.done() and not read.cancelled():
+                read.exception()
+            else:
+                read.cancel()
     return repo
 
 
@@ -268,24 +276,32 @@ async def _read_referrers(client: RegistryClient, repo: _Repository) -> None:
         answers, pending = [], found
 
 
+def _start_config_read(client: RegistryClient, repo: _Repository, manifest: Manifest) -> None:
+    """Start reading the manifest's config blob unless already started."""
+    config = manifest.body.get("config")
+    digest = config.get("digest") if isinstance(config, dict) else None
+    if manifest.is_index or not isinstance(digest, str):
+        return
+    if digest not in repo.config_reads:
+        repo.config_reads[digest] = asyncio.ensure_future(_read_config(client, repo, digest))
+
+
+async def _read_config(client: RegistryClient, repo: _Repository, digest: str) -> None:
+    try:
+        body = json.loads(await get_blob(client, repo.name, digest))
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        repo.configs[digest] = body
+    else:
+        repo.config_errors[digest] = f"{repo.name}: config {digest} is not a JSON object"
+
+
 async def _read_configs(client: RegistryClient, repo: _Repository) -> None:
-    configs = {
-        str(m.body["config"]["digest"])
-        for m, _ in repo.manifests.values()
-        if not m.is_index and isinstance(m.body.get("config"), dict)
-    }
-
-    async def read(digest: str) -> None:
-        try:
-            body = json.loads(await get_blob(client, repo.name, digest))
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            repo.configs[digest] = body
-        else:
-            repo.config_errors[digest] = f"{repo.name}: config {digest} is not a JSON object"
-
-    await asyncio.gather(*(read(d) for d in configs))
+    """Read every config not read yet (tagged manifests start theirs as they arrive)."""
+    for manifest, _ in list(repo.manifests.values()):
+        _start_config_read(client, repo, manifest)
+    await asyncio.gather(*repo.config_reads.values())
 
 
 def _platform(value: Any) -> str:
