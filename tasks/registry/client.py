@@ -138,6 +138,7 @@ class RegistryClient:
         # redirects, cookies, hooks) cost ~85 us a request and regsweep does its own auth.
         # A redirect answer is sent again through httpx, which follows it.
         self._direct = transport if isinstance(transport, LeanTransport) else None
+        self._blobs_redirect = False
         self._http = httpx.AsyncClient(
             base_url=self.url,
             timeout=timeout,
@@ -215,12 +216,17 @@ class RegistryClient:
             attempt += 1
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
-        if self._direct is None:
+        # Registries that keep blobs elsewhere (S3, a CDN) redirect every blob GET: after the
+        # first, blobs go through httpx, which follows in one go and drops Authorization when
+        # the origin changes.
+        blob = b"/blobs/" in request.url.raw_path
+        if self._direct is None or (blob and self._blobs_redirect):
             return await self._http.send(request)
         response = await self._direct.handle_async_request(request)
         await response.aread()
         response.request = request
         if response.is_redirect:
+            self._blobs_redirect = self._blobs_redirect or blob
             return await self._http.send(request)
         return response
 

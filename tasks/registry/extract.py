@@ -33,6 +33,7 @@ Output DataFrames (one row per ...):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -203,7 +204,7 @@ async def _scan_repository(
                 repo.unreadable.setdefault(exc.digest, (exc.media_type, str(exc), ""))
             else:
                 repo.tags[tag] = manifest.digest
-                repo.manifests.setdefault(manifest.digest, (manifest, ""))
+                repo.manifests.setdefault(manifest.digest, (_slim(manifest), ""))
                 _start_config_read(client, repo, manifest)  # keeps requests flowing
             done += 1
             if progress is not None:
@@ -237,7 +238,7 @@ async def _read_children(client: RegistryClient, repo: _Repository) -> None:
 
     async def read(digest: str, platform: str) -> None:
         if (manifest := await repo.fetch(client, digest, platform)) is not None:
-            repo.manifests[digest] = (manifest, platform)
+            repo.manifests[digest] = (_slim(manifest), platform)
 
     await asyncio.gather(*(read(d, p) for d, p in wanted.items()))
     # An index's children inherit the platform it names even when tagged themselves.
@@ -272,8 +273,13 @@ async def _read_referrers(client: RegistryClient, repo: _Repository) -> None:
         manifests = await asyncio.gather(*(repo.fetch(client, d) for d in found))
         for manifest in manifests:
             if manifest is not None:
-                repo.manifests[manifest.digest] = (manifest, "")
+                repo.manifests[manifest.digest] = (_slim(manifest), "")
         answers, pending = [], found
+
+
+def _slim(manifest: Manifest) -> Manifest:
+    """The manifest without its bytes (the cache keeps them; the frames need the body)."""
+    return dataclasses.replace(manifest, raw=b"")
 
 
 def _start_config_read(client: RegistryClient, repo: _Repository, manifest: Manifest) -> None:
@@ -292,7 +298,11 @@ async def _read_config(client: RegistryClient, repo: _Repository, digest: str) -
     except ValueError:
         body = None
     if isinstance(body, dict):
-        repo.configs[digest] = body
+        # Only what the frames take: a whole config (history, rootfs...) is kilobytes, and
+        # 100,000 of them must fit in memory at once.
+        inner = body.get("config")
+        labels = inner.get("Labels") if isinstance(inner, dict) else None
+        repo.configs[digest] = {"created": body.get("created"), "config": {"Labels": labels}}
     else:
         repo.config_errors[digest] = f"{repo.name}: config {digest} is not a JSON object"
 

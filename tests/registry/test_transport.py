@@ -35,8 +35,8 @@ class Handler(BaseHTTPRequestHandler):
             for part in (b"hello ", b"chunked ", b"world"):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.write(b"0\r\n\r\n")
-        elif self.path.startswith("/v2/r/blobs/"):  # blobs live elsewhere (S3, a CDN)
-            self.send_response(307)
+        elif self.path.startswith(("/v2/r/blobs/", "/v2/r/manifests/moved")):
+            self.send_response(307)  # blobs live elsewhere (S3, a CDN); anything may move
             self.send_header("Location", "/storage" + self.path)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -128,14 +128,22 @@ def test_registry_client_follows_a_redirect_on_the_lean_transport() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
-    async def go() -> httpx.Response:
+    async def go() -> list[httpx.Response]:
         async with RegistryClient(f"http://127.0.0.1:{server.server_address[1]}") as client:
             assert isinstance(client._http._transport, LeanTransport)
-            return await client.request("GET", "/v2/r/blobs/sha256:abc", scope="r")
+            answers = [
+                await client.request("GET", "/v2/r/manifests/moved", scope="r"),
+                await client.request("GET", "/v2/r/blobs/sha256:abc", scope="r"),
+            ]
+            assert client._blobs_redirect  # later blobs go through httpx straight away
+            assert (await client.request("GET", "/v2/r/blobs/sha256:def", scope="r")).text == (
+                "/storage/v2/r/blobs/sha256:def"
+            )
+            return answers
 
     try:
-        answer = asyncio.run(go())
+        manifest, blob = asyncio.run(go())
     finally:
         server.shutdown()
-    assert answer.status_code == 200
-    assert answer.text == "/storage/v2/r/blobs/sha256:abc"
+    assert (blob.status_code, blob.text) == (200, "/storage/v2/r/blobs/sha256:abc")
+    assert (manifest.status_code, manifest.text) == (200, "/storage/v2/r/manifests/moved")
