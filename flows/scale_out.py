@@ -80,8 +80,7 @@ def extract_registry_fanned_out(config: Config, snapshot: str, slots: int) -> Re
     progress = scan_progress(logger)
     parts = []
     for part in _completed(futures):
-        for repository, count in zip(part.status["repository"], part.status["tags"], strict=True):
-            progress(str(repository), int(count), int(count))
+        part.report_finished(progress)
         parts.append(part)
     return merge_extractions(parts)
 

@@ -89,22 +89,24 @@ class ContentCache:
             self._queue.put(None)
             writer.join()
         with self._lock:  # anything put while the writer was stopping
-            stranded = list(self._pending.items())
-        for digest, data in stranded:
-            self._store(digest, data)
-            with self._lock:
-                self._pending.pop(digest, None)
+            stranded = list(self._pending)
+        for digest in stranded:
+            self._write_pending(digest)
 
     def _write_queued(self) -> None:
         while (digest := self._queue.get()) is not None:
-            with self._lock:
-                data = self._pending.get(digest)
-            if data is not None:
-                self._store(digest, data)
-                with self._lock:
-                    self._pending.pop(digest, None)
+            self._write_pending(digest)
         with self._lock:
             self._writer = None
+
+    def _write_pending(self, digest: str) -> None:
+        """Write a pending entry to disk, then stop serving it from memory."""
+        with self._lock:
+            data = self._pending.get(digest)
+        if data is not None:
+            self._store(digest, data)
+            with self._lock:
+                self._pending.pop(digest, None)
 
     def _store(self, digest: str, data: bytes) -> None:
         path = self._path(digest)

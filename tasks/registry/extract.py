@@ -86,6 +86,12 @@ class RegistryExtraction:
     blobs: pd.DataFrame
     status: pd.DataFrame
 
+    def report_finished(self, progress: Progress) -> None:
+        """Tell `progress` every repository of this extraction is done (for scans whose
+        parts finish elsewhere: worker processes, Dask tasks)."""
+        for repository, count in zip(self.status["repository"], self.status["tags"], strict=True):
+            progress(str(repository), int(count), int(count))
+
     def incomplete(self) -> list[str]:
         """Repositories whose listing is incomplete: the delete stage must not touch them."""
         return sorted(self.status.loc[~self.status["complete"], "repository"])
@@ -111,8 +117,11 @@ class _Repository:
         try:
             return await manifest_by_digest(client, self.name, digest)
         except UnreadableManifest as exc:
-            self.unreadable.setdefault(digest, (exc.media_type, str(exc), platform))
+            self.mark_unreadable(exc, platform)
             return None
+
+    def mark_unreadable(self, exc: UnreadableManifest, platform: str = "") -> None:
+        self.unreadable.setdefault(exc.digest, (exc.media_type, str(exc), platform))
 
 
 async def resolve_repositories(
@@ -201,7 +210,7 @@ async def _scan_repository(
                         return
             except UnreadableManifest as exc:
                 repo.tags[tag] = exc.digest
-                repo.unreadable.setdefault(exc.digest, (exc.media_type, str(exc), ""))
+                repo.mark_unreadable(exc)
             else:
                 repo.tags[tag] = manifest.digest
                 repo.manifests.setdefault(manifest.digest, (_slim(manifest), ""))

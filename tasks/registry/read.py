@@ -100,10 +100,7 @@ def read_registry(config: Config, progress: Progress | None = None) -> RegistryE
         parts = list(pool.map(_scan_share, jobs))
     if progress is not None:
         for part in parts:
-            for repository, count in zip(
-                part.status["repository"], part.status["tags"], strict=True
-            ):
-                progress(str(repository), int(count), int(count))
+            part.report_finished(progress)
     return merge_extractions(parts)
 
 

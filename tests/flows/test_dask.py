@@ -14,6 +14,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect_dask.task_runners import DaskTaskRunner
 
 from flows.cleanup import cleanup
+from flows.cli import compute_plan
 from flows.demo.kube_api import KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import Scenario, build_scenario, now_for_demo
@@ -126,20 +127,10 @@ def test_a_worker_that_cannot_see_the_ledger_directory_refuses_to_delete(
 ) -> None:
     """A Dask worker on another machine would write the ledger where nobody reads it: the
     per-repository delete task finds no run marker beside the ledger and deletes nothing."""
-    out = tmp_path / "plan.parquet"
-    made = run_cli(
-        "plan",
-        "--config",
-        str(scenario.config_path),
-        "--now",
-        scenario.now.isoformat(),
-        "--out",
-        str(out),
-    )
-    assert made.returncode == 0, made.stderr
-    targets = [t for t in deletion_targets(pd.read_parquet(out)) if t.repository == "demo/app"]
-    assert targets
     config = load_config(scenario.config_path)
+    plan, _ = compute_plan(config, scenario.now, show_progress=False)
+    targets = [t for t in deletion_targets(plan.table) if t.repository == "demo/app"]
+    assert targets
     with pytest.raises(DeletionRefused, match="not on a filesystem this worker shares"):
         delete_repository_task.fn(
             config, "demo/app", targets, [], str(tmp_path / "elsewhere" / "ledger.jsonl"), "r1"
