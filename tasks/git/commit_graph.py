@@ -35,11 +35,14 @@ _RECORD = np.dtype(
 
 @dataclass
 class CommitGraph:
-    """Commits of the graph, in graph order: sha, parents (as shas), committer time (s)."""
+    """Commits of the graph in graph order (each layer sorted by SHA), parents as rows:
+    the parents of row i are ``parent_rows[parent_offsets[i]:parent_offsets[i + 1]]``, first
+    parent first."""
 
     shas: list[str]
-    parents: list[list[str]]
-    times: list[int]
+    parent_offsets: np.ndarray  # int64, one more than there are commits
+    parent_rows: np.ndarray  # int64
+    times: np.ndarray  # int64 committer time, epoch seconds
 
 
 def read_commit_graph(repo: pygit2.Repository) -> CommitGraph | None:
@@ -62,40 +65,62 @@ def read_commit_graph(repo: pygit2.Repository) -> CommitGraph | None:
 
 
 def _read_graph(files: list[Path]) -> CommitGraph | None:
-    layers = []
+    shas: list[str] = []
+    offsets: list[np.ndarray] = [np.zeros(1, dtype=np.int64)]
+    rows: list[np.ndarray] = []
+    times: list[np.ndarray] = []
     for file in files:
         layer = _read_layer(file.read_bytes())
         if layer is None:
             return None
-        layers.append(layer)
-    shas: list[str] = []
-    for layer_oids, _, _, _ in layers:
-        text = binascii.hexlify(layer_oids).decode("ascii")
+        oids, records, edges, _ = layer
+        text = binascii.hexlify(oids).decode("ascii")
         shas.extend(text[i : i + 2 * HASH_LEN] for i in range(0, len(text), 2 * HASH_LEN))
-    parents: list[list[str]] = []
-    times: list[int] = []
-    for _, records, edges, _ in layers:
-        p1 = records["p1"].tolist()
-        p2 = records["p2"].tolist()
-        times.extend((((records["gen"] & 3).astype(np.int64) << 32) | records["time"]).tolist())
-        for first, second in zip(p1, p2, strict=True):
-            if first == NO_PARENT:
-                parents.append([])
-            elif second == NO_PARENT:
-                parents.append([shas[first]])
-            elif not second & EXTRA_EDGES:
-                parents.append([shas[first], shas[second]])
-            else:
-                more = [shas[first]]
-                at = second & ~EXTRA_EDGES
-                while True:
-                    edge = edges[at]
-                    more.append(shas[edge & ~EXTRA_EDGES])
-                    if edge & EXTRA_EDGES:
-                        break
-                    at += 1
-                parents.append(more)
-    return CommitGraph(shas, parents, times)
+        counts, layer_rows = _parents(records["p1"].astype(np.int64), records["p2"], edges)
+        offsets.append(offsets[-1][-1] + np.cumsum(counts))
+        rows.append(layer_rows)
+        times.append(((records["gen"] & 3).astype(np.int64) << 32) | records["time"])
+    parent_rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    if parent_rows.size and parent_rows.max() >= len(shas):
+        return None  # a parent position outside the graph: not a file we can trust
+    return CommitGraph(
+        shas=shas,
+        parent_offsets=np.concatenate(offsets),
+        parent_rows=parent_rows,
+        times=np.concatenate(times) if times else np.zeros(0, dtype=np.int64),
+    )
+
+
+def _parents(
+    first: np.ndarray, second: np.ndarray, edges: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(parent count per commit, parent rows in order) of one layer. `second` is a parent
+    position, NO_PARENT, or for an octopus merge EXTRA_EDGES | where its 2nd.. parents start
+    in `edges` (the last one flagged with EXTRA_EDGES)."""
+    one = first != NO_PARENT
+    two = one & (second != NO_PARENT)
+    octopus = np.flatnonzero(two & ((second & EXTRA_EDGES) != 0))
+    extra: list[list[int]] = []
+    for at in (second[octopus] & ~np.uint32(EXTRA_EDGES)).tolist():
+        more = []
+        while True:
+            edge = edges[at]
+            more.append(edge & ~EXTRA_EDGES)
+            if edge & EXTRA_EDGES:
+                break
+            at += 1
+        extra.append(more)
+    counts = one.astype(np.int64) + two
+    counts[octopus] = 1 + np.array([len(m) for m in extra], dtype=np.int64)
+    starts = np.cumsum(counts) - counts
+    rows = np.empty(int(counts.sum()), dtype=np.int64)
+    rows[starts[one]] = first[one]
+    plain = two.copy()
+    plain[octopus] = False
+    rows[starts[plain] + 1] = second[plain]
+    for start, more in zip(starts[octopus].tolist(), extra, strict=True):
+        rows[start + 1 : start + 1 + len(more)] = more
+    return counts, rows
 
 
 def _graph_disabled(repo: pygit2.Repository) -> bool:

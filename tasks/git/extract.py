@@ -16,21 +16,19 @@ so links to commits of deleted or unpushed branches still resolve)
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 import pygit2
 from pygit2.enums import ReferenceType
 
-from tasks.frames import gc_paused, typed_frame
-from tasks.git.commit_graph import read_commit_graph
+from tasks.frames import gc_paused
+from tasks.git.commit_graph import CommitGraph, read_commit_graph
 from tasks.git.errors import GitError, NoBranches, RepositoryNotFound, ShallowClone
-
-REF_COLUMNS = {"name": "str", "kind": "str", "commit": "str", "date": "datetime64[us, UTC]"}
-COMMIT_COLUMNS = {"sha": "str", "parents": "object", "time": "datetime64[us, UTC]"}
 
 
 @dataclass
@@ -55,40 +53,174 @@ def open_repository(path: str | Path) -> pygit2.Repository:
     return repo
 
 
-def _time(epoch: int) -> datetime:
-    return datetime.fromtimestamp(epoch, tz=UTC)
+class PeeledReference(NamedTuple):
+    """A direct reference, the commit it leads to (None: a tree or a blob) and, for an
+    annotated tag, its tagger time (epoch seconds)."""
+
+    name: str
+    commit: str | None
+    tagger_time: int | None
 
 
-Peeled = list[tuple[str, pygit2.Reference, pygit2.Commit | None]]
-"""(name, reference, the commit it leads to or None) for every direct reference."""
-
-
-def peel_references(repo: pygit2.Repository) -> Peeled:
-    """Every non-symbolic reference of `repo` with the commit it leads to (None for a
-    reference to a tree or blob), read once for both frames."""
-    peeled: Peeled = []
+def peel_references(repo: pygit2.Repository, commits: Container[str]) -> list[PeeledReference]:
+    """Every non-symbolic reference of `repo` with the commit it leads to. A target among
+    `commits` (SHAs known to be commits, e.g. the commit-graph's) is not read at all."""
+    peeled: list[PeeledReference] = []
     for ref in repo.references.iterator():
         if ref.type == ReferenceType.SYMBOLIC:
             continue
+        target = str(ref.target)
+        if target in commits:
+            peeled.append(PeeledReference(ref.name, target, None))
+            continue
+        commit: str | None = None
+        tagger: int | None = None
         try:
-            commit: pygit2.Commit | None = ref.peel(pygit2.Commit)
+            obj = repo.get(target)
+            if isinstance(obj, pygit2.Tag):
+                tagger = obj.tagger.time if obj.tagger is not None else None
+                commit = str(obj.peel(pygit2.Commit).id)
+            elif isinstance(obj, pygit2.Commit):
+                commit = target
         except (pygit2.GitError, ValueError, KeyError):
-            commit = None
-        peeled.append((ref.name, ref, commit))
+            pass  # leads to no commit
+        peeled.append(PeeledReference(ref.name, commit, tagger))
     return peeled
 
 
-def extract_refs(
-    repo: pygit2.Repository, remote: str = "origin", peeled: Peeled | None = None
-) -> pd.DataFrame:
-    """Return the branches and tags of `repo` (schema in the module docstring).
+@dataclass
+class _History:
+    """Commits as rows: graph rows first, then commits newer than the graph; parents in
+    CSR form (``parent_rows[parent_offsets[i]:parent_offsets[i + 1]]``)."""
 
-    Branches of a clone are `refs/remotes/<remote>/*`; of a bare repository `refs/heads/*`.
-    Raises `NoBranches` when there are none, since every linked image would then be deleted.
+    shas: list[str]
+    row_of: dict[str, int]
+    parent_offsets: np.ndarray
+    parent_rows: np.ndarray
+    times: np.ndarray  # epoch seconds
+
+
+def _read_history(
+    repo: pygit2.Repository, tips: list[str], graph: CommitGraph | None, row_of: dict[str, int]
+) -> _History:
+    """The graph's commits plus every commit reachable from `tips` that it lacks (read with
+    pygit2), as rows; `row_of` (the graph's rows) gains the rows of the commits read.
+    Unreachable graph commits are still here: `_reachable` tells them apart."""
+    shas = list(graph.shas) if graph else []
+    newer: list[list[str]] = []
+    newer_times: list[int] = []
+    stack = [tip for tip in tips if tip not in row_of]
+    try:
+        while stack:
+            sha = stack.pop()
+            if sha in row_of:
+                continue
+            commit = repo.get(sha)
+            if not isinstance(commit, pygit2.Commit):
+                raise GitError(f"commit {sha} is missing from {repo.path}")
+            row_of[sha] = len(shas)
+            shas.append(sha)
+            parents = [str(p) for p in commit.parent_ids]
+            newer.append(parents)
+            newer_times.append(commit.commit_time)
+            stack += [p for p in parents if p not in row_of]
+    except pygit2.GitError as exc:
+        raise GitError(f"walking {repo.path}: {exc}") from exc
+    empty = np.zeros(0, dtype=np.int64)
+    graph_offsets = graph.parent_offsets if graph else np.zeros(1, dtype=np.int64)
+    newer_counts = np.array([len(p) for p in newer], dtype=np.int64)
+    return _History(
+        shas=shas,
+        row_of=row_of,
+        parent_offsets=np.concatenate([graph_offsets, graph_offsets[-1] + np.cumsum(newer_counts)]),
+        parent_rows=np.concatenate(
+            [
+                graph.parent_rows if graph else empty,
+                np.array([row_of[p] for ps in newer for p in ps], dtype=np.int64),
+            ]
+        ),
+        times=np.concatenate(
+            [graph.times if graph else empty, np.array(newer_times, dtype=np.int64)]
+        ),
+    )
+
+
+PRUNING_ROUNDS = 64
+"""Rounds of vectorised pruning before `_reachable` walks instead."""
+
+
+def _reachable(history: _History, tips: list[int]) -> np.ndarray:
+    """Which rows are reachable from the `tips` rows, as a boolean array.
+
+    Vectorised: each round drops every commit that is neither a tip nor a parent of a
+    commit still kept. It settles after as many rounds as the longest chain of unreachable
+    commits (none, after `git gc`); a history that needs more is walked instead.
     """
+    count = len(history.shas)
+    offsets, parents = history.parent_offsets, history.parent_rows
+    child_of_edge = np.repeat(np.arange(count), np.diff(offsets))
+    children = np.bincount(parents, minlength=count)
+    is_tip = np.zeros(count, dtype=bool)
+    is_tip[tips] = True
+    alive = np.ones(count, dtype=bool)
+    for _ in range(PRUNING_ROUNDS):
+        dead = alive & ~is_tip & (children == 0)
+        if not dead.any():
+            return alive
+        alive &= ~dead
+        children -= np.bincount(parents[dead[child_of_edge]], minlength=count)
+    return _reachable_by_walk(history, tips)
+
+
+def _reachable_by_walk(history: _History, tips: list[int]) -> np.ndarray:
+    """`_reachable` by a depth-first walk (any history, in one pass)."""
+    offsets = history.parent_offsets.tolist()
+    parents = history.parent_rows.tolist()
+    seen = np.zeros(len(history.shas), dtype=bool)
+    stack = list(tips)
+    while stack:
+        row = stack.pop()
+        if seen[row]:
+            continue
+        seen[row] = True
+        stack += parents[offsets[row] : offsets[row + 1]]
+    return seen
+
+
+def _commits_frame(history: _History, alive: np.ndarray) -> pd.DataFrame:
+    rows = np.flatnonzero(alive)
+    everything = len(rows) == len(history.shas)
+    shas = history.shas if everything else [history.shas[row] for row in rows.tolist()]
+    offsets = history.parent_offsets
+    parent_shas = [history.shas[p] for p in history.parent_rows.tolist()]
+    parents = [
+        parent_shas[start:end]
+        for start, end in zip(offsets[rows].tolist(), offsets[rows + 1].tolist(), strict=True)
+    ]
+    commits = pd.DataFrame({"sha": pd.Series(shas, dtype="str"), "parents": parents})
+    commits["time"] = _datetimes(history.times[rows])
+    return commits
+
+
+def _datetimes(seconds: np.ndarray) -> pd.Series:
+    return pd.Series(
+        pd.to_datetime(seconds.astype(np.int64), unit="s", utc=True).astype("datetime64[us, UTC]")
+    )
+
+
+def _refs_frame(
+    repo: pygit2.Repository,
+    peeled: list[PeeledReference],
+    history: _History,
+    remote: str,
+) -> pd.DataFrame:
+    """The branches and tags (schema in the module docstring); `NoBranches` if none."""
     prefix = "refs/heads/" if repo.is_bare else f"refs/remotes/{remote}/"
-    rows: list[dict[str, Any]] = []
-    for name, ref, commit in peeled if peeled is not None else peel_references(repo):
+    names: list[str] = []
+    kinds: list[str] = []
+    commits: list[str] = []
+    dates: list[int] = []
+    for name, commit, tagger_time in peeled:
         if name.startswith(prefix):
             kind, short = "branch", name[len(prefix) :]
         elif name.startswith("refs/tags/"):
@@ -96,73 +228,59 @@ def extract_refs(
         else:
             continue
         if commit is None:
+            if kind == "tag":
+                continue  # a tag of a tree or a blob: no image can be linked to it
             raise GitError(f"reference {name}: does not lead to a commit")
-        when = commit.commit_time
-        if kind == "tag":
-            try:
-                target = repo[ref.target]
-            except (pygit2.GitError, ValueError, KeyError) as exc:
-                raise GitError(f"reference {name}: {exc}") from exc
-            if isinstance(target, pygit2.Tag) and target.tagger is not None:
-                when = target.tagger.time
-        rows.append({"name": short, "kind": kind, "commit": str(commit.id), "date": _time(when)})
-    refs = typed_frame(rows, REF_COLUMNS)
-    if not (refs["kind"] == "branch").any():
-        where = "refs/heads/" if repo.is_bare else f"refs/remotes/{remote}/"
-        raise NoBranches(
-            f"no branches under {where} in {repo.path}: check git.remote, or fetch the clone"
+        names.append(short)
+        kinds.append(kind)
+        commits.append(commit)
+        dates.append(
+            tagger_time if tagger_time is not None else int(history.times[history.row_of[commit]])
         )
+    if "branch" not in kinds:
+        raise NoBranches(
+            f"no branches under {prefix} in {repo.path}: check git.remote, or fetch the clone"
+        )
+    refs = pd.DataFrame(
+        {
+            "name": pd.Series(names, dtype="str"),
+            "kind": pd.Series(kinds, dtype="str"),
+            "commit": pd.Series(commits, dtype="str"),
+        }
+    )
+    refs["date"] = _datetimes(np.array(dates, dtype=np.int64))
     return refs.sort_values(["kind", "name"], ignore_index=True)
 
 
-def extract_commits(repo: pygit2.Repository, peeled: Peeled | None = None) -> pd.DataFrame:
+def _read_repository(
+    repo: pygit2.Repository,
+) -> tuple[list[PeeledReference], _History, np.ndarray]:
+    """References, the commit rows, and which rows are reachable from a reference."""
+    graph = read_commit_graph(repo)
+    row_of = {sha: row for row, sha in enumerate(graph.shas)} if graph else {}
+    peeled = peel_references(repo, row_of)
+    tips = [ref.commit for ref in peeled if ref.commit is not None]
+    history = _read_history(repo, tips, graph, row_of)
+    return peeled, history, _reachable(history, [row_of[tip] for tip in tips])
+
+
+def extract_commits(repo: pygit2.Repository) -> pd.DataFrame:
     """Return every commit reachable from any reference (schema in the module docstring).
 
     Parents and times come from Git's commit-graph file where there is one (see
     `tasks.git.commit_graph`); commits newer than the graph are read from the repository.
     """
-    references = peeled if peeled is not None else peel_references(repo)
-    tips = [str(commit.id) for _, _, commit in references if commit is not None]
-    graph = read_commit_graph(repo)
-    graph_parents = dict(zip(graph.shas, graph.parents, strict=True)) if graph else {}
-    graph_times = dict(zip(graph.shas, graph.times, strict=True)) if graph else {}
-    shas: list[str] = []
-    parents: list[list[str]] = []
-    times: list[int] = []
-    seen: set[str] = set()
-    stack = tips
-    try:
-        while stack:
-            sha = stack.pop()
-            if sha in seen:
-                continue
-            seen.add(sha)
-            commit_parents = graph_parents.get(sha)
-            if commit_parents is None:
-                commit = repo.get(sha)
-                if not isinstance(commit, pygit2.Commit):
-                    raise GitError(f"commit {sha} is missing from {repo.path}")
-                commit_parents = [str(p) for p in commit.parent_ids]
-                times.append(commit.commit_time)
-            else:
-                times.append(graph_times[sha])
-            shas.append(sha)
-            parents.append(commit_parents)
-            stack += commit_parents  # a parent seen meanwhile is skipped when popped
-    except pygit2.GitError as exc:
-        raise GitError(f"walking {repo.path}: {exc}") from exc
-    commits = pd.DataFrame({"sha": pd.Series(shas, dtype="str"), "parents": parents})
-    commits["time"] = pd.to_datetime(pd.Series(times, dtype="int64"), unit="s", utc=True).astype(
-        "datetime64[us, UTC]"
-    )
-    return commits
+    with gc_paused():
+        _, history, reachable = _read_repository(repo)
+        return _commits_frame(history, reachable)
 
 
 def extract_git(path: str | Path, remote: str = "origin") -> GitExtraction:
     """Return the references and commits of the repository at `path`."""
     repo = open_repository(path)
     with gc_paused():
-        peeled = peel_references(repo)
+        peeled, history, reachable = _read_repository(repo)
         return GitExtraction(
-            refs=extract_refs(repo, remote, peeled), commits=extract_commits(repo, peeled)
+            refs=_refs_frame(repo, peeled, history, remote),
+            commits=_commits_frame(history, reachable),
         )

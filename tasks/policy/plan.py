@@ -20,14 +20,15 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from tasks.frames import column_rows, from_micros, gc_paused, to_micros
+from tasks.frames import from_micros, gc_paused, to_micros
+from tasks.policy.catalog import Catalog, Key, catalog
 from tasks.policy.config import Config, name_pattern
-from tasks.policy.gitpolicy import GitKeep, evaluate_git_policies
-from tasks.policy.linking import CommitIndex, Key, link_images
+from tasks.policy.gitpolicy import CommitHistory, evaluate_git_policies
+from tasks.policy.linking import CommitIndex, link_images
 from tasks.registry.reference import canonical_registry, split_repository_reference
 
 REASON_ORDER = (
@@ -80,10 +81,6 @@ class Plan:
     unknown_commits: dict[Key, set[str]]
 
 
-def _reason_rank(reason: str) -> int:
-    return REASON_ORDER.index(reason.split("[", 1)[0])
-
-
 def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: datetime) -> Plan:
     """Return the plan for `inputs` under `config` at time `now` (timezone-aware)."""
     if now.tzinfo is None:
@@ -92,28 +89,53 @@ def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: date
         return _build_plan(inputs, config, registry_host, now)
 
 
+class _Reasons:
+    """Keep reasons as boolean matrices (image rows x reasons, tag rows x reasons) plus the
+    evidence lines per image row. Reason columns are in REASON_ORDER, git-policy[i] by i."""
+
+    def __init__(self, images: int, tags: int, policies: int) -> None:
+        git = [f"git-policy[{i}]" for i in range(policies)]
+        at = REASON_ORDER.index("git-policy")
+        self.names = [*REASON_ORDER[:at], *git, *REASON_ORDER[at + 1 :]]
+        self.column = {name: i for i, name in enumerate(self.names)}
+        self.digest = np.zeros((images, len(self.names)), dtype=bool)
+        self.tag = np.zeros((tags, len(self.names)), dtype=bool)
+        self.evidence: dict[int, list[str]] = defaultdict(list)
+
+    def keep(self, row: int, reason: str, why: str) -> None:
+        self.digest[row, self.column[reason]] = True
+        self.evidence[row].append(why)
+
+    def keep_tag(self, tag_row: int, image_row: int, reason: str, why: str) -> None:
+        self.tag[tag_row, self.column[reason]] = True
+        self.evidence[image_row].append(why)
+
+    def ordered(self, masks: np.ndarray) -> tuple[list[list[str]], np.ndarray]:
+        """The distinct reason lists among `masks` rows, and which one each row has."""
+        packed = np.packbits(masks, axis=1)
+        distinct, which = np.unique(
+            np.ascontiguousarray(packed).view(f"V{packed.shape[1]}").ravel(), return_inverse=True
+        )
+        lists = []
+        for value in distinct:
+            bits = np.unpackbits(np.frombuffer(value.tobytes(), dtype=np.uint8))
+            lists.append([self.names[i] for i in np.flatnonzero(bits[: len(self.names)])])
+        return lists, which.ravel()
+
+
 def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: datetime) -> Plan:
-    images, tags, edges = inputs.images, inputs.tags, inputs.index_edges
     cleanup = config.cleanup
-    digest_reasons: dict[Key, set[str]] = defaultdict(set)
-    evidence: dict[Key, list[str]] = defaultdict(list)
-    tag_reasons: dict[tuple[str, str], set[str]] = defaultdict(set)
-
-    def keep(key: Key, reason: str, why: str) -> None:
-        digest_reasons[key].add(reason)
-        evidence[key].append(why)
-
-    tag_digest = {(r, t): d for r, t, d in column_rows(tags, "repository", "tag", "digest")}
-    known = set(column_rows(images, "repository", "digest"))
-    children: dict[Key, list[Key]] = defaultdict(list)
-    for repo, parent, child in column_rows(edges, "repository", "parent", "child"):
-        children[(repo, parent)].append((repo, child))
+    images = catalog(inputs.images, inputs.tags, inputs.index_edges)
+    known = images.known_mask()
+    policies = config.effective_policies()
+    reasons = _Reasons(len(images), len(images.tag_rows), len(policies))
+    keep = reasons.keep
+    tag_lookup = _TagLookup(images)
 
     # Links to commits.
-    commit_index = CommitIndex(inputs.commits["sha"].tolist() if inputs.commits is not None else [])
-    links = link_images(
-        images, tags, edges, commit_index, config.link.label, config.link.tag_pattern
-    )
+    history = CommitHistory.from_frame(inputs.commits) if inputs.commits is not None else None
+    commit_index = CommitIndex(history.row_of if history is not None else {})
+    links = link_images(images, commit_index, config.link.label, config.link.tag_pattern)
 
     # Cluster: in use now, and Helm rollback targets.
     host = canonical_registry(registry_host)
@@ -121,170 +143,207 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
         used = inputs.cluster[inputs.cluster["registry"] == host]
         for row in used.itertuples(index=False):
             reason = "helm-history" if row.source == "helm" else "kubernetes"
-            key: Key | None = None
             if row.digest:
-                key = (row.repository, row.digest)
-            elif (row.repository, row.tag) in tag_digest:
-                key = (row.repository, tag_digest[(row.repository, row.tag)])
-            if key is not None and key in known:
+                image = images.row_of.get((row.repository, row.digest))
+            else:
+                image = tag_lookup.image((row.repository, row.tag))
+            if image is not None and known[image]:
                 where = f"{row.context}/{row.namespace} {row.kind} {row.object}"
-                keep(key, reason, f"{reason}: {where} uses {row.image}")
+                keep(image, reason, f"{reason}: {where} uses {row.image}")
 
     # Git history.
-    if config.uses_git and inputs.refs is not None and inputs.commits is not None:
-        git_keeps: dict[Key, list[GitKeep]] = evaluate_git_policies(
-            inputs.refs, inputs.commits, links.commits, config.effective_policies(), now
+    if config.uses_git and inputs.refs is not None and history is not None:
+        git_keeps = evaluate_git_policies(
+            inputs.refs, history, links.commits, images.repositories, policies, now
         )
-        for key, keeps in git_keeps.items():
+        for image, keeps in git_keeps.items():
             for k in keeps:
-                keep(key, f"git-policy[{k.policy}]", k.describe())
+                keep(image, f"git-policy[{k.policy}]", k.describe())
 
     # Keep list: `repository:tag`, `repository@digest`, optionally prefixed by the host.
     for entry in inputs.keep_list:
         repo, tag, digest = split_repository_reference(entry, host)
-        if digest and (repo, digest) in known:
-            keep((repo, digest), "keep-list", f"keep-list: {entry}")
-        elif tag and (repo, tag) in tag_digest:
-            tag_reasons[(repo, tag)].add("keep-list")
-            evidence[(repo, tag_digest[(repo, tag)])].append(f"keep-list: {entry}")
+        image = images.row_of.get((repo, digest)) if digest else None
+        if image is not None and known[image]:
+            keep(image, "keep-list", f"keep-list: {entry}")
+        elif tag and (tag_row := tag_lookup.row((repo, tag))) is not None:
+            reasons.keep_tag(tag_row, images.tag_rows[tag_row], "keep-list", f"keep-list: {entry}")
 
     # Keep tags (anchored).
     patterns = [name_pattern(p) for p in cleanup.keep_tags]
     if patterns:
-        for (repo, tag), digest in tag_digest.items():
+        for tag_row, (image, tag) in enumerate(zip(images.tag_rows, images.tag_names, strict=True)):
             if any(p.fullmatch(tag) for p in patterns):
-                tag_reasons[(repo, tag)].add("keep-tag")
-                evidence[(repo, digest)].append(f"keep-tag: tag {tag} matches cleanup.keepTags")
+                why = f"keep-tag: tag {tag} matches cleanup.keepTags"
+                reasons.keep_tag(tag_row, image, "keep-tag", why)
 
     # Built within the last N hours (an index is as new as its newest child).
-    # Times as epoch microseconds (None = unknown): boxing 10^5 Timestamps costs seconds.
-    created = _created_micros(images)
-    for parent, kids in children.items():
-        times = [t for k in kids if (t := created.get(k)) is not None]
-        newest = created.get(parent)
-        if times and (newest is None or max(times) > newest):
-            created[parent] = max(times)
+    children: dict[int, list[int]] = defaultdict(list)
+    for parent, child in images.edges:
+        children[parent].append(child)
+    created, has_created = _created_micros(images, children)
     if not cleanup.disable_built_within_last_n_hours_policy:
-        since = now - timedelta(hours=cleanup.keep_images_built_within_last_n_hours)
-        since_micros = to_micros(since)
-        for key, micros in created.items():
-            if micros is not None and micros >= since_micros:
-                when = from_micros(micros)
-                keep(key, "built-within", f"built-within: created {when:%Y-%m-%d %H:%M} UTC")
+        since = to_micros(now - timedelta(hours=cleanup.keep_images_built_within_last_n_hours))
+        for image in np.flatnonzero(has_created & (created >= since)).tolist():
+            when = from_micros(int(created[image]))
+            keep(image, "built-within", f"built-within: created {when:%Y-%m-%d %H:%M} UTC")
 
     # Unlinked images.
-    child_keys = {k for kids in children.values() for k in kids}
-    referrer_subject = _referrers(images, tags)
+    subjects = _referrers(images)
     if cleanup.unlinked == "keep":
-        for key in known:
-            if not links.commits.get(key) and key not in child_keys and key not in referrer_subject:
-                keep(key, "unlinked", "unlinked: no commit link (cleanup.unlinked: keep)")
+        unlinked = known.copy()
+        unlinked[list(links.commits)] = False
+        unlinked[[child for kids in children.values() for child in kids]] = False
+        unlinked[list(subjects)] = False
+        for image in np.flatnonzero(unlinked).tolist():
+            keep(image, "unlinked", "unlinked: no commit link (cleanup.unlinked: keep)")
 
     # Per-tag reasons make their digest kept too.
-    digest_kept = {k for k, r in digest_reasons.items() if r}
-    digest_kept.update((repo, tag_digest[(repo, tag)]) for (repo, tag) in tag_reasons)
+    tag_rows = np.array(images.tag_rows, dtype=np.int64)
+    kept = np.asarray(reasons.digest.any(axis=1))
+    kept[tag_rows[reasons.tag.any(axis=1)]] = True
 
     # Children of kept indexes are kept (to a fixpoint: indexes may nest).
-    frontier = [k for k in digest_kept if k in children]
+    frontier = [parent for parent in children if kept[parent]]
     while frontier:
         parent = frontier.pop()
         for child in children[parent]:
-            if child in known:
-                digest_reasons[child].add("index-child")
-                evidence[child].append(f"index-child: in kept index {parent[1][:19]}")
-                if child not in digest_kept:
-                    digest_kept.add(child)
+            if known[child]:
+                why = f"index-child: in kept index {images.digests[parent][:19]}"
+                keep(child, "index-child", why)
+                if not kept[child]:
+                    kept[child] = True
                     if child in children:
                         frontier.append(child)
 
-    # Referrers share their subject's decision, and nothing else decides for them.
-    for key, subject in referrer_subject.items():
-        digest_reasons[key] = set()
-        digest_kept.discard(key)
-        if subject in digest_kept:
-            digest_reasons[key] = {"referrer"}
-            evidence[key] = [f"referrer: of kept {subject[1][:19]}"]
-            digest_kept.add(key)
+    # Referrers share their subject's decision, and nothing else decides for them (their
+    # own tags included).
+    for image, (subject, subject_row) in subjects.items():
+        reasons.digest[image] = False
+        kept[image] = False
+        if subject_row is not None and kept[subject_row]:
+            reasons.digest[image, reasons.column["referrer"]] = True
+            reasons.evidence[image] = [f"referrer: of kept {subject[:19]}"]
+            kept[image] = True
         else:
-            evidence[key] = [f"referrer: its subject {subject[1][:19]} is not kept or is gone"]
+            reasons.evidence[image] = [
+                f"referrer: its subject {subject[:19]} is not kept or is gone"
+            ]
+    is_referrer = np.zeros(len(images), dtype=bool)
+    is_referrer[list(subjects)] = True
+    reasons.tag[is_referrer[tag_rows]] = False
 
     # A manifest or config regsweep cannot parse is kept, whatever else says (older saved
     # inputs have no error column).
-    if "error" in images.columns:
-        for repo, digest, error in column_rows(images, "repository", "digest", "error"):
-            if error:
-                keep((repo, digest), "unreadable", f"unreadable: {error}")
-                digest_kept.add((repo, digest))
+    if "error" in images.images.columns:
+        errors = images.images["error"].tolist()
+        for image in np.flatnonzero(images.images["error"].to_numpy(dtype=bool)).tolist():
+            keep(image, "unreadable", f"unreadable: {errors[image]}")
+            kept[image] = True
 
-    table = _table(
-        images, tags, known, digest_reasons, tag_reasons, digest_kept, links.commits, created
+    table = _table(images, reasons, kept, links.commits, created, has_created)
+    return Plan(
+        table=table,
+        evidence={images.key(row): lines for row, lines in reasons.evidence.items()},
+        unknown_commits={images.key(row): values for row, values in links.unknown.items()},
     )
-    return Plan(table=table, evidence=dict(evidence), unknown_commits=links.unknown)
 
 
-def _created_micros(images: pd.DataFrame) -> dict[Key, int | None]:
-    micros = images["created"].astype("int64").tolist()
-    unknown = images["created"].isna().tolist()
-    keys = column_rows(images, "repository", "digest")
-    return {
-        key: None if missing else m for key, m, missing in zip(keys, micros, unknown, strict=True)
-    }
+class _TagLookup:
+    """(repository, tag) -> row of the tags frame, built on first use."""
+
+    def __init__(self, images: Catalog) -> None:
+        self._images = images
+        self._rows: dict[tuple[str, str], int] | None = None
+
+    def row(self, key: tuple[str, str]) -> int | None:
+        if self._rows is None:
+            names = zip(self._images.tag_repositories, self._images.tag_names, strict=True)
+            self._rows = {name: row for row, name in enumerate(names)}
+        return self._rows.get(key)
+
+    def image(self, key: tuple[str, str]) -> int | None:
+        row = self.row(key)
+        return None if row is None else self._images.tag_rows[row]
 
 
-def _referrers(images: pd.DataFrame, tags: pd.DataFrame) -> dict[Key, Key]:
-    """Map each referrer (OCI `subject`, or a `sha256-<hex>.sig|.att|.sbom` tag) to its subject."""
-    subjects: dict[Key, Key] = {}
-    for repo, digest, subject in column_rows(images, "repository", "digest", "subject"):
+def _created_micros(
+    images: Catalog, children: dict[int, list[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per image row, `created` in epoch microseconds and whether it is known; an index
+    takes its newest child's time when that is newer (in edge order: indexes may nest)."""
+    created = np.zeros(len(images), dtype=np.int64)
+    has = np.zeros(len(images), dtype=bool)
+    column = images.images["created"]
+    has[: images.known] = column.notna().to_numpy()
+    created[: images.known] = column.astype("int64").to_numpy()
+    for parent, kids in children.items():
+        times = [int(created[k]) for k in kids if has[k]]
+        if times and (not has[parent] or max(times) > created[parent]):
+            created[parent] = max(times)
+            has[parent] = True
+    return created, has
+
+
+def _referrers(images: Catalog) -> dict[int, tuple[str, int | None]]:
+    """Map each referrer row (OCI `subject`, or a `sha256-<hex>.sig|.att|.sbom` tag) to its
+    subject's digest and row (None when the registry has no such manifest)."""
+    subjects: dict[int, tuple[str, int | None]] = {}
+    for image, subject in enumerate(images.images["subject"].tolist()):
         if subject:
-            subjects[(repo, digest)] = (repo, subject)
-    for repo, tag, digest in column_rows(tags, "repository", "tag", "digest"):
-        match = _REFERRER_TAG.match(tag)
+            subjects[image] = (subject, images.row_of.get((images.repositories[image], subject)))
+    for image, repository, tag in zip(
+        images.tag_rows, images.tag_repositories, images.tag_names, strict=True
+    ):
+        match = _REFERRER_TAG.match(tag) if tag.startswith("sha256-") else None
         if match:
-            subjects.setdefault((repo, digest), (repo, f"sha256:{match.group(1)}"))
+            subject = f"sha256:{match.group(1)}"
+            subjects.setdefault(image, (subject, images.row_of.get((repository, subject))))
     return subjects
 
 
 def _table(
-    images: pd.DataFrame,
-    tags: pd.DataFrame,
-    known: set[Key],
-    digest_reasons: dict[Key, set[str]],
-    tag_reasons: dict[tuple[str, str], set[str]],
-    digest_kept: set[Key],
-    commits: dict[Key, set[str]],
-    created: dict[Key, int | None],
+    images: Catalog,
+    reasons: _Reasons,
+    kept: np.ndarray,
+    commits: dict[int, set[str]],
+    created: np.ndarray,
+    has_created: np.ndarray,
 ) -> pd.DataFrame:
-    media = {(r, d): m for r, d, m in column_rows(images, "repository", "digest", "media_type")}
-    tagged: set[Key] = set()
-    entries = [(r, d, t) for r, t, d in column_rows(tags, "repository", "tag", "digest")]
-    tagged.update((repo, digest) for repo, digest, _ in entries)
-    entries += [(r, d, "") for r, d in sorted(known - tagged)]
-    columns: dict[str, list[Any]] = {name: [] for name in PLAN_COLUMNS}
-    rank_cache: dict[frozenset[str], list[str]] = {}
-    for repo, digest, tag in entries:
-        key = (repo, digest)
-        reasons = frozenset(digest_reasons.get(key, set()) | tag_reasons.get((repo, tag), set()))
-        if not reasons and key in digest_kept:
-            reasons = frozenset({"shared-digest"})
-        ordered = rank_cache.get(reasons)
-        if ordered is None:
-            ordered = rank_cache[reasons] = sorted(reasons, key=lambda r: (_reason_rank(r), r))
-        columns["repository"].append(repo)
-        columns["digest"].append(digest)
-        columns["tag"].append(tag)
-        columns["media_type"].append(media.get(key, ""))
-        columns["created"].append(created.get(key))
-        columns["commits"].append(sorted(commits.get(key, ())))
-        columns["action"].append("keep" if key in digest_kept else "delete")
-        columns["reason"].append(ordered[0] if ordered else "no-policy")
-        columns["reasons"].append(list(ordered))
-    micros = pd.array(columns.pop("created"), dtype="Int64")
+    """One row per tag, then one per untagged known image; sorted for reading."""
+    tag_rows = np.array(images.tag_rows, dtype=np.int64)
+    tagged = np.zeros(len(images), dtype=bool)
+    tagged[tag_rows] = True
+    untagged = np.flatnonzero(~tagged[: images.known])
+    rows = np.concatenate([tag_rows, untagged])
+    masks = reasons.digest[rows]
+    masks[: len(tag_rows)] |= reasons.tag
+    keep = kept[rows]
+    masks[keep & ~masks.any(axis=1), reasons.column["shared-digest"]] = True
+    lists, which = reasons.ordered(masks)
+    media = images.images["media_type"].tolist() + [""] * (len(images) - images.known)
+    sorted_commits = {image: sorted(shas) for image, shas in commits.items()}
+    row_list = rows.tolist()
+    micros = pd.array(created[rows], dtype="Int64")
+    micros[~has_created[rows]] = pd.NA
     table = pd.DataFrame(
-        {name: pd.Series(values, dtype=PLAN_COLUMNS[name]) for name, values in columns.items()}
-    )
-    table.insert(
-        PLAN_COLUMNS_ORDER.index("created"),
-        "created",
-        pd.to_datetime(micros, unit="us", utc=True).astype(PLAN_COLUMNS["created"]),
+        {
+            "repository": pd.Series(
+                images.tag_repositories + [images.repositories[r] for r in untagged.tolist()],
+                dtype="str",
+            ),
+            "digest": pd.Series([images.digests[r] for r in row_list], dtype="str"),
+            "tag": pd.Series(images.tag_names + [""] * len(untagged), dtype="str"),
+            "media_type": pd.Series([media[r] for r in row_list], dtype="str"),
+            "created": pd.to_datetime(micros, unit="us", utc=True).astype(PLAN_COLUMNS["created"]),
+            "commits": [list(sorted_commits.get(r, ())) for r in row_list],
+            "action": pd.Series(np.where(keep, "keep", "delete"), dtype="str"),
+            "reason": pd.Series(
+                [reason[0] if reason else "no-policy" for reason in lists], dtype="str"
+            )
+            .take(which)
+            .reset_index(drop=True),
+            "reasons": [list(lists[w]) for w in which.tolist()],
+        }
     )
     return table.sort_values(["repository", "action", "tag", "digest"], ignore_index=True)

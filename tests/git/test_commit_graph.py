@@ -11,8 +11,10 @@ import pandas as pd
 import pygit2
 import pytest
 
+from tasks.git import extract
 from tasks.git.commit_graph import read_commit_graph
-from tasks.git.extract import extract_commits
+from tasks.git.errors import GitError
+from tasks.git.extract import extract_commits, extract_git
 
 
 def git(repo: Path, *args: str) -> None:
@@ -105,7 +107,11 @@ def history(tmp_path: Path) -> History:
     return h
 
 
-def test_graph_commits_equal_object_commits(history: History) -> None:
+@pytest.mark.parametrize("rounds", [64, 1], ids=["pruned", "falls-back-to-walk"])
+def test_graph_commits_equal_object_commits(
+    history: History, rounds: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(extract, "PRUNING_ROUNDS", rounds)
     path = Path(history.repo.path)
     git(path, "commit-graph", "write", "--reachable")
     graph = read_commit_graph(history.repo)
@@ -145,3 +151,23 @@ def test_a_damaged_graph_is_not_used(history: History) -> None:
     graph_file.write_bytes(bytes(data))
     assert read_commit_graph(history.repo) is None
     assert rows(extract_commits(history.repo)) == by_objects(history.repo)
+
+
+def test_references_to_trees(history: History) -> None:
+    """A tag of a tree (linux has one) is no reference for the policies; a branch that leads
+    to no commit is refused."""
+    git(Path(history.repo.path), "commit-graph", "write", "--reachable")
+    history.repo.references.create("refs/tags/just-a-tree", history.tree)
+    history.repo.create_tag(
+        "annotated-tree",
+        history.tree,
+        pygit2.enums.ObjectType.TREE,
+        pygit2.Signature("CI", "ci@example.com", history.clock, 0),
+        "a tree",
+    )
+    extraction = extract_git(history.repo.path)
+    assert set(extraction.refs["name"]) == {"main", "gone", "v1"}
+    assert rows(extraction.commits) == by_objects(history.repo)
+    history.repo.references.create("refs/heads/broken", history.tree)
+    with pytest.raises(GitError, match="refs/heads/broken: does not lead to a commit"):
+        extract_git(history.repo.path)

@@ -8,12 +8,13 @@ import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from tasks.policy import gitpolicy
 from tasks.policy.config import KeepPolicy
-from tasks.policy.gitpolicy import evaluate_git_policies
+from tasks.policy.gitpolicy import CommitHistory, evaluate_git_policies
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 Key = tuple[str, str]
@@ -99,7 +100,16 @@ def test_early_stopping_walk_keeps_what_a_full_walk_keeps(seed: int) -> None:
     commits = pd.DataFrame({"sha": shas, "parents": [parents[s] for s in shas]})
     commits["time"] = pd.Series([times[s] for s in shas]).astype("datetime64[us, UTC]")
 
-    kept = set(evaluate_git_policies(refs, commits, links, [policy], NOW))
+    keys = list(links)
+    rows = evaluate_git_policies(
+        refs,
+        CommitHistory.from_frame(commits),
+        {row: links[key] for row, key in enumerate(keys)},
+        [repository for repository, _ in keys],
+        [policy],
+        NOW,
+    )
+    kept = {keys[row] for row in rows}
     assert kept == _brute_force(head, parents, times, links, last, window, operator)
 
 
@@ -121,5 +131,14 @@ def test_newest_ancestor_time_is_the_max_over_all_ancestors(
     monkeypatch.setattr(gitpolicy, "PROPAGATION_ROUNDS", rounds)
     rng = random.Random(seed)
     parents, times = _random_skewed_history(rng, rng.randrange(2, 200))
-    bound = gitpolicy._newest_ancestor_times(parents, times)
-    assert bound == {sha: max(times[a] for a in _ancestors(sha, parents)) for sha in times}
+    shas = list(times)
+    row_of = {sha: row for row, sha in enumerate(shas)}
+    counts = [len(parents[sha]) for sha in shas]
+    bound = gitpolicy._newest_ancestor_times(
+        np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        np.array([row_of[p] for sha in shas for p in parents[sha]], dtype=np.int64),
+        np.array([times[sha] for sha in shas], dtype=np.int64),
+    )
+    assert dict(zip(shas, bound.tolist(), strict=True)) == {
+        sha: max(times[a] for a in _ancestors(sha, parents)) for sha in shas
+    }

@@ -357,3 +357,39 @@ def test_cluster_and_keep_list_keep_images(git_repo: GitRepoBuilder) -> None:
     assert table.loc["c", "reason"] == "helm-history"
     assert table.loc["d", "reason"] == "keep-list"  # other.io's app:d is another registry
     assert kept(plan) == {dg(1), dg(2), dg(3), dg(4)}
+
+
+def test_a_referrers_own_tags_do_not_decide_for_it(git_repo: GitRepoBuilder) -> None:
+    """keepTags matches the signature tags, but a referrer shares its subject's decision:
+    no reason of its own shows up on it, kept or deleted."""
+    c1 = git_repo.commit("main", NOW - 2 * D)
+    c2 = git_repo.commit("main", NOW - D)
+    git_repo.push("main")
+    reg = Registry()
+    reg.image(dg(1), ["old"], OLD, c1)
+    reg.image(dg(2), ["new"], OLD, c2)
+    reg.image(dg(3), [f"sha256-{dg(1)[7:]}.sig"], OLD)
+    reg.image(dg(4), [f"sha256-{dg(2)[7:]}.sig"], OLD)
+    config = policies(branch("main", last=1))
+    config["cleanup"]["keepTags"] = ["/sha256-.*/"]
+    plan = plan_for(reg, git_repo, NOW, config)
+    assert kept(plan) == {dg(2), dg(4)}
+    table = plan.table.set_index("digest")
+    assert (table.loc[dg(3), "action"], table.loc[dg(3), "reason"]) == ("delete", "no-policy")
+    assert table.loc[dg(3), "reasons"] == []
+    assert (table.loc[dg(4), "reason"], table.loc[dg(4), "reasons"]) == ("referrer", ["referrer"])
+
+
+def test_git_policy_reasons_order_by_policy_number(git_repo: GitRepoBuilder) -> None:
+    """With 11 policies, git-policy[2] comes before git-policy[10] (not as strings)."""
+    c1 = git_repo.commit("main", NOW - D)
+    git_repo.tag("v1", c1)
+    git_repo.push("main")
+    reg = Registry()
+    reg.image(dg(1), ["a"], OLD, c1)
+    items = [branch("nothing-matches") for _ in range(11)]
+    items[2] = branch("main", last=1)
+    items[10] = {"references": {"tag": "/.*/"}}
+    plan = plan_for(reg, git_repo, NOW, policies(*items))
+    row = plan.table.set_index("digest").loc[dg(1)]
+    assert (row["reason"], row["reasons"]) == ("git-policy[2]", ["git-policy[2]", "git-policy[10]"])
