@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 
 def typed_frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
@@ -32,6 +33,13 @@ def column_rows(df: pd.DataFrame, *names: str) -> zip[tuple[Any, ...]]:
     Much faster than zipping the Series themselves (Arrow-backed strings box every element).
     """
     return zip(*(df[name].tolist() for name in names), strict=True)
+
+
+def arrow_strings(column: pd.Series) -> pa.Array:
+    """A string column as one Arrow array: no copy for an Arrow-backed column in one chunk
+    (a frame put together with `pd.concat` has several)."""
+    values = pa.array(column, type=pa.large_string())
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 @contextmanager

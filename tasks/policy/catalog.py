@@ -8,6 +8,7 @@ Only the first `known` rows are images the registry stage read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ class Catalog:
     row_of: dict[Key, int]
     known: int
     images: pd.DataFrame  # the images frame, one row per known row, in row order
+    tags: pd.DataFrame  # the tags frame
     tag_rows: list[int]  # per row of the tags frame: its digest's row
     tag_repositories: list[str]
     tag_names: list[str]
@@ -46,18 +48,14 @@ class Catalog:
 
 def catalog(images: pd.DataFrame, tags: pd.DataFrame, edges: pd.DataFrame) -> Catalog:
     """Number the images of the registry stage's frames."""
-    keys = list(column_rows(images, "repository", "digest"))
-    row_of = {key: row for row, key in enumerate(keys)}
-    if len(row_of) < len(keys):  # the same manifest twice: the last one counts
-        keep = np.zeros(len(keys), dtype=bool)
+    repositories = images["repository"].tolist()
+    digests = images["digest"].tolist()
+    row_of = {key: row for row, key in enumerate(zip(repositories, digests, strict=True))}
+    if len(row_of) < len(repositories):  # the same manifest twice: the last one counts
+        keep = np.zeros(len(repositories), dtype=bool)
         keep[list(row_of.values())] = True
-        images = images[keep]
-        keys = list(column_rows(images, "repository", "digest"))
-        row_of = {key: row for row, key in enumerate(keys)}
-    images = images.reset_index(drop=True)
-    repositories = [repository for repository, _ in keys]
-    digests = [digest for _, digest in keys]
-    known = len(keys)
+        return catalog(images[keep], tags, edges)
+    known = len(repositories)
 
     def row(key: Key) -> int:
         found = row_of.get(key)
@@ -69,10 +67,13 @@ def catalog(images: pd.DataFrame, tags: pd.DataFrame, edges: pd.DataFrame) -> Ca
 
     tag_repositories = tags["repository"].tolist()
     tag_names = tags["tag"].tolist()
-    tag_rows = [
-        row((repository, digest))
-        for repository, digest in zip(tag_repositories, tags["digest"].tolist(), strict=True)
-    ]
+    found = [row_of.get(key) for key in zip(tag_repositories, tags["digest"].tolist(), strict=True)]
+    if None in found:  # tags of manifests the scan did not return
+        tag_digests = tags["digest"].tolist()
+        found = [
+            row((repository, tag_digests[at])) if image is None else image
+            for at, (repository, image) in enumerate(zip(tag_repositories, found, strict=True))
+        ]
     edge_rows = [
         (row((repository, parent)), row((repository, child)))
         for repository, parent, child in column_rows(edges, "repository", "parent", "child")
@@ -82,8 +83,9 @@ def catalog(images: pd.DataFrame, tags: pd.DataFrame, edges: pd.DataFrame) -> Ca
         digests=digests,
         row_of=row_of,
         known=known,
-        images=images,
-        tag_rows=tag_rows,
+        images=images.reset_index(drop=True),
+        tags=tags.reset_index(drop=True),
+        tag_rows=cast(list[int], found),
         tag_repositories=tag_repositories,
         tag_names=tag_names,
         edges=edge_rows,

@@ -10,13 +10,13 @@ import heapq
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import chain
 
 import numpy as np
 import pandas as pd
 
 from tasks.frames import from_micros, to_micros
 from tasks.policy.config import ImagesPerReference, KeepPolicy, Limit, name_pattern
+from tasks.policy.history import CommitHistory
 
 
 @dataclass(frozen=True)
@@ -72,39 +72,6 @@ def _window_start(window: timedelta | None, now: datetime) -> int | None:
     return None if window is None else to_micros(now - window)
 
 
-@dataclass
-class CommitHistory:
-    """The commits frame as rows: SHAs, committer times (epoch microseconds), parents in CSR
-    form (``parent_rows[parent_offsets[i]:parent_offsets[i + 1]]``; parents the frame does
-    not list are left out) and `bound`: per commit the newest committer time among it and
-    all its ancestors. It equals the commit's own time unless committer times go backwards
-    somewhere (clock skew, rebases)."""
-
-    shas: list[str]
-    row_of: dict[str, int]
-    times: np.ndarray
-    parent_offsets: np.ndarray
-    parent_rows: np.ndarray
-    bound: np.ndarray
-
-    @classmethod
-    def from_frame(cls, commits: pd.DataFrame) -> CommitHistory:
-        shas = commits["sha"].tolist()
-        row_of = {sha: row for row, sha in enumerate(shas)}
-        parents = commits["parents"].tolist()
-        counts = np.fromiter(map(len, parents), dtype=np.int64, count=len(parents))
-        rows = np.array([row_of.get(p, -1) for p in chain.from_iterable(parents)], dtype=np.int64)
-        listed = rows >= 0
-        if not listed.all():
-            counts = np.bincount(
-                np.repeat(np.arange(len(shas)), counts)[listed], minlength=len(shas)
-            )
-            rows = rows[listed]
-        offsets = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(counts)])
-        times = commits["time"].astype("int64").to_numpy()
-        return cls(shas, row_of, times, offsets, rows, _newest_ancestor_times(offsets, rows, times))
-
-
 def evaluate_git_policies(
     refs: pd.DataFrame,
     history: CommitHistory,
@@ -125,23 +92,18 @@ def evaluate_git_policies(
     for index, policy in enumerate(policies):
         for name, kind, commit in references.select(policy, now):
             effective[(name, kind)] = (index, policy.images_per_reference, commit)
-
-    by_commit: dict[int, list[int]] = defaultdict(list)
-    for image, shas in image_commits.items():
-        for sha in shas:
-            commit_row = history.row_of.get(sha)
-            if commit_row is not None:
-                by_commit[commit_row].append(image)
-    walk = _Walk(history, by_commit, repository_of)
+    heads = history.rows([commit for _, _, commit in effective.values()]).tolist()
+    walk = _Walk(history, image_commits, repository_of)
 
     kept: dict[int, list[GitKeep]] = defaultdict(list)
-    for (name, kind), (index, per_reference, head_sha) in effective.items():
-        head = history.row_of.get(head_sha)
-        if head is None:
+    for ((name, kind), (index, per_reference, head_sha)), head in zip(
+        effective.items(), heads, strict=True
+    ):
+        if head < 0:
             continue  # not a commit of the frame: nothing is linked to it
         if kind == "tag":
             tagged = from_micros(walk.times[head])
-            for image in by_commit.get(head, ()):
+            for image in walk.images_on(head):
                 kept[image].append(GitKeep(index, name, kind, 1, head_sha, tagged))
             continue
         last = per_reference.effective_last()
@@ -150,11 +112,8 @@ def evaluate_git_policies(
         reached = walk.reach(head, last, start, operator)
         for image, rank, when, commit_row in _ranked(reached, repository_of):
             if _within(last, start, operator, rank, when):
-                kept[image].append(
-                    GitKeep(
-                        index, name, "branch", rank + 1, history.shas[commit_row], from_micros(when)
-                    )
-                )
+                sha = history.sha(commit_row)
+                kept[image].append(GitKeep(index, name, "branch", rank + 1, sha, from_micros(when)))
     return dict(kept)
 
 
@@ -192,15 +151,26 @@ class _Walk:
     """History walks from branch heads over commit rows, with the images on each commit."""
 
     def __init__(
-        self, history: CommitHistory, by_commit: dict[int, list[int]], repository_of: list[str]
+        self, history: CommitHistory, image_commits: dict[int, set[str]], repository_of: list[str]
     ) -> None:
         self.times: list[int] = history.times.tolist()
         self.bound: list[int] = history.bound.tolist()
         self.offsets: list[int] = history.parent_offsets.tolist()
         self.parents: list[int] = history.parent_rows.tolist()
-        self.by_commit = by_commit
+        images = [image for image, shas in image_commits.items() for _ in shas]
+        commits = history.rows([sha for shas in image_commits.values() for sha in shas])
+        linked = commits >= 0
+        order = np.argsort(commits[linked], kind="stable")
+        self.images: list[int] = np.asarray(images, dtype=np.int64)[linked][order].tolist()
+        self.image_offsets: list[int] = np.concatenate(
+            [[0], np.cumsum(np.bincount(commits[linked], minlength=len(self.times)))]
+        ).tolist()
         self.repository_of = repository_of
-        self.repositories = {repository_of[i] for images in by_commit.values() for i in images}
+        self.repositories = {repository_of[i] for i in self.images}
+
+    def images_on(self, commit: int) -> list[int]:
+        """The image rows linked to commit row `commit`."""
+        return self.images[self.image_offsets[commit] : self.image_offsets[commit + 1]]
 
     def reach(
         self, head: int, last: int | None, window_start: int | None, operator: str
@@ -214,7 +184,7 @@ class _Walk:
         distinct final times above k (rank cut) and/or k is older than the `in` window.
         """
         times, bound, offsets, parents = self.times, self.bound, self.offsets, self.parents
-        repository_of, by_commit = self.repository_of, self.by_commit
+        repository_of = self.repository_of
         reached: dict[int, tuple[int, int]] = {}
         pending: list[tuple[int, int]] = []  # (-time, image) not yet known to be final
         final: dict[str, set[int]] = defaultdict(set)  # repository -> final distinct times
@@ -239,7 +209,7 @@ class _Walk:
                 break
             _, commit = heapq.heappop(heap)
             when = times[commit]
-            for image in by_commit.get(commit, ()):
+            for image in self.images_on(commit):
                 if image not in reached or when > reached[image][0]:
                     reached[image] = (when, commit)
                     heapq.heappush(pending, (-when, image))
@@ -248,53 +218,6 @@ class _Walk:
                     seen.add(parent)
                     heapq.heappush(heap, (-bound[parent], parent))
         return reached
-
-
-PROPAGATION_ROUNDS = 64
-"""Rounds of vectorised propagation before `_newest_ancestor_times` walks instead."""
-
-
-def _newest_ancestor_times(
-    parent_offsets: np.ndarray, parent_rows: np.ndarray, times: np.ndarray
-) -> np.ndarray:
-    """For every commit row, the newest committer time among it and its ancestors.
-
-    Vectorised: each round lifts every commit to the newest bound among its parents; it
-    settles after as many rounds as the longest run of commits older than an ancestor
-    (a few, even with clock skew). A history that needs more falls back to a walk.
-    """
-    child_at = np.repeat(np.arange(len(times)), np.diff(parent_offsets))
-    bound = times.astype(np.int64, copy=True)
-    for _ in range(PROPAGATION_ROUNDS):
-        lifted = bound[parent_rows]
-        rising = lifted > bound[child_at]
-        if not rising.any():
-            return bound
-        np.maximum.at(bound, child_at[rising], lifted[rising])
-    return _newest_ancestor_times_by_walk(parent_offsets, parent_rows, times)
-
-
-def _newest_ancestor_times_by_walk(
-    parent_offsets: np.ndarray, parent_rows: np.ndarray, times: np.ndarray
-) -> np.ndarray:
-    """`_newest_ancestor_times` by a depth-first walk (any history, in one pass)."""
-    offsets: list[int] = parent_offsets.tolist()
-    parents: list[int] = parent_rows.tolist()
-    own: list[int] = times.tolist()
-    bound: list[int | None] = [None] * len(own)
-    for root in range(len(own)):
-        stack = [(root, False)]
-        while stack:
-            commit, expanded = stack.pop()
-            if bound[commit] is not None:
-                continue
-            mine = parents[offsets[commit] : offsets[commit + 1]]
-            if expanded:
-                bound[commit] = max([own[commit]] + [bound[p] or 0 for p in mine])
-            else:
-                stack.append((commit, True))
-                stack.extend((p, False) for p in mine if bound[p] is None)
-    return np.array(bound, dtype=np.int64)
 
 
 def _nothing_older_kept(

@@ -23,11 +23,14 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from tasks.frames import from_micros, gc_paused, to_micros
+from tasks.frames import arrow_strings, from_micros, gc_paused, to_micros
 from tasks.policy.catalog import Catalog, Key, catalog
 from tasks.policy.config import Config, name_pattern
-from tasks.policy.gitpolicy import CommitHistory, evaluate_git_policies
+from tasks.policy.gitpolicy import evaluate_git_policies
+from tasks.policy.history import CommitHistory
 from tasks.policy.linking import CommitIndex, link_images
 from tasks.registry.reference import canonical_registry, split_repository_reference
 
@@ -134,7 +137,7 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
 
     # Links to commits.
     history = CommitHistory.from_frame(inputs.commits) if inputs.commits is not None else None
-    commit_index = CommitIndex(history.row_of if history is not None else {})
+    commit_index = CommitIndex(history)
     links = link_images(images, commit_index, config.link.label, config.link.tag_pattern)
 
     # Cluster: in use now, and Helm rollback targets.
@@ -310,7 +313,8 @@ def _table(
     created: np.ndarray,
     has_created: np.ndarray,
 ) -> pd.DataFrame:
-    """One row per tag, then one per untagged known image; sorted for reading."""
+    """One row per tag and one per untagged known image, sorted for reading. String
+    columns are taken and sorted in Arrow, from the registry stage's own columns."""
     tag_rows = np.array(images.tag_rows, dtype=np.int64)
     tagged = np.zeros(len(images), dtype=bool)
     tagged[tag_rows] = True
@@ -321,29 +325,48 @@ def _table(
     keep = kept[rows]
     masks[keep & ~masks.any(axis=1), reasons.column["shared-digest"]] = True
     lists, which = reasons.ordered(masks)
-    media = images.images["media_type"].tolist() + [""] * (len(images) - images.known)
-    sorted_commits = {image: sorted(shas) for image, shas in commits.items()}
-    row_list = rows.tolist()
+
+    frame, tags = images.images, images.tags
+    phantoms = _empty_strings(len(images) - images.known)
+    columns = {
+        "repository": pa.concat_arrays(
+            [arrow_strings(tags["repository"]), arrow_strings(frame["repository"]).take(untagged)]
+        ),
+        "digest": pa.concat_arrays(
+            [arrow_strings(tags["digest"]), arrow_strings(frame["digest"]).take(untagged)]
+        ),
+        "tag": pa.concat_arrays([arrow_strings(tags["tag"]), _empty_strings(len(untagged))]),
+        "media_type": pa.concat_arrays([arrow_strings(frame["media_type"]), phantoms]).take(rows),
+        "action": pa.array(np.where(keep, "keep", "delete"), type=pa.large_string()),
+    }
+    order = pc.sort_indices(
+        pa.table({name: columns[name] for name in ("repository", "action", "tag", "digest")}),
+        sort_keys=[(name, "ascending") for name in ("repository", "action", "tag", "digest")],
+    ).to_numpy()
+    rows, which = rows[order], which[order]
     micros = pd.array(created[rows], dtype="Int64")
     micros[~has_created[rows]] = pd.NA
-    table = pd.DataFrame(
+    reason = pa.array([names[0] if names else "no-policy" for names in lists], pa.large_string())
+    return pd.DataFrame(
         {
-            "repository": pd.Series(
-                images.tag_repositories + [images.repositories[r] for r in untagged.tolist()],
-                dtype="str",
-            ),
-            "digest": pd.Series([images.digests[r] for r in row_list], dtype="str"),
-            "tag": pd.Series(images.tag_names + [""] * len(untagged), dtype="str"),
-            "media_type": pd.Series([media[r] for r in row_list], dtype="str"),
+            "repository": _strings(columns["repository"].take(order)),
+            "digest": _strings(columns["digest"].take(order)),
+            "tag": _strings(columns["tag"].take(order)),
+            "media_type": _strings(columns["media_type"].take(order)),
             "created": pd.to_datetime(micros, unit="us", utc=True).astype(PLAN_COLUMNS["created"]),
-            "commits": [list(sorted_commits.get(r, ())) for r in row_list],
-            "action": pd.Series(np.where(keep, "keep", "delete"), dtype="str"),
-            "reason": pd.Series(
-                [reason[0] if reason else "no-policy" for reason in lists], dtype="str"
-            )
-            .take(which)
-            .reset_index(drop=True),
-            "reasons": [list(lists[w]) for w in which.tolist()],
+            "commits": pd.Series(
+                [sorted(commits[r]) if r in commits else [] for r in rows.tolist()], dtype=object
+            ),
+            "action": _strings(columns["action"].take(order)),
+            "reason": _strings(reason.take(which)),
+            "reasons": pd.Series([list(lists[w]) for w in which.tolist()], dtype=object),
         }
     )
-    return table.sort_values(["repository", "action", "tag", "digest"], ignore_index=True)
+
+
+def _empty_strings(count: int) -> pa.Array:
+    return pa.array(np.full(count, ""), type=pa.large_string())
+
+
+def _strings(values: pa.Array) -> pd.Series:
+    return pd.Series(pd.array(values, dtype="str"))

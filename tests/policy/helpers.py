@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -75,7 +76,10 @@ def plan_for(
     config: dict[str, Any] | None = None,
     cluster: pd.DataFrame | None = None,
     keep_list: list[str] | None = None,
+    chunk: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame,
 ) -> Plan:
+    """The plan of `registry` and `git` under `config`; `chunk` may rebuild every input frame
+    (to vary how the frames are stored)."""
     document: dict[str, Any] = {"registry": {"url": f"https://{HOST}"}}
     if git is not None:
         document["git"] = {"path": str(git.checkout_path)}
@@ -83,11 +87,11 @@ def plan_for(
     cfg = parse_config(document)
     extraction = extract_git(git.checkout_path) if git is not None else None
     inputs = PlanInputs(
-        images=typed_frame(registry.images, IMAGE_COLUMNS),
-        tags=typed_frame(registry.tags, TAG_COLUMNS),
-        index_edges=typed_frame(registry.edges, EDGE_COLUMNS),
-        refs=extraction.refs if extraction else None,
-        commits=extraction.commits if extraction else None,
+        images=chunk(typed_frame(registry.images, IMAGE_COLUMNS)),
+        tags=chunk(typed_frame(registry.tags, TAG_COLUMNS)),
+        index_edges=chunk(typed_frame(registry.edges, EDGE_COLUMNS)),
+        refs=chunk(extraction.refs) if extraction else None,
+        commits=chunk(extraction.commits) if extraction else None,
         cluster=cluster,
         keep_list=keep_list or [],
     )

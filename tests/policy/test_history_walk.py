@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.policy import gitpolicy
+from tasks.policy import history
 from tasks.policy.config import KeepPolicy
-from tasks.policy.gitpolicy import CommitHistory, evaluate_git_policies
+from tasks.policy.gitpolicy import evaluate_git_policies
+from tasks.policy.history import CommitHistory
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 Key = tuple[str, str]
@@ -128,13 +129,13 @@ def _random_skewed_history(rng: random.Random, count: int) -> tuple[dict, dict]:
 def test_newest_ancestor_time_is_the_max_over_all_ancestors(
     seed: int, rounds: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gitpolicy, "PROPAGATION_ROUNDS", rounds)
+    monkeypatch.setattr(history, "PROPAGATION_ROUNDS", rounds)
     rng = random.Random(seed)
     parents, times = _random_skewed_history(rng, rng.randrange(2, 200))
     shas = list(times)
     row_of = {sha: row for row, sha in enumerate(shas)}
     counts = [len(parents[sha]) for sha in shas]
-    bound = gitpolicy._newest_ancestor_times(
+    bound = history._newest_ancestor_times(
         np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         np.array([row_of[p] for sha in shas for p in parents[sha]], dtype=np.int64),
         np.array([times[sha] for sha in shas], dtype=np.int64),

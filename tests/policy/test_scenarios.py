@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from flows.demo.gitrepo import GitRepoBuilder
+from tasks.policy.plan import PLAN_COLUMNS
 from tests.policy.helpers import Registry, kept, plan_for
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -273,6 +274,22 @@ def test_plan_table_schema_and_reasons(git_repo: GitRepoBuilder) -> None:
     assert by_tag.loc["tmp", "reason"] == "built-within"
 
 
+@pytest.mark.parametrize("images", [0, 1], ids=["empty-registry", "one-image"])
+def test_plan_table_dtypes(git_repo: GitRepoBuilder, images: int) -> None:
+    """The documented dtypes, however many rows (an empty frame must not fall back to
+    float64 for the list columns)."""
+    c1 = git_repo.commit("main", NOW - D)
+    git_repo.push("main")
+    reg = Registry()
+    for n in range(images):
+        reg.image(dg(n), ["a"], OLD, c1)
+    table = plan_for(reg, git_repo, NOW, policies(branch("main", last=1))).table
+    assert {name: str(dtype) for name, dtype in table.dtypes.items()} == {
+        name: "object" if dtype == "object" else str(pd.Series([], dtype=dtype).dtype)
+        for name, dtype in PLAN_COLUMNS.items()
+    }
+
+
 def test_index_children_and_referrers(git_repo: GitRepoBuilder) -> None:
     c1 = git_repo.commit("main", NOW - 2 * D)
     c2 = git_repo.commit("main", NOW - D)
@@ -393,3 +410,23 @@ def test_git_policy_reasons_order_by_policy_number(git_repo: GitRepoBuilder) -> 
     plan = plan_for(reg, git_repo, NOW, policies(*items))
     row = plan.table.set_index("digest").loc[dg(1)]
     assert (row["reason"], row["reasons"]) == ("git-policy[2]", ["git-policy[2]", "git-policy[10]"])
+
+
+def test_frames_in_several_arrow_chunks_plan_the_same(git_repo: GitRepoBuilder) -> None:
+    """Frames put together with pd.concat (Dask results, appended runs) hold their string
+    columns in several Arrow chunks; the plan must not care."""
+    commits = [git_repo.commit("main", NOW - (5 - n) * D) for n in range(4)]
+    git_repo.push("main")
+    reg = Registry()
+    for n, commit in enumerate(commits):
+        reg.image(dg(n), [f"b{n}", f"c{n}"], OLD, commit)
+    reg.index(dg(9), ["multi"], [dg(0), dg(1)])
+    config = policies(branch("main", last=2))
+    expected = plan_for(reg, git_repo, NOW, config)
+
+    def chunked(frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.concat([frame.iloc[:1], frame.iloc[1:]], ignore_index=True)
+
+    plan = plan_for(reg, git_repo, NOW, config, chunk=chunked)
+    pd.testing.assert_frame_equal(plan.table, expected.table)
+    assert plan.evidence == expected.evidence
