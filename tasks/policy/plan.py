@@ -147,7 +147,7 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
         for row in used.itertuples(index=False):
             reason = "helm-history" if row.source == "helm" else "kubernetes"
             if row.digest:
-                image = images.row_of.get((row.repository, row.digest))
+                image = images.find((row.repository, row.digest))
             else:
                 image = tag_lookup.image((row.repository, row.tag))
             if image is not None and known[image]:
@@ -166,7 +166,7 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
     # Keep list: `repository:tag`, `repository@digest`, optionally prefixed by the host.
     for entry in inputs.keep_list:
         repo, tag, digest = split_repository_reference(entry, host)
-        image = images.row_of.get((repo, digest)) if digest else None
+        image = images.find((repo, digest)) if digest else None
         if image is not None and known[image]:
             keep(image, "keep-list", f"keep-list: {entry}")
         elif tag and (tag_row := tag_lookup.row((repo, tag))) is not None:
@@ -294,14 +294,14 @@ def _referrers(images: Catalog) -> dict[int, tuple[str, int | None]]:
     subjects: dict[int, tuple[str, int | None]] = {}
     for image, subject in enumerate(images.images["subject"].tolist()):
         if subject:
-            subjects[image] = (subject, images.row_of.get((images.repositories[image], subject)))
+            subjects[image] = (subject, images.find((images.repositories[image], subject)))
     for image, repository, tag in zip(
         images.tag_rows, images.tag_repositories, images.tag_names, strict=True
     ):
         match = _REFERRER_TAG.match(tag) if tag.startswith("sha256-") else None
         if match:
             subject = f"sha256:{match.group(1)}"
-            subjects.setdefault(image, (subject, images.row_of.get((repository, subject))))
+            subjects.setdefault(image, (subject, images.find((repository, subject))))
     return subjects
 
 
