@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.frames import STRING_LISTS
 from tasks.git.extract import GitExtraction
 from tasks.policy.config import Config, parse_config
 from tasks.policy.plan import Plan, PlanInputs, build_plan
@@ -49,6 +50,8 @@ def save_inputs(
         for column in _JSON_COLUMNS:
             if column in flat:
                 flat[column] = flat[column].map(lambda v: json.dumps(v, sort_keys=True))
+        if "parents" in flat:  # pandas cannot read its own metadata of Arrow list columns back
+            flat["parents"] = pd.Series(flat["parents"].tolist(), index=flat.index, dtype=object)
         flat.to_parquet(out / f"{name}.parquet", index=False)
     run = {
         "config": config.model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -72,8 +75,8 @@ def load_inputs(run_dir: Path) -> tuple[Config, datetime, PlanInputs]:
         for column in _JSON_COLUMNS:
             if column in data:
                 data[column] = data[column].map(json.loads)
-        if "parents" in data:  # Parquet gives arrays back; the Git stage documents lists
-            data["parents"] = data["parents"].map(list)
+        if "parents" in data:  # the dtype the Git stage documents
+            data["parents"] = data["parents"].map(list).astype(STRING_LISTS)
         return data
 
     images, tags, edges = frame("images"), frame("tags"), frame("index_edges")

@@ -42,6 +42,16 @@ def arrow_strings(column: pd.Series) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
+STRING_LISTS = pd.ArrowDtype(pa.large_list(pa.large_string()))
+"""The dtype of list-of-string columns built in Arrow (elements come out as Python lists)."""
+
+
+def arrow_string_lists(column: pd.Series) -> pa.Array:
+    """A list-of-strings column (Arrow-backed, or Python lists / arrays) as one Arrow array."""
+    values = pa.array(column, type=pa.large_list(pa.large_string()))
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector around bulk building of acyclic data.

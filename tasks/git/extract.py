@@ -9,9 +9,10 @@
 
 ``commits`` — one row per commit reachable from any reference (local branches included,
 so links to commits of deleted or unpushed branches still resolve)
-    sha      str                  full SHA
-    parents  object (list[str])   parent SHAs, first parent first
-    time     datetime64[us, UTC]  committer time
+    sha      str                    full SHA
+    parents  list<string>[pyarrow]  parent SHAs, first parent first (built in Arrow; each
+                                    element reads as a Python list)
+    time     datetime64[us, UTC]    committer time
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pygit2
 from pygit2.enums import ReferenceType
 
-from tasks.frames import gc_paused
+from tasks.frames import STRING_LISTS, gc_paused
 from tasks.git.commit_graph import CommitGraph, read_commit_graph
 from tasks.git.errors import GitError, NoBranches, RepositoryNotFound, ShallowClone
 
@@ -188,16 +190,23 @@ def _reachable_by_walk(history: _History, tips: list[int]) -> np.ndarray:
 
 
 def _commits_frame(history: _History, alive: np.ndarray) -> pd.DataFrame:
+    """The reachable rows as the commits frame, built in Arrow: no Python list per commit."""
     rows = np.flatnonzero(alive)
-    everything = len(rows) == len(history.shas)
-    shas = history.shas if everything else [history.shas[row] for row in rows.tolist()]
+    shas = pa.array(history.shas, type=pa.large_string())
     offsets = history.parent_offsets
-    parent_shas = [history.shas[p] for p in history.parent_rows.tolist()]
-    parents = [
-        parent_shas[start:end]
-        for start, end in zip(offsets[rows].tolist(), offsets[rows + 1].tolist(), strict=True)
-    ]
-    commits = pd.DataFrame({"sha": pd.Series(shas, dtype="str"), "parents": parents})
+    child_of_edge = np.repeat(np.arange(len(history.shas)), np.diff(offsets))
+    parent_rows = history.parent_rows[alive[child_of_edge]]  # every parent of a kept commit
+    counts = np.diff(offsets)[rows]
+    parents = pa.LargeListArray.from_arrays(
+        pa.array(np.concatenate([[0], np.cumsum(counts)]), type=pa.int64()),
+        shas.take(pa.array(parent_rows, type=pa.int64())),
+    )
+    commits = pd.DataFrame(
+        {
+            "sha": pd.Series(pd.array(shas.take(pa.array(rows, type=pa.int64())), dtype="str")),
+            "parents": pd.Series(pd.arrays.ArrowExtensionArray(parents), dtype=STRING_LISTS),
+        }
+    )
     commits["time"] = _datetimes(history.times[rows])
     return commits
 

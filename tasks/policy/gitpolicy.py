@@ -166,7 +166,7 @@ class _Walk:
             [[0], np.cumsum(np.bincount(commits[linked], minlength=len(self.times)))]
         ).tolist()
         self.repository_of = repository_of
-        self.repositories = {repository_of[i] for i in self.images}
+        self.repositories = set(map(repository_of.__getitem__, self.images))
 
     def images_on(self, commit: int) -> list[int]:
         """The image rows linked to commit row `commit`."""

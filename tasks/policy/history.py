@@ -7,14 +7,13 @@ looked up in Arrow, not in a dict of 10^5 Python strings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.frames import arrow_strings
+from tasks.frames import arrow_string_lists, arrow_strings
 
 
 @dataclass
@@ -35,9 +34,10 @@ class CommitHistory:
     @classmethod
     def from_frame(cls, commits: pd.DataFrame) -> CommitHistory:
         shas = arrow_strings(commits["sha"])
-        parents = commits["parents"].tolist()
-        counts = np.fromiter(map(len, parents), dtype=np.int64, count=len(parents))
-        rows = _rows_in(shas, list(chain.from_iterable(parents)))
+        parents = arrow_string_lists(commits["parents"])
+        counts = pc.fill_null(pc.list_value_length(parents), 0).to_numpy().astype(np.int64)
+        found = pc.index_in(pc.list_flatten(parents), value_set=shas)
+        rows = np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int64)
         listed = rows >= 0
         if not listed.all():
             counts = np.bincount(

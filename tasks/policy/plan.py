@@ -292,15 +292,16 @@ def _referrers(images: Catalog) -> dict[int, tuple[str, int | None]]:
     """Map each referrer row (OCI `subject`, or a `sha256-<hex>.sig|.att|.sbom` tag) to its
     subject's digest and row (None when the registry has no such manifest)."""
     subjects: dict[int, tuple[str, int | None]] = {}
-    for image, subject in enumerate(images.images["subject"].tolist()):
-        if subject:
-            subjects[image] = (subject, images.find((images.repositories[image], subject)))
-    for image, repository, tag in zip(
-        images.tag_rows, images.tag_repositories, images.tag_names, strict=True
-    ):
-        match = _REFERRER_TAG.match(tag) if tag.startswith("sha256-") else None
+    own = arrow_strings(images.images["subject"])
+    for image in np.flatnonzero(pc.not_equal(own, "").to_numpy(zero_copy_only=False)).tolist():
+        subject = own[image].as_py()
+        subjects[image] = (subject, images.find((images.repositories[image], subject)))
+    scheme = pc.starts_with(arrow_strings(images.tags["tag"]), "sha256-")
+    for at in np.flatnonzero(scheme.to_numpy(zero_copy_only=False)).tolist():
+        match = _REFERRER_TAG.match(images.tag_names[at])
         if match:
             subject = f"sha256:{match.group(1)}"
+            image, repository = images.tag_rows[at], images.tag_repositories[at]
             subjects.setdefault(image, (subject, images.find((repository, subject))))
     return subjects
 
@@ -354,9 +355,7 @@ def _table(
             "tag": _strings(columns["tag"].take(order)),
             "media_type": _strings(columns["media_type"].take(order)),
             "created": pd.to_datetime(micros, unit="us", utc=True).astype(PLAN_COLUMNS["created"]),
-            "commits": pd.Series(
-                [sorted(commits[r]) if r in commits else [] for r in rows.tolist()], dtype=object
-            ),
+            "commits": pd.Series([sorted(commits.get(r, ())) for r in rows.tolist()], dtype=object),
             "action": _strings(columns["action"].take(order)),
             "reason": _strings(reason.take(which)),
             "reasons": pd.Series([list(lists[w]) for w in which.tolist()], dtype=object),

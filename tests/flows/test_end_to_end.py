@@ -199,12 +199,17 @@ def test_history_lists_the_runs_of_the_session(
 def test_replan_from_saved_inputs_touches_nothing(
     prefect_harness: None, registry: LocalRegistry, scenario: Scenario
 ) -> None:
-    from flows.snapshot import replan
+    from flows.snapshot import load_inputs, replan
+    from tasks.frames import STRING_LISTS
 
     dry = cleanup(config_path=str(scenario.config_path), now=scenario.now.isoformat())
     run_dir = Path(dry["run_dir"])
     saved = pd.read_parquet(dry["plan_path"])
     registry.stop()  # nothing below may need the registry
+    commits = load_inputs(run_dir)[2].commits
+    assert commits is not None and commits["parents"].dtype == STRING_LISTS
+    assert all(isinstance(p, list) for p in commits["parents"].tolist())
+    assert sum(len(p) for p in commits["parents"].tolist()) >= len(commits) - 1
     same = replan(run_dir).table
     assert same[["repository", "digest", "tag", "action", "reason"]].equals(
         saved[["repository", "digest", "tag", "action", "reason"]]
