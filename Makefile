@@ -24,8 +24,8 @@ system-packages:
 		{ $(APT_GET) update -qq && $(APT_GET) install -y -qq docker-registry git >/dev/null; }
 
 lint: venv
-	$(BIN)/ruff check flows tasks tests benchmarks
-	$(BIN)/ruff format --check flows tasks tests benchmarks
+	$(BIN)/ruff check flows tasks tests benchmarks notebooks
+	$(BIN)/ruff format --check flows tasks tests benchmarks notebooks
 
 typecheck: venv
 	$(BIN)/mypy
