@@ -22,8 +22,7 @@ class CommitHistory:
     form (``parent_rows[parent_offsets[i]:parent_offsets[i + 1]]``; parents the frame does
     not list are left out) and `bound`: per commit the newest committer time among it and
     all its ancestors. It equals the commit's own time unless committer times go backwards
-    somewhere (clock skew, rebases). SHAs are looked up in Arrow, not in a dict of 10^5
-    Python strings."""
+    somewhere (clock skew, rebases)."""
 
     shas: pa.Array
     times: np.ndarray
@@ -91,18 +90,19 @@ def _newest_ancestor_times_by_walk(
     """`_newest_ancestor_times` by a depth-first walk (any history, in one pass)."""
     offsets: list[int] = parent_offsets.tolist()
     parents: list[int] = parent_rows.tolist()
-    own: list[int] = times.tolist()
-    bound: list[int | None] = [None] * len(own)
-    for root in range(len(own)):
+    bound: list[int] = times.tolist()
+    done = [False] * len(bound)
+    for root in range(len(bound)):
         stack = [(root, False)]
         while stack:
             commit, expanded = stack.pop()
-            if bound[commit] is not None:
+            if done[commit]:
                 continue
             mine = parents[offsets[commit] : offsets[commit + 1]]
-            if expanded:
-                bound[commit] = max([own[commit]] + [bound[p] or 0 for p in mine])
+            if expanded:  # every parent is done
+                bound[commit] = max([bound[commit], *(bound[p] for p in mine)])
+                done[commit] = True
             else:
                 stack.append((commit, True))
-                stack.extend((p, False) for p in mine if bound[p] is None)
+                stack.extend((p, False) for p in mine if not done[p])
     return np.array(bound, dtype=np.int64)
