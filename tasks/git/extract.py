@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Container
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
@@ -101,6 +102,11 @@ class _History:
     parent_rows: np.ndarray
     times: np.ndarray  # epoch seconds
 
+    @cached_property
+    def child_of_edge(self) -> np.ndarray:
+        """For each entry of `parent_rows`, the row whose parent it is."""
+        return np.repeat(np.arange(len(self.shas)), np.diff(self.parent_offsets))
+
 
 def _read_history(
     repo: pygit2.Repository, tips: list[str], graph: CommitGraph | None, row_of: dict[str, int]
@@ -159,8 +165,7 @@ def _reachable(history: _History, tips: list[int]) -> np.ndarray:
     commits (none, after `git gc`); a history that needs more is walked instead.
     """
     count = len(history.shas)
-    offsets, parents = history.parent_offsets, history.parent_rows
-    child_of_edge = np.repeat(np.arange(count), np.diff(offsets))
+    parents = history.parent_rows
     children = np.bincount(parents, minlength=count)
     is_tip = np.zeros(count, dtype=bool)
     is_tip[tips] = True
@@ -170,7 +175,7 @@ def _reachable(history: _History, tips: list[int]) -> np.ndarray:
         if not dead.any():
             return alive
         alive &= ~dead
-        children -= np.bincount(parents[dead[child_of_edge]], minlength=count)
+        children -= np.bincount(parents[dead[history.child_of_edge]], minlength=count)
     return _reachable_by_walk(history, tips)
 
 
@@ -194,8 +199,7 @@ def _commits_frame(history: _History, alive: np.ndarray) -> pd.DataFrame:
     rows = np.flatnonzero(alive)
     shas = pa.array(history.shas, type=pa.large_string())
     offsets = history.parent_offsets
-    child_of_edge = np.repeat(np.arange(len(history.shas)), np.diff(offsets))
-    parent_rows = history.parent_rows[alive[child_of_edge]]  # every parent of a kept commit
+    parent_rows = history.parent_rows[alive[history.child_of_edge]]  # every parent of a kept commit
     counts = np.diff(offsets)[rows]
     parents = pa.LargeListArray.from_arrays(
         pa.array(np.concatenate([[0], np.cumsum(counts)]), type=pa.int64()),
