@@ -31,6 +31,7 @@ from tasks.git.task import extract_git_task
 from tasks.home import regsweep_home
 from tasks.policy.config import Config, load_config
 from tasks.policy.task import plan_task, read_keep_list
+from tasks.registry.extract import RegistryExtraction
 from tasks.registry.task import extract_registry
 
 
@@ -61,8 +62,12 @@ def write_plan(plan: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def stage_notes(config: Config) -> list[str]:
+def stage_notes(config: Config, registry: RegistryExtraction | None = None) -> list[str]:
+    """Warnings about what this run did not look at, for the report and the CLI."""
     notes = []
+    if registry is not None and registry.status.empty:
+        patterns = ", ".join(config.registry.repositories)
+        notes.append(f"registry.repositories [{patterns}] matched no repository: nothing scanned")
     if not config.uses_kubernetes:
         notes.append("Kubernetes stage skipped by configuration: images in use were not checked")
     if not config.uses_git:
@@ -107,7 +112,7 @@ def cleanup(
         config, plan.table, registry, apply, str(ledger_path), force, run_id
     )
 
-    notes = stage_notes(config)
+    notes = stage_notes(config, registry)
     unknown = sum(len(v) for v in plan.unknown_commits.values())
     if unknown:
         notes.append(f"{unknown} image link(s) name commits Git does not know")

@@ -125,7 +125,7 @@ def plan(
     out: Annotated[Path | None, typer.Option("--out", help="PLAN.parquet or PLAN.csv")] = None,
 ) -> None:
     """Preview the plan: extract and decide in this process; delete nothing."""
-    from flows.cleanup import write_plan
+    from flows.cleanup import stage_notes, write_plan
     from tasks.policy.summary import summarise
 
     cfg = _config(config, werf_config)
@@ -138,7 +138,9 @@ def plan(
         raise fail(exc) from None
     if out is not None:
         write_plan(result.table, out)
-        errors.print(f"plan written to {out}")
+        errors.print(f"plan written to {out}", soft_wrap=True)
+    for note in stage_notes(cfg, registry):
+        errors.print(f"warning: {note}", soft_wrap=True, highlight=False)
     print_summary(summarise(result.table, registry.blobs))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from tasks.frames import column_rows
@@ -23,23 +24,32 @@ def reclaimable_bytes(plan: pd.DataFrame, blobs: pd.DataFrame) -> pd.Series:
     joined = blobs.merge(decisions, on=["repository", "digest"], how="left")
     kept_blobs = set(column_rows(joined[joined["action"] != "delete"], "repository", "blob"))
     freed = joined[joined["action"] == "delete"].drop_duplicates(["repository", "blob"])
-    mask = [(r, b) not in kept_blobs for r, b in column_rows(freed, "repository", "blob")]
+    # An array, not a list: an empty list would select no columns instead of no rows.
+    mask = np.fromiter(
+        ((r, b) not in kept_blobs for r, b in column_rows(freed, "repository", "blob")),
+        dtype=bool,
+        count=len(freed),
+    )
     return freed[mask].groupby("repository")["size"].sum().astype("int64")
 
 
 def summarise(plan: pd.DataFrame, blobs: pd.DataFrame) -> pd.DataFrame:
-    """Per repository: kept and deleted digests, and reclaimable bytes."""
+    """Per repository: kept and deleted digests, and reclaimable bytes (no rows for an
+    empty plan)."""
     decisions = digest_decisions(plan)
-    counts = (
-        decisions.groupby(["repository", "action"])
-        .size()
-        .unstack(fill_value=0)
-        .reindex(columns=["keep", "delete"], fill_value=0)
-        .rename(columns={"keep": "kept", "delete": "deleted"})
-    )
-    counts["bytes_reclaimable"] = reclaimable_bytes(plan, blobs).reindex(counts.index, fill_value=0)
-    return counts.reset_index()[SUMMARY_COLUMNS].astype(
-        {"kept": "int64", "deleted": "int64", "bytes_reclaimable": "int64"}
+    repositories = pd.Index(sorted(set(decisions["repository"])), name="repository", dtype="str")
+    actions = decisions.groupby("repository")["action"]
+    table = pd.DataFrame(
+        {
+            "kept": actions.agg(lambda a: int((a == "keep").sum())),
+            "deleted": actions.agg(lambda a: int((a == "delete").sum())),
+            "bytes_reclaimable": reclaimable_bytes(plan, blobs),
+        }
+    ).reindex(repositories, fill_value=0)
+    return (
+        table.fillna(0)
+        .astype({"kept": "int64", "deleted": "int64", "bytes_reclaimable": "int64"})
+        .reset_index()[SUMMARY_COLUMNS]
     )
 
 
