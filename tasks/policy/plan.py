@@ -59,7 +59,9 @@ PLAN_COLUMNS = {
     "reasons": "object",
 }
 PLAN_COLUMNS_ORDER = list(PLAN_COLUMNS)
-_REFERRER_TAG = re.compile(r"^sha256-([0-9a-f]{64})\.(sig|att|sbom)$")
+# Signatures, attestations and SBOMs by tag scheme (cosign), and OCI 1.1's referrers
+# fallback index, tagged with its subject's digest alone.
+_REFERRER_TAG = re.compile(r"^sha256-([0-9a-f]{64})(?:\.(?:sig|att|sbom))?$")
 
 
 @dataclass
@@ -289,20 +291,31 @@ def _created_micros(
 
 
 def _referrers(images: Catalog) -> dict[int, tuple[str, int | None]]:
-    """Map each referrer row (OCI `subject`, or a `sha256-<hex>.sig|.att|.sbom` tag) to its
-    subject's digest and row (None when the registry has no such manifest)."""
+    """Map each referrer row to its subject's digest and row (None when the registry has no
+    such manifest). Referrers: an OCI `subject`, a `sha256-<hex>.sig|.att|.sbom` tag, the
+    referrers fallback index tagged `sha256-<hex>` and every manifest that index lists."""
     subjects: dict[int, tuple[str, int | None]] = {}
     own = arrow_strings(images.images["subject"])
     for image in np.flatnonzero(pc.not_equal(own, "").to_numpy(zero_copy_only=False)).tolist():
         subject = own[image].as_py()
         subjects[image] = (subject, images.find((images.repositories[image], subject)))
     scheme = pc.starts_with(arrow_strings(images.tags["tag"]), "sha256-")
+    fallback_indexes: list[int] = []
     for at in np.flatnonzero(scheme.to_numpy(zero_copy_only=False)).tolist():
         match = _REFERRER_TAG.match(images.tag_names[at])
         if match:
             subject = f"sha256:{match.group(1)}"
             image, repository = images.tag_rows[at], images.tag_repositories[at]
             subjects.setdefault(image, (subject, images.find((repository, subject))))
+            if "." not in images.tag_names[at]:
+                fallback_indexes.append(image)
+    if fallback_indexes:
+        listed: dict[int, list[int]] = defaultdict(list)
+        for parent, child in images.edges:
+            listed[parent].append(child)
+        for index in fallback_indexes:
+            for child in listed.get(index, []):
+                subjects.setdefault(child, subjects[index])
     return subjects
 
 

@@ -430,3 +430,27 @@ def test_frames_in_several_arrow_chunks_plan_the_same(git_repo: GitRepoBuilder) 
     plan = plan_for(reg, git_repo, NOW, config, chunk=chunked)
     pd.testing.assert_frame_equal(plan.table, expected.table)
     assert plan.evidence == expected.evidence
+
+
+def test_referrers_fallback_index_and_what_it_lists_share_the_subjects_decision(
+    git_repo: GitRepoBuilder,
+) -> None:
+    """OCI 1.1's fallback index (tag `sha256-<subject hex>`) is not an unlinked image of its
+    own: it and the referrers it lists are kept with a kept subject and deleted with a
+    deleted one, so no kept index ever names a deleted manifest (issue #13, item 1)."""
+    c1 = git_repo.commit("main", NOW - 2 * D)
+    c2 = git_repo.commit("main", NOW - D)
+    git_repo.push("main")
+    reg = Registry()
+    reg.image(dg(1), ["old"], OLD, c1)
+    reg.image(dg(2), ["new"], OLD, c2)
+    reg.image(dg(3), [], OLD)  # an SBOM of dg(1) with no `subject` field, listed only
+    reg.index(dg(4), [f"sha256-{dg(1)[7:]}"], [dg(3)])
+    reg.image(dg(5), [], OLD, subject=dg(2))
+    reg.index(dg(6), [f"sha256-{dg(2)[7:]}"], [dg(5)])
+    plan = plan_for(reg, git_repo, NOW, policies(branch("main", last=1)))
+    assert kept(plan) == {dg(2), dg(5), dg(6)}
+    table = plan.table.drop_duplicates("digest").set_index("digest")
+    assert table.loc[dg(6), "reasons"] == ["referrer"]
+    assert table.loc[dg(5), "reasons"] == ["referrer"]
+    assert table.loc[dg(4), "action"] == table.loc[dg(3), "action"] == "delete"
