@@ -68,10 +68,9 @@ def main() -> None:
                     out = await execute_plan(
                         client,
                         plan,
-                        scan.tags,
+                        scan,
                         apply=True,
                         ledger=Ledger(Path(tmp) / "ledger.jsonl"),
-                        incomplete=[],
                         max_delete_fraction=1.0,
                         force=True,
                     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, runtime
@@ -17,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.history import PLAN_ARTIFACT, REPORT_ARTIFACT
 from flows.report import RunReport
+from flows.result import RunResult, problems, refusals, run_failure
 from flows.scale_out import (
     dask_slots,
     default_task_runner,
@@ -25,13 +25,15 @@ from flows.scale_out import (
 )
 from flows.snapshot import save_inputs
 from tasks.cluster.task import extract_cluster_task
-from tasks.delete.errors import DeletionIncomplete
-from tasks.delete.task import delete_task
+from tasks.delete.guards import cluster_refusal, git_refusal, unmatched_hosts
+from tasks.delete.task import DeleteRequest, delete_task, in_use_task
 from tasks.git.task import extract_git_task
 from tasks.home import regsweep_home
 from tasks.policy.config import Config, load_config
+from tasks.policy.plan import Plan
 from tasks.policy.task import plan_task, read_keep_list
 from tasks.registry.extract import RegistryExtraction
+from tasks.registry.reference import registry_names
 from tasks.registry.task import extract_registry
 
 
@@ -83,8 +85,12 @@ def cleanup(
     ledger: str | None = None,
     force: bool = False,
     werf_config: str | None = None,
-) -> dict[str, Any]:
-    """Plan and (with `apply`) delete; return a summary of the run."""
+) -> RunResult:
+    """Plan and (with `apply`) delete; return what the run did.
+
+    Raises `RunFailed` (carrying the same result) when a listing was incomplete or deletions
+    were refused or failed, so the flow run ends Failed.
+    """
     logger = get_run_logger()
     config = load_config(config_path, werf_config)
     moment = parse_now(now) if now else runtime.flow_run.scheduled_start_time
@@ -107,16 +113,28 @@ def cleanup(
     logger.info("plan saved to %s (inputs for what-if analysis beside it)", plan_path)
 
     ledger_path = Path(ledger).expanduser() if ledger else run_dir / "ledger.jsonl"
+    refusal = "" if force else sanity_refusal(config, plan, cluster)
+    # Fresh eyes: the cluster is read again right before deleting, whatever the cache holds.
+    in_use = in_use_task(config) if apply and config.uses_kubernetes else None
+    request = DeleteRequest(apply, str(ledger_path), force, run_id, refusal, in_use)
     delete_step = delete_fanned_out if slots else delete_task
-    results: pd.DataFrame = delete_step(
-        config, plan.table, registry, apply, str(ledger_path), force, run_id
-    )
+    results: pd.DataFrame = delete_step(config, plan.table, registry, request)
 
     notes = stage_notes(config, registry)
     unknown = sum(len(v) for v in plan.unknown_commits.values())
     if unknown:
         notes.append(f"{unknown} image link(s) name commits Git does not know")
-    report = RunReport.build(plan.table, registry.blobs, results, registry.incomplete(), notes)
+    if cluster is not None:
+        others = unmatched_hosts(
+            cluster, registry_names(config.registry.url, config.registry.aliases)
+        )
+        if others:
+            listing = ", ".join(f"{host} ({n})" for host, n in others.items())
+            notes.append(
+                f"cluster images on other registries (not this one or an alias): {listing}"
+            )
+    incomplete = registry.incomplete()
+    report = RunReport.build(plan.table, registry.blobs, results, incomplete, notes)
     create_table_artifact(
         key=PLAN_ARTIFACT,
         table=report.summary_with_outcomes().to_dict(orient="records"),
@@ -127,22 +145,35 @@ def cleanup(
     )
     mode = "apply" if apply else "dry run"
     create_markdown_artifact(key=REPORT_ARTIFACT, markdown=report.markdown(f"regsweep {mode}"))
-    failed = results[results["outcome"] == "failed"]
-    if len(failed):
-        raise DeletionIncomplete(
-            f"{len(failed)} deletion(s) failed; see {ledger_path} and the {REPORT_ARTIFACT} "
-            "artifact"
-        )
-    return {
-        "flow_run_id": run_id,
-        "run_dir": str(run_dir),
-        "plan_path": str(plan_path),
-        "ledger_path": str(ledger_path) if apply else "",
-        "apply": apply,
-        "now": snapshot,
-        "summary": report.summary.to_dict(orient="records"),
-        "reasons": report.reasons.to_dict(orient="records"),
-        "outcomes": report.outcomes(),
-        "incomplete": report.incomplete,
-        "notes": notes,
-    }
+    why = dict(zip(registry.status["repository"], registry.status["error"], strict=True))
+    result = RunResult(
+        flow_run_id=run_id,
+        run_dir=str(run_dir),
+        plan_path=str(plan_path),
+        ledger_path=str(ledger_path) if apply else "",
+        apply=apply,
+        now=snapshot,
+        summary=report.summary_with_outcomes().to_dict(orient="records"),
+        reasons=report.reasons.to_dict(orient="records"),
+        outcomes=report.outcomes(),
+        incomplete={repo: str(why.get(repo) or "incomplete") for repo in incomplete},
+        notes=notes,
+        problems=problems(results),
+        refusals=refusals(results),
+    )
+    failure = run_failure(result)
+    if failure is not None:
+        logger.error("%s", failure)
+        raise failure
+    return result
+
+
+def sanity_refusal(config: Config, plan: Plan, cluster: pd.DataFrame | None) -> str:
+    """Why every deletion of this run is refused (`tasks.delete.guards`), else empty."""
+    reasons = []
+    if cluster is not None and config.uses_kubernetes:
+        names = registry_names(config.registry.url, config.registry.aliases)
+        reasons.append(cluster_refusal(cluster, names))
+    if config.uses_git:
+        reasons.append(git_refusal(plan))
+    return "; ".join(r for r in reasons if r)

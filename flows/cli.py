@@ -10,7 +10,7 @@ import asyncio
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,6 +27,9 @@ from tasks.policy.plan import Plan
 from tasks.progress import ScanTally
 from tasks.registry.errors import RegistryError
 from tasks.registry.reference import split_repository_reference
+
+if TYPE_CHECKING:
+    from flows.result import RunResult
 
 app = typer.Typer(
     name="regsweep",
@@ -50,6 +53,10 @@ NowOption = Annotated[
 
 def exit_code(exc: BaseException) -> int:
     """Map an error to the documented exit code."""
+    from flows.result import RunFailed
+
+    if isinstance(exc, RunFailed):
+        return exc.exit_code
     if isinstance(exc, ConfigError):
         return 2
     if isinstance(exc, RegistryError | GitError | ClusterError):
@@ -61,8 +68,14 @@ def exit_code(exc: BaseException) -> int:
 
 def fail(exc: BaseException) -> typer.Exit:
     code = exit_code(exc)
-    label = {2: "configuration error", 3: "extraction failed, nothing deleted", 4: "deletion"}
-    errors.print(f"[bold red]regsweep: {label.get(code, 'error')}:[/] {exc}", highlight=False)
+    label = {
+        2: "configuration error",
+        3: "extraction failed or incomplete, nothing deleted in its scope",
+        4: "deletion",
+    }
+    errors.print(
+        f"[bold red]regsweep: {label.get(code, 'error')}:[/] {exc}", highlight=False, soft_wrap=True
+    )
     return typer.Exit(code)
 
 
@@ -187,6 +200,8 @@ def run(
     _config(config, werf_config)
     if now is not None:
         _now(now)
+    from flows.result import RunFailed
+
     try:
         result = flow(
             config_path=str(config.resolve()),
@@ -196,33 +211,50 @@ def run(
             force=force,
             werf_config=str(werf_config.resolve()) if werf_config else None,
         )
+    except RunFailed as exc:
+        print_run(exc.result)
+        raise fail(exc) from None
     except Exception as exc:
         raise fail(exc) from None
     print_run(result)
 
 
-def print_run(result: dict[str, Any]) -> None:
-    import pandas as pd
-
-    print_summary(
-        pd.DataFrame(result["summary"]),
-        title="applied" if result["apply"] else "dry run (nothing deleted)",
-    )
+def print_run(result: RunResult) -> None:
+    """The report of a run: per repository, per decision, outcomes, notes, where things are."""
+    table = Table(title="applied" if result.apply else "dry run (nothing deleted)")
+    columns = ("repository", "kept", "planned deletions", "deleted now", "reclaimable")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "repository" else "right")
+    for row in result.summary:
+        table.add_row(
+            row["repository"],
+            str(row["kept"]),
+            str(row["deleted"]),
+            str(row["deleted_in_run"]),
+            human_bytes(row["bytes_reclaimable"]),
+        )
+    console.print(table)
     reasons = Table(title="digests by decision")
     for column in ("action", "reason", "digests"):
         reasons.add_column(column)
-    for row in result["reasons"]:
+    for row in result.reasons:
         reasons.add_row(row["action"], row["reason"], str(row["digests"]))
     console.print(reasons)
-    if result["outcomes"]:
-        console.print("outcomes: " + ", ".join(f"{k} {v}" for k, v in result["outcomes"].items()))
-    for note in result["notes"]:
-        console.print(f"note: {note}")
-    if result["incomplete"]:
-        console.print("not touched (incomplete listing): " + ", ".join(result["incomplete"]))
-    console.print(f"flow run {result['flow_run_id']}; plan {result['plan_path']}")
-    if result["ledger_path"]:
-        console.print(f"ledger {result['ledger_path']}")
+
+    def say(text: str) -> None:  # nothing a user may copy is wrapped or highlighted
+        console.print(text, highlight=False, soft_wrap=True)
+
+    if result.outcomes:
+        console.print("outcomes: " + ", ".join(f"{k} {v}" for k, v in result.outcomes.items()))
+    for line in result.problems:
+        say(f"  {line}")
+    for note in result.notes:
+        say(f"note: {note}")
+    for repo, why in sorted(result.incomplete.items()):
+        say(f"not touched (incomplete listing): {repo}: {why}")
+    say(f"flow run {result.flow_run_id}; plan {result.plan_path}")
+    if result.ledger_path:
+        say(f"ledger {result.ledger_path}")
 
 
 @app.command()
@@ -279,43 +311,70 @@ def explain(
 @app.command()
 def restore(
     ledger: Annotated[Path, typer.Option("--ledger", help="ledger written by `run --apply`")],
-    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
-    registry: Annotated[str | None, typer.Option("--registry", help="registry URL")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="take the registry URL from here")
+    ] = None,
+    registry: Annotated[
+        str | None,
+        typer.Option("--registry", help="registry URL (default: the one the ledger records)"),
+    ] = None,
     repository: Annotated[str | None, typer.Option("--repository")] = None,
     since: Annotated[str | None, typer.Option("--since", help="ISO 8601")] = None,
     digest: Annotated[str | None, typer.Option("--digest")] = None,
 ) -> None:
-    """Put deleted manifests and their tags back from the ledger."""
-    from tasks.delete.restore import RestoreFilter, restorable
+    """Put deleted manifests and their tags back from the ledger (the ledger alone is enough:
+    it records the registry URL; credentials come from docker config or the environment)."""
+    from tasks.delete.errors import LedgerError
+    from tasks.delete.restore import Restored, RestoreFilter, ledger_registries, restorable
     from tasks.delete.restore import restore as do_restore
-    from tasks.registry.client import RegistryClient, registry_host
+    from tasks.registry.client import RegistryClient, normalise_url, registry_host
     from tasks.registry.credentials import load_credentials
 
-    if not ledger.exists():
-        raise fail(ConfigError("--ledger", f"{ledger} does not exist"))
-    url = registry or (_config(config).registry.url if config else None)
-    if url is None:
-        raise fail(ConfigError("--registry", "give --registry URL or --config FILE"))
-    host = registry_host(url)
+    if not ledger.is_file():
+        raise fail(ConfigError("--ledger", f"{ledger} is not a file"))
     selection = RestoreFilter(repository, digest, _now(since) if since else None)
-    records = restorable(ledger, host, selection)
+    given = registry or (_config(config).registry.url if config else None)
+    try:
+        if given is not None:  # matched by host: works for ledgers without URLs too
+            url = normalise_url(given)
+            records = restorable(ledger, registry_host(url), selection)
+        else:
+            recorded = ledger_registries(ledger)
+            if "" in recorded or len(recorded) > 1:
+                which = "it predates registry URLs" if "" in recorded else ", ".join(recorded)
+                raise ConfigError("--registry", f"the ledger names no single registry ({which})")
+            url = recorded[0] if recorded else ""
+            records = restorable(ledger, url, selection) if url else []
+    except ValueError as exc:
+        raise fail(ConfigError("--registry", str(exc))) from None
+    except (LedgerError, OSError) as exc:
+        raise fail(ConfigError("--ledger", str(exc))) from None
+    except ConfigError as exc:
+        raise fail(exc) from None
     if not records:
-        console.print("nothing to restore")
+        console.print("nothing to restore: no deletion in the ledger matches")
         return
 
-    async def go() -> list[Any]:
-        async with RegistryClient(url, credentials=load_credentials(host)) as client:
+    async def go() -> list[Restored]:
+        async with RegistryClient(url, credentials=load_credentials(registry_host(url))) as client:
             return await do_restore(client, records)
 
     try:
         restored = asyncio.run(go())
+    except LedgerError as exc:
+        raise fail(ConfigError("--ledger", str(exc))) from None
     except (DeletionError, RegistryError) as exc:
         raise fail(exc) from None
-    for record in restored:
-        console.print(
-            f"restored {record.repository}@{record.digest} tags: {', '.join(record.tags) or '-'}",
-            highlight=False,
-        )
+
+    def say(text: str) -> None:
+        console.print(text, highlight=False, soft_wrap=True)
+
+    for done in restored:
+        say(f"restored {done.record.repository}@{done.record.digest}")
+        for tag in done.tags:
+            say(f"  tag {tag}: restored")
+        for tag, now_at in sorted(done.skipped.items()):
+            say(f"  tag {tag}: skipped, it now points at {now_at}")
 
 
 @app.command()

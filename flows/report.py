@@ -51,10 +51,13 @@ class RunReport:
 
     def markdown(self, title: str) -> str:
         lines = [f"# {title}", ""]
-        lines += ["| repository | kept | deleted | reclaimable |", "|---|---:|---:|---:|"]
-        for row in self.summary.itertuples(index=False):
+        lines += [
+            "| repository | kept | planned deletions | deleted by this run | reclaimable |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row in self.summary_with_outcomes().itertuples(index=False):
             lines.append(
-                f"| {row.repository} | {row.kept} | {row.deleted} | "
+                f"| {row.repository} | {row.kept} | {row.deleted} | {row.deleted_in_run} | "
                 f"{human_bytes(row.bytes_reclaimable)} |"
             )
         lines += ["", "| action | reason | digests |", "|---|---|---:|"]
@@ -62,9 +65,9 @@ class RunReport:
             lines.append(f"| {row.action} | {row.reason} | {row.digests} |")
         if len(self.results):
             lines += ["", "Outcomes: " + ", ".join(f"{k} {v}" for k, v in self.outcomes().items())]
-        skipped = self.results[self.results["outcome"].isin(["skipped-moved", "failed"])]
+        skipped = self.results[~self.results["outcome"].isin(["deleted", "gone", "would-delete"])]
         for row in skipped.itertuples(index=False):
-            lines.append(f"- {row.outcome}: {row.repository}@{row.digest[:19]} — {row.detail}")
+            lines.append(f"- {row.outcome}: {row.repository}@{row.digest} — {row.detail}")
         if self.incomplete:
             lines.append("")
             lines.append("Not touched (listing incomplete): " + ", ".join(self.incomplete))

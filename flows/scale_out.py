@@ -21,9 +21,8 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask.task_runners import DaskTaskRunner
 
-from tasks.delete.loader import RESULT_COLUMNS
-from tasks.delete.task import delete_repository_task, run_marker, settle_task
-from tasks.frames import typed_frame
+from tasks.delete.loader import results_frame
+from tasks.delete.task import DeleteRequest, delete_repository_task, run_marker, settle_task
 from tasks.policy.config import Config
 from tasks.progress import deletion_progress, scan_progress
 from tasks.registry.extract import RegistryExtraction, merge_extractions
@@ -86,13 +85,7 @@ def extract_registry_fanned_out(config: Config, snapshot: str, slots: int) -> Re
 
 
 def delete_fanned_out(
-    config: Config,
-    plan: pd.DataFrame,
-    registry: RegistryExtraction,
-    apply: bool,
-    ledger_path: str,
-    force: bool,
-    flow_run_id: str,
+    config: Config, plan: pd.DataFrame, registry: RegistryExtraction, request: DeleteRequest
 ) -> pd.DataFrame:
     """The delete step as one task per repository on the flow's task runner.
 
@@ -100,7 +93,7 @@ def delete_fanned_out(
     the same ledger, which must be on a filesystem all Dask workers share.
     """
     logger = get_run_logger()
-    settled, scanned = settle_task(config, plan, registry, apply, ledger_path, force, flow_run_id)
+    settled = settle_task(config, plan, registry, request)
     results = list(settled.results)
     if settled.live:
         repositories = sorted(settled.live)
@@ -108,19 +101,17 @@ def delete_fanned_out(
             unmapped(config),
             repositories,
             [settled.live[r] for r in repositories],
-            [scanned[r] for r in repositories],
-            unmapped(ledger_path),
-            unmapped(flow_run_id),
+            [settled.scans[r] for r in repositories],
+            unmapped(request),
         )
         progress = deletion_progress(logger)
-        total = sum(len(t) for t in settled.live.values())
         try:
             for out in _completed(futures):
                 results.extend(out)
-                progress(len(results) - len(settled.results), total)
+                progress(len(results) - len(settled.results), settled.live_count)
         finally:
-            run_marker(Path(ledger_path), flow_run_id).unlink(missing_ok=True)
-    return typed_frame(results, RESULT_COLUMNS)
+            run_marker(Path(request.ledger_path), request.flow_run_id).unlink(missing_ok=True)
+    return results_frame(results)
 
 
 def _completed(futures: Iterable[PrefectFuture[Any]]) -> Iterator[Any]:

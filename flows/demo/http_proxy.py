@@ -36,10 +36,13 @@ class Exchange:
 @dataclass
 class RegistryProxy(LoopbackServer):
     """Forward to `upstream` (``http://host:port``). `intercept(method, path, headers)` may
-    return an answer to send instead of forwarding, or None to forward."""
+    return an answer to send instead of forwarding, or None to forward. `lose_answer(method,
+    path)` True forwards the request and then drops the connection instead of answering: the
+    registry did the work, the client never hears (recorded with status 0, injected)."""
 
     upstream: str
     intercept: Callable[[str, str, dict[str, str]], Answer | None] | None = None
+    lose_answer: Callable[[str, str], bool] | None = None
     exchanges: list[Exchange] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -100,6 +103,10 @@ class RegistryProxy(LoopbackServer):
                     local.connection = None
                     proxy._record(Exchange(self.command, self.path, 0, False))
                     self.close_connection = True  # the registry is gone: so is this link
+                    return
+                if proxy.lose_answer is not None and proxy.lose_answer(self.command, self.path):
+                    proxy._record(Exchange(self.command, self.path, 0, True))
+                    self.close_connection = True
                     return
                 dropped = ("connection", "transfer-encoding", "content-length")
                 upstream_headers = {

@@ -65,7 +65,7 @@ def run_demo(workdir: Path, console: Console) -> int:
             f"{time.monotonic() - started:.0f}s.\n"
             f"Runs are recorded in Prefect (PREFECT_HOME={prefect_home}):"
             " `prefect server start` shows them at http://127.0.0.1:4200.\n"
-            f"Ledger of deletions: {applied['ledger_path']}\n"
+            f"Ledger of deletions: {applied.ledger_path}\n"
             f"Try: regsweep explain --config {scenario.config_path} --now {now.isoformat()} "
             f"demo/app:debug-tools"
         )

@@ -4,7 +4,9 @@ DeletionError            base
 ├── DeletionRefused      a safety guard stopped the run before any DELETE
 │                        (maxDeleteFraction, deletion disabled on the registry)
 ├── DeletionIncomplete   some deletions failed; the ledger and results say which
-└── RestoreError         a restore cannot be done completely, so nothing was restored
+├── RestoreError         a restore cannot be done completely, so nothing was restored
+└── LedgerError          the file is not a ledger, or a line of it is damaged or edited:
+                         nothing is restored (exit 2, like any bad input)
 """
 
 from __future__ import annotations
@@ -24,3 +26,7 @@ class DeletionIncomplete(DeletionError):
 
 class RestoreError(DeletionError):
     """Restore is impossible without leaving a partial result."""
+
+
+class LedgerError(DeletionError):
+    """A ledger that cannot be trusted; the message names the file and the line."""

@@ -4,7 +4,8 @@ A record is written (and flushed to disk) *before* the DELETE is sent with state
 ``pending`` and the manifest bytes, then again with ``done``, ``gone`` (404: already
 deleted) or ``failed``. A crash therefore leaves an exact record of what may have happened.
 
-Record fields: time (ISO 8601 UTC), state, registry, repository, digest, tags (list),
+Record fields: time (ISO 8601 UTC), state, registry (host), registry_url (with its scheme:
+what `regsweep restore` talks to), repository, digest, tags (list),
 media_type, manifest (base64 of the exact bytes), reason, flow_run_id, detail.
 """
 
@@ -15,10 +16,11 @@ import base64
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+
+from tasks.delete.errors import LedgerError
 
 STATES = ("pending", "done", "gone", "failed")
 
@@ -35,6 +37,7 @@ class LedgerRecord:
     reason: str
     flow_run_id: str = ""
     detail: str = ""
+    registry_url: str = ""  # absent in ledgers written before it was recorded
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     @property
@@ -101,15 +104,65 @@ class Ledger:
         await done
 
 
+_FIELDS = {f.name: f.type for f in fields(LedgerRecord)}
+_REQUIRED = {
+    f.name for f in fields(LedgerRecord) if f.default is MISSING and f.default_factory is MISSING
+}
+
+
 def read_ledger(path: str | Path) -> Iterator[LedgerRecord]:
-    """Yield every record of the ledger at `path`, oldest first; skip a torn last line."""
-    with Path(path).open(encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                data: dict[str, Any] = json.loads(line)
-            except ValueError:
-                continue  # a crash mid-write leaves at most one torn line
-            yield LedgerRecord(**data)
+    """Yield every record of the ledger at `path`, oldest first (see `numbered_records`)."""
+    for _, record in numbered_records(path):
+        yield record
+
+
+def numbered_records(path: str | Path) -> Iterator[tuple[int, LedgerRecord]]:
+    """Yield (line number, record) for every record of the ledger at `path`, oldest first.
+
+    A crash mid-append leaves at most one torn line, the last, without its newline: it is
+    skipped. Raises `LedgerError` naming the line for any other line that is not a record
+    (not UTF-8, not JSON, a missing, unknown or mistyped field, an unknown state), and for a
+    file with content but no record at all.
+    """
+    data = Path(path).read_bytes()
+    lines = data.split(b"\n")
+    found = False
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        torn = number == len(lines)  # the last piece, not ended by a newline
+        try:
+            record = _parse(raw)
+        except LedgerError as exc:
+            if torn and found:
+                return
+            raise LedgerError(f"{path}:{number}: {exc}") from None
+        found = True
+        yield number, record
+    if data.strip() and not found:
+        raise LedgerError(f"{path}: not a regsweep ledger (no record in it)")
+
+
+def _parse(raw: bytes) -> LedgerRecord:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise LedgerError("not a JSON record") from None
+    if not isinstance(data, dict):
+        raise LedgerError("not a JSON object")
+    missing = sorted(_REQUIRED - set(data))
+    unknown = sorted(set(data) - set(_FIELDS))
+    if missing or unknown:
+        raise LedgerError(f"fields missing {missing} or unknown {unknown}")
+    for name, value in data.items():
+        wanted = list if name == "tags" else str
+        if not isinstance(value, wanted) or (
+            name == "tags" and not all(isinstance(t, str) for t in value)
+        ):
+            raise LedgerError(f"field {name!r} is not a {wanted.__name__}")
+    if data["state"] not in STATES:
+        raise LedgerError(f"unknown state {data['state']!r}")
+    return LedgerRecord(**data)
 
 
 def latest_states(path: str | Path) -> dict[tuple[str, str, str], LedgerRecord]:

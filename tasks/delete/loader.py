@@ -1,12 +1,17 @@
-"""Delete what the plan says, by manifest digest, with guards, re-checks and a ledger.
+"""Delete what the plan says, closure by closure, with guards, re-checks and a ledger.
 
 ``results`` — one row per (repository, digest) the plan deletes
     repository  str
     digest      str
     tags        object (list[str])  tags the plan expected on the digest
-    outcome     str   deleted | gone | would-delete | skipped-moved | skipped-incomplete |
-                      refused | failed
+    closure     str   digest of the closure's first holder (see `tasks.delete.closure`)
+    outcome     str   one of `tasks.delete.outcome.OUTCOMES`
     detail      str   why, for anything but deleted / would-delete
+
+The step, per repository: settle the guards (no request), then for each batch of closures
+re-read every tag (and, once per run, the cluster) and delete the closures the re-check does
+not cancel, each in its levels. A failure stays in its repository; a failed holder stops
+its closure, so nothing it names is deleted while it survives.
 """
 
 from __future__ import annotations
@@ -14,19 +19,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from tasks.delete.errors import DeletionRefused
+from tasks.delete.closure import Closure, Target, build_closures, deletion_targets, holds_from_scan
 from tasks.delete.ledger import Ledger, LedgerRecord
+from tasks.delete.outcome import Outcome
+from tasks.delete.recheck import IndexChildren, InUse, cancelled_closures, current_tags
 from tasks.frames import column_rows, typed_frame
-from tasks.registry import mediatypes
 from tasks.registry.client import RegistryClient
-from tasks.registry.errors import DeleteUnsupported, NotFound, RegistryError
+from tasks.registry.errors import DeleteUnsupported, NotFound, RegistryError, RegistryUnavailable
+from tasks.registry.extract import RegistryExtraction
 from tasks.registry.manifest import delete_manifest, manifest_by_digest, resolve_tag
-from tasks.registry.tag import list_tags
 
 log = logging.getLogger(__name__)
 
@@ -34,51 +40,22 @@ RESULT_COLUMNS = {
     "repository": "str",
     "digest": "str",
     "tags": "object",
+    "closure": "str",
     "outcome": "str",
     "detail": "str",
 }
+# Closures are re-checked in batches of at least this many manifests (a quarter of the
+# repository's tags if that is more): the window between a tag's last re-check and a DELETE
+# is one batch, while the re-checks cost at most ~4 HEADs per tag plus one per batch.
+RECHECK_BATCH = 50
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Target:
-    repository: str
-    digest: str
-    tags: tuple[str, ...]
-    media_type: str
-    reason: str
-
-
-def deletion_targets(plan: pd.DataFrame) -> list[Target]:
-    """Return the digests to delete: those whose every plan row says delete.
-
-    Indexes come first, so that a child is never deleted while an index still names it.
-    """
-    by_digest = plan.groupby(["repository", "digest"], sort=True)
-    targets = []
-    for (repo, digest), rows in by_digest:
-        if (rows["action"] != "delete").any():
-            continue
-        tags = tuple(sorted(t for t in rows["tag"] if t))
-        targets.append(
-            Target(
-                str(repo),
-                str(digest),
-                tags,
-                str(rows["media_type"].iloc[0]),
-                str(rows["reason"].iloc[0]),
-            )
-        )
-    return sorted(
-        targets, key=lambda t: (t.media_type not in mediatypes.INDEXES, t.repository, t.digest)
-    )
 
 
 def check_fraction(plan: pd.DataFrame, max_fraction: float) -> dict[str, float]:
     """Return {repository: fraction} for repositories whose plan deletes more than allowed."""
     digests = plan.groupby("repository")["digest"].nunique()
-    kept = plan[plan["action"] == "keep"].groupby("repository")["digest"].nunique()
+    kept = plan[plan["action"] != "delete"].groupby("repository")["digest"].nunique()
     over = {}
     for repo, total in digests.items():
         deleted = total - int(kept.get(repo, 0))
@@ -88,98 +65,137 @@ def check_fraction(plan: pd.DataFrame, max_fraction: float) -> dict[str, float]:
     return over
 
 
+@dataclass(frozen=True)
+class RepositoryScan:
+    """What the scan saw of one repository, for its re-checks."""
+
+    tags: frozenset[str] = frozenset()
+    digests: frozenset[str] = frozenset()
+    index_children: dict[str, set[str]] = field(default_factory=dict)
+
+
+def repository_scans(scan: RegistryExtraction, repositories: set[str]) -> dict[str, RepositoryScan]:
+    """The `RepositoryScan` of each of `repositories`."""
+    tags: dict[str, set[str]] = {r: set() for r in repositories}
+    digests: dict[str, set[str]] = {r: set() for r in repositories}
+    children: dict[str, dict[str, set[str]]] = {r: {} for r in repositories}
+    for repo, tag in column_rows(scan.tags, "repository", "tag"):
+        if repo in tags:
+            tags[repo].add(tag)
+    for repo, digest in column_rows(scan.images, "repository", "digest"):
+        if repo in digests:
+            digests[repo].add(digest)
+    for repo, parent, child in column_rows(scan.index_edges, "repository", "parent", "child"):
+        if repo in children:
+            children[repo].setdefault(parent, set()).add(child)
+    return {
+        r: RepositoryScan(frozenset(tags[r]), frozenset(digests[r]), children[r])
+        for r in repositories
+    }
+
+
 @dataclass
 class Settled:
     """The plan's deletions sorted out before any request: `results` holds the digests that
-    will not be deleted now (dry run, incomplete repository), `live` the rest by repository."""
+    will not be deleted now (dry run, incomplete or refused repository), `live` the closures
+    to re-check and delete, by repository, and `scans` what the scan saw of those."""
 
     results: list[dict[str, object]]
-    live: dict[str, list[Target]]
+    live: dict[str, list[Closure]]
+    scans: dict[str, RepositoryScan]
+
+    @property
+    def live_count(self) -> int:
+        return sum(len(c) for closures in self.live.values() for c in closures)
 
 
-def settle_targets(
+def settle_closures(
     plan: pd.DataFrame,
+    scan: RegistryExtraction,
     *,
     apply: bool,
-    incomplete: list[str],
     max_delete_fraction: float,
     force: bool = False,
+    refusal: str = "",
 ) -> Settled:
-    """Check the plan against the guard and sort its deletable digests (no request sent).
+    """Group the plan's deletions into closures and apply the guards (no request sent).
 
-    Raises `DeletionRefused` when a repository's plan deletes more than
-    `max_delete_fraction` (unless `force`). Never lets a repository listed in `incomplete`
-    through.
+    A repository whose listing was incomplete is never touched; one whose plan deletes more
+    than `max_delete_fraction` is refused (unless `force`), and so is everything when
+    `refusal` (a run-wide guard's message) is given. Other repositories proceed.
     """
     over = {} if force else check_fraction(plan, max_delete_fraction)
-    if over:
-        listing = ", ".join(f"{r} ({f:.0%})" for r, f in sorted(over.items()))
-        raise DeletionRefused(
-            f"refusing to delete more than safety.maxDeleteFraction={max_delete_fraction:.0%} "
-            f"of the manifests in: {listing}. Check the plan; rerun with --force if it is right."
-        )
-    skip = set(incomplete)
-    settled = Settled([], {})
-    for target in deletion_targets(plan):
-        if target.repository in skip:
-            settled.results.append(
-                _result(target, "skipped-incomplete", "the repository's listing was incomplete")
+    incomplete = set(scan.incomplete())
+    holds = holds_from_scan(scan.images, scan.tags, scan.index_edges)
+    settled = Settled([], {}, {})
+    for closure in build_closures(deletion_targets(plan), holds):
+        repo = closure.repository
+        if repo in incomplete:
+            settled.results += _results(
+                closure, "skipped-incomplete", "the repository's listing was incomplete"
             )
+        elif refusal:
+            settled.results += _results(closure, "refused", refusal)
+        elif repo in over:
+            why = (
+                f"the plan deletes {over[repo]:.0%} of {repo}, over safety.maxDeleteFraction="
+                f"{max_delete_fraction:.0%}; check the plan, rerun with --force if it is right"
+            )
+            settled.results += _results(closure, "refused", why)
         elif not apply:
-            settled.results.append(_result(target, "would-delete", ""))
+            settled.results += _results(closure, "would-delete", "")
         else:
-            settled.live.setdefault(target.repository, []).append(target)
+            settled.live.setdefault(repo, []).append(closure)
+    settled.scans = repository_scans(scan, set(settled.live))
     return settled
-
-
-def tags_by_repository(extracted_tags: pd.DataFrame) -> dict[str, set[str]]:
-    """Return {repository: tags it had at the scan}."""
-    scanned: dict[str, set[str]] = {}
-    for repo, tag in column_rows(extracted_tags, "repository", "tag"):
-        scanned.setdefault(repo, set()).add(tag)
-    return scanned
 
 
 async def execute_plan(
     client: RegistryClient,
     plan: pd.DataFrame,
-    extracted_tags: pd.DataFrame,
+    scan: RegistryExtraction,
     *,
     apply: bool,
     ledger: Ledger | None,
-    incomplete: list[str],
     max_delete_fraction: float,
     force: bool = False,
+    refusal: str = "",
+    in_use: InUse | None = None,
     flow_run_id: str = "",
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Delete the plan's deletable digests (only when `apply`); return the results table.
 
-    See `settle_targets` for the guards; each repository is then re-checked and deleted by
-    `delete_repository`, repositories concurrently. A dry run sends no request at all.
+    See `settle_closures` for the guards and `delete_repository` for each repository;
+    repositories run concurrently. A dry run sends no request at all.
     """
-    settled = settle_targets(
+    settled = settle_closures(
         plan,
+        scan,
         apply=apply,
-        incomplete=incomplete,
         max_delete_fraction=max_delete_fraction,
         force=force,
+        refusal=refusal,
     )
     results = settled.results
     if settled.live:
         if ledger is None:
             raise ValueError("a ledger is required to delete")
-        counter = _Counter(sum(len(ts) for ts in settled.live.values()), progress)
-        scanned = tags_by_repository(extracted_tags)
+        counter = _Counter(settled.live_count, progress)
         for out in await asyncio.gather(
             *(
                 delete_repository(
-                    client, repo, targets, scanned.get(repo, set()), ledger, flow_run_id, counter
+                    client, closures, settled.scans[repo], ledger, in_use, flow_run_id, counter
                 )
-                for repo, targets in settled.live.items()
+                for repo, closures in settled.live.items()
             )
         ):
             results.extend(out)
+    return results_frame(results)
+
+
+def results_frame(results: list[dict[str, object]]) -> pd.DataFrame:
+    """The results table (see the module docstring) of result rows."""
     return typed_frame(results, RESULT_COLUMNS)
 
 
@@ -189,89 +205,119 @@ class _Counter:
     def __init__(self, total: int, progress: Progress | None) -> None:
         self.done, self.total, self.progress = 0, total, progress
 
-    def __call__(self) -> None:
-        self.done += 1
+    def __call__(self, count: int = 1) -> None:
+        self.done += count
         if self.progress is not None:
             self.progress(self.done, self.total)
 
 
+def _batches(closures: list[Closure], size: int) -> list[list[Closure]]:
+    batches: list[list[Closure]] = [[]]
+    filled = 0
+    for closure in closures:
+        if filled and filled + len(closure) > size:
+            batches.append([])
+            filled = 0
+        batches[-1].append(closure)
+        filled += len(closure)
+    return [b for b in batches if b]
+
+
 async def delete_repository(
     client: RegistryClient,
-    repo: str,
-    targets: list[Target],
-    scanned_tags: set[str],
+    closures: list[Closure],
+    scanned: RepositoryScan,
     ledger: Ledger,
+    in_use: InUse | None = None,
     flow_run_id: str = "",
-    finished: Callable[[], None] | None = None,
+    finished: Callable[[int], None] | None = None,
 ) -> list[dict[str, object]]:
-    """Re-check one repository's tags, then delete its targets (indexes first); return one
-    result per target. `scanned_tags` are the repository's tags at the scan."""
-    moved = await _recheck(client, repo, targets, scanned_tags)
-
-    async def one(target: Target) -> dict[str, object]:
-        try:
-            if target.digest in moved:
-                return _result(target, "skipped-moved", moved[target.digest])
-            return await _delete(client, target, ledger, flow_run_id)
-        finally:
-            if finished is not None:
-                finished()
-
+    """Re-check and delete one repository's `closures` in batches; return one result per
+    member. Never raises a registry error: whatever fails is in the results."""
+    if not closures:
+        return []
+    repo = closures[0].repository
+    children = IndexChildren(client, repo, scanned.index_children)
+    size = max(RECHECK_BATCH, len(scanned.tags) // 4)
     out: list[dict[str, object]] = []
-    # Indexes go before the manifests they name.
-    indexes = [t for t in targets if t.media_type in mediatypes.INDEXES]
-    others = [t for t in targets if t.media_type not in mediatypes.INDEXES]
-    for group in (indexes, others):
-        out.extend(await asyncio.gather(*(one(t) for t in group)))
+    stop = ""  # once set, why nothing more is sent in this repository
+    for batch in _batches(closures, size):
+        cancelled: dict[str, tuple[Outcome, str]] = {}
+        if not stop:
+            try:
+                now = await current_tags(client, repo)
+                cancelled = await cancelled_closures(
+                    batch, now, set(scanned.tags), set(scanned.digests), children, in_use
+                )
+            except RegistryError as exc:
+                stop = f"re-checking {repo} failed, nothing more sent there: {exc}"
+                log.warning("delete: %s", stop)
+        for done in await asyncio.gather(
+            *(
+                _delete_closure(client, c, ledger, flow_run_id, stop, cancelled.get(c.root))
+                for c in batch
+            )
+        ):
+            rows, fatal = done
+            out += rows
+            stop = stop or fatal
+            if finished is not None:
+                finished(len(rows))
     return out
 
 
-def _result(target: Target, outcome: str, detail: str) -> dict[str, object]:
+async def _delete_closure(
+    client: RegistryClient,
+    closure: Closure,
+    ledger: Ledger,
+    flow_run_id: str,
+    stop: str,
+    cancelled: tuple[Outcome, str] | None,
+) -> tuple[list[dict[str, object]], str]:
+    """Delete one closure level by level; return its results and, when the registry can take
+    no more DELETEs, why."""
+    if stop:
+        return _results(closure, "not-attempted", stop), ""
+    if cancelled is not None:
+        outcome, why = cancelled
+        return _results(closure, outcome, why), ""
+    out: list[dict[str, object]] = []
+    for at, level in enumerate(closure.levels):
+        done = await asyncio.gather(
+            *(_delete(client, closure, t, ledger, flow_run_id) for t in level)
+        )
+        out += [row for row, _ in done]
+        fatal = next((why for _, why in done if why), "")
+        survivors = [str(row["digest"]) for row in out if row["outcome"] not in ("deleted", "gone")]
+        if survivors:
+            why = fatal or f"{survivors[0]}, which holds it, was not deleted"
+            rest = Closure(closure.repository, closure.levels[at + 1 :])
+            return out + (_results(rest, "not-attempted", why) if len(rest) else []), fatal
+    return out, ""
+
+
+def _results(closure: Closure, outcome: Outcome, detail: str) -> list[dict[str, object]]:
+    return [_result(closure, t, outcome, detail) for t in closure.members]
+
+
+def _result(closure: Closure, target: Target, outcome: Outcome, detail: str) -> dict[str, object]:
+    if detail and target.digest != closure.root and outcome.startswith("skipped"):
+        detail = f"with {closure.root}: {detail}"
     return {
         "repository": target.repository,
         "digest": target.digest,
         "tags": list(target.tags),
+        "closure": closure.root,
         "outcome": outcome,
         "detail": detail,
     }
 
 
-async def _recheck(
-    client: RegistryClient, repo: str, targets: list[Target], known: set[str]
-) -> dict[str, str]:
-    """Return {digest: why} for the targets in `repo` whose tags changed since the scan.
-
-    Every tag of the repository is resolved again (CI may have pushed meanwhile). A digest
-    is still deletable only if the tags on it now are among the tags the plan expected and
-    every expected tag that still exists still points at it. A tag moved onto it, a new
-    tag, or an expected tag moved away each cancels its deletion. `known` (the repository's
-    tags at the scan) only words the reason: "new tag" or "tag".
-    """
-    moved: dict[str, str] = {}
-    try:
-        now_tags = sorted(await list_tags(client, repo))
-    except NotFound:
-        now_tags = []
-    answers = await asyncio.gather(*(resolve_tag(client, repo, tag) for tag in now_tags))
-    current = {tag: digest for tag, digest in zip(now_tags, answers, strict=True) if digest}
-    on_digest: dict[str, list[str]] = {}
-    for tag, digest in current.items():
-        on_digest.setdefault(digest, []).append(tag)
-    for target in targets:
-        expected = set(target.tags)
-        for tag in sorted(expected):
-            if tag in current and current[tag] != target.digest:
-                moved[target.digest] = f"tag {tag} now points at {current[tag]}"
-        for tag in on_digest.get(target.digest, []):
-            if tag not in expected:
-                what = "new tag" if tag not in known else "tag"
-                moved[target.digest] = f"{what} {tag} now points at it"
-    return moved
-
-
 async def _delete(
-    client: RegistryClient, target: Target, ledger: Ledger, flow_run_id: str
-) -> dict[str, object]:
+    client: RegistryClient, closure: Closure, target: Target, ledger: Ledger, flow_run_id: str
+) -> tuple[dict[str, object], str]:
+    """Delete one manifest with its ledger records; return its result and, when the registry
+    can take no more DELETEs, why."""
     repo, digest = target.repository, target.digest
     raw, media_type = b"", target.media_type
 
@@ -280,6 +326,7 @@ async def _delete(
             LedgerRecord(
                 state=state,
                 registry=client.host,
+                registry_url=client.url,
                 repository=repo,
                 digest=digest,
                 tags=list(target.tags),
@@ -297,9 +344,10 @@ async def _delete(
         # Gone before this attempt: deleted by an earlier attempt of this run (its pending
         # record holds the bytes) or by someone else. Recorded so the ledger is complete.
         await record("gone", "manifest not found before sending DELETE")
-        return _result(target, "gone", "already deleted before this attempt")
+        return _result(closure, target, "gone", "already deleted before this attempt"), ""
     except RegistryError as exc:
-        return _result(target, "failed", f"reading the manifest for the ledger: {exc}")
+        fatal = str(exc) if isinstance(exc, RegistryUnavailable) else ""
+        return _result(closure, target, "failed", f"reading the manifest: {exc}"), fatal
     raw, media_type = manifest.raw, manifest.media_type
 
     await record("pending")
@@ -307,10 +355,34 @@ async def _delete(
         existed = await delete_manifest(client, repo, digest)
     except DeleteUnsupported as exc:
         await record("failed", str(exc))
-        raise DeletionRefused(str(exc)) from exc
+        return _result(closure, target, "refused", str(exc)), str(exc)
     except RegistryError as exc:
-        await record("failed", str(exc))
-        log.warning("delete %s@%s failed: %s", repo, digest, exc)
-        return _result(target, "failed", str(exc))
+        return await _after_failed_delete(client, closure, target, exc, record)
     await record("done" if existed else "gone")
-    return _result(target, "deleted" if existed else "gone", "" if existed else "already gone")
+    detail = "" if existed else "already gone"
+    return _result(closure, target, "deleted" if existed else "gone", detail), ""
+
+
+async def _after_failed_delete(
+    client: RegistryClient,
+    closure: Closure,
+    target: Target,
+    exc: RegistryError,
+    record: Callable[[str, str], Awaitable[None]],
+) -> tuple[dict[str, object], str]:
+    """A DELETE that failed may still have been carried out (the answer was lost): ask, so
+    the ledger and the results say what the registry really did."""
+    fatal = str(exc) if isinstance(exc, RegistryUnavailable) else ""
+    try:
+        still_there = await resolve_tag(client, target.repository, target.digest) is not None
+    except RegistryError:
+        still_there = True
+        detail = f"{exc} (the manifest may have been deleted: the registry did not answer)"
+    else:
+        detail = str(exc)
+    if not still_there:
+        await record("done", f"the DELETE's answer was lost ({exc}); the manifest is gone")
+        return _result(closure, target, "deleted", ""), fatal
+    await record("failed", detail)
+    log.warning("delete %s@%s failed: %s", target.repository, target.digest, detail)
+    return _result(closure, target, "failed", detail), fatal

@@ -7,19 +7,21 @@ nothing is restored and the error lists what is missing.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tasks.delete.errors import RestoreError
-from tasks.delete.ledger import LedgerRecord, read_ledger
+from tasks.delete.errors import LedgerError, RestoreError
+from tasks.delete.ledger import LedgerRecord, numbered_records, read_ledger
 from tasks.registry import mediatypes
 from tasks.registry.blob import blob_exists
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import NotFound
-from tasks.registry.manifest import get_manifest, put_manifest, resolve_tag
+from tasks.registry.manifest import get_manifest, put_manifest, resolve_tag, sha256_digest
+from tasks.registry.reference import is_digest, is_repository_name, is_tag_name
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +41,75 @@ class RestoreFilter:
 
 
 def restorable(path: str | Path, registry: str, selection: RestoreFilter) -> list[LedgerRecord]:
-    """Return the manifests of `registry` the ledger says a DELETE was (or may have been)
-    sent for, and that `selection` accepts: every digest with a ``pending`` record, whatever
-    came after (``failed`` and ``gone`` may hide a DELETE the registry carried out before a
-    crash). Putting back a manifest that still exists changes nothing."""
-    sent: dict[tuple[str, str, str], LedgerRecord] = {}
-    for record in read_ledger(path):
+    """Return the manifests of `registry` (a host, or a URL with its scheme) the ledger says
+    a DELETE was (or may have been) sent for, and that `selection` accepts: every digest with
+    a ``pending`` record, whatever came after (``failed`` and ``gone`` may hide a DELETE the
+    registry carried out before a crash). Putting back a manifest that still exists changes
+    nothing.
+
+    Raises `LedgerError` naming the line when the file is not a ledger or a record to restore
+    does not hold together (see `check_record`): then nothing may be restored.
+    """
+    by_url = "://" in registry
+    sent: dict[tuple[str, str, str], tuple[int, LedgerRecord]] = {}
+    for number, record in numbered_records(path):
         if record.state == "pending":
-            sent[(record.registry, record.repository, record.digest)] = record
-    return [
-        record
-        for (reg, _repo, _digest), record in sorted(sent.items())
-        if reg == registry and selection.accepts(record)
-    ]
+            where = record.registry_url if by_url else record.registry
+            sent[(where, record.repository, record.digest)] = (number, record)
+    chosen = []
+    for (where, _repo, _digest), (number, record) in sorted(sent.items()):
+        if where == registry and selection.accepts(record):
+            try:
+                check_record(record)
+            except LedgerError as exc:
+                raise LedgerError(f"{path}:{number}: {exc}") from None
+            chosen.append(record)
+    return chosen
+
+
+def ledger_registries(path: str | Path) -> list[str]:
+    """The registry URLs the ledger's pending records name (empty strings for records written
+    before the URL was recorded)."""
+    return sorted({r.registry_url for r in read_ledger(path) if r.state == "pending"})
+
+
+def check_record(record: LedgerRecord) -> None:
+    """Raise `LedgerError` unless the record can be put back as it says: a valid repository,
+    tags and digest, manifest bytes that hash to the digest, and a manifest of the recorded
+    media type (a ledger edited by hand or by an attacker must not re-point a live tag)."""
+    if not is_repository_name(record.repository):
+        raise LedgerError(f"repository {record.repository!r} is not a valid name")
+    bad_tags = [t for t in record.tags if not is_tag_name(t)]
+    if bad_tags:
+        raise LedgerError(f"tags {bad_tags!r} are not valid tag names")
+    if not is_digest(record.digest):
+        raise LedgerError(f"digest {record.digest!r} is not a sha256 digest")
+    try:
+        raw = base64.b64decode(record.manifest, validate=True)
+    except ValueError:
+        raise LedgerError(f"{record.digest}: manifest is not base64") from None
+    if sha256_digest(raw) != record.digest:
+        raise LedgerError(f"{record.digest}: the manifest bytes do not hash to the digest")
+    if record.media_type not in mediatypes.IMAGE_MANIFESTS | mediatypes.INDEXES:
+        raise LedgerError(f"{record.digest}: unknown media type {record.media_type!r}")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise LedgerError(f"{record.digest}: the manifest is not JSON") from None
+    declared = body.get("mediaType") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or declared not in (None, record.media_type):
+        raise LedgerError(
+            f"{record.digest}: the manifest says {declared!r}, the record {record.media_type!r}"
+        )
+
+
+@dataclass(frozen=True)
+class Restored:
+    """One manifest put back: the tags put back and those left alone (tag -> its digest now)."""
+
+    record: LedgerRecord
+    tags: tuple[str, ...]
+    skipped: dict[str, str]
 
 
 async def _missing(client: RegistryClient, record: LedgerRecord, restoring: set[str]) -> list[str]:
@@ -60,7 +118,9 @@ async def _missing(client: RegistryClient, record: LedgerRecord, restoring: set[
     missing = []
     if record.media_type in mediatypes.INDEXES:
         for child in body.get("manifests") or []:
-            digest = child["digest"]
+            digest = child.get("digest") if isinstance(child, dict) else None
+            if not isinstance(digest, str) or not is_digest(digest):
+                raise LedgerError(f"{repo}@{record.digest}: child {digest!r} is not a digest")
             if digest in restoring:
                 continue
             try:
@@ -69,19 +129,26 @@ async def _missing(client: RegistryClient, record: LedgerRecord, restoring: set[
                 missing.append(f"{repo}@{record.digest}: child manifest {digest}")
     else:
         for desc in [body.get("config"), *(body.get("layers") or [])]:
-            if isinstance(desc, dict) and not await blob_exists(client, repo, desc["digest"]):
-                missing.append(f"{repo}@{record.digest}: blob {desc['digest']}")
+            if not isinstance(desc, dict):
+                continue
+            blob = desc.get("digest")
+            if not isinstance(blob, str) or not is_digest(blob):
+                raise LedgerError(f"{repo}@{record.digest}: blob {blob!r} is not a digest")
+            if not await blob_exists(client, repo, blob):
+                missing.append(f"{repo}@{record.digest}: blob {blob}")
     return missing
 
 
-async def restore(client: RegistryClient, records: list[LedgerRecord]) -> list[LedgerRecord]:
+async def restore(client: RegistryClient, records: list[LedgerRecord]) -> list[Restored]:
     """Put `records` back (manifest by digest, then each tag); return what was restored.
 
     A tag that exists again and points at another digest (CI reused the name) is left
-    alone, with a warning: restoring must not move a tag someone pushed since.
+    alone, and reported: restoring must not move a tag someone pushed since.
     Raises `RestoreError` listing every missing blob or child when anything is missing;
     in that case nothing is written.
     """
+    for record in records:
+        check_record(record)
     restoring = {r.digest for r in records}
     missing: list[str] = []
     for record in records:
@@ -94,15 +161,20 @@ async def restore(client: RegistryClient, records: list[LedgerRecord]) -> list[L
         )
     # Image manifests before the indexes that name them.
     ordered = sorted(records, key=lambda r: r.media_type in mediatypes.INDEXES)
+    done = []
     for record in ordered:
         raw = record.manifest_bytes
         await put_manifest(client, record.repository, record.digest, raw, record.media_type)
+        tags, skipped = [], {}
         for tag in record.tags:
             current = await resolve_tag(client, record.repository, tag)
             if current is not None and current != record.digest:
                 log.warning(
                     "not restoring tag %s:%s: it now points at %s", record.repository, tag, current
                 )
+                skipped[tag] = current
                 continue
             await put_manifest(client, record.repository, tag, raw, record.media_type)
-    return ordered
+            tags.append(tag)
+        done.append(Restored(record, tuple(tags), skipped))
+    return done

@@ -2,11 +2,13 @@
 
 `delete_task` deletes the whole plan in one task. For a flow fanned out on Dask, the step is
 split: `settle_task` applies the guards in the flow, then one `delete_repository_task` per
-repository re-checks and deletes it wherever the task runner puts it.
+repository re-checks and deletes it wherever the task runner puts it. Both run the same
+`delete_repository`. `in_use_task` reads the cluster again, uncached, right before deleting.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -14,48 +16,74 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.aio import run_sync
+from tasks.cluster.task import read_cluster
+from tasks.delete.closure import Closure
 from tasks.delete.errors import DeletionRefused
 from tasks.delete.ledger import Ledger
 from tasks.delete.loader import (
     Progress,
+    RepositoryScan,
     Settled,
-    Target,
     delete_repository,
     execute_plan,
-    settle_targets,
-    tags_by_repository,
+    settle_closures,
 )
+from tasks.delete.recheck import InUse
 from tasks.policy.config import Config
 from tasks.progress import deletion_progress
 from tasks.registry.extract import RegistryExtraction
 from tasks.registry.read import make_client
+from tasks.registry.reference import registry_names
+
+
+@dataclass(frozen=True)
+class DeleteRequest:
+    """How the delete step runs: for real only with `apply`; `refusal` (a run-wide guard's
+    message) refuses every deletion; `in_use` is the cluster read again just before."""
+
+    apply: bool
+    ledger_path: str
+    force: bool = False
+    flow_run_id: str = ""
+    refusal: str = ""
+    in_use: InUse | None = None
+
+
+def read_in_use(config: Config) -> InUse:
+    """The cluster's images in this registry (or an alias), read now."""
+    return InUse.from_cluster(
+        read_cluster(config), registry_names(config.registry.url, config.registry.aliases)
+    )
+
+
+@task(name="recheck_cluster", cache_policy=NO_CACHE)
+def in_use_task(config: Config) -> InUse:
+    """Prefect task: `read_in_use`, never cached (the whole point is a fresh read)."""
+    return read_in_use(config)
 
 
 def run_deletion(
     config: Config,
     plan: pd.DataFrame,
     registry: RegistryExtraction,
-    *,
-    apply: bool,
-    ledger_path: Path,
-    force: bool = False,
-    flow_run_id: str = "",
+    request: DeleteRequest,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Execute the plan (a dry run unless `apply`); return the results table."""
+    """Execute the plan (a dry run unless `request.apply`); return the results table."""
 
     async def go() -> pd.DataFrame:
         async with make_client(config) as client:
             return await execute_plan(
                 client,
                 plan,
-                registry.tags,
-                apply=apply,
-                ledger=Ledger(ledger_path) if apply else None,
-                incomplete=registry.incomplete(),
+                registry,
+                apply=request.apply,
+                ledger=Ledger(request.ledger_path) if request.apply else None,
                 max_delete_fraction=config.safety.max_delete_fraction,
-                force=force,
-                flow_run_id=flow_run_id,
+                force=request.force,
+                refusal=request.refusal,
+                in_use=request.in_use,
+                flow_run_id=request.flow_run_id,
                 progress=progress,
             )
 
@@ -64,25 +92,10 @@ def run_deletion(
 
 @task(name="delete", cache_policy=NO_CACHE)
 def delete_task(
-    config: Config,
-    plan: pd.DataFrame,
-    registry: RegistryExtraction,
-    apply: bool,
-    ledger_path: str,
-    force: bool,
-    flow_run_id: str,
+    config: Config, plan: pd.DataFrame, registry: RegistryExtraction, request: DeleteRequest
 ) -> pd.DataFrame:
     """Prefect task: `run_deletion`, logging progress every tenth of the digests."""
-    return run_deletion(
-        config,
-        plan,
-        registry,
-        apply=apply,
-        ledger_path=Path(ledger_path),
-        force=force,
-        flow_run_id=flow_run_id,
-        progress=deletion_progress(get_run_logger()),
-    )
+    return run_deletion(config, plan, registry, request, deletion_progress(get_run_logger()))
 
 
 def run_marker(ledger_path: Path, flow_run_id: str) -> Path:
@@ -93,53 +106,46 @@ def run_marker(ledger_path: Path, flow_run_id: str) -> Path:
 
 @task(name="settle_deletions", cache_policy=NO_CACHE)
 def settle_task(
-    config: Config,
-    plan: pd.DataFrame,
-    registry: RegistryExtraction,
-    apply: bool,
-    ledger_path: str,
-    force: bool,
-    flow_run_id: str,
-) -> tuple[Settled, dict[str, list[str]]]:
-    """Prefect task: the guards of the delete step (`settle_targets`) without a request.
+    config: Config, plan: pd.DataFrame, registry: RegistryExtraction, request: DeleteRequest
+) -> Settled:
+    """Prefect task: the guards of the delete step (`settle_closures`) without a request.
 
-    Returns the settled digests and, per repository to delete in, its tags at the scan.
     When there is something to delete, writes the run marker beside the ledger.
     """
-    settled = settle_targets(
+    settled = settle_closures(
         plan,
-        apply=apply,
-        incomplete=registry.incomplete(),
+        registry,
+        apply=request.apply,
         max_delete_fraction=config.safety.max_delete_fraction,
-        force=force,
+        force=request.force,
+        refusal=request.refusal,
     )
-    scanned = tags_by_repository(registry.tags)
     if settled.live:
-        marker = run_marker(Path(ledger_path), flow_run_id)
+        marker = run_marker(Path(request.ledger_path), request.flow_run_id)
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(flow_run_id + "\n", encoding="utf-8")
-    return settled, {repo: sorted(scanned.get(repo, set())) for repo in settled.live}
+        marker.write_text(request.flow_run_id + "\n", encoding="utf-8")
+    return settled
 
 
 @task(name="delete_repository", task_run_name="delete in {repository}", cache_policy=NO_CACHE)
 def delete_repository_task(
     config: Config,
     repository: str,
-    targets: list[Target],
-    scanned_tags: list[str],
-    ledger_path: str,
-    flow_run_id: str,
+    closures: list[Closure],
+    scanned: RepositoryScan,
+    request: DeleteRequest,
 ) -> list[dict[str, object]]:
-    """Prefect task: re-check and delete one repository's targets (`delete_repository`).
+    """Prefect task: re-check and delete one repository's closures (`delete_repository`).
 
     Refuses with `DeletionRefused` when the ledger's directory is not the flow's (a Dask
     worker on another machine without the shared volume): no ledger, no delete.
     """
-    ledger = Path(ledger_path)
-    if not run_marker(ledger, flow_run_id).exists():
+    ledger = Path(request.ledger_path)
+    marker = run_marker(ledger, request.flow_run_id)
+    if not marker.exists():
         raise DeletionRefused(
             f"the ledger {ledger} is not on a filesystem this worker shares with the flow "
-            f"(no {run_marker(ledger, flow_run_id).name} beside it); put the ledger on a volume "
+            f"(no {marker.name} beside it); put the ledger on a volume "
             "every Dask worker mounts, or run without --task-runner dask"
         )
     logger = get_run_logger()
@@ -147,7 +153,7 @@ def delete_repository_task(
     async def go() -> list[dict[str, object]]:
         async with make_client(config) as client:
             return await delete_repository(
-                client, repository, targets, set(scanned_tags), Ledger(ledger), flow_run_id
+                client, closures, scanned, Ledger(ledger), request.in_use, request.flow_run_id
             )
 
     out = run_sync(go())

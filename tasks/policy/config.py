@@ -71,6 +71,15 @@ class RegistryConfig(_Model):
     processes: int = Field(default=1, ge=1, le=64)  # scan processes (big registries: cores)
     cache: bool | str = True  # manifest/config cache: True = $REGSWEEP_HOME/cache, or a path
     credentials_secret: str | None = None  # Prefect Secret block: {username, password}
+    aliases: list[str] = Field(default_factory=list)  # other hosts naming this registry
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, value: list[str]) -> list[str]:
+        for alias in value:
+            if not alias.strip() or "/" in alias or any(c.isspace() for c in alias.strip()):
+                raise ValueError(f"{alias!r} is not a host[:port] (no scheme, no path)")
+        return value
 
     @field_validator("url")
     @classmethod

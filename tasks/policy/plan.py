@@ -16,7 +16,6 @@ Pure: DataFrames and the configuration in, the plan DataFrame out; no I/O, no cl
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,7 +31,13 @@ from tasks.policy.config import Config, name_pattern
 from tasks.policy.gitpolicy import evaluate_git_policies
 from tasks.policy.history import CommitHistory
 from tasks.policy.linking import CommitIndex, link_images
-from tasks.registry.reference import canonical_registry, split_repository_reference
+from tasks.registry.reference import (
+    canonical_registry,
+    is_fallback_index_tag,
+    referrer_tag_subject,
+    registry_names,
+    split_repository_reference,
+)
 
 REASON_ORDER = (
     "kubernetes",
@@ -59,9 +64,6 @@ PLAN_COLUMNS = {
     "reasons": "object",
 }
 PLAN_COLUMNS_ORDER = list(PLAN_COLUMNS)
-# Signatures, attestations and SBOMs by tag scheme (cosign), and OCI 1.1's referrers
-# fallback index, tagged with its subject's digest alone.
-_REFERRER_TAG = re.compile(r"^sha256-([0-9a-f]{64})(?:\.(?:sig|att|sbom))?$")
 
 
 @dataclass
@@ -145,7 +147,8 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
     # Cluster: in use now, and Helm rollback targets.
     host = canonical_registry(registry_host)
     if inputs.cluster is not None and config.uses_kubernetes:
-        used = inputs.cluster[inputs.cluster["registry"] == host]
+        names = registry_names(registry_host, config.registry.aliases)
+        used = inputs.cluster[inputs.cluster["registry"].isin(list(names))]
         for row in used.itertuples(index=False):
             reason = "helm-history" if row.source == "helm" else "kubernetes"
             if row.digest:
@@ -221,19 +224,27 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
                     if child in children:
                         frontier.append(child)
 
-    # Referrers share their subject's decision, and nothing else decides for them (their
-    # own tags included).
-    for image, (subject, subject_row) in subjects.items():
+    # Referrers share their subjects' decision (kept while any subject is), and nothing
+    # else decides for them (their own tags included) - except a kept index holding one:
+    # a surviving index never names a deleted manifest.
+    index_child = reasons.column["index-child"]
+    for image, of in subjects.items():
+        held = bool(reasons.digest[image, index_child])
+        held_why = [e for e in reasons.evidence.get(image, []) if e.startswith("index-child")]
         reasons.digest[image] = False
         kept[image] = False
-        if subject_row is not None and kept[subject_row]:
+        alive = [subject for subject, row in of if row is not None and kept[row]]
+        if alive:
             reasons.digest[image, reasons.column["referrer"]] = True
-            reasons.evidence[image] = [f"referrer: of kept {subject[:19]}"]
+            reasons.evidence[image] = [f"referrer: of kept {alive[0][:19]}"]
             kept[image] = True
         else:
-            reasons.evidence[image] = [
-                f"referrer: its subject {subject[:19]} is not kept or is gone"
-            ]
+            gone = ", ".join(subject[:19] for subject, _ in of)
+            reasons.evidence[image] = [f"referrer: its subject {gone} is not kept or is gone"]
+        if held:
+            reasons.digest[image, index_child] = True
+            reasons.evidence[image] += held_why
+            kept[image] = True
     is_referrer = np.zeros(len(images), dtype=bool)
     is_referrer[list(subjects)] = True
     reasons.tag[is_referrer[tag_rows]] = False
@@ -290,24 +301,29 @@ def _created_micros(
     return created, has
 
 
-def _referrers(images: Catalog) -> dict[int, tuple[str, int | None]]:
-    """Map each referrer row to its subject's digest and row (None when the registry has no
-    such manifest). Referrers: an OCI `subject`, a `sha256-<hex>.sig|.att|.sbom` tag, the
-    referrers fallback index tagged `sha256-<hex>` and every manifest that index lists."""
-    subjects: dict[int, tuple[str, int | None]] = {}
+def _referrers(images: Catalog) -> dict[int, list[tuple[str, int | None]]]:
+    """Map each referrer row to its subjects' digests and rows (None when the registry has
+    no such manifest); a manifest may refer to several (a signature tag moved onto another).
+    Referrers: an OCI `subject`, a `sha256-<hex>.sig|.att|.sbom` tag, the referrers fallback
+    index tagged `sha256-<hex>` and every manifest that index lists."""
+    subjects: dict[int, list[tuple[str, int | None]]] = defaultdict(list)
+
+    def add(image: int, subject: str, repository: str) -> None:
+        link = (subject, images.find((repository, subject)))
+        if link not in subjects[image]:
+            subjects[image].append(link)
+
     own = arrow_strings(images.images["subject"])
     for image in np.flatnonzero(pc.not_equal(own, "").to_numpy(zero_copy_only=False)).tolist():
-        subject = own[image].as_py()
-        subjects[image] = (subject, images.find((images.repositories[image], subject)))
+        add(image, own[image].as_py(), images.repositories[image])
     scheme = pc.starts_with(arrow_strings(images.tags["tag"]), "sha256-")
     fallback_indexes: list[int] = []
     for at in np.flatnonzero(scheme.to_numpy(zero_copy_only=False)).tolist():
-        match = _REFERRER_TAG.match(images.tag_names[at])
-        if match:
-            subject = f"sha256:{match.group(1)}"
+        subject = referrer_tag_subject(images.tag_names[at])
+        if subject is not None:
             image, repository = images.tag_rows[at], images.tag_repositories[at]
-            subjects.setdefault(image, (subject, images.find((repository, subject))))
-            if "." not in images.tag_names[at]:
+            add(image, subject, repository)
+            if is_fallback_index_tag(images.tag_names[at]):
                 fallback_indexes.append(image)
     if fallback_indexes:
         listed: dict[int, list[int]] = defaultdict(list)
@@ -315,8 +331,9 @@ def _referrers(images: Catalog) -> dict[int, tuple[str, int | None]]:
             listed[parent].append(child)
         for index in fallback_indexes:
             for child in listed.get(index, []):
-                subjects.setdefault(child, subjects[index])
-    return subjects
+                for subject, _ in subjects[index]:
+                    add(child, subject, images.repositories[child])
+    return dict(subjects)
 
 
 def _table(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -11,7 +12,16 @@ _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _SPACE = re.compile(r"\s")
+# The distribution spec's grammar: exact, so nothing else ever reaches a path or a URL.
+_SHA256_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_TAG_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+MAX_REPOSITORY_LENGTH = 255
 _RUNTIME_PREFIXES = ("docker-pullable://", "docker://", "containerd://", "cri-o://")
+# Signatures, attestations and SBOMs by tag scheme (cosign), and OCI 1.1's referrers
+# fallback index, tagged with its subject's digest alone.
+_REFERRER_TAG = re.compile(r"^sha256-([0-9a-f]{64})(?:\.(?:sig|att|sbom))?$")
 
 
 @dataclass(frozen=True)
@@ -32,10 +42,56 @@ class ImageRef:
         return text
 
 
+def is_digest(value: str) -> bool:
+    """True for a `sha256:` digest with exactly 64 lower-case hex digits."""
+    return _SHA256_DIGEST.fullmatch(value) is not None
+
+
+def is_repository_name(value: str) -> bool:
+    """True for a repository name in the distribution spec's grammar (at most 255 chars)."""
+    return len(value) <= MAX_REPOSITORY_LENGTH and _REPOSITORY.fullmatch(value) is not None
+
+
+def is_tag_name(value: str) -> bool:
+    """True for a tag in the distribution spec's grammar (at most 128 characters)."""
+    return _TAG_NAME.fullmatch(value) is not None
+
+
+def referrer_tag_subject(tag: str) -> str | None:
+    """The subject digest a referrer tag names (`sha256-<hex>.sig|.att|.sbom`, or the
+    fallback index's `sha256-<hex>`), else None."""
+    match = _REFERRER_TAG.match(tag)
+    return f"sha256:{match.group(1)}" if match else None
+
+
+def is_fallback_index_tag(tag: str) -> bool:
+    """True for OCI 1.1's referrers fallback index tag, `sha256-<hex>` with no suffix."""
+    return "." not in tag and referrer_tag_subject(tag) is not None
+
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
 def canonical_registry(host: str) -> str:
-    """Return the host as references name it (`index.docker.io` -> `docker.io`)."""
-    host = host.lower()
-    return DOCKER_HUB if host in _HUB_ALIASES else host
+    """Return the host as references name it, so that names of one registry compare equal:
+    lower case, Docker Hub's names as `docker.io`, no `:443` (image references mean https),
+    and the loopback names (`localhost`, `[::1]`) as `127.0.0.1`."""
+    host = host.strip().lower().removesuffix(":443")
+    if host in _HUB_ALIASES:
+        return DOCKER_HUB
+    name, colon, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+    if not colon:
+        name, port = host, ""
+    if name in _LOOPBACK:
+        return "127.0.0.1" + (f":{port}" if port else "")
+    return host
+
+
+def registry_names(url: str, aliases: Iterable[str] = ()) -> frozenset[str]:
+    """Every name by which cluster images may name the registry at `url`: its own host and
+    each alias (a mirror, a pull-through cache, an internal DNS name), all canonical."""
+    own = url.split("://", 1)[-1].split("/", 1)[0]
+    return frozenset(canonical_registry(name) for name in (own, *aliases) if name.strip())
 
 
 @lru_cache(maxsize=65536)

@@ -11,10 +11,13 @@ import pandas as pd
 from flows.demo.images import push_image
 from tasks.delete.ledger import Ledger
 from tasks.delete.loader import execute_plan
+from tasks.policy.config import parse_config
+from tasks.policy.plan import PlanInputs, build_plan
 from tasks.registry.client import RegistryClient
-from tasks.registry.extract import scan_registry
+from tasks.registry.extract import RegistryExtraction, scan_registry
 
 OLD = datetime.now(UTC) - timedelta(days=30)
+NOW = datetime.now(UTC)
 
 
 def plan_rows(tags: pd.DataFrame, delete: set[str]) -> pd.DataFrame:
@@ -58,10 +61,27 @@ async def scan_and_delete(
     return await execute_plan(
         client,
         plan_rows(scan.tags, delete),
-        scan.tags,
+        scan,
         apply=True,
         ledger=Ledger(ledger),
-        incomplete=[],
         max_delete_fraction=max_delete_fraction,
         force=force,
     )
+
+
+def plan_of(scan: RegistryExtraction, url: str) -> pd.DataFrame:
+    """The real plan: keep tags `keep-*`, delete every other (unlinked, old) image."""
+    config = parse_config(
+        {
+            "registry": {"url": url},
+            "kubernetes": {"enabled": False},
+            "cleanup": {
+                "disableGitHistoryBasedPolicy": True,
+                "unlinked": "delete",
+                "keepTags": ["/keep-.*/"],
+                "keepImagesBuiltWithinLastNHours": 1,
+            },
+        }
+    )
+    inputs = PlanInputs(scan.images, scan.tags, scan.index_edges)
+    return build_plan(inputs, config, url.split("://", 1)[1], NOW).table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from flows.demo.images import push_image
 from flows.demo.registry_server import LocalRegistry
-from tasks.delete.errors import DeletionRefused, RestoreError
+from tasks.delete.errors import RestoreError
 from tasks.delete.ledger import Ledger, read_ledger
 from tasks.delete.loader import execute_plan
 from tasks.delete.restore import RestoreFilter, restorable, restore
@@ -53,10 +54,9 @@ def test_moved_tag_and_new_tag_cancel_deletion(registry: LocalRegistry, tmp_path
             return await execute_plan(
                 client,
                 plan,
-                scan.tags,
+                scan,
                 apply=True,
                 ledger=Ledger(tmp_path / "l.jsonl"),
-                incomplete=[],
                 max_delete_fraction=0.9,
             )
 
@@ -74,19 +74,17 @@ def test_dry_run_and_incomplete_repository_send_no_delete(registry: LocalRegistr
             dry = await execute_plan(
                 client,
                 plan,
-                scan.tags,
+                scan,
                 apply=False,
                 ledger=None,
-                incomplete=[],
                 max_delete_fraction=0.8,
             )
             skipped = await execute_plan(
                 client,
                 plan,
-                scan.tags,
+                dataclasses.replace(scan, status=scan.status.assign(complete=False)),
                 apply=True,
                 ledger=None,
-                incomplete=["r"],
                 max_delete_fraction=0.8,
             )
             after = await scan_registry(client, ["r"])
@@ -98,17 +96,34 @@ def test_dry_run_and_incomplete_repository_send_no_delete(registry: LocalRegistr
     assert tags_after == 5
 
 
-def test_max_delete_fraction_refuses_unless_forced(registry: LocalRegistry, tmp_path: Path) -> None:
+def test_max_delete_fraction_refuses_only_the_repository_over_it(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """DESIGN.md: the plan of each repository over the fraction is refused, the others
+    proceed; --force lets the refused one through too (issue #13, item 5)."""
+
     async def go(force: bool) -> pd.DataFrame:
         async with RegistryClient(registry.url) as client:
             if not force:
-                await setup(client)
-            return await scan_and_delete(
-                client, {"a", "b", "c"}, tmp_path / "l.jsonl", max_delete_fraction=0.5, force=force
+                await setup(client)  # r: 3 of 4 digests deleted (75%)
+                for tag in ("x", "y", "z"):  # s: 1 of 3 deleted (33%)
+                    await push_image(client, "s", [tag], created=OLD, seed=tag)
+            scan = await scan_registry(client, ["r", "s"])
+            plan = plan_rows(scan.tags, {"a", "b", "c", "x"})
+            return await execute_plan(
+                client,
+                plan,
+                scan,
+                apply=True,
+                ledger=Ledger(tmp_path / "l.jsonl"),
+                max_delete_fraction=0.5,
+                force=force,
             )
 
-    with pytest.raises(DeletionRefused, match=r"r \(75%\)"):
-        asyncio.run(go(force=False))
+    first = asyncio.run(go(force=False)).set_index("digest")
+    assert set(first.loc[first["repository"] == "r", "outcome"]) == {"refused"}
+    assert "75%" in first.loc[first["repository"] == "r", "detail"].iloc[0]
+    assert list(first.loc[first["repository"] == "s", "outcome"]) == ["deleted"]
     assert set(asyncio.run(go(force=True))["outcome"]) == {"deleted"}
 
 
@@ -160,14 +175,14 @@ def test_registry_refusing_deletes_stops_the_run_naming_the_setting(tmp_path: Pa
     ledger = tmp_path / "l.jsonl"
     with LocalRegistry(tmp_path / "registry", deletes=False) as registry:
 
-        async def go() -> dict[str, str]:
+        async def go() -> tuple[dict[str, str], pd.DataFrame]:
             async with RegistryClient(registry.url) as client:
                 digests = await setup(client)
-                with pytest.raises(DeletionRefused, match=r"storage\.delete\.enabled"):
-                    await scan_and_delete(client, {"a"}, ledger)
-                return digests
+                return digests, await scan_and_delete(client, {"a"}, ledger)
 
-        digests = asyncio.run(go())
+        digests, results = asyncio.run(go())
+        assert list(results["outcome"]) == ["refused"]
+        assert "storage.delete.enabled" in results["detail"].iloc[0]
 
         async def still_there() -> str:
             async with RegistryClient(registry.url) as client:

@@ -86,12 +86,12 @@ def test_registry_killed_mid_delete_then_the_flow_run_retried(
             ledger=str(ledger),
         )
         restarter.join(timeout=5)
-        assert sum(result["outcomes"].values()) == expected
-        assert set(result["outcomes"]) <= {"deleted", "gone"}
+        assert sum(result.outcomes.values()) == expected
+        assert set(result.outcomes) <= {"deleted", "gone"}
         _audit(scenario, proxy)
         host = proxy.url.split("://", 1)[1]
     records = list(read_ledger(ledger))
-    assert {r.flow_run_id for r in records} == {result["flow_run_id"]}  # one run, two attempts
+    assert {r.flow_run_id for r in records} == {result.flow_run_id}  # one run, two attempts
     assert any(r.state == "failed" for r in records)  # the first attempt did fail
     done = Counter(r.digest for r in records if r.state == "done")
     assert all(n == 1 for n in done.values())

@@ -19,9 +19,10 @@ from flows.demo.kube_api import KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import Scenario, build_scenario, now_for_demo
 from flows.scale_out import TaskRunnerChoiceError, task_runner_from_option
+from tasks.delete.closure import build_closures, deletion_targets
 from tasks.delete.errors import DeletionRefused
-from tasks.delete.loader import deletion_targets
-from tasks.delete.task import delete_repository_task
+from tasks.delete.loader import RepositoryScan
+from tasks.delete.task import DeleteRequest, delete_repository_task
 from tasks.policy.config import load_config
 from tests.cli import run_cli
 
@@ -64,18 +65,18 @@ def test_apply_on_dask_fans_out_per_repository_and_deletes_exactly_the_plan(
         now=scenario.now.isoformat(),
         ledger=str(tmp_path / "ledger" / "ledger.jsonl"),
     )
-    assert result["outcomes"] == {"deleted": len(scenario.expect_deleted)}
+    assert result.outcomes == {"deleted": len(scenario.expect_deleted)}
     assert scenario.present(registry.url) == scenario.expect_kept
     ledger = (tmp_path / "ledger" / "ledger.jsonl").read_text().splitlines()
     assert len(ledger) == 2 * len(scenario.expect_deleted)  # pending + done per digest
     assert list((tmp_path / "ledger").glob(".regsweep-run-*")) == []  # marker removed
 
     repositories = {Scenario.repository_of(n) for n in scenario.digests}
-    plan = pd.read_parquet(result["plan_path"])
+    plan = pd.read_parquet(result.plan_path)
     deleting = {r for r in plan.loc[plan["action"] == "delete", "repository"]}
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[result["flow_run_id"]]))
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[result.flow_run_id]))
         )
     names = sorted(run.name for run in runs)
     assert sorted(n for n in names if n.startswith("scan ")) == sorted(
@@ -129,11 +130,12 @@ def test_a_worker_that_cannot_see_the_ledger_directory_refuses_to_delete(
     per-repository delete task finds no run marker beside the ledger and deletes nothing."""
     config = load_config(scenario.config_path)
     plan, _ = compute_plan(config, scenario.now, show_progress=False)
-    targets = [t for t in deletion_targets(plan.table) if t.repository == "demo/app"]
-    assert targets
+    closures = [
+        c for c in build_closures(deletion_targets(plan.table), {}) if c.repository == "demo/app"
+    ]
+    assert closures
+    request = DeleteRequest(True, str(tmp_path / "elsewhere" / "ledger.jsonl"), flow_run_id="r1")
     with pytest.raises(DeletionRefused, match="not on a filesystem this worker shares"):
-        delete_repository_task.fn(
-            config, "demo/app", targets, [], str(tmp_path / "elsewhere" / "ledger.jsonl"), "r1"
-        )
+        delete_repository_task.fn(config, "demo/app", closures, RepositoryScan(), request)
     assert scenario.present(registry.url) == set(scenario.digests)
     assert not (tmp_path / "elsewhere" / "ledger.jsonl").exists()

@@ -88,5 +88,5 @@ def test_run_apply_with_nothing_to_delete_completes(
     asyncio.run(_push(registry.url, "gone", ["x"], delete_after=True))
     config = write_config(tmp_path / "c.yaml", registry.url, ["*"], ["/.*/"])
     result = cleanup(config_path=str(config), apply=True, now=NOW)
-    assert result["outcomes"] == {}
-    assert {row["repository"]: row["kept"] for row in result["summary"]} == {"app": 2}
+    assert result.outcomes == {}
+    assert {row["repository"]: row["kept"] for row in result.summary} == {"app": 2}

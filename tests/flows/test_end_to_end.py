@@ -31,19 +31,19 @@ def test_dry_run_deletes_nothing_then_apply_deletes_exactly_the_plan(
 ) -> None:
     everything = set(scenario.digests)
     dry = cleanup(config_path=str(scenario.config_path), now=scenario.now.isoformat())
-    assert dry["outcomes"] == {"would-delete": len(scenario.expect_deleted)}
+    assert dry.outcomes == {"would-delete": len(scenario.expect_deleted)}
     assert scenario.present(registry.url) == everything
 
     applied = cleanup(
         config_path=str(scenario.config_path), apply=True, now=scenario.now.isoformat()
     )
-    assert applied["outcomes"] == {"deleted": len(scenario.expect_deleted)}
+    assert applied.outcomes == {"deleted": len(scenario.expect_deleted)}
     assert scenario.present(registry.url) == scenario.expect_kept
-    plan = pd.read_parquet(applied["plan_path"])
+    plan = pd.read_parquet(applied.plan_path)
     assert set(plan.loc[plan["action"] == "delete", "digest"]) == {
         scenario.digests[n] for n in scenario.expect_deleted
     }
-    ledger = Path(applied["ledger_path"]).read_text().splitlines()
+    ledger = Path(applied.ledger_path).read_text().splitlines()
     assert len(ledger) == 2 * len(scenario.expect_deleted)  # pending + done per digest
 
 
@@ -71,7 +71,7 @@ def test_rerun_after_failed_delete_reuses_cached_extraction(
 
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[result["flow_run_id"]]))
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[result.flow_run_id]))
         )
     states = {run.name.rsplit("-", 1)[0]: run.state_name for run in runs}
     assert states["extract_registry"] == "Cached"
@@ -183,17 +183,17 @@ def test_history_lists_the_runs_of_the_session(
     )
     runs = run_history(limit=50).set_index("flow_run_id")
     expected = len(scenario.expect_deleted)
-    assert runs.loc[dry["flow_run_id"], ["apply", "deleted", "state"]].tolist() == [
+    assert runs.loc[dry.flow_run_id, ["apply", "deleted", "state"]].tolist() == [
         False,
         expected,
         "Completed",
     ]
-    assert runs.loc[applied["flow_run_id"], ["apply", "deleted"]].tolist() == [True, expected]
-    assert runs.loc[applied["flow_run_id"], "kept"] == len(scenario.expect_kept)
-    assert runs.loc[applied["flow_run_id"], "bytes"] > 0
+    assert runs.loc[applied.flow_run_id, ["apply", "deleted"]].tolist() == [True, expected]
+    assert runs.loc[applied.flow_run_id, "kept"] == len(scenario.expect_kept)
+    assert runs.loc[applied.flow_run_id, "bytes"] > 0
     printed = CliRunner().invoke(app, ["history", "--limit", "50"], env={"COLUMNS": "200"})
     assert printed.exit_code == 0, printed.output
-    assert applied["flow_run_id"][:8] in printed.output
+    assert applied.flow_run_id[:8] in printed.output
 
 
 def test_replan_from_saved_inputs_touches_nothing(
@@ -203,8 +203,8 @@ def test_replan_from_saved_inputs_touches_nothing(
     from tasks.frames import STRING_LISTS
 
     dry = cleanup(config_path=str(scenario.config_path), now=scenario.now.isoformat())
-    run_dir = Path(dry["run_dir"])
-    saved = pd.read_parquet(dry["plan_path"])
+    run_dir = Path(dry.run_dir)
+    saved = pd.read_parquet(dry.plan_path)
     registry.stop()  # nothing below may need the registry
     commits = load_inputs(run_dir)[2].commits
     assert commits is not None and commits["parents"].dtype == STRING_LISTS

@@ -454,3 +454,35 @@ def test_referrers_fallback_index_and_what_it_lists_share_the_subjects_decision(
     assert table.loc[dg(6), "reasons"] == ["referrer"]
     assert table.loc[dg(5), "reasons"] == ["referrer"]
     assert table.loc[dg(4), "action"] == table.loc[dg(3), "action"] == "delete"
+
+
+def test_a_referrer_of_two_subjects_is_kept_while_either_is(git_repo: GitRepoBuilder) -> None:
+    """Found by the randomised delete test: a `.sig` tag moved onto another signature makes
+    it the referrer of two subjects; it must survive as long as one of them does."""
+    c1 = git_repo.commit("main", NOW - 2 * D)
+    c2 = git_repo.commit("main", NOW - D)
+    git_repo.push("main")
+    reg = Registry()
+    reg.image(dg(1), ["old"], OLD, c1)
+    reg.image(dg(2), ["new"], OLD, c2)
+    reg.image(dg(3), [f"sha256-{dg(1)[7:]}.sig", f"sha256-{dg(2)[7:]}.sig"], OLD)
+    plan = plan_for(reg, git_repo, NOW, policies(branch("main", last=1)))
+    assert kept(plan) == {dg(2), dg(3)}
+
+
+def test_a_referrer_that_a_kept_index_lists_is_kept(git_repo: GitRepoBuilder) -> None:
+    """Found by the randomised delete test: a signature tag moved onto a child of a kept
+    index makes the child a referrer of a deleted subject; the kept index must not end up
+    naming a deleted manifest."""
+    c1 = git_repo.commit("main", NOW - 2 * D)
+    c2 = git_repo.commit("main", NOW - D)
+    git_repo.push("main")
+    reg = Registry()
+    reg.image(dg(1), ["old"], OLD, c1)
+    reg.image(dg(2), [f"sha256-{dg(1)[7:]}.sig"], OLD)  # also a platform child of dg(3)
+    reg.image(dg(4), [], OLD, c2)
+    reg.index(dg(3), ["new"], [dg(2), dg(4)])
+    plan = plan_for(reg, git_repo, NOW, policies(branch("main", last=1)))
+    assert kept(plan) == {dg(2), dg(3), dg(4)}
+    table = plan.table.drop_duplicates("digest").set_index("digest")
+    assert table.loc[dg(2), "reasons"] == ["index-child"]

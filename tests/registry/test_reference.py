@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.registry.reference import parse_reference, split_repository_reference
+from tasks.registry.reference import (
+    canonical_registry,
+    parse_reference,
+    registry_names,
+    split_repository_reference,
+)
 
 D = "sha256:" + "a" * 64
 
@@ -17,7 +22,7 @@ D = "sha256:" + "a" * 64
         ("library/nginx", "docker.io/library/nginx:latest"),
         ("index.docker.io/library/busybox", "docker.io/library/busybox:latest"),
         ("127.0.0.1:5000/team/app:v1", "127.0.0.1:5000/team/app:v1"),
-        ("localhost/app", "localhost/app:latest"),
+        ("localhost/app", "127.0.0.1/app:latest"),
         (f"ghcr.io/x/y@{D}", f"ghcr.io/x/y@{D}"),
         (f"quay.io/a/b:t@{D}", f"quay.io/a/b:t@{D}"),
         (f"docker-pullable://reg.io:5000/a@{D}", f"reg.io:5000/a@{D}"),
@@ -60,3 +65,28 @@ def test_parse_reference_rejects(text: str) -> None:
 )
 def test_split_repository_reference(text: str, host: str, expected: tuple[str, str, str]) -> None:
     assert split_repository_reference(text, host) == expected
+
+
+@pytest.mark.parametrize(
+    ("spelling", "canonical"),
+    [
+        ("Registry.Example.com:443", "registry.example.com"),
+        ("registry.example.com", "registry.example.com"),
+        ("localhost:5000", "127.0.0.1:5000"),
+        ("[::1]:5000", "127.0.0.1:5000"),
+        ("localhost", "127.0.0.1"),
+        ("index.docker.io", "docker.io"),
+        ("registry-1.docker.io:443", "docker.io"),
+        ("[fe80::1]:5000", "[fe80::1]:5000"),
+        ("registry.example.com:5443", "registry.example.com:5443"),
+    ],
+    ids=lambda v: v,
+)
+def test_one_registry_has_one_canonical_name(spelling: str, canonical: str) -> None:
+    assert canonical_registry(spelling) == canonical
+
+
+def test_registry_names_are_its_host_and_aliases() -> None:
+    names = registry_names("https://reg.example.com:443", ["Mirror.local:5000", "localhost:80"])
+    assert names == {"reg.example.com", "mirror.local:5000", "127.0.0.1:80"}
+    assert parse_reference("reg.example.com:443/team/app:v1").registry in names

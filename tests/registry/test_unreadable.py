@@ -153,10 +153,9 @@ def test_config_that_is_not_json_is_kept_on_the_real_registry(
             await execute_plan(
                 client,
                 plan,
-                scanned.tags,
+                scanned,
                 apply=True,
                 ledger=Ledger(tmp_path / "ledger.jsonl"),
-                incomplete=scanned.incomplete(),
                 max_delete_fraction=1.0,
             )
             return old, odd, plan, await scan_registry(client, ["r"])

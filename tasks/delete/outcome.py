@@ -1,0 +1,20 @@
+"""What became of each manifest the plan deletes: the `outcome` column of the results."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Outcome = Literal[
+    "deleted",  # the DELETE was carried out
+    "gone",  # already deleted (by an earlier attempt or someone else)
+    "would-delete",  # dry run
+    "skipped-moved",  # a tag changed since the scan (see tasks.delete.recheck)
+    "skipped-in-use",  # the cluster uses it now
+    "skipped-incomplete",  # its repository's listing was incomplete: not touched
+    "refused",  # a guard refused its repository (or the run); deletes disabled
+    "failed",  # the DELETE (or its re-check) failed; the manifest may still exist
+    "not-attempted",  # not sent: a holder of it survived, or the registry stopped answering
+]
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
+FAILED_OUTCOMES = frozenset({"failed", "not-attempted"})
+REFUSED_OUTCOMES = frozenset({"refused"})
