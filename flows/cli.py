@@ -7,6 +7,7 @@ nothing was deleted; 4 deletions refused or partly failed (the ledger says which
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,9 @@ from tasks.registry.reference import split_repository_reference
 
 if TYPE_CHECKING:
     from flows.result import RunResult
+
+# regsweep's own warnings (registry retries, failed deletions) go to the flow run's logs too.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks")
 
 app = typer.Typer(
     name="regsweep",
@@ -257,6 +261,18 @@ def print_run(result: RunResult) -> None:
         say(f"ledger {result.ledger_path}")
 
 
+def strip_registry(image: str, config: Config) -> str:
+    """`image` without a leading host that names the configured registry (or an alias)."""
+    from tasks.registry.reference import canonical_registry, registry_names
+
+    first, slash, rest = image.strip().partition("/")
+    names = registry_names(config.registry.url, config.registry.aliases)
+    looks_like_host = "." in first or ":" in first or first == "localhost"
+    if slash and looks_like_host and canonical_registry(first) in names:
+        return rest
+    return image
+
+
 @app.command()
 def explain(
     config: ConfigOption,
@@ -267,7 +283,7 @@ def explain(
     """Say every rule that keeps an image, or why none does."""
     cfg = _config(config, werf_config)
     moment = _now(now)
-    repository, tag, digest = split_repository_reference(image)
+    repository, tag, digest = split_repository_reference(strip_registry(image, cfg))
     try:
         result, _ = compute_plan(cfg, moment, show_progress=False)
     except (ConfigError, RegistryError, GitError, ClusterError) as exc:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
@@ -16,14 +17,22 @@ class LoopbackServer:
     def handler(self) -> type[BaseHTTPRequestHandler]:
         raise NotImplementedError
 
+    def tls_context(self) -> ssl.SSLContext | None:
+        """A server-side TLS context to serve https, or None for plain http."""
+        return None
+
     @property
     def url(self) -> str:
         assert self._server is not None, "start() the server first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "https" if self.tls_context() is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> Self:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
         self._server.daemon_threads = True
+        context = self.tls_context()
+        if context is not None:
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import json
 import secrets
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,7 +41,9 @@ def _b64(data: bytes) -> str:
 
 @dataclass
 class TokenServer(LoopbackServer):
-    """Issue tokens to `username`/`password`; write the registry's cert bundle to `cert_path`."""
+    """Issue tokens to `username`/`password` over https, as real token services do; write the
+    registry's cert bundle to `cert_path` and the CA clients must trust to `ca_file`
+    (`SSL_CERT_FILE`)."""
 
     cert_path: Path
     username: str = "ci"
@@ -65,6 +69,37 @@ class TokenServer(LoopbackServer):
             .sign(self._key, hashes.SHA256())
         )
         self.cert_path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
+        tls_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+        tls_cert = (
+            x509.CertificateBuilder()
+            .subject_name(tls_name)
+            .issuer_name(tls_name)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        self.ca_file = self.cert_path.with_name(self.cert_path.stem + "-tls-ca.pem")
+        self.ca_file.write_bytes(tls_cert.public_bytes(serialization.Encoding.PEM))
+        key_file = self.cert_path.with_name(self.cert_path.stem + "-tls-key.pem")
+        key_file.write_bytes(
+            self._key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._tls.load_cert_chain(self.ca_file, key_file)
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        return self._tls
 
     def registry_config(self) -> str:
         """The `auth:` section for the registry's configuration."""

@@ -47,13 +47,19 @@ def cluster_refusal(cluster: pd.DataFrame, names: Iterable[str]) -> str:
 
 def git_refusal(plan: Plan) -> str:
     table = plan.table.drop_duplicates(["repository", "digest"])
-    linked = {
-        (r, d)
+    commits = {
+        (r, d): set(c)
         for r, d, c in zip(table["repository"], table["digest"], table["commits"], strict=True)
-        if len(c)
     }
-    unknown_only = {key for key, values in plan.unknown_commits.items() if values} - linked
-    total = len(linked) + len(unknown_only)
+    linked = {key for key, shas in commits.items() if shas} | {
+        key for key, values in plan.unknown_commits.items() if values
+    }
+    unknown_only = {  # every link of the image names a commit Git does not know
+        key
+        for key, values in plan.unknown_commits.items()
+        if values and not commits.get(key, set()) - {v.strip().lower() for v in values}
+    }
+    total = len(linked)
     if total < MIN_LINKED_FOR_GIT_GUARD or len(unknown_only) <= UNKNOWN_COMMITS_LIMIT * total:
         return ""
     return (

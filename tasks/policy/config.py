@@ -10,8 +10,8 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -24,9 +24,10 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from tasks.policy.duration import format_duration, parse_duration
+from tasks.policy.duration import MAX_HOURS, format_duration, parse_duration
 from tasks.policy.errors import ConfigError
 from tasks.policy.werf import merge_werf_cleanup, read_werf_cleanup
+from tasks.policy.yamlfile import read_yaml
 from tasks.registry.client import normalise_url
 
 
@@ -50,7 +51,9 @@ def name_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(re.escape(pattern))
 
 
-def _check_pattern(value: str) -> str:
+def _check_pattern(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string: a literal name or a /regex/")
     try:
         name_pattern(value)
     except re.error as exc:
@@ -59,7 +62,32 @@ def _check_pattern(value: str) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True)
+    # strict: `keepTags: [123]` or a list where a string belongs is an error naming the
+    # field, not a silent coercion; no inf/nan numbers.
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, frozen=True, strict=True, allow_inf_nan=False
+    )
+
+
+def checked_url(value: str, what: str) -> str:
+    """`value` as an http(s) URL with a host and a valid port and no credentials in it;
+    raise ValueError saying what is wrong."""
+    try:
+        url = normalise_url(value)
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port out of range or not a number
+        host = parts.hostname
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid URL: {exc}") from None
+    if not host:
+        raise ValueError(f"{value!r} has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            f"credentials do not belong in {what}: use a docker config.json, the environment "
+            "or a Prefect Secret block (see the README)"
+        )
+    del port
+    return url
 
 
 class RegistryConfig(_Model):
@@ -67,7 +95,8 @@ class RegistryConfig(_Model):
     repositories: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     exclude: list[str] = Field(default_factory=list)
     concurrency: int = Field(default=64, ge=1, le=256)
-    requests_per_second: float | None = Field(default=None, gt=0)  # None = no rate limit
+    # None = no rate limit; at least one request per 10 s (a tiny rate would never finish)
+    requests_per_second: float | None = Field(default=None, ge=0.1, le=1_000_000)
     processes: int = Field(default=1, ge=1, le=64)  # scan processes (big registries: cores)
     cache: bool | str = True  # manifest/config cache: True = $REGSWEEP_HOME/cache, or a path
     credentials_secret: str | None = None  # Prefect Secret block: {username, password}
@@ -84,7 +113,7 @@ class RegistryConfig(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return normalise_url(value)
+        return checked_url(value, "registry.url")
 
 
 class GitConfig(_Model):
@@ -93,6 +122,13 @@ class GitConfig(_Model):
     remote: str = "origin"
     cache: str | None = None  # where git.url is mirrored; default $REGSWEEP_HOME/git
     password_secret: str | None = None  # Prefect Secret block holding the git.url password
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value and value.split("://", 1)[0] in ("http", "https"):
+            return checked_url(value, "git.url")
+        return value
 
     @model_validator(mode="after")
     def _source(self) -> GitConfig:
@@ -169,7 +205,7 @@ class KeepPolicy(_Model):
 
 class CleanupConfig(_Model):
     keep_policies: list[KeepPolicy] = Field(default_factory=list)
-    keep_images_built_within_last_n_hours: float = Field(default=2, ge=0)
+    keep_images_built_within_last_n_hours: float = Field(default=2, ge=0, le=MAX_HOURS)
     disable_kubernetes_based_policy: bool = False
     disable_git_history_based_policy: bool = False
     disable_built_within_last_n_hours_policy: bool = False
@@ -267,14 +303,7 @@ def load_config(path: str | Path, werf_config: str | Path | None = None) -> Conf
     With `werf_config`, the `cleanup` section of that werf.yaml joins the configuration.
     """
     file = Path(path)
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise ConfigError("", f"cannot read {file}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError("", f"{file} is not valid YAML: {exc}") from None
+    data = read_yaml(file)
     if werf_config is None:
         return parse_config(data, str(file))
     werf_cleanup = read_werf_cleanup(werf_config)

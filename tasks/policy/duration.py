@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+MAX_HOURS = 100 * 365 * 24  # a century: any window longer is a typo, and timedelta overflows
 _UNITS = {
     "ns": 1e-9,
     "us": 1e-6,
@@ -33,6 +34,8 @@ def parse_duration(text: str) -> timedelta:
         position = match.end()
     if position != len(value):
         raise ValueError(f"{text!r} is not a duration such as 168h, 30m or 1h30m")
+    if seconds > MAX_HOURS * 3600:
+        raise ValueError(f"{text!r} is longer than {MAX_HOURS}h (a century)")
     return timedelta(seconds=seconds)
 
 

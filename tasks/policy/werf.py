@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tasks.policy.errors import ConfigError
+from tasks.policy.yamlfile import parse_yaml_documents, read_yaml_text
 
 WERF_CLEANUP_KEYS = (
     "keepPolicies",
@@ -26,20 +25,14 @@ WERF_CLEANUP_KEYS = (
 def read_werf_cleanup(path: str | Path) -> dict[str, Any]:
     """Return the `cleanup` mapping of the werf.yaml at `path` (empty when it has none)."""
     file = Path(path)
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise ConfigError("--werf-config", f"cannot read {file}: {exc.strerror}") from None
+    text = read_yaml_text(file, "--werf-config")
     if "{{" in text:
         raise ConfigError(
             "--werf-config",
             f"{file} uses Go templates: render it first "
             "(`werf config render > werf-rendered.yaml`) and pass the rendered file",
         )
-    try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise ConfigError("--werf-config", f"{file} is not valid YAML: {exc}") from None
+    documents = [d for d in parse_yaml_documents(text, file, "--werf-config") if d is not None]
     meta = next((d for d in documents if isinstance(d, dict) and "project" in d), None)
     if meta is None:
         raise ConfigError("--werf-config", f"{file} has no meta document (one with `project:`)")

@@ -5,17 +5,17 @@ from __future__ import annotations
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import InvalidResponse
 from tasks.registry.manifest import sha256_digest
+from tasks.registry.paths import blob_path, upload_path
 
 
 async def get_blob(client: RegistryClient, repository: str, digest: str) -> bytes:
     """Return the blob's bytes, verified against `digest` (from the client's cache when it
     has them: for small blobs such as image configs)."""
+    path = blob_path(repository, digest)
     cached = client.cache.get(digest) if client.cache is not None else None
     if cached is not None:
         return cached
-    response = await client.request(
-        "GET", f"/v2/{repository}/blobs/{digest}", scope=f"repository:{repository}:pull"
-    )
+    response = await client.request("GET", path, scope=f"repository:{repository}:pull")
     if sha256_digest(response.content) != digest:
         raise InvalidResponse(f"{repository}: blob {digest} does not match its digest")
     if client.cache is not None:
@@ -27,7 +27,7 @@ async def blob_exists(client: RegistryClient, repository: str, digest: str) -> b
     """True when the registry still has the blob in `repository`."""
     response = await client.request(
         "HEAD",
-        f"/v2/{repository}/blobs/{digest}",
+        blob_path(repository, digest),
         scope=f"repository:{repository}:pull",
         allow=frozenset({404}),
     )
@@ -40,7 +40,7 @@ async def upload_blob(client: RegistryClient, repository: str, data: bytes) -> s
     if await blob_exists(client, repository, digest):
         return digest
     scope = f"repository:{repository}:pull,push"
-    started = await client.request("POST", f"/v2/{repository}/blobs/uploads/", scope=scope)
+    started = await client.request("POST", upload_path(repository), scope=scope)
     location = started.headers.get("Location")
     if not location:
         raise InvalidResponse(f"{repository}: upload started without a Location")

@@ -19,6 +19,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from tasks.registry.reference import is_digest
+
 
 class ContentCache:
     """Bytes by `sha256:` digest under `root` (created on first write)."""
@@ -34,10 +36,12 @@ class ContentCache:
         self._writer: threading.Thread | None = None
 
     def _path(self, digest: str) -> str | None:
-        algorithm, _, hexdigest = digest.partition(":")
-        if algorithm != "sha256" or len(hexdigest) != 64:
+        # Digests come from the network: only `sha256:` + 64 lower-case hex digits may
+        # become a path, so nothing outside the root is ever opened, written or removed.
+        if not is_digest(digest):
             return None
-        return f"{self._root}/{algorithm}/{hexdigest[:2]}/{hexdigest}"
+        hexdigest = digest[7:]
+        return f"{self._root}/sha256/{hexdigest[:2]}/{hexdigest}"
 
     def is_empty(self) -> bool:
         """True before anything was cached (a first, cold scan)."""

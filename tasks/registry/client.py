@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import random
 import re
 import time
@@ -28,6 +29,8 @@ from tasks.registry.errors import (
     error_for_status,
 )
 from tasks.registry.transport import LeanTransport
+
+log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -212,7 +215,19 @@ class RegistryClient:
                     return response
                 if status not in RETRY_STATUSES or attempt >= self._max_retries:
                     raise error_for_status(response)
-            await asyncio.sleep(self._delay(attempt, response))
+            delay = self._delay(attempt, response)
+            what = f"HTTP {response.status_code}" if response is not None else "no answer"
+            log.warning(  # a registry struggling is news to whoever watches the run
+                "%s %s%s: %s; retry %d of %d in %.1f s",
+                method,
+                self.host,
+                path.split("?", 1)[0],
+                what,
+                attempt + 1,
+                self._max_retries,
+                delay,
+            )
+            await asyncio.sleep(delay)
             attempt += 1
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
@@ -281,6 +296,26 @@ class RegistryClient:
             return
         raise error_for_status(response)
 
+    def _check_realm(self, realm: str) -> None:
+        """Raise unless our password may go to `realm`: over https, or over http only when
+        the registry itself is configured as http and the realm is its own origin. The realm
+        comes from the registry's answer, which anyone on the path of an http registry (or a
+        hostile registry) can write."""
+        try:
+            url = httpx.URL(realm)
+        except (httpx.InvalidURL, ValueError):
+            raise InvalidResponse(
+                f"{self.host}: token realm {realm[:200]!r} is not a URL"
+            ) from None
+        if url.scheme == "https" and url.host:
+            return
+        if url.scheme == "http" and _origin(url) == _origin(self._base):
+            return
+        raise InvalidResponse(
+            f"{self.host}: refusing to send the registry credentials to token realm {realm!r}: "
+            "a realm must be https, or the registry's own origin when it is http"
+        )
+
     async def _fetch_token(self, params: dict[str, str], scope: str) -> _Token:
         realm = params.get("realm")
         if not realm:
@@ -290,6 +325,7 @@ class RegistryClient:
             query["service"] = params["service"]
         headers = {}
         if self._credentials is not None:
+            self._check_realm(realm)
             headers["Authorization"] = _basic(self._credentials)
         try:
             answer = await self._http.get(realm, params=query, headers=headers)
@@ -307,6 +343,10 @@ class RegistryClient:
         lifetime = float(expires_in) if isinstance(expires_in, int | float) else 60.0
         # Renew a little early so a token never expires between our check and the request.
         return _Token(value, time.monotonic() + max(1.0, lifetime - 5.0))
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port or {"https": 443, "http": 80}.get(url.scheme)
 
 
 def _default_transport(url: str, verify: bool, timeout: float) -> httpx.AsyncBaseTransport | None:

@@ -10,16 +10,12 @@ from typing import Any
 from tasks.registry import mediatypes
 from tasks.registry.client import RegistryClient, json_object
 from tasks.registry.errors import InvalidResponse, NotFound, UnreadableManifest
+from tasks.registry.paths import checked_digest, manifest_path, referrers_path
 
 
 def sha256_digest(data: bytes) -> str:
     """Return the `sha256:<hex>` digest of `data`."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def is_digest(reference: str) -> bool:
-    """True when `reference` is a digest rather than a tag."""
-    return ":" in reference
 
 
 @dataclass(frozen=True)
@@ -65,13 +61,13 @@ async def get_manifest(client: RegistryClient, repository: str, reference: str) 
     """
     response = await client.request(
         "GET",
-        f"/v2/{repository}/manifests/{reference}",
+        manifest_path(repository, reference),
         scope=f"repository:{repository}:pull",
         headers={"Accept": mediatypes.ACCEPT},
     )
     raw = response.content
     digest = sha256_digest(raw)
-    expected = reference if is_digest(reference) else response.headers.get("Docker-Content-Digest")
+    expected = reference if ":" in reference else response.headers.get("Docker-Content-Digest")
     if expected and expected.startswith("sha256:") and expected != digest:
         raise InvalidResponse(f"{repository}@{reference}: body digest {digest} != {expected}")
     content_type = response.headers.get("Content-Type")
@@ -94,6 +90,7 @@ async def manifest_by_digest(client: RegistryClient, repository: str, digest: st
     Content under a digest never changes, so a cached copy is as good as a fresh one; use
     `get_manifest` instead to learn whether the registry *still has* the manifest.
     """
+    checked_digest(repository, digest)
     raw = client.cache.get(digest) if client.cache is not None else None
     if raw is None:
         return await get_manifest(client, repository, digest)
@@ -109,7 +106,7 @@ async def list_referrers(client: RegistryClient, repository: str, digest: str) -
     when the registry does not offer the API (404)."""
     response = await client.request(
         "GET",
-        f"/v2/{repository}/referrers/{digest}",
+        referrers_path(repository, digest),
         scope=f"repository:{repository}:pull",
         headers={"Accept": mediatypes.OCI_INDEX},
         allow=frozenset({404}),
@@ -120,14 +117,18 @@ async def list_referrers(client: RegistryClient, repository: str, digest: str) -
     manifests = body.get("manifests") or []
     if not isinstance(manifests, list):
         raise InvalidResponse(f"{repository}: referrers of {digest}: manifests is not a list")
-    return [str(m["digest"]) for m in manifests if isinstance(m, dict) and "digest" in m]
+    return [
+        checked_digest(repository, str(m["digest"]))
+        for m in manifests
+        if isinstance(m, dict) and "digest" in m
+    ]
 
 
 async def resolve_tag(client: RegistryClient, repository: str, tag: str) -> str | None:
     """Return the digest `tag` points at now, or None if the tag does not exist."""
     response = await client.request(
         "HEAD",
-        f"/v2/{repository}/manifests/{tag}",
+        manifest_path(repository, tag),
         scope=f"repository:{repository}:pull",
         headers={"Accept": mediatypes.ACCEPT},
         allow=frozenset({404}),
@@ -136,7 +137,7 @@ async def resolve_tag(client: RegistryClient, repository: str, tag: str) -> str 
         return None
     digest = response.headers.get("Docker-Content-Digest")
     if digest:
-        return str(digest)
+        return checked_digest(repository, str(digest))
     return (await get_manifest(client, repository, tag)).digest
 
 
@@ -146,7 +147,7 @@ async def put_manifest(
     """Store manifest bytes under `reference` (tag or digest); return its digest."""
     await client.request(
         "PUT",
-        f"/v2/{repository}/manifests/{reference}",
+        manifest_path(repository, reference),
         scope=f"repository:{repository}:pull,push",
         headers={"Content-Type": media_type},
         content=raw,
@@ -160,12 +161,12 @@ async def delete_manifest(client: RegistryClient, repository: str, digest: str) 
     Returns False when it was already gone (404). Raises `DeleteUnsupported` when the
     registry refuses deletes.
     """
-    if not digest.startswith("sha256:"):
+    if ":" not in digest:
         raise ValueError(f"delete takes a digest, not {digest!r}")
     try:
         await client.request(
             "DELETE",
-            f"/v2/{repository}/manifests/{digest}",
+            manifest_path(repository, digest),
             scope=f"repository:{repository}:delete",
         )
     except NotFound:

@@ -7,13 +7,15 @@ registries paginate by `Link`. Both are handled by following `Link` until there 
 from __future__ import annotations
 
 from tasks.registry.client import RegistryClient, paged_names
+from tasks.registry.paths import checked_tag, tags_path
 
 PAGE_SIZE = 1000
 
 
 async def list_tags(client: RegistryClient, repository: str) -> list[str]:
-    """Return every tag of `repository`, sorted; raise `NotFound` for an unknown repository."""
+    """Return every tag of `repository`, sorted; raise `NotFound` for an unknown repository
+    and `InvalidResponse` for a tag that is not a valid tag name."""
     tags = await paged_names(
-        client, f"/v2/{repository}/tags/list?n={PAGE_SIZE}", f"repository:{repository}:pull", "tags"
+        client, tags_path(repository, PAGE_SIZE), f"repository:{repository}:pull", "tags"
     )
-    return sorted(set(tags))
+    return sorted({checked_tag(repository, tag) for tag in tags})

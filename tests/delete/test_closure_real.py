@@ -15,7 +15,7 @@ from flows.demo.http_proxy import Answer, RegistryProxy
 from flows.demo.images import push_image, push_index, tag_image
 from flows.demo.registry_server import LocalRegistry
 from tasks.delete import loader
-from tasks.delete.ledger import Ledger
+from tasks.delete.ledger import Ledger, read_ledger
 from tasks.delete.loader import execute_plan
 from tasks.registry import mediatypes
 from tasks.registry.client import RegistryClient
@@ -246,3 +246,43 @@ def test_a_recheck_failing_in_one_repository_touches_nothing_there_and_no_other(
             return await resolve_tag(client, "broken", "old")
 
     assert asyncio.run(still_there()) is not None
+
+
+def test_deletes_whose_answers_are_lost_are_reported_as_what_the_registry_did(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """Item 8: the registry carries out every DELETE but no answer reaches us (a proxy
+    dropping them, a registry dying right after). The results and the ledger say deleted
+    - asked afterwards, not guessed - and the registry agrees."""
+    made: dict[str, str] = {}
+
+    async def setup() -> None:
+        async with RegistryClient(registry.url) as client:
+            for name in ("a", "b", "keep-c"):
+                made[name] = await push_image(client, "app", [name], created=OLD, seed=name)
+
+    asyncio.run(setup())
+    ledger = tmp_path / "l.jsonl"
+    with RegistryProxy(registry.url) as proxy:
+        proxy.lose_answer = lambda method, path: method == "DELETE"
+
+        async def go() -> pd.DataFrame:
+            async with RegistryClient(registry.url) as client:
+                scan = await scan_registry(client, ["app"])
+            async with RegistryClient(proxy.url, max_retries=2, backoff=0.01) as client:
+                return await execute_plan(
+                    client,
+                    plan_of(scan, registry.url),
+                    scan,
+                    apply=True,
+                    ledger=Ledger(ledger),
+                    max_delete_fraction=1.0,
+                )
+
+        results = asyncio.run(go()).set_index("digest")
+        lost = proxy.count("DELETE", status=0, injected=True)
+    assert lost >= 2
+    assert {results.loc[made[n], "outcome"] for n in ("a", "b")} == {"deleted"}
+    final = {r.digest: r.state for r in read_ledger(ledger)}
+    assert final == {made["a"]: "done", made["b"]: "done"}
+    assert assert_every_tag_pulls(registry.url, ["app"]) == {"app": ["keep-c"]}

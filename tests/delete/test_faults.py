@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from flows.cleanup import cleanup
 from flows.demo.http_proxy import Answer, RegistryProxy
@@ -160,8 +161,9 @@ def test_429_storm_with_retry_after(registry: LocalRegistry, tmp_path: Path) -> 
                 assert retry.at - refused.at >= 0.9, (refused, retry)
 
 
-def test_token_expires_mid_run(tmp_path: Path) -> None:
+def test_token_expires_mid_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with TokenServer(tmp_path / "cert.pem", lifetime=3) as tokens:
+        monkeypatch.setenv("SSL_CERT_FILE", str(tokens.ca_file))
         registry = LocalRegistry(tmp_path / "registry", extra_config=tokens.registry_config())
         with registry, RegistryProxy(registry.url) as proxy:
             credentials = Credentials(tokens.username, tokens.password)

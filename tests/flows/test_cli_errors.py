@@ -51,9 +51,9 @@ def test_bad_now_and_out_exit_2(tmp_path: Path) -> None:
 def test_unreachable_registry_exits_3(tmp_path: Path) -> None:
     config = tmp_path / "regsweep.yaml"
     config.write_text(
-        BASE.replace("git: {path: .}", "kubernetes: {enabled: false}")
-        + "cleanup: {disableGitHistoryBasedPolicy: true}\n"
-        + "registry: {url: 'http://127.0.0.1:9', repositories: ['a/*']}\n"
+        "registry: {url: 'http://127.0.0.1:9', repositories: ['a/*']}\n"
+        "kubernetes: {enabled: false}\n"
+        "cleanup: {disableGitHistoryBasedPolicy: true}\n"
     )
     done = run_cli("plan", "--config", str(config), timeout=300)
     assert done.returncode == 3, done.stderr

@@ -143,6 +143,9 @@ def test_explain_says_why(registry: LocalRegistry, scenario: Scenario) -> None:
     deleted = explain(f"demo/app@{scenario.digests['old1']}")
     assert "DELETE (no-policy)" in deleted
     assert "not among the images any keepPolicy keeps" in deleted
+    # As a cluster or a CI log names it: with the registry's host (issue #13, item 6).
+    prefixed = explain(f"{registry.host.replace('127.0.0.1', 'localhost')}/demo/app:v1.0.0")
+    assert "KEEP (helm-history)" in prefixed
 
 
 def test_cluster_failure_exits_3_and_deletes_nothing(

@@ -17,6 +17,7 @@ from flows.demo.kube_api import KubeAPIFixture, pod
 from flows.demo.registry_server import LocalRegistry
 from flows.result import RunDeletionsFailed, RunIncomplete
 from tasks.registry.client import RegistryClient
+from tests.cli import run_cli
 from tests.delete.helpers import OLD
 from tests.skopeo import assert_every_tag_pulls, skopeo_tags
 
@@ -140,3 +141,21 @@ def test_cluster_images_naming_the_registry_differently_are_protected(
     applied = cleanup(config_path=str(config), apply=True, now=NOW)
     assert applied.outcomes == {"deleted": 1}
     assert assert_every_tag_pulls(registry.url, ["app"]) == {"app": ["used"]}
+
+
+def test_a_refused_run_from_the_cli_prints_its_report_and_exits_4(
+    tmp_path: Path, registry: LocalRegistry, kube: KubeAPIFixture
+) -> None:
+    """As a user's nightly job sees it: stdout piped, the report, then one line naming why,
+    exit 4, no traceback; the registry untouched."""
+    push(registry.url, {"app": ["v1"]})
+    kube.add("pods", pod("web", "prod", ["other.example.com/app:v1"]))
+    config = write_config(tmp_path, registry.url, kube)
+    done = run_cli("run", "--config", str(config), "--apply", "--now", NOW, timeout=240)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "outcomes: refused 1" in done.stdout
+    assert "note: cluster images on other registries" in done.stdout
+    error = [line for line in done.stderr.splitlines() if line.startswith("regsweep: deletion:")]
+    assert len(error) == 1 and "no image in the cluster names this registry" in error[0]
+    assert skopeo_tags(registry.url, "app") == ["v1"]

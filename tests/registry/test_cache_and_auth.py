@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -93,15 +94,23 @@ def test_rate_limit_spaces_requests() -> None:
 NO_GIT = {"cleanup": {"disableGitHistoryBasedPolicy": True}}
 
 
+@pytest.fixture
+def tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TokenServer]:
+    """A token server on https with its own CA, which the clients here then trust."""
+    with TokenServer(tmp_path / "cert.pem") as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+        yield server
+
+
 def _token_registry(tmp_path: Path, tokens: TokenServer) -> LocalRegistry:
     seed_storage(tmp_path / "reg" / "data", repositories=1, tags=5)
     return LocalRegistry(tmp_path / "reg", extra_config=tokens.registry_config())
 
 
 def test_token_auth_with_credentials_from_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tokens: TokenServer
 ) -> None:
-    with TokenServer(tmp_path / "cert.pem") as tokens, _token_registry(tmp_path, tokens) as reg:
+    with _token_registry(tmp_path, tokens) as reg:
         config = parse_config({"registry": {"url": reg.url, "repositories": ["bench/*"]}} | NO_GIT)
         with pytest.raises(AuthenticationFailed):
             read_registry(config)
@@ -112,11 +121,11 @@ def test_token_auth_with_credentials_from_the_environment(
 
 
 def test_token_auth_with_credentials_from_a_prefect_secret_block(
-    prefect_harness: None, tmp_path: Path
+    prefect_harness: None, tmp_path: Path, tokens: TokenServer
 ) -> None:
     from prefect.blocks.system import Secret
 
-    with TokenServer(tmp_path / "cert.pem") as tokens, _token_registry(tmp_path, tokens) as reg:
+    with _token_registry(tmp_path, tokens) as reg:
         Secret(value={"username": tokens.username, "password": tokens.password}).save(
             "regsweep-test-registry", overwrite=True
         )
@@ -156,9 +165,9 @@ def _helper_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, known_host:
 
 @pytest.mark.parametrize("key", ["credHelpers", "credsStore"])
 def test_token_auth_with_a_docker_credential_helper(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, tokens: TokenServer
 ) -> None:
-    with TokenServer(tmp_path / "cert.pem") as tokens, _token_registry(tmp_path, tokens) as reg:
+    with _token_registry(tmp_path, tokens) as reg:
         _helper_on_path(tmp_path, monkeypatch, reg.host)
         docker = tmp_path / "docker"
         docker.mkdir()
@@ -172,9 +181,12 @@ def test_token_auth_with_a_docker_credential_helper(
 
 
 def test_credentials_never_reach_logs_or_frames(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tokens: TokenServer,
 ) -> None:
-    with TokenServer(tmp_path / "cert.pem") as tokens, _token_registry(tmp_path, tokens) as reg:
+    with _token_registry(tmp_path, tokens) as reg:
         monkeypatch.setenv("REGSWEEP_REGISTRY_USERNAME", tokens.username)
         monkeypatch.setenv("REGSWEEP_REGISTRY_PASSWORD", tokens.password)
         config = parse_config({"registry": {"url": reg.url, "repositories": ["bench/*"]}} | NO_GIT)
