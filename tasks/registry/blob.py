@@ -7,15 +7,21 @@ from tasks.registry.errors import InvalidResponse
 from tasks.registry.manifest import sha256_digest
 from tasks.registry.paths import blob_path, upload_path
 
+# Blobs read whole are image configs: JSON of a few KiB (history and labels included). A
+# larger answer is refused rather than held in memory 100,000 times over.
+MAX_CONFIG_BYTES = 16 << 20
+
 
 async def get_blob(client: RegistryClient, repository: str, digest: str) -> bytes:
-    """Return the blob's bytes, verified against `digest` (from the client's cache when it
-    has them: for small blobs such as image configs)."""
+    """Return the blob's bytes (at most MAX_CONFIG_BYTES: this is for image configs),
+    verified against `digest`, from the client's cache when it has them."""
     path = blob_path(repository, digest)
     cached = client.cache.get(digest) if client.cache is not None else None
     if cached is not None:
         return cached
-    response = await client.request("GET", path, scope=f"repository:{repository}:pull")
+    response = await client.request(
+        "GET", path, scope=f"repository:{repository}:pull", max_body=MAX_CONFIG_BYTES
+    )
     if sha256_digest(response.content) != digest:
         raise InvalidResponse(f"{repository}: blob {digest} does not match its digest")
     if client.cache is not None:

@@ -28,7 +28,12 @@ from tasks.registry.errors import (
     RegistryUnavailable,
     error_for_status,
 )
-from tasks.registry.transport import LeanTransport
+from tasks.registry.transport import (
+    DEFAULT_MAX_BODY,
+    MAX_BODY_EXTENSION,
+    BodyTooLarge,
+    LeanTransport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -181,11 +186,13 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         content: bytes | None = None,
         allow: frozenset[int] = frozenset(),
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> httpx.Response:
         """Send one request with auth and retries; return the response.
 
         Statuses in `allow` are returned instead of raised (e.g. 404 for an existence check).
-        Raises a `RegistryError` subclass for every other failure.
+        An answer larger than `max_body` bytes is `InvalidResponse` (the lean transport stops
+        reading there). Raises a `RegistryError` subclass for every other failure.
         """
         authenticated_again = False
         attempt = 0
@@ -199,7 +206,15 @@ class RegistryClient:
                 await self._rate.wait()
             try:
                 async with self._slots:
-                    response = await self._send(self._build(method, path, send_headers, content))
+                    request = self._build(method, path, send_headers, content)
+                    request.extensions = {**request.extensions, MAX_BODY_EXTENSION: max_body}
+                    response = await self._send(request)
+                if len(response.content) > max_body:  # answers that went through httpx
+                    raise BodyTooLarge(f"answer larger than {max_body:,} bytes")
+            except BodyTooLarge as exc:
+                raise InvalidResponse(
+                    f"{method} {self.host}{path.split('?', 1)[0]}: {exc}"
+                ) from None
             except httpx.TransportError as exc:
                 if attempt >= self._max_retries:
                     raise RegistryUnavailable(
@@ -392,6 +407,9 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
+MAX_PAGES = 10_000  # of a catalog or tag list: 10 million names at 1,000 a page
+
+
 async def paged_names(client: RegistryClient, path: str, scope: str, key: str) -> list[str]:
     """Follow `Link` pages from `path`, collecting the list of names under `key` of each page.
 
@@ -401,6 +419,11 @@ async def paged_names(client: RegistryClient, path: str, scope: str, key: str) -
     seen: set[str] = set()
     page_path: str | None = path
     while page_path is not None:
+        if len(seen) >= MAX_PAGES:
+            raise InvalidResponse(
+                f"{client.host}: {path.split('?', 1)[0]}: more than {MAX_PAGES:,} pages "
+                "(a registry that never stops paging)"
+            )
         if page_path in seen:
             raise InvalidResponse(f"{client.host}: pagination loops at {page_path}")
         seen.add(page_path)

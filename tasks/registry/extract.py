@@ -35,9 +35,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -45,7 +45,7 @@ from tasks.frames import typed_frame
 from tasks.registry.blob import get_blob
 from tasks.registry.catalog import is_glob, list_repositories, select_repositories
 from tasks.registry.client import RegistryClient
-from tasks.registry.errors import NotFound, RegistryError, UnreadableManifest
+from tasks.registry.errors import InvalidResponse, NotFound, RegistryError, UnreadableManifest
 from tasks.registry.manifest import (
     Manifest,
     get_manifest,
@@ -54,6 +54,8 @@ from tasks.registry.manifest import (
     resolve_tag,
 )
 from tasks.registry.tag import list_tags
+
+T = TypeVar("T")
 
 IMAGE_COLUMNS = {
     "repository": "str",
@@ -74,6 +76,24 @@ STATUS_COLUMNS = {"repository": "str", "complete": "bool", "tags": "int64", "err
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(repository, tags_done, tags_total)."""
+
+# Bounds on what one repository may make us do (a hostile or broken registry must not keep a
+# scan busy forever); past one, the repository is incomplete and the message says which.
+TAG_WORKERS = 256  # tags read at once per repository (the client's concurrency still limits)
+MAX_REFERRER_DEPTH = 8  # signatures of attestations of SBOMs...: real chains are 2-3 deep
+MAX_REFERRERS = 100_000  # referrer manifests per repository
+
+
+async def for_each(items: list[T], work: Callable[[T], Awaitable[None]], workers: int) -> None:
+    """Run `work` on every item with at most `workers` running at once: a fixed number of
+    tasks however long the list (a task per tag up front took 3 GiB at 1,000,000 tags)."""
+    queue = iter(items)
+
+    async def worker() -> None:
+        for item in queue:
+            await work(item)
+
+    await asyncio.gather(*(worker() for _ in range(min(workers, len(items)))))
 
 
 @dataclass
@@ -219,7 +239,7 @@ async def _scan_repository(
             if progress is not None:
                 progress(name, done, len(tags))
 
-        await asyncio.gather(*(read_tag(t) for t in tags))
+        await for_each(tags, read_tag, TAG_WORKERS)
         await _read_children(client, repo)
         await _read_referrers(client, repo)
         await _read_configs(client, repo)
@@ -275,9 +295,18 @@ async def _read_referrers(client: RegistryClient, repo: _Repository) -> None:
     seen = set(digests)
     answers: list[list[str] | None] = [probe]
     pending = digests[1:]
+    rounds = found_in_all = 0
     while answers or pending:
+        rounds += 1
+        if rounds > MAX_REFERRER_DEPTH:
+            raise InvalidResponse(
+                f"{repo.name}: referrers of referrers more than {MAX_REFERRER_DEPTH} deep"
+            )
         answers += await asyncio.gather(*(list_referrers(client, repo.name, d) for d in pending))
         found = sorted({d for answer in answers for d in answer or [] if d not in seen})
+        found_in_all += len(found)
+        if found_in_all > MAX_REFERRERS:
+            raise InvalidResponse(f"{repo.name}: more than {MAX_REFERRERS:,} referrers")
         seen.update(found)
         manifests = await asyncio.gather(*(repo.fetch(client, d) for d in found))
         for manifest in manifests:

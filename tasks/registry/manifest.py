@@ -12,6 +12,10 @@ from tasks.registry.client import RegistryClient, json_object
 from tasks.registry.errors import InvalidResponse, NotFound, UnreadableManifest
 from tasks.registry.paths import checked_digest, manifest_path, referrers_path
 
+# The distribution spec: registries should accept manifests of at least 4 MiB and may
+# refuse larger ones. A larger answer is not a manifest anyone pushed through a registry.
+MAX_MANIFEST_BYTES = 4 << 20
+
 
 def sha256_digest(data: bytes) -> str:
     """Return the `sha256:<hex>` digest of `data`."""
@@ -64,6 +68,7 @@ async def get_manifest(client: RegistryClient, repository: str, reference: str) 
         manifest_path(repository, reference),
         scope=f"repository:{repository}:pull",
         headers={"Accept": mediatypes.ACCEPT},
+        max_body=MAX_MANIFEST_BYTES,
     )
     raw = response.content
     digest = sha256_digest(raw)

@@ -24,6 +24,14 @@ class _Origin:
     idle: list[_Connection] = field(default_factory=list)
 
 
+MAX_BODY_EXTENSION = "regsweep.max_body"  # request extension: the largest body accepted
+DEFAULT_MAX_BODY = 64 << 20
+
+
+class BodyTooLarge(Exception):
+    """An answer larger than the request allows (never retried: it is not transient)."""
+
+
 class LeanTransport(httpx.AsyncBaseTransport):
     """Keep-alive connections per origin (scheme, host, port); at most `max_idle` kept."""
 
@@ -82,7 +90,11 @@ class LeanTransport(httpx.AsyncBaseTransport):
                     raise _StaleConnection
                 received = True
                 status, headers, keep = await self._read_head(reader, status_line)
-                content = await self._read_body(reader, request.method, status, headers)
+                limit = int(request.extensions.get(MAX_BODY_EXTENSION, DEFAULT_MAX_BODY))
+                content = await self._read_body(reader, request.method, status, headers, limit)
+        except BodyTooLarge:
+            writer.close()
+            raise
         except _StaleConnection:
             writer.close()
             raise
@@ -127,24 +139,36 @@ class LeanTransport(httpx.AsyncBaseTransport):
         method: str,
         status: int,
         headers: list[tuple[bytes, bytes]],
+        limit: int,
     ) -> bytes:
+        """The body, never more than `limit` bytes of it read (else `BodyTooLarge`)."""
         if method == "HEAD" or status in (204, 304) or status < 200:
             return b""
         values = {n.lower(): v for n, v in headers}
+        too_large = BodyTooLarge(f"answer larger than {limit:,} bytes")
         if values.get(b"transfer-encoding", b"").lower() == b"chunked":
             chunks: list[bytes] = []
+            total = 0
             while True:
                 size = int((await reader.readline()).split(b";")[0].strip(), 16)
                 if size == 0:
                     while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
                     return b"".join(chunks)
+                total += size
+                if total > limit:
+                    raise too_large
                 chunks.append(await reader.readexactly(size))
                 await reader.readexactly(2)
         if b"content-length" in values:
             length = int(values[b"content-length"])
+            if length > limit:
+                raise too_large
             return await reader.readexactly(length)
-        return await reader.read()  # until the server closes
+        data = await reader.read(limit + 1)  # until the server closes
+        if len(data) > limit:
+            raise too_large
+        return data
 
     async def aclose(self) -> None:
         for origin in self._origins.values():

@@ -10,6 +10,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -218,3 +219,45 @@ def test_basic_auth_registry_with_htpasswd(tmp_path: Path, monkeypatch: pytest.M
             read_registry(config)
         monkeypatch.setenv("REGSWEEP_REGISTRY_PASSWORD", "s3cret")
         assert len(read_registry(config).tags) == 5
+
+
+def test_credentials_never_reach_a_run_directory_an_artifact_or_a_failure(
+    prefect_harness: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tokens: TokenServer,
+) -> None:
+    """The whole flow with token auth, applied, then a run that fails (the token service
+    refuses a wrong password): neither the run directories (plan, saved inputs, ledger),
+    the Prefect artifacts and results, nor the error carries the password or its Basic form."""
+    from prefect.client.orchestration import get_client
+
+    from flows.cleanup import cleanup
+
+    with _token_registry(tmp_path, tokens) as reg:
+        monkeypatch.setenv("REGSWEEP_REGISTRY_USERNAME", tokens.username)
+        monkeypatch.setenv("REGSWEEP_REGISTRY_PASSWORD", tokens.password)
+        monkeypatch.setenv("REGSWEEP_HOME", str(tmp_path / "home"))
+        config = tmp_path / "regsweep.yaml"
+        config.write_text(
+            f"registry: {{url: '{reg.url}', repositories: ['bench/*']}}\n"
+            "kubernetes: {enabled: false}\n"
+            "cleanup: {disableGitHistoryBasedPolicy: true, unlinked: delete,"
+            " keepImagesBuiltWithinLastNHours: 0}\nsafety: {maxDeleteFraction: 1}\n"
+        )
+        result = cleanup(config_path=str(config), apply=True, now=datetime.now(UTC).isoformat())
+        assert result.outcomes.get("deleted", 0) >= 5  # every digest, index children too
+        monkeypatch.setenv("REGSWEEP_REGISTRY_PASSWORD", "wrong-" + tokens.password)
+        with pytest.raises(Exception) as failed:
+            cleanup(config_path=str(config), now=(datetime.now(UTC) + timedelta(1)).isoformat())
+    secrets = [tokens.password, base64.b64encode(f"ci:{tokens.password}".encode()).decode()]
+    written = b"".join(p.read_bytes() for p in (tmp_path / "home").rglob("*") if p.is_file())
+    with get_client(sync_client=True) as client:
+        artifacts = " ".join(
+            f"{a.key} {a.data} {a.description}" for a in client.read_artifacts(limit=200)
+        )
+    for secret in secrets:
+        assert secret.encode() not in written
+        assert secret not in artifacts
+        assert secret not in repr(result)
+        assert secret not in str(failed.value)
