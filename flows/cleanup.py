@@ -34,7 +34,6 @@ from tasks.policy.config import Config, load_config
 from tasks.policy.plan import Plan
 from tasks.policy.task import plan_task, read_keep_list
 from tasks.registry.extract import RegistryExtraction
-from tasks.registry.reference import registry_names
 from tasks.registry.task import extract_registry
 
 
@@ -126,9 +125,7 @@ def cleanup(
     if unknown:
         notes.append(f"{unknown} image link(s) name commits Git does not know")
     if cluster is not None:
-        others = unmatched_hosts(
-            cluster, registry_names(config.registry.url, config.registry.aliases)
-        )
+        others = unmatched_hosts(cluster, config.registry.names)
         if others:
             listing = ", ".join(f"{host} ({n})" for host, n in others.items())
             notes.append(
@@ -175,8 +172,7 @@ def sanity_refusal(config: Config, plan: Plan, cluster: pd.DataFrame | None) -> 
     """Why every deletion of this run is refused (`tasks.delete.guards`), else empty."""
     reasons = []
     if cluster is not None and config.uses_kubernetes:
-        names = registry_names(config.registry.url, config.registry.aliases)
-        reasons.append(cluster_refusal(cluster, names))
+        reasons.append(cluster_refusal(cluster, config.registry.names))
     if config.uses_git:
         reasons.append(git_refusal(plan))
     return "; ".join(r for r in reasons if r)

@@ -55,6 +55,11 @@ NowOption = Annotated[
 ]
 
 
+def say(text: str) -> None:
+    """Print a line no one may find wrapped or coloured: digests, references, paths."""
+    console.print(text, highlight=False, soft_wrap=True)
+
+
 def exit_code(exc: BaseException) -> int:
     """Map an error to the documented exit code."""
     from flows.result import RunFailed
@@ -244,10 +249,6 @@ def print_run(result: RunResult) -> None:
     for row in result.reasons:
         reasons.add_row(row["action"], row["reason"], str(row["digests"]))
     console.print(reasons)
-
-    def say(text: str) -> None:  # nothing a user may copy is wrapped or highlighted
-        console.print(text, highlight=False, soft_wrap=True)
-
     if result.outcomes:
         console.print("outcomes: " + ", ".join(f"{k} {v}" for k, v in result.outcomes.items()))
     for line in result.problems:
@@ -263,10 +264,10 @@ def print_run(result: RunResult) -> None:
 
 def strip_registry(image: str, config: Config) -> str:
     """`image` without a leading host that names the configured registry (or an alias)."""
-    from tasks.registry.reference import canonical_registry, registry_names
+    from tasks.registry.reference import canonical_registry
 
     first, slash, rest = image.strip().partition("/")
-    names = registry_names(config.registry.url, config.registry.aliases)
+    names = config.registry.names
     looks_like_host = "." in first or ":" in first or first == "localhost"
     if slash and looks_like_host and canonical_registry(first) in names:
         return rest
@@ -381,10 +382,6 @@ def restore(
         raise fail(ConfigError("--ledger", str(exc))) from None
     except (DeletionError, RegistryError) as exc:
         raise fail(exc) from None
-
-    def say(text: str) -> None:
-        console.print(text, highlight=False, soft_wrap=True)
-
     for done in restored:
         say(f"restored {done.record.repository}@{done.record.digest}")
         for tag in done.tags:

@@ -33,7 +33,6 @@ from tasks.policy.config import Config
 from tasks.progress import deletion_progress
 from tasks.registry.extract import RegistryExtraction
 from tasks.registry.read import make_client
-from tasks.registry.reference import registry_names
 
 
 @dataclass(frozen=True)
@@ -51,9 +50,7 @@ class DeleteRequest:
 
 def read_in_use(config: Config) -> InUse:
     """The cluster's images in this registry (or an alias), read now."""
-    return InUse.from_cluster(
-        read_cluster(config), registry_names(config.registry.url, config.registry.aliases)
-    )
+    return InUse.from_cluster(read_cluster(config), config.registry.names)
 
 
 @task(name="recheck_cluster", cache_policy=NO_CACHE)

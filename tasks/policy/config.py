@@ -29,6 +29,7 @@ from tasks.policy.errors import ConfigError
 from tasks.policy.werf import merge_werf_cleanup, read_werf_cleanup
 from tasks.policy.yamlfile import read_yaml
 from tasks.registry.client import normalise_url
+from tasks.registry.reference import registry_names
 
 
 def _duration(value: Any) -> timedelta:
@@ -101,6 +102,11 @@ class RegistryConfig(_Model):
     cache: bool | str = True  # manifest/config cache: True = $REGSWEEP_HOME/cache, or a path
     credentials_secret: str | None = None  # Prefect Secret block: {username, password}
     aliases: list[str] = Field(default_factory=list)  # other hosts naming this registry
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every canonical name cluster images may give this registry: its host, aliases."""
+        return registry_names(self.url, self.aliases)
 
     @field_validator("aliases")
     @classmethod
