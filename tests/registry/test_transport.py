@@ -15,7 +15,13 @@ from tasks.registry.transport import LeanTransport
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    connections: ClassVar[set[int]] = set()
+    # One handler instance serves one connection: count them as they start. (An id() of
+    # the socket is no count: a second socket may reuse the memory of a closed first one.)
+    connections: ClassVar[list[tuple[str, int]]] = []
+
+    def setup(self) -> None:
+        super().setup()
+        Handler.connections.append(self.client_address)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -27,7 +33,6 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_GET(self) -> None:
-        Handler.connections.add(id(self.connection))
         if self.path == "/chunked":
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
