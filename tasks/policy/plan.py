@@ -226,25 +226,40 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
 
     # Referrers share their subjects' decision (kept while any subject is), and nothing
     # else decides for them (their own tags included) - except a kept index holding one:
-    # a surviving index never names a deleted manifest.
+    # a surviving index never names a deleted manifest. First forget what decided for them,
+    # then decide to a fixpoint: a subject may itself be a referrer, or be held by an index
+    # kept that way, whatever the order of the rows.
     index_child = reasons.column["index-child"]
     for image, of in subjects.items():
         held = bool(reasons.digest[image, index_child])
         held_why = [e for e in reasons.evidence.get(image, []) if e.startswith("index-child")]
         reasons.digest[image] = False
-        kept[image] = False
-        alive = [subject for subject, row in of if row is not None and kept[row]]
-        if alive:
-            reasons.digest[image, reasons.column["referrer"]] = True
-            reasons.evidence[image] = [f"referrer: of kept {alive[0][:19]}"]
-            kept[image] = True
-        else:
-            gone = ", ".join(subject[:19] for subject, _ in of)
-            reasons.evidence[image] = [f"referrer: its subject {gone} is not kept or is gone"]
-        if held:
-            reasons.digest[image, index_child] = True
-            reasons.evidence[image] += held_why
-            kept[image] = True
+        reasons.digest[image, index_child] = held
+        kept[image] = held
+        gone = ", ".join(subject[:19] for subject, _ in of)
+        reasons.evidence[image] = [f"referrer: its subject {gone} is not kept or is gone"]
+        reasons.evidence[image] += held_why
+    undecided = set(subjects)
+    changed = bool(subjects)
+    while changed:
+        changed = False
+        for image in sorted(undecided):
+            alive = [subject for subject, row in subjects[image] if row is not None and kept[row]]
+            if alive:
+                undecided.discard(image)
+                reasons.digest[image, reasons.column["referrer"]] = True
+                held_why = [e for e in reasons.evidence[image] if e.startswith("index-child")]
+                reasons.evidence[image] = [f"referrer: of kept {alive[0][:19]}", *held_why]
+                kept[image] = changed = True
+        for parent, kids in children.items():  # an index kept that way keeps its children
+            for child in kids if kept[parent] else ():
+                if known[child] and not kept[child]:
+                    keep(
+                        child,
+                        "index-child",
+                        f"index-child: in kept index {images.digests[parent][:19]}",
+                    )
+                    kept[child] = changed = True
     is_referrer = np.zeros(len(images), dtype=bool)
     is_referrer[list(subjects)] = True
     reasons.tag[is_referrer[tag_rows]] = False

@@ -35,7 +35,7 @@ from flows.demo.http_proxy import Answer, RegistryProxy
 from flows.demo.images import push_image, push_index, tag_image
 from flows.demo.registry_server import LocalRegistry
 from flows.result import RunResult, run_failure
-from tasks.delete.ledger import Ledger
+from tasks.delete.ledger import Ledger, read_ledger
 from tasks.delete.loader import execute_plan
 from tasks.delete.outcome import FAILED_OUTCOMES
 from tasks.delete.recheck import current_tags
@@ -44,7 +44,7 @@ from tasks.registry.errors import NotFound
 from tasks.registry.extract import RegistryExtraction, scan_registry
 from tasks.registry.manifest import get_manifest, resolve_tag
 from tests.delete.helpers import OLD, plan_of
-from tests.skopeo import assert_every_tag_pulls, skopeo_tags
+from tests.skopeo import skopeo_copy_all, skopeo_tags
 
 EXAMPLES = int(os.environ.get("REGSWEEP_RANDOM_EXAMPLES", "30"))
 _names = itertools.count()
@@ -277,6 +277,18 @@ def apply(
     return asyncio.run(go())
 
 
+async def _resolves(registry: LocalRegistry, repo: str, tag: str) -> bool:
+    async with RegistryClient(registry.url) as client:
+        return await resolve_tag(client, repo, tag) is not None
+
+
+def dangling_allowed(case: Case, ledger: Path) -> frozenset[str]:
+    """Tags of digests whose DELETE was sent (a pending record) when a kill fault hit."""
+    if case.fault.kind != "kill" or not ledger.exists():
+        return frozenset()
+    return frozenset(t for r in read_ledger(ledger) if r.state == "pending" for t in r.tags)
+
+
 def check(
     registry: LocalRegistry,
     repo: str,
@@ -284,6 +296,7 @@ def check(
     scan: RegistryExtraction,
     named_at_start: set[str],
     results: pd.DataFrame,
+    dangling_ok: frozenset[str] = frozenset(),
 ) -> None:
     async def present_of(digests: set[str]) -> set[str]:
         async with RegistryClient(registry.url) as client:
@@ -292,9 +305,18 @@ def check(
 
     scanned = set(scan.images["digest"])
     present = asyncio.run(present_of(scanned | named_at_start))
-    # I1: skopeo, not us, says every tag pulls completely.
-    if skopeo_tags(registry.url, repo):
-        assert_every_tag_pulls(registry.url, [repo])
+    # I1: skopeo, not us, says every tag pulls completely. The one exception: a registry
+    # SIGKILLed while processing a DELETE we had sent can leave that digest's tag behind,
+    # naming nothing (Distribution's delete is not atomic); only such tags are let off.
+    for tag in skopeo_tags(registry.url, repo):
+        done = skopeo_copy_all(registry.url, f"{repo}:{tag}")
+        if (
+            done.returncode != 0
+            and tag in dangling_ok
+            and not asyncio.run(_resolves(registry, repo, tag))
+        ):
+            continue
+        assert done.returncode == 0, f"{repo}:{tag} does not pull: {done.stderr}"
     # I2: surviving subjects keep their referrers (worked out here, not by the code tested).
     for subject, referrers in referrers_of(scan).items():
         if subject in present:
@@ -344,7 +366,8 @@ def test_random_plans_changes_and_faults_never_break_an_image(
         finally:
             if registry.process is None:
                 registry.start()
-    check(registry, repo, plan, scan, named_at_start, results)
+    dangling = dangling_allowed(case, ledger)
+    check(registry, repo, plan, scan, named_at_start, results, dangling)
     failed = set(results["outcome"]) & FAILED_OUTCOMES
     outcomes = {str(k): int(v) for k, v in results["outcome"].value_counts().items()}
     code = run_failure(RunResult("r", "", "", str(ledger), True, "", [], [], outcomes, {}))
@@ -361,5 +384,5 @@ def test_random_plans_changes_and_faults_never_break_an_image(
     plan2 = plan_of(scan2, registry.url)
     results2 = apply(registry.url, plan2, scan2, ledger)
     assert not set(results2["outcome"]) & FAILED_OUTCOMES, results2
-    check(registry, repo, plan2, scan2, set(), results2)
+    check(registry, repo, plan2, scan2, set(), results2, dangling)
     assert set(results2["outcome"]) <= {"deleted", "gone"}

@@ -486,3 +486,25 @@ def test_a_referrer_that_a_kept_index_lists_is_kept(git_repo: GitRepoBuilder) ->
     assert kept(plan) == {dg(2), dg(3), dg(4)}
     table = plan.table.drop_duplicates("digest").set_index("digest")
     assert table.loc[dg(2), "reasons"] == ["index-child"]
+
+
+def test_a_referrer_of_a_kept_referrer_is_kept_whatever_the_row_order(
+    git_repo: GitRepoBuilder,
+) -> None:
+    """Found by the randomised delete test in CI: a `.sig` tag moved onto an index made it
+    the referrer of a kept image; the index's own signature, decided before it, saw it not
+    kept yet and was deleted. Referrers are decided to a fixpoint, so row order is moot."""
+    c1 = git_repo.commit("main", NOW - D)
+    git_repo.push("main")
+    for order in ([3, 2, 1], [1, 2, 3]):
+        reg = Registry()
+        make = {
+            1: lambda r: r.image(dg(1), ["new"], OLD, c1),  # the kept subject
+            2: lambda r: r.index(dg(2), [f"sha256-{dg(1)[7:]}.sig"], [dg(4)]),  # its referrer
+            3: lambda r: r.image(dg(3), [f"sha256-{dg(2)[7:]}.sig"], OLD),  # the referrer's
+        }
+        for n in order:
+            make[n](reg)
+        reg.image(dg(4), [], OLD)  # a child of the referrer index
+        plan = plan_for(reg, git_repo, NOW, policies(branch("main", last=1)))
+        assert kept(plan) == {dg(1), dg(2), dg(3), dg(4)}, order
