@@ -197,7 +197,7 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
             keep(image, "built-within", f"built-within: created {when:%Y-%m-%d %H:%M} UTC")
 
     # Unlinked images.
-    subjects = _referrers(images)
+    subjects = _referrers(images, children)
     if cleanup.unlinked == "keep":
         unlinked = known.copy()
         unlinked[list(links.commits)] = False
@@ -316,11 +316,14 @@ def _created_micros(
     return created, has
 
 
-def _referrers(images: Catalog) -> dict[int, list[tuple[str, int | None]]]:
+def _referrers(
+    images: Catalog, children: dict[int, list[int]]
+) -> dict[int, list[tuple[str, int | None]]]:
     """Map each referrer row to its subjects' digests and rows (None when the registry has
     no such manifest); a manifest may refer to several (a signature tag moved onto another).
     Referrers: an OCI `subject`, a `sha256-<hex>.sig|.att|.sbom` tag, the referrers fallback
-    index tagged `sha256-<hex>` and every manifest that index lists."""
+    index tagged `sha256-<hex>` and every manifest that index lists (`children`: the
+    plan's parent row -> child rows)."""
     subjects: dict[int, list[tuple[str, int | None]]] = defaultdict(list)
 
     def add(image: int, subject: str, repository: str) -> None:
@@ -340,14 +343,10 @@ def _referrers(images: Catalog) -> dict[int, list[tuple[str, int | None]]]:
             add(image, subject, repository)
             if is_fallback_index_tag(images.tag_names[at]):
                 fallback_indexes.append(image)
-    if fallback_indexes:
-        listed: dict[int, list[int]] = defaultdict(list)
-        for parent, child in images.edges:
-            listed[parent].append(child)
-        for index in fallback_indexes:
-            for child in listed.get(index, []):
-                for subject, _ in subjects[index]:
-                    add(child, subject, images.repositories[child])
+    for index in fallback_indexes:
+        for child in children.get(index, []):
+            for subject, _ in subjects[index]:
+                add(child, subject, images.repositories[child])
     return dict(subjects)
 
 
