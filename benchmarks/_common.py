@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Benchmarks run as scripts (`python benchmarks/x.py`); make the project importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -111,3 +116,9 @@ def raw_ceiling(
     if failures:
         raise RuntimeError(f"{failures} of {len(paths)} raw {method} requests failed")
     return len(paths) / elapsed
+
+
+def plan_fingerprint(table: pd.DataFrame) -> str:
+    """sha256 of the plan table as CSV: equal before and after a change that must not
+    change plans (printed by the benchmarks that build one)."""
+    return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()

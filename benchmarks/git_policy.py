@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import pygit2
-from _common import Results, peak_rss_mib, timed
+from _common import Results, peak_rss_mib, plan_fingerprint, timed
 
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.storage_seed import seed_storage
@@ -172,6 +172,7 @@ def part1(results: Results, seconds: dict[str, float]) -> None:
             planned = min(planned, time.perf_counter() - start)
         kept = plan.table.loc[plan.table["action"] == "keep", "digest"].nunique()
         print(f"our plan (default policies, {IMAGES} images): {planned:.3f} s, {kept} kept")
+        print(f"plan sha256 {plan_fingerprint(plan.table)}")
         results.add("git_policy_vs_rev_list", (extracted + planned) / reference, "<=", 3.0)
 
 
@@ -273,6 +274,7 @@ def part2(results: Results, tag_rows: int, commit_count: int) -> None:
         f"our plan: {planned:.1f} s for {len(plan.table):,} plan rows, "
         f"{commit_count:,} commits; peak RSS {peak_rss_mib():.0f} MiB"
     )
+    print(f"plan sha256 {plan_fingerprint(plan.table)}")
     results.add("plan_vs_scan_time_1M_tags", planned / scan_estimate, "<=", 0.2)
 
 

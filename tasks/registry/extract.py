@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
@@ -82,6 +83,8 @@ Progress = Callable[[str, int, int], None]
 TAG_WORKERS = 256  # tags read at once per repository (the client's concurrency still limits)
 MAX_REFERRER_DEPTH = 8  # signatures of attestations of SBOMs...: real chains are 2-3 deep
 MAX_REFERRERS = 100_000  # referrer manifests per repository
+CONFIG_WORKERS = 64  # config blobs read at once per repository
+REPOSITORY_WORKERS = 32  # repositories scanned at once (each keeps the client busy alone)
 
 
 async def for_each(items: list[T], work: Callable[[T], Awaitable[None]], workers: int) -> None:
@@ -126,7 +129,6 @@ class _Repository:
     # digest -> (media type, why, platform) of manifests that exist but cannot be parsed
     unreadable: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     config_errors: dict[str, str] = field(default_factory=dict)  # config digest -> why
-    config_reads: dict[str, asyncio.Future[None]] = field(default_factory=dict)
     error: str = ""
 
     async def fetch(
@@ -142,6 +144,53 @@ class _Repository:
 
     def mark_unreadable(self, exc: UnreadableManifest, platform: str = "") -> None:
         self.unreadable.setdefault(exc.digest, (exc.media_type, str(exc), platform))
+
+
+class _ConfigReader:
+    """Reads a repository's config blobs as their manifests arrive, with a fixed number of
+    workers: a queue of digests, not a task per config (a million images would be a million
+    tasks). The first error stops the reading and is raised by `finish`."""
+
+    def __init__(self, client: RegistryClient, repo: _Repository) -> None:
+        self.client = client
+        self.repo = repo
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.seen: set[str] = set()
+        self.workers: list[asyncio.Task[None]] = []
+        self.error: Exception | None = None
+
+    def want(self, manifest: Manifest) -> None:
+        """Read the manifest's config blob unless already asked for."""
+        config = manifest.body.get("config")
+        digest = config.get("digest") if isinstance(config, dict) else None
+        if manifest.is_index or not isinstance(digest, str) or digest in self.seen:
+            return
+        self.seen.add(digest)
+        self.queue.put_nowait(digest)
+        if len(self.workers) < CONFIG_WORKERS:
+            self.workers.append(asyncio.create_task(self._work()))
+
+    async def _work(self) -> None:
+        while True:
+            digest = await self.queue.get()
+            try:
+                if self.error is None:
+                    await _read_config(self.client, self.repo, digest)
+            except Exception as exc:  # raised by finish(), in the scan's own task
+                self.error = self.error or exc
+            finally:
+                self.queue.task_done()
+
+    async def finish(self) -> None:
+        """Wait for every config asked for; raise the first error."""
+        await self.queue.join()
+        self.stop()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.cancel()
 
 
 async def resolve_repositories(
@@ -188,8 +237,13 @@ async def scan_repositories(
     """
     if warm is None:
         warm = cache_is_warm(client)
-    repos = await asyncio.gather(*(_scan_repository(client, n, progress, warm) for n in names))
-    return _to_frames(repos)
+    repos: dict[str, _Repository] = {}
+
+    async def scan(name: str) -> None:
+        repos[name] = await _scan_repository(client, name, progress, warm)
+
+    await for_each(names, scan, REPOSITORY_WORKERS)
+    return _to_frames([repos[n] for n in names])
 
 
 def cache_is_warm(client: RegistryClient) -> bool:
@@ -211,6 +265,7 @@ async def _scan_repository(
     client: RegistryClient, name: str, progress: Progress | None, warm: bool
 ) -> _Repository:
     repo = _Repository(name)
+    configs = _ConfigReader(client, repo)
     try:
         tags = await list_tags(client, name)
         done = 0
@@ -232,9 +287,9 @@ async def _scan_repository(
                 repo.tags[tag] = exc.digest
                 repo.mark_unreadable(exc)
             else:
-                repo.tags[tag] = manifest.digest
+                repo.tags[tag] = sys.intern(manifest.digest)  # one string per image
                 repo.manifests.setdefault(manifest.digest, (_slim(manifest), ""))
-                _start_config_read(client, repo, manifest)  # keeps requests flowing
+                configs.want(manifest)  # keeps requests flowing
             done += 1
             if progress is not None:
                 progress(name, done, len(tags))
@@ -242,17 +297,15 @@ async def _scan_repository(
         await for_each(tags, read_tag, TAG_WORKERS)
         await _read_children(client, repo)
         await _read_referrers(client, repo)
-        await _read_configs(client, repo)
+        for manifest, _ in list(repo.manifests.values()):  # children and referrers
+            configs.want(manifest)
+        await configs.finish()
     except NotFound as exc:
         repo.error = f"not found: {exc}"
     except RegistryError as exc:
         repo.error = f"{type(exc).__name__}: {exc}"
     finally:
-        for read in repo.config_reads.values():  # after a failure: stop, and collect errors
-            if read.done() and not read.cancelled():
-                read.exception()
-            else:
-                read.cancel()
+        configs.stop()
     return repo
 
 
@@ -265,11 +318,12 @@ async def _read_children(client: RegistryClient, repo: _Repository) -> None:
             if isinstance(digest, str) and digest not in repo.manifests:
                 wanted.setdefault(digest, _platform(child.get("platform")))
 
-    async def read(digest: str, platform: str) -> None:
+    async def read(child: tuple[str, str]) -> None:
+        digest, platform = child
         if (manifest := await repo.fetch(client, digest, platform)) is not None:
             repo.manifests[digest] = (_slim(manifest), platform)
 
-    await asyncio.gather(*(read(d, p) for d, p in wanted.items()))
+    await for_each(list(wanted.items()), read, TAG_WORKERS)
     # An index's children inherit the platform it names even when tagged themselves.
     for index in indexes:
         for child in index.body.get("manifests") or []:
@@ -294,6 +348,14 @@ async def _read_referrers(client: RegistryClient, repo: _Repository) -> None:
         return
     seen = set(digests)
     answers: list[list[str] | None] = [probe]
+
+    async def ask(digest: str) -> None:
+        answers.append(await list_referrers(client, repo.name, digest))
+
+    async def read(digest: str) -> None:
+        if (manifest := await repo.fetch(client, digest)) is not None:
+            repo.manifests[manifest.digest] = (_slim(manifest), "")
+
     pending = digests[1:]
     rounds = found_in_all = 0
     while answers or pending:
@@ -302,32 +364,20 @@ async def _read_referrers(client: RegistryClient, repo: _Repository) -> None:
             raise InvalidResponse(
                 f"{repo.name}: referrers of referrers more than {MAX_REFERRER_DEPTH} deep"
             )
-        answers += await asyncio.gather(*(list_referrers(client, repo.name, d) for d in pending))
+        await for_each(pending, ask, TAG_WORKERS)
         found = sorted({d for answer in answers for d in answer or [] if d not in seen})
         found_in_all += len(found)
         if found_in_all > MAX_REFERRERS:
             raise InvalidResponse(f"{repo.name}: more than {MAX_REFERRERS:,} referrers")
         seen.update(found)
-        manifests = await asyncio.gather(*(repo.fetch(client, d) for d in found))
-        for manifest in manifests:
-            if manifest is not None:
-                repo.manifests[manifest.digest] = (_slim(manifest), "")
-        answers, pending = [], found
+        await for_each(found, read, TAG_WORKERS)
+        answers.clear()
+        pending = found
 
 
 def _slim(manifest: Manifest) -> Manifest:
     """The manifest without its bytes (the cache keeps them; the frames need the body)."""
     return dataclasses.replace(manifest, raw=b"")
-
-
-def _start_config_read(client: RegistryClient, repo: _Repository, manifest: Manifest) -> None:
-    """Start reading the manifest's config blob unless already started."""
-    config = manifest.body.get("config")
-    digest = config.get("digest") if isinstance(config, dict) else None
-    if manifest.is_index or not isinstance(digest, str):
-        return
-    if digest not in repo.config_reads:
-        repo.config_reads[digest] = asyncio.ensure_future(_read_config(client, repo, digest))
 
 
 async def _read_config(client: RegistryClient, repo: _Repository, digest: str) -> None:
@@ -345,13 +395,6 @@ async def _read_config(client: RegistryClient, repo: _Repository, digest: str) -
         repo.config_errors[digest] = f"{repo.name}: config {digest} is not a JSON object"
 
 
-async def _read_configs(client: RegistryClient, repo: _Repository) -> None:
-    """Read every config not read yet (tagged manifests start theirs as they arrive)."""
-    for manifest, _ in list(repo.manifests.values()):
-        _start_config_read(client, repo, manifest)
-    await asyncio.gather(*repo.config_reads.values())
-
-
 def _platform(value: Any) -> str:
     if not isinstance(value, dict):
         return ""
@@ -361,10 +404,11 @@ def _platform(value: Any) -> str:
 
 def _to_frames(repos: list[_Repository]) -> RegistryExtraction:
     images: list[dict[str, Any]] = []
-    tags: list[dict[str, Any]] = []
+    tags: dict[str, list[str]] = {name: [] for name in TAG_COLUMNS}
     edges: list[dict[str, Any]] = []
-    # The largest table (a row per image and blob) is built as columns: 10^5 images have
-    # 10^5..10^6 blobs, and a dict per row was a tenth of the scan's peak memory.
+    # The largest tables (a row per tag, a row per image and blob) are built as columns:
+    # 10^5 images have 10^5..10^6 blobs, and a dict per row was a tenth of the scan's peak
+    # memory; a repository may have a million tags.
     blobs: dict[str, list[Any]] = {name: [] for name in BLOB_COLUMNS}
     status: list[dict[str, Any]] = []
     for repo in repos:
@@ -376,7 +420,9 @@ def _to_frames(repos: list[_Repository]) -> RegistryExtraction:
                 "error": repo.error,
             }
         )
-        tags.extend({"repository": repo.name, "tag": t, "digest": d} for t, d in repo.tags.items())
+        tags["repository"] += [repo.name] * len(repo.tags)
+        tags["tag"] += repo.tags.keys()
+        tags["digest"] += repo.tags.values()
         for digest, (media_type, why, platform) in repo.unreadable.items():
             images.append(
                 {
@@ -426,11 +472,12 @@ def _to_frames(repos: list[_Repository]) -> RegistryExtraction:
                     "error": error,
                 }
             )
-        repo.manifests.clear()  # free what is in the rows now, repository by repository
+        repo.tags.clear()  # free what is in the rows now, repository by repository
+        repo.manifests.clear()
         repo.configs.clear()
     return RegistryExtraction(
         images=typed_frame(images, IMAGE_COLUMNS),
-        tags=typed_frame(tags, TAG_COLUMNS),
+        tags=pd.DataFrame(tags).astype(TAG_COLUMNS),
         index_edges=typed_frame(edges, EDGE_COLUMNS),
         blobs=pd.DataFrame(blobs).astype(BLOB_COLUMNS),
         status=typed_frame(status, STATUS_COLUMNS),

@@ -191,3 +191,62 @@ def test_for_each_runs_a_bounded_number_of_tasks() -> None:
 
     assert asyncio.run(go()) == 1
     assert done == 200_000 and peak == 32
+
+
+def test_a_scan_runs_a_bounded_number_of_tasks_however_many_children() -> None:
+    """One index over 10,000 children, each with its own config: children and configs are
+    read by fixed pools, so the tasks alive never grow with the repository (a task per
+    child and per config did)."""
+    children = 10_000
+    configs: dict[str, bytes] = {}
+    manifests: dict[str, bytes] = {}
+    for i in range(children):
+        config = json.dumps({"created": "2026-01-01T00:00:00Z", "n": i}).encode()
+        config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        configs[config_digest] = config
+        body = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": mediatypes.OCI_MANIFEST,
+                "config": {"mediaType": mediatypes.OCI_CONFIG, "digest": config_digest},
+                "layers": [],
+            }
+        ).encode()
+        manifests["sha256:" + hashlib.sha256(body).hexdigest()] = body
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": mediatypes.OCI_INDEX,
+            "manifests": [{"mediaType": mediatypes.OCI_MANIFEST, "digest": d} for d in manifests],
+        }
+    ).encode()
+    index_digest = "sha256:" + hashlib.sha256(index).hexdigest()
+    peak = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal peak
+        peak = max(peak, len(asyncio.all_tasks()))
+        path = request.url.path
+        reference = path.rsplit("/", 1)[1]
+        if path.endswith("/tags/list"):
+            return httpx.Response(200, json={"tags": ["multi"]})
+        if reference == "multi" or reference == index_digest:
+            headers = {"Content-Type": mediatypes.OCI_INDEX, "Docker-Content-Digest": index_digest}
+            return httpx.Response(200, content=index, headers=headers)
+        if "/manifests/" in path:
+            headers = {"Content-Type": mediatypes.OCI_MANIFEST, "Docker-Content-Digest": reference}
+            return httpx.Response(200, content=manifests[reference], headers=headers)
+        if "/blobs/" in path:
+            return httpx.Response(200, content=configs[reference])
+        return httpx.Response(404)
+
+    async def go() -> int:
+        transport = httpx.MockTransport(handler)
+        async with RegistryClient("http://reg.test", transport=transport, concurrency=64) as c:
+            extraction = await scan_registry(c, ["big"])
+        assert extraction.status["complete"].all()
+        assert extraction.images["created"].notna().sum() == children
+        return len(extraction.images)
+
+    assert asyncio.run(go()) == children + 1
+    assert peak < 1000, peak
