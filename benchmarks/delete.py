@@ -21,14 +21,14 @@ import pandas as pd
 from _common import Results, peak_rss_mib, raw_ceiling
 
 from flows.demo.registry_server import LocalRegistry
-from flows.demo.storage_seed import seed_storage
+from tasks.core.frames import column_rows
 from tasks.delete import loader
 from tasks.delete.ledger import Ledger
 from tasks.delete.loader import execute_plan
-from tasks.frames import column_rows
 from tasks.registry.cache import ContentCache
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry
+from tests.servers.storage_seed import seed_storage
 
 DIGESTS = 5_000
 TAGS = 5_600  # some tags share a digest; about 5,000 distinct tagged digests

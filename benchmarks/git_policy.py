@@ -27,13 +27,13 @@ import pygit2
 from _common import Results, peak_rss_mib, plan_fingerprint, timed
 
 from flows.demo.registry_server import LocalRegistry
-from flows.demo.storage_seed import seed_storage
-from tasks.frames import typed_frame
+from tasks.core.config import parse_config
+from tasks.core.frames import typed_frame
 from tasks.git.extract import extract_git
-from tasks.policy.config import parse_config
 from tasks.policy.plan import PlanInputs, build_plan
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import EDGE_COLUMNS, IMAGE_COLUMNS, TAG_COLUMNS, scan_registry
+from tests.servers.storage_seed import seed_storage
 
 LABEL = "org.opencontainers.image.revision"
 NOW = datetime(2026, 11, 28, tzinfo=UTC)

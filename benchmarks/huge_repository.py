@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from _common import Results
 
-from tasks.policy.config import parse_config
+from tasks.core.config import parse_config
 from tasks.registry import mediatypes
 from tasks.registry.read import read_registry
 

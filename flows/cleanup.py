@@ -26,11 +26,11 @@ from flows.scale_out import (
 )
 from flows.snapshot import save_inputs
 from tasks.cluster.task import extract_cluster_task
+from tasks.core.config import Config, load_config
+from tasks.core.home import regsweep_home
 from tasks.delete.guards import cluster_refusal, git_refusal, unmatched_hosts
 from tasks.delete.task import DeleteRequest, delete_task, in_use_task
 from tasks.git.task import extract_git_task
-from tasks.home import regsweep_home
-from tasks.policy.config import Config, load_config
 from tasks.policy.plan import Plan
 from tasks.policy.task import plan_task, read_keep_list
 from tasks.registry.extract import RegistryExtraction

@@ -20,14 +20,14 @@ from rich.table import Table
 
 from flows.report import human_bytes
 from tasks.cluster.errors import ClusterError
+from tasks.core.config import Config, load_config
+from tasks.core.errors import ConfigError
+from tasks.core.progress import ScanTally
+from tasks.core.reference import split_repository_reference
 from tasks.delete.errors import DeletionError
 from tasks.git.errors import GitError
-from tasks.policy.config import Config, load_config
-from tasks.policy.errors import ConfigError
 from tasks.policy.plan import Plan
-from tasks.progress import ScanTally
 from tasks.registry.errors import RegistryError
-from tasks.registry.reference import split_repository_reference
 
 if TYPE_CHECKING:
     from flows.result import RunResult
@@ -264,7 +264,7 @@ def print_run(result: RunResult) -> None:
 
 def strip_registry(image: str, config: Config) -> str:
     """`image` without a leading host that names the configured registry (or an alias)."""
-    from tasks.registry.reference import canonical_registry
+    from tasks.core.reference import canonical_registry
 
     first, slash, rest = image.strip().partition("/")
     names = config.registry.names
@@ -341,10 +341,11 @@ def restore(
 ) -> None:
     """Put deleted manifests and their tags back from the ledger (the ledger alone is enough:
     it records the registry URL; credentials come from docker config or the environment)."""
+    from tasks.core.reference import normalise_url, registry_host
     from tasks.delete.errors import LedgerError
     from tasks.delete.restore import Restored, RestoreFilter, ledger_registries, restorable
     from tasks.delete.restore import restore as do_restore
-    from tasks.registry.client import RegistryClient, normalise_url, registry_host
+    from tasks.registry.client import RegistryClient
     from tasks.registry.credentials import load_credentials
 
     if not ledger.is_file():
@@ -429,7 +430,7 @@ def demo(
     """Run the whole job end to end on local parts: registry, Git repository, cluster."""
     from flows.demo.run import run_demo
 
-    code = run_demo(workdir.resolve(), console)
+    code = run_demo(workdir.resolve(), console, print_run)
     raise typer.Exit(code)
 
 

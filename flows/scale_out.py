@@ -21,10 +21,10 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask.task_runners import DaskTaskRunner
 
+from tasks.core.config import Config
+from tasks.core.progress import deletion_progress, scan_progress
 from tasks.delete.loader import results_frame
 from tasks.delete.task import DeleteRequest, delete_repository_task, run_marker, settle_task
-from tasks.policy.config import Config
-from tasks.progress import deletion_progress, scan_progress
 from tasks.registry.extract import RegistryExtraction, merge_extractions
 from tasks.registry.read import share_rate
 from tasks.registry.task import list_repositories_task, scan_repositories_task

@@ -16,11 +16,11 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.frames import STRING_LISTS
+from tasks.core.config import Config, parse_config
+from tasks.core.frames import STRING_LISTS
+from tasks.core.reference import registry_host
 from tasks.git.extract import GitExtraction
-from tasks.policy.config import Config, parse_config
 from tasks.policy.plan import Plan, PlanInputs, build_plan
-from tasks.registry.client import registry_host
 from tasks.registry.extract import RegistryExtraction
 
 _JSON_COLUMNS = ("labels", "annotations")  # dict columns: Parquet wants one shape per column

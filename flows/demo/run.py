@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -13,11 +15,14 @@ from flows.demo.kube_api import KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import build_scenario, now_for_demo
 
+if TYPE_CHECKING:
+    from flows.result import RunResult
 
-def run_demo(workdir: Path, console: Console) -> int:
-    """Build the demo, run a dry run and an applied run, check the result; return exit code."""
+
+def run_demo(workdir: Path, console: Console, print_run: Callable[[RunResult], None]) -> int:
+    """Build the demo, run a dry run and an applied run (each shown by `print_run`), check
+    the result; return the exit code."""
     from flows.cleanup import cleanup
-    from flows.cli import print_run
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("REGSWEEP_HOME", str(workdir / "home"))

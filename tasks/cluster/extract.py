@@ -31,8 +31,8 @@ import urllib3
 from tasks.cluster.errors import ClusterConfigError, ListFailed
 from tasks.cluster.helm import decode_release, manifest_images
 from tasks.cluster.kinds import CONTAINER_LISTS, KINDS, STATUS_LISTS, Kind
-from tasks.frames import typed_frame
-from tasks.registry.reference import parse_reference
+from tasks.core.frames import typed_frame
+from tasks.core.reference import parse_reference
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 from prefect import task
 
-from tasks.caching import EXTRACTION_TASK_OPTIONS
 from tasks.cluster.extract import extract_cluster
-from tasks.policy.config import Config
+from tasks.core.config import Config
+from tasks.core.task_options import EXTRACTION_TASK_OPTIONS
 
 
 def read_cluster(config: Config) -> pd.DataFrame:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from tasks.frames import column_rows
-from tasks.registry.reference import referrer_tag_subject
+from tasks.core.frames import column_rows
+from tasks.core.reference import referrer_tag_subject
 
 Holds = dict[str, dict[str, set[str]]]
 """{repository: {holder digest: digests it holds}}."""

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from tasks.core.frames import column_rows, typed_frame
+from tasks.core.progress import DeleteProgress
 from tasks.delete.closure import Closure, Target, build_closures, deletion_targets, holds_from_scan
 from tasks.delete.ledger import Ledger, LedgerRecord
 from tasks.delete.outcome import Outcome
 from tasks.delete.recheck import IndexChildren, InUse, cancelled_closures, current_tags
-from tasks.frames import column_rows, typed_frame
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import DeleteUnsupported, NotFound, RegistryError, RegistryUnavailable
 from tasks.registry.extract import RegistryExtraction
@@ -51,8 +52,6 @@ RESULT_COLUMNS = {
 # of the raw DELETE ceiling; see the README for the figures of the value chosen.
 RECHECK_BATCH = 50
 RECHECK_SHARE = 2
-
-Progress = Callable[[int, int], None]
 
 
 def check_fraction(plan: pd.DataFrame, max_fraction: float) -> dict[str, float]:
@@ -165,7 +164,7 @@ async def execute_plan(
     refusal: str = "",
     in_use: InUse | None = None,
     flow_run_id: str = "",
-    progress: Progress | None = None,
+    progress: DeleteProgress | None = None,
 ) -> pd.DataFrame:
     """Delete the plan's deletable digests (only when `apply`); return the results table.
 
@@ -205,7 +204,7 @@ def results_frame(results: list[dict[str, object]]) -> pd.DataFrame:
 class _Counter:
     """Counts finished digests for a progress callback."""
 
-    def __init__(self, total: int, progress: Progress | None) -> None:
+    def __init__(self, total: int, progress: DeleteProgress | None) -> None:
         self.done, self.total, self.progress = 0, total, progress
 
     def __call__(self, count: int = 1) -> None:

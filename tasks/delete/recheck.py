@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from tasks.core.frames import column_rows
 from tasks.delete.closure import Closure
 from tasks.delete.outcome import Outcome
-from tasks.frames import column_rows
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import InvalidResponse, NotFound
 from tasks.registry.manifest import manifest_by_digest, resolve_tag

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from tasks.core.reference import is_digest, is_repository_name, is_tag_name
 from tasks.delete.errors import LedgerError, RestoreError
 from tasks.delete.ledger import LedgerRecord, numbered_records, read_ledger
 from tasks.registry import mediatypes
@@ -21,7 +22,6 @@ from tasks.registry.blob import blob_exists
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import NotFound
 from tasks.registry.manifest import get_manifest, put_manifest, resolve_tag, sha256_digest
-from tasks.registry.reference import is_digest, is_repository_name, is_tag_name
 
 log = logging.getLogger(__name__)
 

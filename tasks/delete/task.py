@@ -15,13 +15,14 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.aio import run_sync
 from tasks.cluster.task import read_cluster
+from tasks.core.aio import run_sync
+from tasks.core.config import Config
+from tasks.core.progress import DeleteProgress, deletion_progress
 from tasks.delete.closure import Closure
 from tasks.delete.errors import DeletionRefused
 from tasks.delete.ledger import Ledger
 from tasks.delete.loader import (
-    Progress,
     RepositoryScan,
     Settled,
     delete_repository,
@@ -29,8 +30,6 @@ from tasks.delete.loader import (
     settle_closures,
 )
 from tasks.delete.recheck import InUse
-from tasks.policy.config import Config
-from tasks.progress import deletion_progress
 from tasks.registry.extract import RegistryExtraction
 from tasks.registry.read import make_client
 
@@ -64,7 +63,7 @@ def run_deletion(
     plan: pd.DataFrame,
     registry: RegistryExtraction,
     request: DeleteRequest,
-    progress: Progress | None = None,
+    progress: DeleteProgress | None = None,
 ) -> pd.DataFrame:
     """Execute the plan (a dry run unless `request.apply`); return the results table."""
 

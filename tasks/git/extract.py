@@ -29,7 +29,7 @@ import pyarrow as pa
 import pygit2
 from pygit2.enums import ReferenceType
 
-from tasks.frames import STRING_LISTS, gc_paused
+from tasks.core.frames import STRING_LISTS, gc_paused
 from tasks.git.commit_graph import CommitGraph, read_commit_graph
 from tasks.git.errors import GitError, NoBranches, RepositoryNotFound, ShallowClone
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from prefect import task
 
-from tasks.caching import EXTRACTION_TASK_OPTIONS
+from tasks.core.config import Config
+from tasks.core.home import regsweep_home
+from tasks.core.secrets import secret_value
+from tasks.core.task_options import EXTRACTION_TASK_OPTIONS
 from tasks.git.extract import GitExtraction, extract_git
 from tasks.git.mirror import GitCredentials, sync_mirror
-from tasks.home import regsweep_home
-from tasks.policy.config import Config
-from tasks.secrets import secret_value
 
 
 def read_git(config: Config) -> GitExtraction:

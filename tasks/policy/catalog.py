@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.frames import arrow_strings, column_rows
+from tasks.core.frames import arrow_strings, column_rows
 
 Key = tuple[str, str]
 """(repository, manifest digest)."""

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from tasks.frames import from_micros, to_micros
-from tasks.policy.config import ImagesPerReference, KeepPolicy, Limit, name_pattern
+from tasks.core.config import ImagesPerReference, KeepPolicy, Limit, name_pattern
+from tasks.core.frames import from_micros, to_micros
 from tasks.policy.history import CommitHistory
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.frames import arrow_string_lists, arrow_strings
+from tasks.core.frames import arrow_string_lists, arrow_strings
 
 
 @dataclass

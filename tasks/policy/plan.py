@@ -25,19 +25,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.frames import arrow_strings, from_micros, gc_paused, to_micros
-from tasks.policy.catalog import Catalog, Key, catalog
-from tasks.policy.config import Config, name_pattern
-from tasks.policy.gitpolicy import evaluate_git_policies
-from tasks.policy.history import CommitHistory
-from tasks.policy.linking import CommitIndex, link_images
-from tasks.registry.reference import (
+from tasks.core.config import Config, name_pattern
+from tasks.core.frames import arrow_strings, from_micros, gc_paused, to_micros
+from tasks.core.reference import (
     canonical_registry,
     is_fallback_index_tag,
     referrer_tag_subject,
     registry_names,
     split_repository_reference,
 )
+from tasks.policy.catalog import Catalog, Key, catalog
+from tasks.policy.gitpolicy import evaluate_git_policies
+from tasks.policy.history import CommitHistory
+from tasks.policy.linking import CommitIndex, link_images
 
 REASON_ORDER = (
     "kubernetes",

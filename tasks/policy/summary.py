@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tasks.frames import column_rows
+from tasks.core.frames import column_rows
 
 SUMMARY_COLUMNS = ["repository", "kept", "deleted", "bytes_reclaimable"]
 

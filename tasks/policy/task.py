@@ -9,11 +9,11 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
+from tasks.core.config import Config
+from tasks.core.errors import ConfigError
+from tasks.core.reference import registry_host
 from tasks.git.extract import GitExtraction
-from tasks.policy.config import Config
-from tasks.policy.errors import ConfigError
 from tasks.policy.plan import Plan, PlanInputs, build_plan
-from tasks.registry.client import registry_host
 from tasks.registry.extract import RegistryExtraction
 
 

@@ -19,7 +19,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from tasks.registry.reference import is_digest
+from tasks.core.reference import is_digest
 
 
 class ContentCache:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tasks.core.reference import normalise_url, registry_host
 from tasks.registry.cache import ContentCache
 from tasks.registry.errors import (
     AuthenticationFailed,
@@ -51,24 +52,6 @@ class Credentials:
 
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r}, password=***)"
-
-
-def normalise_url(url: str) -> str:
-    """Return the registry base URL: `host:port` means https, a trailing slash is dropped."""
-    url = url.strip().rstrip("/")
-    if not url:
-        raise ValueError("registry URL is empty")
-    if "://" not in url:
-        url = "https://" + url
-    scheme = url.split("://", 1)[0]
-    if scheme not in ("http", "https"):
-        raise ValueError(f"registry URL scheme must be http or https, not {scheme!r}")
-    return url
-
-
-def registry_host(url: str) -> str:
-    """Return `host[:port]` of a registry URL, as image references name it."""
-    return httpx.URL(normalise_url(url)).netloc.decode()
 
 
 def next_page(response: httpx.Response) -> str | None:

@@ -13,9 +13,10 @@ import os
 import subprocess
 from pathlib import Path
 
-from tasks.policy.errors import ConfigError
+from tasks.core.errors import ConfigError
+from tasks.core.secrets import secret_value_json
 from tasks.registry.client import Credentials
-from tasks.secrets import secret_value_json
+from tasks.registry.errors import CredentialHelperFailed
 
 
 def load_credentials(host: str) -> Credentials | None:
@@ -60,18 +61,22 @@ def _from_helper(name: str, host: str) -> Credentials | None:
             [program, "get"], input=host, capture_output=True, text=True, timeout=30
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ConfigError("", f"credential helper {program} for {host} failed: {exc}") from exc
+        raise CredentialHelperFailed(
+            f"credential helper {program} for {host} failed: {exc}"
+        ) from exc
     if done.returncode != 0:
         if "credentials not found" in (done.stdout + done.stderr).lower():
             return None
-        raise ConfigError(
-            "", f"credential helper {program} for {host} exited {done.returncode}"
+        raise CredentialHelperFailed(
+            f"credential helper {program} for {host} exited {done.returncode}"
         )  # its output may hold secrets: never echoed
     try:
         answer = json.loads(done.stdout)
         return Credentials(str(answer["Username"]), str(answer["Secret"]))
     except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError("", f"credential helper {program} answered no credentials") from exc
+        raise CredentialHelperFailed(
+            f"credential helper {program} answered no credentials"
+        ) from exc
 
 
 def secret_credentials(block_name: str) -> Credentials:

@@ -8,7 +8,8 @@ Callers branch on the class, never on message text::
     ├── AccessDenied               403
     ├── NotFound                   404: repository, manifest, blob or tag unknown
     ├── DeleteUnsupported          405 or UNSUPPORTED on DELETE: deletion disabled on the registry
-    └── InvalidResponse            a body or header the client cannot make sense of
+    ├── InvalidResponse            a body or header the client cannot make sense of
+    └── CredentialHelperFailed     the docker credential helper crashed or answered nothing usable
 
 `error_for_status` is the one place that turns an HTTP status into one of these.
 """
@@ -32,6 +33,11 @@ class AuthenticationFailed(RegistryError):
 
 class AccessDenied(RegistryError):
     """The credentials are valid but not allowed to do this."""
+
+
+class CredentialHelperFailed(RegistryError):
+    """`docker-credential-<name> get` could not be run, failed, or answered no credentials
+    (not a configuration error: the same file works once the helper does)."""
 
 
 class NotFound(RegistryError):

@@ -42,7 +42,8 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from tasks.frames import typed_frame
+from tasks.core.frames import typed_frame
+from tasks.core.progress import ScanProgress
 from tasks.registry.blob import get_blob
 from tasks.registry.catalog import is_glob, list_repositories, select_repositories
 from tasks.registry.client import RegistryClient
@@ -75,8 +76,6 @@ EDGE_COLUMNS = {"repository": "str", "parent": "str", "child": "str"}
 BLOB_COLUMNS = {"repository": "str", "digest": "str", "blob": "str", "size": "int64"}
 STATUS_COLUMNS = {"repository": "str", "complete": "bool", "tags": "int64", "error": "str"}
 
-Progress = Callable[[str, int, int], None]
-"""Called as progress(repository, tags_done, tags_total)."""
 
 # Bounds on what one repository may make us do (a hostile or broken registry must not keep a
 # scan busy forever); past one, the repository is incomplete and the message says which.
@@ -109,7 +108,7 @@ class RegistryExtraction:
     blobs: pd.DataFrame
     status: pd.DataFrame
 
-    def report_finished(self, progress: Progress) -> None:
+    def report_finished(self, progress: ScanProgress) -> None:
         """Tell `progress` every repository of this extraction is done (for scans whose
         parts finish elsewhere: worker processes, Dask tasks)."""
         for repository, count in zip(self.status["repository"], self.status["tags"], strict=True):
@@ -209,7 +208,7 @@ async def resolve_repositories(
 async def scan_registry(
     client: RegistryClient,
     patterns: list[str],
-    progress: Progress | None = None,
+    progress: ScanProgress | None = None,
     exclude: list[str] | None = None,
 ) -> RegistryExtraction:
     """Read every tag, manifest and config of the repositories matching `patterns` and no
@@ -226,7 +225,7 @@ async def scan_registry(
 async def scan_repositories(
     client: RegistryClient,
     names: list[str],
-    progress: Progress | None = None,
+    progress: ScanProgress | None = None,
     warm: bool | None = None,
 ) -> RegistryExtraction:
     """Scan the repositories `names` (see `scan_registry`).
@@ -262,7 +261,7 @@ def merge_extractions(parts: list[RegistryExtraction]) -> RegistryExtraction:
 
 
 async def _scan_repository(
-    client: RegistryClient, name: str, progress: Progress | None, warm: bool
+    client: RegistryClient, name: str, progress: ScanProgress | None, warm: bool
 ) -> _Repository:
     repo = _Repository(name)
     configs = _ConfigReader(client, repo)

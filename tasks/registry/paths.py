@@ -1,5 +1,5 @@
 """Every registry API path, built only from names and digests that pass the distribution
-spec's grammar (`tasks.registry.reference`).
+spec's grammar (`tasks.core.reference`).
 
 Names come from the network (the catalog, tag lists, manifest bodies, headers) and from files
 (the ledger): a `..`, a `%2e`, a CR/LF or a digest that is not 64 hex digits must never reach
@@ -10,8 +10,8 @@ and no other repository is affected.
 
 from __future__ import annotations
 
+from tasks.core.reference import is_digest, is_repository_name, is_tag_name
 from tasks.registry.errors import InvalidResponse
-from tasks.registry.reference import is_digest, is_repository_name, is_tag_name
 
 
 def _repository(name: str) -> str:

@@ -9,14 +9,15 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from tasks.aio import run_sync
-from tasks.home import regsweep_home
-from tasks.policy.config import Config
+from tasks.core.aio import run_sync
+from tasks.core.config import Config
+from tasks.core.home import regsweep_home
+from tasks.core.progress import ScanProgress
+from tasks.core.reference import registry_host
 from tasks.registry.cache import ContentCache
-from tasks.registry.client import Credentials, RegistryClient, registry_host
+from tasks.registry.client import Credentials, RegistryClient
 from tasks.registry.credentials import load_credentials, secret_credentials
 from tasks.registry.extract import (
-    Progress,
     RegistryExtraction,
     cache_is_warm,
     merge_extractions,
@@ -71,7 +72,7 @@ def share_rate(config: Config, parts: int) -> Config:
     return config.model_copy(update={"registry": registry})
 
 
-def read_registry(config: Config, progress: Progress | None = None) -> RegistryExtraction:
+def read_registry(config: Config, progress: ScanProgress | None = None) -> RegistryExtraction:
     """Scan the configured repositories (see `scan_registry`).
 
     With `registry.processes` > 1 the repositories are shared out among that many worker

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from tasks.caching import EXTRACTION_TASK_OPTIONS
-from tasks.policy.config import Config
-from tasks.progress import scan_progress
+from tasks.core.config import Config
+from tasks.core.progress import scan_progress
+from tasks.core.task_options import EXTRACTION_TASK_OPTIONS
 from tasks.registry.extract import RegistryExtraction
 from tasks.registry.read import list_registry, read_registry, scan_some
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from flows.demo.images import push_image
+from tasks.core.config import parse_config
 from tasks.delete.ledger import Ledger
 from tasks.delete.loader import execute_plan
-from tasks.policy.config import parse_config
 from tasks.policy.plan import PlanInputs, build_plan
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry

@@ -11,7 +11,6 @@ import httpx
 import pandas as pd
 import pytest
 
-from flows.demo.http_proxy import Answer, RegistryProxy
 from flows.demo.images import push_image, push_index, tag_image
 from flows.demo.registry_server import LocalRegistry
 from tasks.delete import loader
@@ -22,6 +21,7 @@ from tasks.registry.client import RegistryClient
 from tasks.registry.extract import scan_registry
 from tasks.registry.manifest import get_manifest, resolve_tag
 from tests.delete.helpers import OLD, plan_of
+from tests.servers.http_proxy import Answer, RegistryProxy
 from tests.skopeo import assert_every_tag_pulls, skopeo_copy_all
 
 

@@ -14,18 +14,18 @@ import pandas as pd
 import pytest
 
 from flows.cleanup import cleanup
-from flows.demo.http_proxy import Answer, RegistryProxy
 from flows.demo.images import push_image, tag_image
 from flows.demo.kube_api import KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import Scenario, build_scenario, now_for_demo
-from flows.demo.token_server import TokenServer
 from tasks.delete.ledger import read_ledger
 from tasks.delete.restore import RestoreFilter, restorable
 from tasks.registry.client import Credentials, RegistryClient
 from tasks.registry.errors import NotFound
 from tasks.registry.manifest import get_manifest
 from tests.delete.helpers import OLD, scan_and_delete, setup
+from tests.servers.http_proxy import Answer, RegistryProxy
+from tests.servers.token_server import TokenServer
 
 
 def _scenario(tmp_path: Path, proxy: RegistryProxy, kube: KubeAPIFixture) -> Scenario:

@@ -31,7 +31,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.demo.http_proxy import Answer, RegistryProxy
 from flows.demo.images import push_image, push_index, tag_image
 from flows.demo.registry_server import LocalRegistry
 from flows.result import RunResult, run_failure
@@ -44,6 +43,7 @@ from tasks.registry.errors import NotFound
 from tasks.registry.extract import RegistryExtraction, scan_registry
 from tasks.registry.manifest import get_manifest, resolve_tag
 from tests.delete.helpers import OLD, plan_of
+from tests.servers.http_proxy import Answer, RegistryProxy
 from tests.skopeo import skopeo_copy_all, skopeo_tags
 
 EXAMPLES = int(os.environ.get("REGSWEEP_RANDOM_EXAMPLES", "30"))

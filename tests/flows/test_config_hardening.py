@@ -12,8 +12,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.policy.config import load_config
-from tasks.policy.errors import ConfigError
+from tasks.core.config import load_config
+from tasks.core.errors import ConfigError
 from tests.cli import run_cli
 
 VALID: dict[str, Any] = {

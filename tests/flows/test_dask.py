@@ -19,11 +19,11 @@ from flows.demo.kube_api import KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import Scenario, build_scenario, now_for_demo
 from flows.scale_out import TaskRunnerChoiceError, task_runner_from_option
+from tasks.core.config import load_config
 from tasks.delete.closure import build_closures, deletion_targets
 from tasks.delete.errors import DeletionRefused
 from tasks.delete.loader import RepositoryScan
 from tasks.delete.task import DeleteRequest, delete_repository_task
-from tasks.policy.config import load_config
 from tests.cli import run_cli
 
 

@@ -11,7 +11,7 @@ from flows.demo.kube_api import KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import build_scenario, now_for_demo
 from flows.deploy_local import deploy_and_run
-from tasks.home import regsweep_home
+from tasks.core.home import regsweep_home
 
 
 def test_deployment_runs_on_a_process_worker(

@@ -203,7 +203,7 @@ def test_replan_from_saved_inputs_touches_nothing(
     prefect_harness: None, registry: LocalRegistry, scenario: Scenario
 ) -> None:
     from flows.snapshot import load_inputs, replan
-    from tasks.frames import STRING_LISTS
+    from tasks.core.frames import STRING_LISTS
 
     dry = cleanup(config_path=str(scenario.config_path), now=scenario.now.isoformat())
     run_dir = Path(dry.run_dir)

@@ -11,7 +11,6 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from flows.cleanup import cleanup
-from flows.demo.http_proxy import Answer, RegistryProxy
 from flows.demo.images import push_image
 from flows.demo.kube_api import KubeAPIFixture, pod
 from flows.demo.registry_server import LocalRegistry
@@ -19,6 +18,7 @@ from flows.result import RunDeletionsFailed, RunIncomplete
 from tasks.registry.client import RegistryClient
 from tests.cli import run_cli
 from tests.delete.helpers import OLD
+from tests.servers.http_proxy import Answer, RegistryProxy
 from tests.skopeo import assert_every_tag_pulls, skopeo_tags
 
 NOW = datetime.now(UTC).isoformat()

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tasks.progress import ScanTally, deletion_progress, scan_progress
+from tasks.core.progress import ScanTally, deletion_progress, scan_progress
 
 
 def test_deletion_progress_every_tenth_and_at_the_end(caplog: pytest.LogCaptureFixture) -> None:

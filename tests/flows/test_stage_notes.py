@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flows.cleanup import stage_notes
-from tasks.policy.config import parse_config
+from tasks.core.config import parse_config
 
 REGISTRY = {"url": "http://127.0.0.1:5000", "repositories": ["a"]}
 

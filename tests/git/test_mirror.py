@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from flows.demo.git_http import GitHTTPServer
 from flows.demo.gitrepo import GitRepoBuilder
+from tasks.core.config import parse_config
+from tasks.core.errors import ConfigError
 from tasks.git.errors import FetchFailed
 from tasks.git.mirror import GitCredentials, mirror_path, redact, sync_mirror
 from tasks.git.task import read_git
-from tasks.policy.config import parse_config
-from tasks.policy.errors import ConfigError
+from tests.servers.git_http import GitHTTPServer
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 

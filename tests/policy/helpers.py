@@ -10,9 +10,9 @@ from typing import Any
 import pandas as pd
 
 from flows.demo.gitrepo import GitRepoBuilder
-from tasks.frames import typed_frame
+from tasks.core.config import parse_config
+from tasks.core.frames import typed_frame
 from tasks.git.extract import extract_git
-from tasks.policy.config import parse_config
 from tasks.policy.plan import Plan, PlanInputs, build_plan
 from tasks.registry.extract import EDGE_COLUMNS, IMAGE_COLUMNS, TAG_COLUMNS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.frames import typed_frame
+from tasks.core.frames import typed_frame
 from tasks.policy.catalog import catalog
 from tasks.registry.extract import EDGE_COLUMNS, IMAGE_COLUMNS, TAG_COLUMNS
 

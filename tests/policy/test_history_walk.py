@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tasks.core.config import KeepPolicy
 from tasks.policy import history
-from tasks.policy.config import KeepPolicy
 from tasks.policy.gitpolicy import evaluate_git_policies
 from tasks.policy.history import CommitHistory
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.policy.config import load_config
-from tasks.policy.errors import ConfigError
+from tasks.core.config import load_config
+from tasks.core.errors import ConfigError
 from tests.cli import run_cli
 
 REGSWEEP = "registry: {url: 'http://127.0.0.1:9'}\ngit: {path: .}\n"

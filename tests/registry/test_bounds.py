@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.demo.http_proxy import Answer, RegistryProxy
 from flows.demo.images import push_image
 from flows.demo.registry_server import LocalRegistry
 from tasks.registry import client as client_module
@@ -23,6 +22,7 @@ from tasks.registry.client import RegistryClient
 from tasks.registry.errors import InvalidResponse
 from tasks.registry.extract import MAX_REFERRER_DEPTH, for_each, scan_registry
 from tasks.registry.manifest import MAX_MANIFEST_BYTES
+from tests.servers.http_proxy import Answer, RegistryProxy
 
 OLD = datetime.now(UTC) - timedelta(days=30)
 

@@ -16,18 +16,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.demo.http_proxy import RegistryProxy
+from flows.cli import exit_code
 from flows.demo.registry_server import LocalRegistry
-from flows.demo.storage_seed import seed_storage
-from flows.demo.token_server import TokenServer
-from tasks.policy.config import parse_config
+from tasks.core.config import parse_config
 from tasks.registry.cache import ContentCache
 from tasks.registry.client import Credentials, RegistryClient
 from tasks.registry.credentials import load_credentials
-from tasks.registry.errors import AuthenticationFailed
+from tasks.registry.errors import AuthenticationFailed, CredentialHelperFailed
 from tasks.registry.extract import RegistryExtraction, scan_registry
 from tasks.registry.manifest import sha256_digest
 from tasks.registry.read import read_registry
+from tests.servers.http_proxy import RegistryProxy
+from tests.servers.storage_seed import seed_storage
+from tests.servers.token_server import TokenServer
 
 
 def test_cache_verifies_content_and_drops_corrupt_entries(tmp_path: Path) -> None:
@@ -179,6 +180,32 @@ def test_token_auth_with_a_docker_credential_helper(
         assert load_credentials("elsewhere.test") is None  # helper: "not found"
         config = parse_config({"registry": {"url": reg.url, "repositories": ["bench/*"]}} | NO_GIT)
         assert len(read_registry(config).tags) == 5
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("echo 'secret-ish noise'; exit 7", "exited 7"),
+        ("echo 'not json'", "answered no credentials"),
+    ],
+)
+def test_a_failing_credential_helper_is_a_registry_error_not_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str, message: str
+) -> None:
+    """The configuration is fine; the helper is not: exit 3 naming the helper, its output
+    (which may hold secrets) never echoed."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-broken"
+    helper.write_text(f"#!/bin/sh\n{script}\n")
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    (tmp_path / "config.json").write_text(json.dumps({"credsStore": "broken"}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    with pytest.raises(CredentialHelperFailed, match=message) as raised:
+        load_credentials("reg.test")
+    assert "noise" not in str(raised.value)
+    assert exit_code(raised.value) == 3
 
 
 def test_credentials_never_reach_logs_or_frames(

@@ -10,9 +10,10 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from tasks.core.reference import normalise_url
 from tasks.registry import mediatypes
 from tasks.registry.catalog import list_repositories
-from tasks.registry.client import Credentials, RegistryClient, next_page, normalise_url
+from tasks.registry.client import Credentials, RegistryClient, next_page
 from tasks.registry.errors import (
     AuthenticationFailed,
     DeleteUnsupported,

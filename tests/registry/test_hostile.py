@@ -18,15 +18,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.demo.http_proxy import Answer, RegistryProxy
 from flows.demo.images import push_image
 from flows.demo.registry_server import LocalRegistry
-from tasks.policy.config import parse_config
+from tasks.core.config import parse_config
 from tasks.registry import mediatypes
 from tasks.registry.client import Credentials, RegistryClient
 from tasks.registry.errors import InvalidResponse
 from tasks.registry.extract import RegistryExtraction
 from tasks.registry.read import read_registry
+from tests.servers.http_proxy import Answer, RegistryProxy
 
 OLD = datetime.now(UTC) - timedelta(days=30)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.registry.reference import (
+from tasks.core.reference import (
     canonical_registry,
     parse_reference,
     registry_names,

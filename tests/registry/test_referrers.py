@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 
 from flows.demo.registry_server import LocalRegistry
-from flows.demo.storage_seed import seed_storage
 from tasks.registry import mediatypes
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry
 from tasks.registry.manifest import sha256_digest
+from tests.servers.storage_seed import seed_storage
 
 
 def _manifest(subject: str = "", seed: str = "") -> bytes:

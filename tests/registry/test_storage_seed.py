@@ -6,12 +6,12 @@ import asyncio
 from pathlib import Path
 
 from flows.demo.registry_server import LocalRegistry
-from flows.demo.storage_seed import seed_storage
-from tasks.frames import column_rows
-from tasks.policy.config import parse_config
+from tasks.core.config import parse_config
+from tasks.core.frames import column_rows
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry
 from tasks.registry.read import read_registry
+from tests.servers.storage_seed import seed_storage
 
 
 def test_seeded_storage_scans_as_seeded(tmp_path: Path) -> None:

@@ -16,9 +16,9 @@ import pytest
 
 from flows.demo.images import push_image, tag_image, upload_blob
 from flows.demo.registry_server import LocalRegistry
+from tasks.core.config import parse_config
 from tasks.delete.ledger import Ledger
 from tasks.delete.loader import execute_plan
-from tasks.policy.config import parse_config
 from tasks.policy.plan import PlanInputs, build_plan
 from tasks.registry import mediatypes
 from tasks.registry.client import RegistryClient

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+import httpx
+
 DOCKER_HUB = "docker.io"
 _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
@@ -146,3 +148,21 @@ def split_repository_reference(text: str, host: str = "") -> tuple[str, str, str
     if ":" in name.rsplit("/", 1)[-1]:
         name, tag = name.rsplit(":", 1)
     return name, tag, digest
+
+
+def normalise_url(url: str) -> str:
+    """Return the registry base URL: `host:port` means https, a trailing slash is dropped."""
+    url = url.strip().rstrip("/")
+    if not url:
+        raise ValueError("registry URL is empty")
+    if "://" not in url:
+        url = "https://" + url
+    scheme = url.split("://", 1)[0]
+    if scheme not in ("http", "https"):
+        raise ValueError(f"registry URL scheme must be http or https, not {scheme!r}")
+    return url
+
+
+def registry_host(url: str) -> str:
+    """Return `host[:port]` of a registry URL, as image references name it."""
+    return httpx.URL(normalise_url(url)).netloc.decode()

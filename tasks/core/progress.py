@@ -6,8 +6,13 @@ import logging
 import time
 from collections.abc import Callable
 
+ScanProgress = Callable[[str, int, int], None]
+"""Called as progress(repository, tags_done, tags_total) while the registry is scanned."""
+DeleteProgress = Callable[[int, int], None]
+"""Called as progress(digests_handled, digests_total) while the plan is executed."""
 
-def deletion_progress(logger: logging.Logger | logging.LoggerAdapter) -> Callable[[int, int], None]:  # type: ignore[type-arg]
+
+def deletion_progress(logger: logging.Logger | logging.LoggerAdapter) -> DeleteProgress:  # type: ignore[type-arg]
     """A `progress(done, total)` callback logging every tenth of the digests, with the rate."""
     start = time.monotonic()
 
@@ -44,7 +49,7 @@ class ScanTally:
 
 def scan_progress(
     logger: logging.Logger | logging.LoggerAdapter,  # type: ignore[type-arg]
-) -> Callable[[str, int, int], None]:
+) -> ScanProgress:
     """A `progress(repository, tags_done, tags_total)` callback logging each repository as
     it completes, with the overall tag rate."""
     tally = ScanTally()

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from tasks.policy.errors import ConfigError
+from tasks.core.errors import ConfigError
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tasks.policy.errors import ConfigError
-from tasks.policy.yamlfile import parse_yaml_documents, read_yaml_text
+from tasks.core.errors import ConfigError
+from tasks.core.yamlfile import parse_yaml_documents, read_yaml_text
 
 WERF_CLEANUP_KEYS = (
     "keepPolicies",

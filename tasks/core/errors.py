@@ -1,6 +1,7 @@
-"""Errors of the policy stage::
+"""Errors every stage may raise (each stage's own errors are in its `errors.py`)::
 
-ConfigError        the configuration file is unreadable or invalid; `field` names the path
+ConfigError        the configuration (a file, a flag, a Secret block it names) is unreadable
+                   or invalid; `field` names the path. Exit 2, nothing done.
 """
 
 from __future__ import annotations

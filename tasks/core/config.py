@@ -24,12 +24,11 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from tasks.policy.duration import MAX_HOURS, format_duration, parse_duration
-from tasks.policy.errors import ConfigError
-from tasks.policy.werf import merge_werf_cleanup, read_werf_cleanup
-from tasks.policy.yamlfile import read_yaml
-from tasks.registry.client import normalise_url
-from tasks.registry.reference import registry_names
+from tasks.core.duration import MAX_HOURS, format_duration, parse_duration
+from tasks.core.errors import ConfigError
+from tasks.core.reference import normalise_url, registry_names
+from tasks.core.werf import merge_werf_cleanup, read_werf_cleanup
+from tasks.core.yamlfile import read_yaml
 
 
 def _duration(value: Any) -> timedelta:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from tasks.policy.errors import ConfigError
+from tasks.core.errors import ConfigError
 
 
 def secret_value_json(block_name: str, field: str) -> Any:

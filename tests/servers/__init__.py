@@ -1,0 +1,1 @@
+"""Servers the tests and benchmarks start on loopback (not part of the demo or the product)."""
