@@ -23,8 +23,7 @@ from _common import Results, peak_rss_mib, raw_ceiling
 from flows.demo.registry_server import LocalRegistry
 from tasks.core.frames import column_rows
 from tasks.delete import loader
-from tasks.delete.ledger import Ledger
-from tasks.delete.loader import execute_plan
+from tasks.delete.loader import DeleteRequest, execute_plan
 from tasks.registry.cache import ContentCache
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry
@@ -111,10 +110,12 @@ def main() -> None:
                         client,
                         plan,
                         scan,
-                        apply=True,
-                        ledger=Ledger(Path(tmp) / "ledger.jsonl"),
-                        max_delete_fraction=1.0,
-                        force=True,
+                        DeleteRequest(
+                            apply=True,
+                            ledger_path=str(Path(tmp) / "ledger.jsonl"),
+                            max_delete_fraction=1.0,
+                            force=True,
+                        ),
                     )
                     return out, time.perf_counter() - start
 

@@ -28,7 +28,7 @@ from _common import Results
 
 from tasks.core.config import parse_config
 from tasks.registry import mediatypes
-from tasks.registry.read import read_registry
+from tasks.registry.stage import read_registry
 
 TAGS = int(os.environ.get("REGSWEEP_BENCH_HUGE_TAGS", "1000000"))
 IMAGES = 1000

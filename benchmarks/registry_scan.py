@@ -27,7 +27,7 @@ from _common import Results, peak_rss_mib, raw_ceiling
 from flows.demo.registry_server import LocalRegistry
 from tasks.core.config import parse_config
 from tasks.registry import mediatypes
-from tasks.registry.read import read_registry
+from tasks.registry.stage import read_registry
 from tests.servers.storage_seed import seed_storage
 
 TAGS = int(os.environ.get("REGSWEEP_BENCH_TAGS", "10000"))

@@ -7,7 +7,7 @@ run - `prefect flow-run retry`, or a new run with the same `now` - skips finishe
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +16,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Failed
 
 from flows.history import PLAN_ARTIFACT, REPORT_ARTIFACT
-from flows.report import RunReport
+from flows.pipeline import Stages, compute_plan, parse_now
+from flows.report import RunReport, stage_notes, write_plan
 from flows.result import RunResult, problems, refusals, run_failure
 from flows.scale_out import (
     dask_slots,
@@ -29,52 +30,18 @@ from tasks.cluster.task import extract_cluster_task
 from tasks.core.config import Config, load_config
 from tasks.core.home import regsweep_home
 from tasks.delete.guards import cluster_refusal, git_refusal, unmatched_hosts
-from tasks.delete.task import DeleteRequest, delete_task, in_use_task
+from tasks.delete.loader import DeleteRequest
+from tasks.delete.task import delete_task, in_use_task
 from tasks.git.task import extract_git_task
 from tasks.policy.plan import Plan
-from tasks.policy.task import plan_task, read_keep_list
+from tasks.policy.task import plan_task
 from tasks.registry.extract import RegistryExtraction
-from tasks.registry.task import extract_registry
-
-
-def parse_now(text: str) -> datetime:
-    """Parse an ISO 8601 time; a time without zone is UTC."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+from tasks.registry.task import extract_registry_task
 
 
 def runs_home() -> Path:
     """Where run directories live: $REGSWEEP_HOME/runs (default ~/.regsweep/runs)."""
     return regsweep_home() / "runs"
-
-
-def write_plan(plan: pd.DataFrame, path: Path) -> Path:
-    """Write the plan as Parquet or CSV (by suffix); lists in CSV are `;`-joined."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".csv":
-        flat = plan.copy()
-        for column in ("commits", "reasons"):
-            flat[column] = flat[column].map(";".join)
-        flat["created"] = flat["created"].map(lambda t: "" if pd.isna(t) else t.isoformat())
-        flat.to_csv(path, index=False)
-    elif path.suffix == ".parquet":
-        plan.to_parquet(path, index=False)
-    else:
-        raise ValueError(f"--out must end in .parquet or .csv, not {path.name!r}")
-    return path
-
-
-def stage_notes(config: Config, registry: RegistryExtraction | None = None) -> list[str]:
-    """Warnings about what this run did not look at, for the report and the CLI."""
-    notes = []
-    if registry is not None and registry.status.empty:
-        patterns = ", ".join(config.registry.repositories)
-        notes.append(f"registry.repositories [{patterns}] matched no repository: nothing scanned")
-    if not config.uses_kubernetes:
-        notes.append("Kubernetes stage skipped by configuration: images in use were not checked")
-    if not config.uses_git:
-        notes.append("Git-history policy disabled by configuration")
-    return notes
 
 
 @flow(name="regsweep-cleanup", log_prints=True, task_runner=default_task_runner())
@@ -100,23 +67,37 @@ def cleanup(
     run_dir = runs_home() / run_id
 
     slots = dask_slots()  # on Dask: scan and delete as one task per repository
-    if slots:
-        registry = extract_registry_fanned_out(config, snapshot, slots)
-    else:
-        registry = extract_registry(config, snapshot)
-    git = extract_git_task(config, snapshot) if config.uses_git else None
-    cluster = extract_cluster_task(config, snapshot) if config.uses_kubernetes else None
-    keep_list = read_keep_list(config)  # read once: the plan and the saved inputs agree
-    plan = plan_task(config, registry, git, cluster, moment, keep_list)
+
+    def registry_stage(config: Config) -> RegistryExtraction:
+        if slots:
+            return extract_registry_fanned_out(config, snapshot, slots)
+        return extract_registry_task(config, snapshot)
+
+    stages = Stages(
+        registry=registry_stage,
+        git=lambda config: extract_git_task(config, snapshot),
+        cluster=lambda config: extract_cluster_task(config, snapshot),
+        plan=plan_task,
+    )
+    planned = compute_plan(config, moment, stages)
+    plan, registry, cluster = planned.plan, planned.registry, planned.cluster
     plan_path = write_plan(plan.table, run_dir / "plan.parquet")
-    save_inputs(run_dir, config, moment, registry, git, cluster, keep_list)
+    save_inputs(run_dir, config, moment, registry, planned.git, cluster, planned.keep_list)
     logger.info("plan saved to %s (inputs for what-if analysis beside it)", plan_path)
 
     ledger_path = Path(ledger).expanduser() if ledger else run_dir / "ledger.jsonl"
     refusal = "" if force else sanity_refusal(config, plan, cluster)
     # Fresh eyes: the cluster is read again right before deleting, whatever the cache holds.
     in_use = in_use_task(config) if apply and config.uses_kubernetes else None
-    request = DeleteRequest(apply, str(ledger_path), force, run_id, refusal, in_use)
+    request = DeleteRequest(
+        apply=apply,
+        ledger_path=str(ledger_path),
+        max_delete_fraction=config.safety.max_delete_fraction,
+        force=force,
+        flow_run_id=run_id,
+        refusal=refusal,
+        in_use=in_use,
+    )
     delete_step = delete_fanned_out if slots else delete_task
     results: pd.DataFrame = delete_step(config, plan.table, registry, request)
 

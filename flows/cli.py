@@ -26,10 +26,10 @@ from tasks.core.progress import ScanTally
 from tasks.core.reference import split_repository_reference
 from tasks.delete.errors import DeletionError
 from tasks.git.errors import GitError
-from tasks.policy.plan import Plan
 from tasks.registry.errors import RegistryError
 
 if TYPE_CHECKING:
+    from flows.pipeline import Planned
     from flows.result import RunResult
 
 # regsweep's own warnings (registry retries, failed deletions) go to the flow run's logs too.
@@ -96,7 +96,7 @@ def _config(path: Path, werf_config: Path | None = None) -> Config:
 
 
 def _now(text: str | None) -> datetime:
-    from flows.cleanup import parse_now
+    from flows.pipeline import parse_now
 
     if text is None:
         return datetime.now(UTC)
@@ -106,12 +106,9 @@ def _now(text: str | None) -> datetime:
         raise fail(ConfigError("--now", f"{text!r} is not an ISO 8601 time")) from None
 
 
-def compute_plan(config: Config, now: datetime, show_progress: bool = True) -> tuple[Plan, Any]:
-    """Extract every stage and build the plan in this process (no Prefect server)."""
-    from tasks.cluster.task import read_cluster
-    from tasks.git.task import read_git
-    from tasks.policy.task import make_plan, read_keep_list
-    from tasks.registry.read import read_registry
+def plan_here(config: Config, now: datetime, show_progress: bool = True) -> Planned:
+    """Every stage and the plan in this process (no Prefect), with progress bars on stderr."""
+    from flows.pipeline import compute_plan, local_stages
 
     with Progress(
         TextColumn("{task.description}"),
@@ -133,10 +130,7 @@ def compute_plan(config: Config, now: datetime, show_progress: bool = True) -> t
             tally.update(repository, done, total)
             progress.update(overall, description=f"scan: {tally.summary()}")
 
-        registry = read_registry(config, on_tag)
-    git = read_git(config) if config.uses_git else None
-    cluster = read_cluster(config) if config.uses_kubernetes else None
-    return make_plan(config, registry, git, cluster, now, read_keep_list(config)), registry
+        return compute_plan(config, now, local_stages(on_tag))
 
 
 @app.command()
@@ -147,7 +141,7 @@ def plan(
     out: Annotated[Path | None, typer.Option("--out", help="PLAN.parquet or PLAN.csv")] = None,
 ) -> None:
     """Preview the plan: extract and decide in this process; delete nothing."""
-    from flows.cleanup import stage_notes, write_plan
+    from flows.report import stage_notes, write_plan
     from tasks.policy.summary import summarise
 
     cfg = _config(config, werf_config)
@@ -155,15 +149,15 @@ def plan(
         raise fail(ConfigError("--out", f"must end in .parquet or .csv, not {out.name!r}"))
     moment = _now(now)
     try:
-        result, registry = compute_plan(cfg, moment)
+        planned = plan_here(cfg, moment)
     except (ConfigError, RegistryError, GitError, ClusterError) as exc:
         raise fail(exc) from None
     if out is not None:
-        write_plan(result.table, out)
+        write_plan(planned.plan.table, out)
         errors.print(f"plan written to {out}", soft_wrap=True)
-    for note in stage_notes(cfg, registry):
+    for note in stage_notes(cfg, planned.registry):
         errors.print(f"warning: {note}", soft_wrap=True, highlight=False)
-    print_summary(summarise(result.table, registry.blobs))
+    print_summary(summarise(planned.plan.table, planned.registry.blobs))
 
 
 def print_summary(summary: Any, title: str = "plan") -> None:
@@ -286,7 +280,7 @@ def explain(
     moment = _now(now)
     repository, tag, digest = split_repository_reference(strip_registry(image, cfg))
     try:
-        result, _ = compute_plan(cfg, moment, show_progress=False)
+        result = plan_here(cfg, moment, show_progress=False).plan
     except (ConfigError, RegistryError, GitError, ClusterError) as exc:
         raise fail(exc) from None
     table = result.table

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
+from tasks.core.config import Config
 from tasks.policy.summary import by_reason, summarise
+from tasks.registry.extract import RegistryExtraction
 
 
 def human_bytes(n: float) -> str:
@@ -73,3 +76,32 @@ class RunReport:
             lines.append("Not touched (listing incomplete): " + ", ".join(self.incomplete))
         lines += [f"- {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
+
+
+def write_plan(plan: pd.DataFrame, path: Path) -> Path:
+    """Write the plan as Parquet or CSV (by suffix); lists in CSV are `;`-joined."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        flat = plan.copy()
+        for column in ("commits", "reasons"):
+            flat[column] = flat[column].map(";".join)
+        flat["created"] = flat["created"].map(lambda t: "" if pd.isna(t) else t.isoformat())
+        flat.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        plan.to_parquet(path, index=False)
+    else:
+        raise ValueError(f"--out must end in .parquet or .csv, not {path.name!r}")
+    return path
+
+
+def stage_notes(config: Config, registry: RegistryExtraction | None = None) -> list[str]:
+    """Warnings about what this run did not look at, for the report and the CLI."""
+    notes = []
+    if registry is not None and registry.status.empty:
+        patterns = ", ".join(config.registry.repositories)
+        notes.append(f"registry.repositories [{patterns}] matched no repository: nothing scanned")
+    if not config.uses_kubernetes:
+        notes.append("Kubernetes stage skipped by configuration: images in use were not checked")
+    if not config.uses_git:
+        notes.append("Git-history policy disabled by configuration")
+    return notes

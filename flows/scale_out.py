@@ -23,10 +23,11 @@ from prefect_dask.task_runners import DaskTaskRunner
 
 from tasks.core.config import Config
 from tasks.core.progress import deletion_progress, scan_progress
-from tasks.delete.loader import results_frame
-from tasks.delete.task import DeleteRequest, delete_repository_task, run_marker, settle_task
-from tasks.registry.extract import RegistryExtraction, merge_extractions
-from tasks.registry.read import share_rate
+from tasks.delete.loader import DeleteRequest, results_frame
+from tasks.delete.stage import run_marker
+from tasks.delete.task import delete_repository_task, settle_task
+from tasks.registry.extract import RegistryExtraction
+from tasks.registry.stage import scan_in_shares
 from tasks.registry.task import list_repositories_task, scan_repositories_task
 
 TASK_RUNNER_ENV = "REGSWEEP_TASK_RUNNER"
@@ -64,24 +65,27 @@ def dask_slots() -> int:
 
 
 def extract_registry_fanned_out(config: Config, snapshot: str, slots: int) -> RegistryExtraction:
-    """The registry scan as one task per repository on the flow's task runner.
-
-    `requestsPerSecond` limits the whole scan, so each task gets its share for as many tasks
-    as the cluster runs at once (`slots`).
-    """
-    logger = get_run_logger()
+    """The registry scan as one task per repository on the flow's task runner, `slots` of
+    them at once (`scan_in_shares`, as the process pool does it)."""
     names, warm = list_repositories_task(config, snapshot)
-    shares = [[name] for name in names] or [[]]
-    config = share_rate(config, min(slots, len(shares)))
-    futures = scan_repositories_task.map(
-        unmapped(config), unmapped(snapshot), shares, unmapped(warm)
+
+    def on_dask(
+        config: Config, shares: list[list[str]], warm: bool
+    ) -> Iterator[RegistryExtraction]:
+        futures = scan_repositories_task.map(
+            unmapped(config), unmapped(snapshot), shares, unmapped(warm)
+        )
+        return _completed(futures)
+
+    return scan_in_shares(
+        config,
+        names,
+        warm,
+        shares=len(names),
+        at_once=slots,
+        scan=on_dask,
+        progress=scan_progress(get_run_logger()),
     )
-    progress = scan_progress(logger)
-    parts = []
-    for part in _completed(futures):
-        part.report_finished(progress)
-        parts.append(part)
-    return merge_extractions(parts)
 
 
 def delete_fanned_out(
@@ -93,7 +97,7 @@ def delete_fanned_out(
     the same ledger, which must be on a filesystem all Dask workers share.
     """
     logger = get_run_logger()
-    settled = settle_task(config, plan, registry, request)
+    settled = settle_task(plan, registry, request)
     results = list(settled.results)
     if settled.live:
         repositories = sorted(settled.live)

@@ -16,12 +16,12 @@ from typing import Any
 
 import pandas as pd
 
+from flows.pipeline import Stages, compute_plan
 from tasks.core.config import Config, parse_config
-from tasks.core.frames import STRING_LISTS
-from tasks.core.reference import registry_host
+from tasks.core.frames import STRING_LISTS, typed_frame
 from tasks.git.extract import GitExtraction
-from tasks.policy.plan import Plan, PlanInputs, build_plan
-from tasks.registry.extract import RegistryExtraction
+from tasks.policy.plan import Plan, PlanInputs
+from tasks.registry.extract import BLOB_COLUMNS, STATUS_COLUMNS, RegistryExtraction
 
 _JSON_COLUMNS = ("labels", "annotations")  # dict columns: Parquet wants one shape per column
 
@@ -93,6 +93,26 @@ def load_inputs(run_dir: Path) -> tuple[Config, datetime, PlanInputs]:
     return parse_config(run["config"]), datetime.fromisoformat(run["now"]), inputs
 
 
+def saved_stages(inputs: PlanInputs) -> Stages:
+    """Stages that answer with a run's saved frames instead of reading anything."""
+    registry = RegistryExtraction(
+        images=inputs.images,
+        tags=inputs.tags,
+        index_edges=inputs.index_edges,
+        blobs=typed_frame([], BLOB_COLUMNS),
+        status=typed_frame([], STATUS_COLUMNS),
+    )
+    git = None
+    if inputs.refs is not None and inputs.commits is not None:
+        git = GitExtraction(refs=inputs.refs, commits=inputs.commits)
+    return Stages(
+        registry=lambda _: registry,
+        git=lambda _: git,
+        cluster=lambda _: inputs.cluster,
+        keep_list=lambda _: inputs.keep_list,
+    )
+
+
 def replan(
     run_dir: Path, cleanup: dict[str, Any] | None = None, now: datetime | None = None
 ) -> Plan:
@@ -103,4 +123,4 @@ def replan(
         document = config.model_dump(mode="json", by_alias=True, exclude_none=True)
         document["cleanup"] = {**document.get("cleanup", {}), **cleanup}
         config = parse_config(document)
-    return build_plan(inputs, config, registry_host(config.registry.url), now or moment)
+    return compute_plan(config, now or moment, saved_stages(inputs)).plan

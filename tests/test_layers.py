@@ -150,11 +150,13 @@ def test_the_checks_catch_what_they_are_for() -> None:
 
 
 def test_every_stage_has_the_same_face() -> None:
-    """Each stage: an errors.py and one task.py (its Prefect tasks and config adapter)."""
+    """Each stage: `stage.py` (the stage for a configuration, no Prefect), one `task.py` (its
+    Prefect tasks) and, where it raises its own errors, `errors.py`."""
     by_package: dict[str, set[str]] = defaultdict(set)
     for module in modules():
         package, _, leaf = module.rpartition(".")
         by_package[package].add(leaf)
+    for stage in ("registry", "git", "cluster", "policy", "delete"):
+        assert {"stage", "task"} <= by_package[f"tasks.{stage}"], stage
     for stage in ("registry", "git", "cluster", "delete"):
-        assert {"errors", "task"} <= by_package[f"tasks.{stage}"], stage
-    assert "task" in by_package["tasks.policy"]
+        assert "errors" in by_package[f"tasks.{stage}"], stage

@@ -30,6 +30,8 @@ from tasks.core.reference import normalise_url, registry_names
 from tasks.core.werf import merge_werf_cleanup, read_werf_cleanup
 from tasks.core.yamlfile import read_yaml
 
+DEFAULT_CONCURRENCY = 64  # requests in flight to the registry (registry.concurrency)
+
 
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
@@ -94,7 +96,7 @@ class RegistryConfig(_Model):
     url: str
     repositories: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     exclude: list[str] = Field(default_factory=list)
-    concurrency: int = Field(default=64, ge=1, le=256)
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=256)
     # None = no rate limit; at least one request per 10 s (a tiny rate would never finish)
     requests_per_second: float | None = Field(default=None, ge=0.1, le=1_000_000)
     processes: int = Field(default=1, ge=1, le=64)  # scan processes (big registries: cores)

@@ -68,6 +68,22 @@ def check_fraction(plan: pd.DataFrame, max_fraction: float) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
+class DeleteRequest:
+    """How the delete step runs: for real only with `apply` (then into the ledger at
+    `ledger_path`); a repository whose plan deletes more than `max_delete_fraction` is
+    refused unless `force`; `refusal` (a run-wide guard's message) refuses every deletion;
+    `in_use` is the cluster read again just before; `flow_run_id` goes in the ledger."""
+
+    apply: bool
+    ledger_path: str = ""
+    max_delete_fraction: float = 0.8  # safety.maxDeleteFraction's default
+    force: bool = False
+    flow_run_id: str = ""
+    refusal: str = ""
+    in_use: InUse | None = None
+
+
+@dataclass(frozen=True)
 class RepositoryScan:
     """What the scan saw of one repository, for its re-checks."""
 
@@ -112,21 +128,17 @@ class Settled:
 
 
 def settle_closures(
-    plan: pd.DataFrame,
-    scan: RegistryExtraction,
-    *,
-    apply: bool,
-    max_delete_fraction: float,
-    force: bool = False,
-    refusal: str = "",
+    plan: pd.DataFrame, scan: RegistryExtraction, request: DeleteRequest
 ) -> Settled:
     """Group the plan's deletions into closures and apply the guards (no request sent).
 
     A repository whose listing was incomplete is never touched; one whose plan deletes more
-    than `max_delete_fraction` is refused (unless `force`), and so is everything when
-    `refusal` (a run-wide guard's message) is given. Other repositories proceed.
+    than `request.max_delete_fraction` is refused (unless `request.force`), and so is
+    everything when `request.refusal` (a run-wide guard's message) is given. Other
+    repositories proceed.
     """
-    over = {} if force else check_fraction(plan, max_delete_fraction)
+    over = {} if request.force else check_fraction(plan, request.max_delete_fraction)
+    refusal, apply = request.refusal, request.apply
     incomplete = set(scan.incomplete())
     holds = holds_from_scan(scan.images, scan.tags, scan.index_edges)
     settled = Settled([], {}, {})
@@ -141,7 +153,8 @@ def settle_closures(
         elif repo in over:
             why = (
                 f"the plan deletes {over[repo]:.0%} of {repo}, over safety.maxDeleteFraction="
-                f"{max_delete_fraction:.0%}; check the plan, rerun with --force if it is right"
+                f"{request.max_delete_fraction:.0%}; check the plan, rerun with --force if it "
+                "is right"
             )
             settled.results += _results(closure, "refused", why)
         elif not apply:
@@ -156,39 +169,25 @@ async def execute_plan(
     client: RegistryClient,
     plan: pd.DataFrame,
     scan: RegistryExtraction,
-    *,
-    apply: bool,
-    ledger: Ledger | None,
-    max_delete_fraction: float,
-    force: bool = False,
-    refusal: str = "",
-    in_use: InUse | None = None,
-    flow_run_id: str = "",
+    request: DeleteRequest,
     progress: DeleteProgress | None = None,
 ) -> pd.DataFrame:
-    """Delete the plan's deletable digests (only when `apply`); return the results table.
+    """Delete the plan's deletable digests (only when `request.apply`); return the results
+    table.
 
     See `settle_closures` for the guards and `delete_repository` for each repository;
     repositories run concurrently. A dry run sends no request at all.
     """
-    settled = settle_closures(
-        plan,
-        scan,
-        apply=apply,
-        max_delete_fraction=max_delete_fraction,
-        force=force,
-        refusal=refusal,
-    )
+    settled = settle_closures(plan, scan, request)
     results = settled.results
     if settled.live:
-        if ledger is None:
+        if not request.ledger_path:
             raise ValueError("a ledger is required to delete")
+        ledger = Ledger(request.ledger_path)
         counter = _Counter(settled.live_count, progress)
         for out in await asyncio.gather(
             *(
-                delete_repository(
-                    client, closures, settled.scans[repo], ledger, in_use, flow_run_id, counter
-                )
+                delete_repository(client, closures, settled.scans[repo], ledger, request, counter)
                 for repo, closures in settled.live.items()
             )
         ):
@@ -230,8 +229,7 @@ async def delete_repository(
     closures: list[Closure],
     scanned: RepositoryScan,
     ledger: Ledger,
-    in_use: InUse | None = None,
-    flow_run_id: str = "",
+    request: DeleteRequest,
     finished: Callable[[int], None] | None = None,
 ) -> list[dict[str, object]]:
     """Re-check and delete one repository's `closures` in batches; return one result per
@@ -249,14 +247,14 @@ async def delete_repository(
             try:
                 now = await current_tags(client, repo)
                 cancelled = await cancelled_closures(
-                    batch, now, set(scanned.tags), set(scanned.digests), children, in_use
+                    batch, now, set(scanned.tags), set(scanned.digests), children, request.in_use
                 )
             except RegistryError as exc:
                 stop = f"re-checking {repo} failed, nothing more sent there: {exc}"
                 log.warning("delete: %s", stop)
         for done in await asyncio.gather(
             *(
-                _delete_closure(client, c, ledger, flow_run_id, stop, cancelled.get(c.root))
+                _delete_closure(client, c, ledger, request.flow_run_id, stop, cancelled.get(c.root))
                 for c in batch
             )
         ):

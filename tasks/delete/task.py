@@ -1,4 +1,4 @@
-"""The delete step for a configuration, as Prefect tasks (never cached).
+"""The delete step as Prefect tasks, never cached (the work is in `tasks.delete.stage`).
 
 `delete_task` deletes the whole plan in one task. For a flow fanned out on Dask, the step is
 split: `settle_task` applies the guards in the flow, then one `delete_repository_task` per
@@ -8,82 +8,35 @@ repository re-checks and deletes it wherever the task runner puts it. Both run t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.cluster.task import read_cluster
 from tasks.core.aio import run_sync
 from tasks.core.config import Config
-from tasks.core.progress import DeleteProgress, deletion_progress
+from tasks.core.progress import deletion_progress
 from tasks.delete.closure import Closure
 from tasks.delete.errors import DeletionRefused
 from tasks.delete.ledger import Ledger
 from tasks.delete.loader import (
+    DeleteRequest,
     RepositoryScan,
     Settled,
     delete_repository,
-    execute_plan,
     settle_closures,
 )
 from tasks.delete.recheck import InUse
+from tasks.delete.stage import read_in_use, run_deletion, run_marker
 from tasks.registry.extract import RegistryExtraction
-from tasks.registry.read import make_client
-
-
-@dataclass(frozen=True)
-class DeleteRequest:
-    """How the delete step runs: for real only with `apply`; `refusal` (a run-wide guard's
-    message) refuses every deletion; `in_use` is the cluster read again just before."""
-
-    apply: bool
-    ledger_path: str
-    force: bool = False
-    flow_run_id: str = ""
-    refusal: str = ""
-    in_use: InUse | None = None
-
-
-def read_in_use(config: Config) -> InUse:
-    """The cluster's images in this registry (or an alias), read now."""
-    return InUse.from_cluster(read_cluster(config), config.registry.names)
+from tasks.registry.stage import make_client
 
 
 @task(name="recheck_cluster", cache_policy=NO_CACHE)
 def in_use_task(config: Config) -> InUse:
     """Prefect task: `read_in_use`, never cached (the whole point is a fresh read)."""
     return read_in_use(config)
-
-
-def run_deletion(
-    config: Config,
-    plan: pd.DataFrame,
-    registry: RegistryExtraction,
-    request: DeleteRequest,
-    progress: DeleteProgress | None = None,
-) -> pd.DataFrame:
-    """Execute the plan (a dry run unless `request.apply`); return the results table."""
-
-    async def go() -> pd.DataFrame:
-        async with make_client(config) as client:
-            return await execute_plan(
-                client,
-                plan,
-                registry,
-                apply=request.apply,
-                ledger=Ledger(request.ledger_path) if request.apply else None,
-                max_delete_fraction=config.safety.max_delete_fraction,
-                force=request.force,
-                refusal=request.refusal,
-                in_use=request.in_use,
-                flow_run_id=request.flow_run_id,
-                progress=progress,
-            )
-
-    return run_sync(go())
 
 
 @task(name="delete", cache_policy=NO_CACHE)
@@ -94,28 +47,15 @@ def delete_task(
     return run_deletion(config, plan, registry, request, deletion_progress(get_run_logger()))
 
 
-def run_marker(ledger_path: Path, flow_run_id: str) -> Path:
-    """The file that proves a task sees the flow's ledger directory: per-repository delete
-    tasks refuse to delete unless they find it (their ledger would be lost otherwise)."""
-    return ledger_path.parent / f".regsweep-run-{flow_run_id or 'local'}"
-
-
 @task(name="settle_deletions", cache_policy=NO_CACHE)
 def settle_task(
-    config: Config, plan: pd.DataFrame, registry: RegistryExtraction, request: DeleteRequest
+    plan: pd.DataFrame, registry: RegistryExtraction, request: DeleteRequest
 ) -> Settled:
     """Prefect task: the guards of the delete step (`settle_closures`) without a request.
 
     When there is something to delete, writes the run marker beside the ledger.
     """
-    settled = settle_closures(
-        plan,
-        registry,
-        apply=request.apply,
-        max_delete_fraction=config.safety.max_delete_fraction,
-        force=request.force,
-        refusal=request.refusal,
-    )
+    settled = settle_closures(plan, registry, request)
     if settled.live:
         marker = run_marker(Path(request.ledger_path), request.flow_run_id)
         marker.parent.mkdir(parents=True, exist_ok=True)
@@ -148,9 +88,7 @@ def delete_repository_task(
 
     async def go() -> list[dict[str, object]]:
         async with make_client(config) as client:
-            return await delete_repository(
-                client, closures, scanned, Ledger(ledger), request.in_use, request.flow_run_id
-            )
+            return await delete_repository(client, closures, scanned, Ledger(ledger), request)
 
     out = run_sync(go())
     logger.info(

@@ -17,8 +17,10 @@ Pure: DataFrames and the configuration in, the plan DataFrame out; no I/O, no cl
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -37,21 +39,23 @@ from tasks.core.reference import (
 from tasks.policy.catalog import Catalog, Key, catalog
 from tasks.policy.gitpolicy import evaluate_git_policies
 from tasks.policy.history import CommitHistory
-from tasks.policy.linking import CommitIndex, link_images
+from tasks.policy.linking import CommitIndex, Links, link_images
 
-REASON_ORDER = (
-    "kubernetes",
-    "helm-history",
-    "git-policy",
-    "keep-list",
-    "keep-tag",
-    "built-within",
-    "unlinked",
-    "index-child",
-    "referrer",
-    "shared-digest",
-    "unreadable",
-)
+Reason = Literal[
+    "kubernetes",  # used by the cluster now
+    "helm-history",  # an image of a recent Helm release revision (a rollback target)
+    "git-policy",  # reachable under a keepPolicies entry (git-policy[i] in the plan)
+    "keep-list",  # named in cleanup.keepList
+    "keep-tag",  # a tag matching cleanup.keepTags
+    "built-within",  # created within keepImagesBuiltWithinLastNHours
+    "unlinked",  # no commit link, with cleanup.unlinked: keep
+    "index-child",  # listed by a kept index
+    "referrer",  # a signature, attestation or SBOM of a kept image
+    "shared-digest",  # another tag on the digest is kept
+    "unreadable",  # a manifest or config regsweep cannot parse
+]
+REASON_ORDER: tuple[Reason, ...] = get_args(Reason)
+"""Keep reasons, in the order the plan's `reason` column picks the first of."""
 PLAN_COLUMNS = {
     "repository": "str",
     "digest": "str",
@@ -130,105 +134,199 @@ class _Reasons:
         return lists, which.ravel()
 
 
-def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: datetime) -> Plan:
-    cleanup = config.cleanup
-    images = catalog(inputs.images, inputs.tags, inputs.index_edges)
-    known = images.known_mask()
-    policies = config.effective_policies()
-    reasons = _Reasons(len(images), len(images.tag_rows), len(policies))
-    keep = reasons.keep
-    tag_lookup = _TagLookup(images)
+@dataclass
+class _State:
+    """What the rules read and decide, row-numbered as the catalog numbers images.
 
-    # Links to commits.
-    history = CommitHistory.from_frame(inputs.commits) if inputs.commits is not None else None
-    commit_index = CommitIndex(history)
-    links = link_images(images, commit_index, config.link.label, config.link.tag_pattern)
+    The rules fill `reasons`; `decide_digests` turns them into `kept`, which the rules after
+    it extend. `held` is the indexes whose children have been kept already."""
 
-    # Cluster: in use now, and Helm rollback targets.
-    host = canonical_registry(registry_host)
-    if inputs.cluster is not None and config.uses_kubernetes:
-        names = registry_names(registry_host, config.registry.aliases)
-        used = inputs.cluster[inputs.cluster["registry"].isin(list(names))]
-        for row in used.itertuples(index=False):
-            reason = "helm-history" if row.source == "helm" else "kubernetes"
-            if row.digest:
-                image = images.find((row.repository, row.digest))
-            else:
-                image = tag_lookup.image((row.repository, row.tag))
-            if image is not None and known[image]:
-                where = f"{row.context}/{row.namespace} {row.kind} {row.object}"
-                keep(image, reason, f"{reason}: {where} uses {row.image}")
+    inputs: PlanInputs
+    config: Config
+    registry_host: str
+    now: datetime
+    images: Catalog
+    known: np.ndarray
+    reasons: _Reasons
+    tag_lookup: _TagLookup
+    history: CommitHistory | None
+    links: Links
+    children: dict[int, list[int]]
+    created: np.ndarray
+    has_created: np.ndarray
+    subjects: dict[int, list[tuple[str, int | None]]]
+    kept: np.ndarray
+    held: set[int] = field(default_factory=set)
 
-    # Git history.
-    if config.uses_git and inputs.refs is not None and history is not None:
-        git_keeps = evaluate_git_policies(
-            inputs.refs, history, links.commits, images.repositories, policies, now
+    @classmethod
+    def start(cls, inputs: PlanInputs, config: Config, registry_host: str, now: datetime) -> _State:
+        images = catalog(inputs.images, inputs.tags, inputs.index_edges)
+        policies = config.effective_policies()
+        history = CommitHistory.from_frame(inputs.commits) if inputs.commits is not None else None
+        links = link_images(
+            images, CommitIndex(history), config.link.label, config.link.tag_pattern
         )
-        for image, keeps in git_keeps.items():
-            for k in keeps:
-                keep(image, f"git-policy[{k.policy}]", k.describe())
+        children: dict[int, list[int]] = defaultdict(list)
+        for parent, child in images.edges:
+            children[parent].append(child)
+        created, has_created = _created_micros(images, children)
+        return cls(
+            inputs=inputs,
+            config=config,
+            registry_host=registry_host,
+            now=now,
+            images=images,
+            known=images.known_mask(),
+            reasons=_Reasons(len(images), len(images.tag_rows), len(policies)),
+            tag_lookup=_TagLookup(images),
+            history=history,
+            links=links,
+            children=children,
+            created=created,
+            has_created=has_created,
+            subjects=_referrers(images, children),
+            kept=np.zeros(len(images), dtype=bool),
+        )
 
-    # Keep list: `repository:tag`, `repository@digest`, optionally prefixed by the host.
-    for entry in inputs.keep_list:
+    def keep_children_of_kept(self, only_new: bool = False) -> bool:
+        """Keep every child of a kept index not handled yet, to a fixpoint (indexes nest);
+        True when that kept an image that was not kept. With `only_new`, a child already
+        kept is left as it is (once referrers are decided, their reasons are their
+        subjects')."""
+        frontier = [parent for parent in self.children if self.kept[parent]]
+        frontier = [parent for parent in frontier if parent not in self.held]
+        changed = False
+        while frontier:
+            parent = frontier.pop()
+            self.held.add(parent)
+            for child in self.children[parent]:
+                if self.known[child] and not (only_new and self.kept[child]):
+                    why = f"index-child: in kept index {self.images.digests[parent][:19]}"
+                    self.reasons.keep(child, "index-child", why)
+                    if not self.kept[child]:
+                        self.kept[child] = changed = True
+                        if child in self.children:
+                            frontier.append(child)
+        return changed
+
+
+def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: datetime) -> Plan:
+    state = _State.start(inputs, config, registry_host, now)
+    for rule in RULES:
+        rule(state)
+    return Plan(
+        table=_table(state),
+        evidence={state.images.key(row): lines for row, lines in state.reasons.evidence.items()},
+        unknown_commits={
+            state.images.key(row): values for row, values in state.links.unknown.items()
+        },
+    )
+
+
+def keep_images_in_use(state: _State) -> None:
+    """kubernetes, helm-history: used by the cluster now, or a Helm rollback target."""
+    inputs, images = state.inputs, state.images
+    if inputs.cluster is None or not state.config.uses_kubernetes:
+        return
+    names = registry_names(state.registry_host, state.config.registry.aliases)
+    used = inputs.cluster[inputs.cluster["registry"].isin(list(names))]
+    for row in used.itertuples(index=False):
+        reason = "helm-history" if row.source == "helm" else "kubernetes"
+        if row.digest:
+            image = images.find((row.repository, row.digest))
+        else:
+            image = state.tag_lookup.image((row.repository, row.tag))
+        if image is not None and state.known[image]:
+            where = f"{row.context}/{row.namespace} {row.kind} {row.object}"
+            state.reasons.keep(image, reason, f"{reason}: {where} uses {row.image}")
+
+
+def keep_git_policies(state: _State) -> None:
+    """git-policy[i]: reachable from a live branch or tag under keepPolicies[i]."""
+    refs, history = state.inputs.refs, state.history
+    if not state.config.uses_git or refs is None or history is None:
+        return
+    policies = state.config.effective_policies()
+    git_keeps = evaluate_git_policies(
+        refs, history, state.links.commits, state.images.repositories, policies, state.now
+    )
+    for image, keeps in git_keeps.items():
+        for k in keeps:
+            state.reasons.keep(image, f"git-policy[{k.policy}]", k.describe())
+
+
+def keep_listed(state: _State) -> None:
+    """keep-list: `repository:tag`, `repository@digest`, optionally prefixed by the host."""
+    images, reasons = state.images, state.reasons
+    host = canonical_registry(state.registry_host)
+    for entry in state.inputs.keep_list:
         repo, tag, digest = split_repository_reference(entry, host)
         image = images.find((repo, digest)) if digest else None
-        if image is not None and known[image]:
-            keep(image, "keep-list", f"keep-list: {entry}")
-        elif tag and (tag_row := tag_lookup.row((repo, tag))) is not None:
+        if image is not None and state.known[image]:
+            reasons.keep(image, "keep-list", f"keep-list: {entry}")
+        elif tag and (tag_row := state.tag_lookup.row((repo, tag))) is not None:
             reasons.keep_tag(tag_row, images.tag_rows[tag_row], "keep-list", f"keep-list: {entry}")
 
-    # Keep tags (anchored).
-    patterns = [name_pattern(p) for p in cleanup.keep_tags]
-    if patterns:
-        for tag_row, (image, tag) in enumerate(zip(images.tag_rows, images.tag_names, strict=True)):
-            if any(p.fullmatch(tag) for p in patterns):
-                why = f"keep-tag: tag {tag} matches cleanup.keepTags"
-                reasons.keep_tag(tag_row, image, "keep-tag", why)
 
-    # Built within the last N hours (an index is as new as its newest child).
-    children: dict[int, list[int]] = defaultdict(list)
-    for parent, child in images.edges:
-        children[parent].append(child)
-    created, has_created = _created_micros(images, children)
-    if not cleanup.disable_built_within_last_n_hours_policy:
-        since = to_micros(now - timedelta(hours=cleanup.keep_images_built_within_last_n_hours))
-        for image in np.flatnonzero(has_created & (created >= since)).tolist():
-            when = from_micros(int(created[image]))
-            keep(image, "built-within", f"built-within: created {when:%Y-%m-%d %H:%M} UTC")
+def keep_matching_tags(state: _State) -> None:
+    """keep-tag: a tag matching cleanup.keepTags (anchored)."""
+    patterns = [name_pattern(p) for p in state.config.cleanup.keep_tags]
+    if not patterns:
+        return
+    images = state.images
+    for tag_row, (image, tag) in enumerate(zip(images.tag_rows, images.tag_names, strict=True)):
+        if any(p.fullmatch(tag) for p in patterns):
+            why = f"keep-tag: tag {tag} matches cleanup.keepTags"
+            state.reasons.keep_tag(tag_row, image, "keep-tag", why)
 
-    # Unlinked images.
-    subjects = _referrers(images, children)
-    if cleanup.unlinked == "keep":
-        unlinked = known.copy()
-        unlinked[list(links.commits)] = False
-        unlinked[[child for kids in children.values() for child in kids]] = False
-        unlinked[list(subjects)] = False
-        for image in np.flatnonzero(unlinked).tolist():
-            keep(image, "unlinked", "unlinked: no commit link (cleanup.unlinked: keep)")
 
-    # Per-tag reasons make their digest kept too.
-    tag_rows = np.array(images.tag_rows, dtype=np.int64)
-    kept = np.asarray(reasons.digest.any(axis=1))
-    kept[tag_rows[reasons.tag.any(axis=1)]] = True
+def keep_built_recently(state: _State) -> None:
+    """built-within: created in the last N hours (an index is as new as its newest child)."""
+    cleanup = state.config.cleanup
+    if cleanup.disable_built_within_last_n_hours_policy:
+        return
+    since = to_micros(state.now - timedelta(hours=cleanup.keep_images_built_within_last_n_hours))
+    recent = state.has_created & (state.created >= since)
+    for image in np.flatnonzero(recent).tolist():
+        when = from_micros(int(state.created[image]))
+        state.reasons.keep(
+            image, "built-within", f"built-within: created {when:%Y-%m-%d %H:%M} UTC"
+        )
 
-    # Children of kept indexes are kept (to a fixpoint: indexes may nest).
-    frontier = [parent for parent in children if kept[parent]]
-    while frontier:
-        parent = frontier.pop()
-        for child in children[parent]:
-            if known[child]:
-                why = f"index-child: in kept index {images.digests[parent][:19]}"
-                keep(child, "index-child", why)
-                if not kept[child]:
-                    kept[child] = True
-                    if child in children:
-                        frontier.append(child)
 
-    # Referrers share their subjects' decision (kept while any subject is), and nothing
-    # else decides for them (their own tags included) - except a kept index holding one:
-    # a surviving index never names a deleted manifest. First forget what decided for them,
-    # then decide to a fixpoint: a subject may itself be a referrer, or be held by an index
-    # kept that way, whatever the order of the rows.
+def keep_unlinked(state: _State) -> None:
+    """unlinked: no commit link, with cleanup.unlinked: keep (index children and referrers
+    follow their holder or subject instead)."""
+    if state.config.cleanup.unlinked != "keep":
+        return
+    unlinked = state.known.copy()
+    unlinked[list(state.links.commits)] = False
+    unlinked[[child for kids in state.children.values() for child in kids]] = False
+    unlinked[list(state.subjects)] = False
+    for image in np.flatnonzero(unlinked).tolist():
+        state.reasons.keep(image, "unlinked", "unlinked: no commit link (cleanup.unlinked: keep)")
+
+
+def decide_digests(state: _State) -> None:
+    """A digest is kept when any reason so far names it or one of its tags."""
+    tag_rows = np.array(state.images.tag_rows, dtype=np.int64)
+    state.kept = np.asarray(state.reasons.digest.any(axis=1))
+    state.kept[tag_rows[state.reasons.tag.any(axis=1)]] = True
+
+
+def keep_index_children(state: _State) -> None:
+    """index-child: every manifest a kept index lists (a surviving index never names a
+    deleted manifest)."""
+    state.keep_children_of_kept()
+
+
+def decide_referrers(state: _State) -> None:
+    """referrer: a signature, attestation or SBOM shares its subjects' decision (kept while
+    any subject is), and nothing else decides for it (its own tags included) - except a kept
+    index holding one. First forget what decided for them, then decide to a fixpoint: a
+    subject may itself be a referrer, or be held by an index kept that way, whatever the
+    order of the rows."""
+    reasons, kept, subjects = state.reasons, state.kept, state.subjects
     index_child = reasons.column["index-child"]
     for image, of in subjects.items():
         held = bool(reasons.digest[image, index_child])
@@ -251,33 +349,37 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
                 held_why = [e for e in reasons.evidence[image] if e.startswith("index-child")]
                 reasons.evidence[image] = [f"referrer: of kept {alive[0][:19]}", *held_why]
                 kept[image] = changed = True
-        for parent, kids in children.items():  # an index kept that way keeps its children
-            for child in kids if kept[parent] else ():
-                if known[child] and not kept[child]:
-                    keep(
-                        child,
-                        "index-child",
-                        f"index-child: in kept index {images.digests[parent][:19]}",
-                    )
-                    kept[child] = changed = True
-    is_referrer = np.zeros(len(images), dtype=bool)
+        changed = state.keep_children_of_kept(only_new=True) or changed
+    is_referrer = np.zeros(len(state.images), dtype=bool)
     is_referrer[list(subjects)] = True
-    reasons.tag[is_referrer[tag_rows]] = False
+    reasons.tag[is_referrer[np.array(state.images.tag_rows, dtype=np.int64)]] = False
 
-    # A manifest or config regsweep cannot parse is kept, whatever else says (older saved
-    # inputs have no error column).
-    if "error" in images.images.columns:
-        errors = images.images["error"].tolist()
-        for image in np.flatnonzero(images.images["error"].to_numpy(dtype=bool)).tolist():
-            keep(image, "unreadable", f"unreadable: {errors[image]}")
-            kept[image] = True
 
-    table = _table(images, reasons, kept, links.commits, created, has_created)
-    return Plan(
-        table=table,
-        evidence={images.key(row): lines for row, lines in reasons.evidence.items()},
-        unknown_commits={images.key(row): values for row, values in links.unknown.items()},
-    )
+def keep_unreadable(state: _State) -> None:
+    """unreadable: a manifest or config regsweep cannot parse is kept, whatever else says
+    (older saved inputs have no error column)."""
+    frame = state.images.images
+    if "error" not in frame.columns:
+        return
+    errors = frame["error"].tolist()
+    for image in np.flatnonzero(frame["error"].to_numpy(dtype=bool)).tolist():
+        state.reasons.keep(image, "unreadable", f"unreadable: {errors[image]}")
+        state.kept[image] = True
+
+
+RULES: tuple[Callable[[_State], None], ...] = (
+    keep_images_in_use,
+    keep_git_policies,
+    keep_listed,
+    keep_matching_tags,
+    keep_built_recently,
+    keep_unlinked,
+    decide_digests,
+    keep_index_children,
+    decide_referrers,
+    keep_unreadable,
+)
+"""The plan, top to bottom: keep rules first, then the decisions that follow from them."""
 
 
 class _TagLookup:
@@ -350,16 +452,11 @@ def _referrers(
     return dict(subjects)
 
 
-def _table(
-    images: Catalog,
-    reasons: _Reasons,
-    kept: np.ndarray,
-    commits: dict[int, set[str]],
-    created: np.ndarray,
-    has_created: np.ndarray,
-) -> pd.DataFrame:
+def _table(state: _State) -> pd.DataFrame:
     """One row per tag and one per untagged known image, sorted for reading. String
     columns are taken and sorted in Arrow, from the registry stage's own columns."""
+    images, reasons, kept = state.images, state.reasons, state.kept
+    commits, created, has_created = state.links.commits, state.created, state.has_created
     tag_rows = np.array(images.tag_rows, dtype=np.int64)
     tagged = np.zeros(len(images), dtype=bool)
     tagged[tag_rows] = True

@@ -1,63 +1,11 @@
-"""The plan step: gather stage outputs into PlanInputs and build the plan."""
+"""The plan stage as a cached Prefect task (the work is in `tasks.policy.stage`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
-
-import pandas as pd
 from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
-from tasks.core.config import Config
-from tasks.core.errors import ConfigError
-from tasks.core.reference import registry_host
-from tasks.git.extract import GitExtraction
-from tasks.policy.plan import Plan, PlanInputs, build_plan
-from tasks.registry.extract import RegistryExtraction
+from tasks.policy.stage import make_plan
 
-
-def read_keep_list(config: Config) -> list[str]:
-    """Return the image references in `cleanup.keepList` (one a line; # comments)."""
-    path = config.cleanup.keep_list
-    if path is None:
-        return []
-    try:
-        lines = Path(path).expanduser().read_text().splitlines()
-    except OSError as exc:
-        raise ConfigError("cleanup.keepList", f"cannot read {path}: {exc.strerror}") from None
-    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
-
-
-def make_plan(
-    config: Config,
-    registry: RegistryExtraction,
-    git: GitExtraction | None,
-    cluster: pd.DataFrame | None,
-    now: datetime,
-    keep_list: list[str],
-) -> Plan:
-    """Build the plan from the stage outputs and the keep list (`read_keep_list`)."""
-    inputs = PlanInputs(
-        images=registry.images,
-        tags=registry.tags,
-        index_edges=registry.index_edges,
-        refs=git.refs if git is not None else None,
-        commits=git.commits if git is not None else None,
-        cluster=cluster,
-        keep_list=keep_list,
-    )
-    return build_plan(inputs, config, registry_host(config.registry.url), now)
-
-
-@task(name="plan", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
-def plan_task(
-    config: Config,
-    registry: RegistryExtraction,
-    git: GitExtraction | None,
-    cluster: pd.DataFrame | None,
-    now: datetime,
-    keep_list: list[str],
-) -> Plan:
-    """Prefect task: `make_plan`."""
-    return make_plan(config, registry, git, cluster, now, keep_list)
+plan_task = task(name="plan", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)(make_plan)
+"""Prefect task: `make_plan`, cached on its inputs."""

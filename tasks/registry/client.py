@@ -1,4 +1,5 @@
-"""The one HTTP transport to a registry: base URL, auth, concurrency, retries with backoff.
+"""The registry client: base URL, auth, concurrency, retries with backoff, over the lean
+HTTP connection layer of `tasks.registry.transport`.
 
 Everything above it (catalog, tags, manifests, blobs) asks for resources and never sees a
 401, a 429 or a connection reset: those are handled here and only here.
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tasks.core.config import DEFAULT_CONCURRENCY
 from tasks.core.reference import normalise_url, registry_host
 from tasks.registry.cache import ContentCache
 from tasks.registry.errors import (
@@ -102,7 +104,7 @@ class RegistryClient:
         url: str,
         *,
         credentials: Credentials | None = None,
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
         max_retries: int = 5,
         backoff: float = 0.2,
         max_backoff: float = 30.0,

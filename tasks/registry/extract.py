@@ -45,7 +45,6 @@ import pandas as pd
 from tasks.core.frames import typed_frame
 from tasks.core.progress import ScanProgress
 from tasks.registry.blob import get_blob
-from tasks.registry.catalog import is_glob, list_repositories, select_repositories
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import InvalidResponse, NotFound, RegistryError, UnreadableManifest
 from tasks.registry.manifest import (
@@ -55,6 +54,7 @@ from tasks.registry.manifest import (
     manifest_by_digest,
     resolve_tag,
 )
+from tasks.registry.repositories import is_glob, list_repositories, select_repositories
 from tasks.registry.tag import list_tags
 
 T = TypeVar("T")

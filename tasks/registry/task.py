@@ -1,4 +1,4 @@
-"""Registry extraction as cached Prefect tasks (the work is in `tasks.registry.read`)."""
+"""Registry extraction as cached Prefect tasks (the work is in `tasks.registry.stage`)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from tasks.core.config import Config
 from tasks.core.progress import scan_progress
 from tasks.core.task_options import EXTRACTION_TASK_OPTIONS
 from tasks.registry.extract import RegistryExtraction
-from tasks.registry.read import list_registry, read_registry, scan_some
+from tasks.registry.stage import list_registry, read_registry, scan_some
 
 
 @task(name="extract_registry", **EXTRACTION_TASK_OPTIONS)
-def extract_registry(config: Config, snapshot: str) -> RegistryExtraction:
+def extract_registry_task(config: Config, snapshot: str) -> RegistryExtraction:
     """Prefect task: `read_registry`; `snapshot` (the run's "now") keys the cache. Logs each
     repository as it completes."""
     return read_registry(config, scan_progress(get_run_logger()))

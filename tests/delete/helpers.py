@@ -10,8 +10,7 @@ import pandas as pd
 
 from flows.demo.images import push_image
 from tasks.core.config import parse_config
-from tasks.delete.ledger import Ledger
-from tasks.delete.loader import execute_plan
+from tasks.delete.loader import DeleteRequest, execute_plan
 from tasks.policy.plan import PlanInputs, build_plan
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry
@@ -62,10 +61,12 @@ async def scan_and_delete(
         client,
         plan_rows(scan.tags, delete),
         scan,
-        apply=True,
-        ledger=Ledger(ledger),
-        max_delete_fraction=max_delete_fraction,
-        force=force,
+        DeleteRequest(
+            apply=True,
+            ledger_path=str(ledger),
+            max_delete_fraction=max_delete_fraction,
+            force=force,
+        ),
     )
 
 

@@ -14,8 +14,8 @@ import pytest
 from flows.demo.images import push_image, push_index, tag_image
 from flows.demo.registry_server import LocalRegistry
 from tasks.delete import loader
-from tasks.delete.ledger import Ledger, read_ledger
-from tasks.delete.loader import execute_plan
+from tasks.delete.ledger import read_ledger
+from tasks.delete.loader import DeleteRequest, execute_plan
 from tasks.registry import mediatypes
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import scan_registry
@@ -40,7 +40,10 @@ async def plan_change_apply(
             await between(client)
     async with RegistryClient(via or url) as client:
         return await execute_plan(
-            client, plan, scan, apply=True, ledger=Ledger(ledger), max_delete_fraction=1.0
+            client,
+            plan,
+            scan,
+            DeleteRequest(apply=True, ledger_path=str(ledger), max_delete_fraction=1.0),
         )
 
 
@@ -274,9 +277,7 @@ def test_deletes_whose_answers_are_lost_are_reported_as_what_the_registry_did(
                     client,
                     plan_of(scan, registry.url),
                     scan,
-                    apply=True,
-                    ledger=Ledger(ledger),
-                    max_delete_fraction=1.0,
+                    DeleteRequest(apply=True, ledger_path=str(ledger), max_delete_fraction=1.0),
                 )
 
         results = asyncio.run(go()).set_index("digest")

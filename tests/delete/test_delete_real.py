@@ -15,8 +15,8 @@ import pytest
 from flows.demo.images import push_image
 from flows.demo.registry_server import LocalRegistry
 from tasks.delete.errors import RestoreError
-from tasks.delete.ledger import Ledger, read_ledger
-from tasks.delete.loader import execute_plan
+from tasks.delete.ledger import read_ledger
+from tasks.delete.loader import DeleteRequest, execute_plan
 from tasks.delete.restore import RestoreFilter, restorable, restore
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import scan_registry
@@ -55,9 +55,9 @@ def test_moved_tag_and_new_tag_cancel_deletion(registry: LocalRegistry, tmp_path
                 client,
                 plan,
                 scan,
-                apply=True,
-                ledger=Ledger(tmp_path / "l.jsonl"),
-                max_delete_fraction=0.9,
+                DeleteRequest(
+                    apply=True, ledger_path=str(tmp_path / "l.jsonl"), max_delete_fraction=0.9
+                ),
             )
 
     results = asyncio.run(go())
@@ -72,20 +72,13 @@ def test_dry_run_and_incomplete_repository_send_no_delete(registry: LocalRegistr
             scan = await scan_registry(client, ["r"])
             plan = plan_rows(scan.tags, {"a"})
             dry = await execute_plan(
-                client,
-                plan,
-                scan,
-                apply=False,
-                ledger=None,
-                max_delete_fraction=0.8,
+                client, plan, scan, DeleteRequest(apply=False, max_delete_fraction=0.8)
             )
             skipped = await execute_plan(
                 client,
                 plan,
                 dataclasses.replace(scan, status=scan.status.assign(complete=False)),
-                apply=True,
-                ledger=None,
-                max_delete_fraction=0.8,
+                DeleteRequest(apply=True, ledger_path="", max_delete_fraction=0.8),
             )
             after = await scan_registry(client, ["r"])
             return dry, skipped, len(after.tags)
@@ -114,10 +107,12 @@ def test_max_delete_fraction_refuses_only_the_repository_over_it(
                 client,
                 plan,
                 scan,
-                apply=True,
-                ledger=Ledger(tmp_path / "l.jsonl"),
-                max_delete_fraction=0.5,
-                force=force,
+                DeleteRequest(
+                    apply=True,
+                    ledger_path=str(tmp_path / "l.jsonl"),
+                    max_delete_fraction=0.5,
+                    force=force,
+                ),
             )
 
     first = asyncio.run(go(force=False)).set_index("digest")

@@ -34,8 +34,8 @@ from hypothesis import strategies as st
 from flows.demo.images import push_image, push_index, tag_image
 from flows.demo.registry_server import LocalRegistry
 from flows.result import RunResult, run_failure
-from tasks.delete.ledger import Ledger, read_ledger
-from tasks.delete.loader import execute_plan
+from tasks.delete.ledger import read_ledger
+from tasks.delete.loader import DeleteRequest, execute_plan
 from tasks.delete.outcome import FAILED_OUTCOMES
 from tasks.delete.recheck import current_tags
 from tasks.registry.client import RegistryClient
@@ -271,7 +271,10 @@ def apply(
             url, max_retries=retries, backoff=0.01, max_backoff=0.05
         ) as client:
             return await execute_plan(
-                client, plan, scan, apply=True, ledger=Ledger(ledger), max_delete_fraction=1.0
+                client,
+                plan,
+                scan,
+                DeleteRequest(apply=True, ledger_path=str(ledger), max_delete_fraction=1.0),
             )
 
     return asyncio.run(go())

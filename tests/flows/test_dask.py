@@ -14,16 +14,16 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect_dask.task_runners import DaskTaskRunner
 
 from flows.cleanup import cleanup
-from flows.cli import compute_plan
 from flows.demo.kube_api import KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import Scenario, build_scenario, now_for_demo
+from flows.pipeline import compute_plan, local_stages
 from flows.scale_out import TaskRunnerChoiceError, task_runner_from_option
 from tasks.core.config import load_config
 from tasks.delete.closure import build_closures, deletion_targets
 from tasks.delete.errors import DeletionRefused
-from tasks.delete.loader import RepositoryScan
-from tasks.delete.task import DeleteRequest, delete_repository_task
+from tasks.delete.loader import DeleteRequest, RepositoryScan
+from tasks.delete.task import delete_repository_task
 from tests.cli import run_cli
 
 
@@ -129,7 +129,7 @@ def test_a_worker_that_cannot_see_the_ledger_directory_refuses_to_delete(
     """A Dask worker on another machine would write the ledger where nobody reads it: the
     per-repository delete task finds no run marker beside the ledger and deletes nothing."""
     config = load_config(scenario.config_path)
-    plan, _ = compute_plan(config, scenario.now, show_progress=False)
+    plan = compute_plan(config, scenario.now, local_stages()).plan
     closures = [
         c for c in build_closures(deletion_targets(plan.table), {}) if c.repository == "demo/app"
     ]

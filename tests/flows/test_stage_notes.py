@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.cleanup import stage_notes
+from flows.report import stage_notes
 from tasks.core.config import parse_config
 
 REGISTRY = {"url": "http://127.0.0.1:5000", "repositories": ["a"]}

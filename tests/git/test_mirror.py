@@ -12,7 +12,7 @@ from tasks.core.config import parse_config
 from tasks.core.errors import ConfigError
 from tasks.git.errors import FetchFailed
 from tasks.git.mirror import GitCredentials, mirror_path, redact, sync_mirror
-from tasks.git.task import read_git
+from tasks.git.stage import read_git
 from tests.servers.git_http import GitHTTPServer
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)

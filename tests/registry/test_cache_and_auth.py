@@ -25,7 +25,7 @@ from tasks.registry.credentials import load_credentials
 from tasks.registry.errors import AuthenticationFailed, CredentialHelperFailed
 from tasks.registry.extract import RegistryExtraction, scan_registry
 from tasks.registry.manifest import sha256_digest
-from tasks.registry.read import read_registry
+from tasks.registry.stage import read_registry
 from tests.servers.http_proxy import RegistryProxy
 from tests.servers.storage_seed import seed_storage
 from tests.servers.token_server import TokenServer

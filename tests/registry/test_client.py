@@ -12,7 +12,6 @@ import pytest
 
 from tasks.core.reference import normalise_url
 from tasks.registry import mediatypes
-from tasks.registry.catalog import list_repositories
 from tasks.registry.client import Credentials, RegistryClient, next_page
 from tasks.registry.errors import (
     AuthenticationFailed,
@@ -23,6 +22,7 @@ from tasks.registry.errors import (
 )
 from tasks.registry.extract import scan_registry
 from tasks.registry.manifest import delete_manifest, get_manifest
+from tasks.registry.repositories import list_repositories
 from tasks.registry.tag import list_tags
 
 T = TypeVar("T")

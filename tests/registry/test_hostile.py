@@ -25,7 +25,7 @@ from tasks.registry import mediatypes
 from tasks.registry.client import Credentials, RegistryClient
 from tasks.registry.errors import InvalidResponse
 from tasks.registry.extract import RegistryExtraction
-from tasks.registry.read import read_registry
+from tasks.registry.stage import read_registry
 from tests.servers.http_proxy import Answer, RegistryProxy
 
 OLD = datetime.now(UTC) - timedelta(days=30)

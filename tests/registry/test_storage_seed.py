@@ -10,7 +10,7 @@ from tasks.core.config import parse_config
 from tasks.core.frames import column_rows
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry
-from tasks.registry.read import read_registry
+from tasks.registry.stage import read_registry
 from tests.servers.storage_seed import seed_storage
 
 

@@ -17,8 +17,7 @@ import pytest
 from flows.demo.images import push_image, tag_image, upload_blob
 from flows.demo.registry_server import LocalRegistry
 from tasks.core.config import parse_config
-from tasks.delete.ledger import Ledger
-from tasks.delete.loader import execute_plan
+from tasks.delete.loader import DeleteRequest, execute_plan
 from tasks.policy.plan import PlanInputs, build_plan
 from tasks.registry import mediatypes
 from tasks.registry.client import RegistryClient
@@ -154,9 +153,9 @@ def test_config_that_is_not_json_is_kept_on_the_real_registry(
                 client,
                 plan,
                 scanned,
-                apply=True,
-                ledger=Ledger(tmp_path / "ledger.jsonl"),
-                max_delete_fraction=1.0,
+                DeleteRequest(
+                    apply=True, ledger_path=str(tmp_path / "ledger.jsonl"), max_delete_fraction=1.0
+                ),
             )
             return old, odd, plan, await scan_registry(client, ["r"])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -72,6 +73,36 @@ def share_rate(config: Config, parts: int) -> Config:
     return config.model_copy(update={"registry": registry})
 
 
+ScanShares = Callable[[Config, list[list[str]], bool], Iterable[RegistryExtraction]]
+"""Scans each share of repositories (config, shares, warm) wherever it runs them, yielding
+each share's extraction as it finishes."""
+
+
+def scan_in_shares(
+    config: Config,
+    names: list[str],
+    warm: bool,
+    *,
+    shares: int,
+    at_once: int,
+    scan: ScanShares,
+    progress: ScanProgress | None = None,
+) -> RegistryExtraction:
+    """The registry scan fanned out: the listed repositories `names` dealt into `shares`
+    disjoint shares, scanned by `scan` (worker processes, Dask tasks) with `at_once` running
+    at a time, each with its part of `requestsPerSecond`; merged, with progress reported as
+    each share finishes."""
+    count = max(1, shares)
+    parts = [names[i::count] for i in range(count) if names[i::count]] or [[]]
+    config = share_rate(config, min(at_once, len(parts)))
+    done = []
+    for part in scan(config, parts, warm):
+        if progress is not None:
+            part.report_finished(progress)
+        done.append(part)
+    return merge_extractions(done)
+
+
 def read_registry(config: Config, progress: ScanProgress | None = None) -> RegistryExtraction:
     """Scan the configured repositories (see `scan_registry`).
 
@@ -95,14 +126,21 @@ def read_registry(config: Config, progress: ScanProgress | None = None) -> Regis
         for _ in range(processes):
             pool.submit(_started)
         names, warm = list_registry(config)
-        shares = [names[i::processes] for i in range(processes) if names[i::processes]]
-        config = share_rate(config, len(shares))
-        jobs = [(config, share, warm) for share in shares] or [(config, [], warm)]
-        parts = list(pool.map(_scan_share, jobs))
-    if progress is not None:
-        for part in parts:
-            part.report_finished(progress)
-    return merge_extractions(parts)
+
+        def on_workers(
+            config: Config, shares: list[list[str]], warm: bool
+        ) -> Iterable[RegistryExtraction]:
+            return pool.map(_scan_share, [(config, share, warm) for share in shares])
+
+        return scan_in_shares(
+            config,
+            names,
+            warm,
+            shares=processes,
+            at_once=processes,
+            scan=on_workers,
+            progress=progress,
+        )
 
 
 def scan_some(config: Config, names: list[str], warm: bool) -> RegistryExtraction:

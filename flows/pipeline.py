@@ -1,0 +1,76 @@
+"""The stage order, written once: registry, Git, cluster, keep list, plan.
+
+The flow runs each stage as a cached Prefect task, `regsweep plan` and `explain` run them in
+this process, and a what-if replan reads them from a run's saved inputs; all three call
+`compute_plan` with their own `Stages`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from tasks.core.config import Config
+from tasks.core.progress import ScanProgress
+from tasks.git.extract import GitExtraction
+from tasks.policy.plan import Plan
+from tasks.policy.stage import make_plan, read_keep_list
+from tasks.registry.extract import RegistryExtraction
+
+PlanStep = Callable[
+    [Config, RegistryExtraction, GitExtraction | None, pd.DataFrame | None, datetime, list[str]],
+    Plan,
+]
+
+
+@dataclass(frozen=True)
+class Stages:
+    """How each stage is run for a configuration."""
+
+    registry: Callable[[Config], RegistryExtraction]
+    git: Callable[[Config], GitExtraction | None]
+    cluster: Callable[[Config], pd.DataFrame | None]
+    keep_list: Callable[[Config], list[str]] = read_keep_list
+    plan: PlanStep = make_plan
+
+
+@dataclass(frozen=True)
+class Planned:
+    """The plan and what it was computed from (the flow saves these for what-if replans)."""
+
+    plan: Plan
+    registry: RegistryExtraction
+    git: GitExtraction | None
+    cluster: pd.DataFrame | None
+    keep_list: list[str]
+
+
+def compute_plan(config: Config, now: datetime, stages: Stages) -> Planned:
+    """Run the stages in order; Git and the cluster only when the configuration uses them.
+    The keep list is read once, so the plan and the saved inputs agree."""
+    registry = stages.registry(config)
+    git = stages.git(config) if config.uses_git else None
+    cluster = stages.cluster(config) if config.uses_kubernetes else None
+    keep_list = stages.keep_list(config)
+    plan = stages.plan(config, registry, git, cluster, now, keep_list)
+    return Planned(plan, registry, git, cluster, keep_list)
+
+
+def local_stages(progress: ScanProgress | None = None) -> Stages:
+    """Every stage in this process, without Prefect (`regsweep plan`, `explain`)."""
+    from tasks.cluster.stage import read_cluster
+    from tasks.git.stage import read_git
+    from tasks.registry.stage import read_registry
+
+    return Stages(
+        registry=lambda config: read_registry(config, progress), git=read_git, cluster=read_cluster
+    )
+
+
+def parse_now(text: str) -> datetime:
+    """Parse an ISO 8601 time; a time without zone is UTC."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
