@@ -2,48 +2,69 @@
 
 Exit codes: 0 success; 2 bad configuration or arguments; 3 an extraction failed and
 nothing was deleted; 4 deletions refused or partly failed (the ledger says which).
+
+Imports are made where a command needs them: `--help`, `--version` and a configuration
+error come back before pandas, pydantic or Prefect are loaded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from flows.report import human_bytes
-from tasks.cluster.errors import ClusterError
-from tasks.core.config import Config, load_config
-from tasks.core.errors import ConfigError
-from tasks.core.progress import ScanTally
-from tasks.core.reference import split_repository_reference
-from tasks.delete.errors import DeletionError
-from tasks.git.errors import GitError
-from tasks.registry.errors import RegistryError
+from rich.markup import escape
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from flows.pipeline import Planned
     from flows.result import RunResult
+    from tasks.core.config import Config
 
 # regsweep's own warnings (registry retries, failed deletions) go to the flow run's logs too.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks")
+# A user's shell has none of the Makefile's settings. The temporary Prefect server a `run`
+# starts sends no telemetry (its heartbeat raced the run for the SQLite database), and on a
+# busy machine it gets time to start (Prefect's 20 s default timed out on a loaded 2-core
+# runner): a scheduled cleanup must not fail because the machine was busy.
+PREFECT_STARTUP_SECONDS = 180
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault(
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(PREFECT_STARTUP_SECONDS)
+)
 
 app = typer.Typer(
     name="regsweep",
     help="Clean a container registry without deleting an image someone still needs.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console that never wraps or truncates when it is not a terminal (a pipe, a file, a
+    CI log): digests, references and paths are copied from there. NO_COLOR is honoured."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 100_000
+    return Console(stderr=stderr, width=width, soft_wrap=True)
+
+
+console = _console()
+errors = _console(stderr=True)
+
+
+@dataclass
+class _Options:
+    debug: bool = False
+    quiet: bool = False
+
+
+OPTIONS = _Options()
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="regsweep YAML file")]
 WerfOption = Annotated[
@@ -53,16 +74,55 @@ WerfOption = Annotated[
 NowOption = Annotated[
     str | None, typer.Option("--now", help="fix 'now' (ISO 8601) for every time window")
 ]
+OutputOption = Annotated[
+    str, typer.Option("--output", "-o", help="table (default) or json: one JSON document")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"regsweep {version('regsweep')}", highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="print the version and exit", is_eager=True, callback=_version
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="only warnings and errors (for cron)")
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", envvar="REGSWEEP_DEBUG", help="show the traceback of a failure"),
+    ] = False,
+) -> None:
+    """Clean a container registry without deleting an image someone still needs."""
+    OPTIONS.debug, OPTIONS.quiet = debug, quiet
+    console.quiet = quiet
+    if quiet:  # Prefect reads its settings when first imported, after this
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
 def say(text: str) -> None:
     """Print a line no one may find wrapped or coloured: digests, references, paths."""
-    console.print(text, highlight=False, soft_wrap=True)
+    console.print(text, highlight=False, soft_wrap=True, markup=False)
 
 
 def exit_code(exc: BaseException) -> int:
     """Map an error to the documented exit code."""
     from flows.result import RunFailed
+    from tasks.cluster.errors import ClusterError
+    from tasks.core.errors import ConfigError
+    from tasks.delete.errors import DeletionError
+    from tasks.git.errors import GitError
+    from tasks.registry.errors import RegistryError
 
     if isinstance(exc, RunFailed):
         return exc.exit_code
@@ -75,20 +135,53 @@ def exit_code(exc: BaseException) -> int:
     return 1
 
 
+LABELS = {
+    2: "configuration error",
+    3: "extraction failed or incomplete, nothing deleted in its scope",
+    4: "deletion",
+}
+
+
 def fail(exc: BaseException) -> typer.Exit:
+    """Print the one line of an expected failure (and with --debug its traceback); return the
+    exit to raise."""
     code = exit_code(exc)
-    label = {
-        2: "configuration error",
-        3: "extraction failed or incomplete, nothing deleted in its scope",
-        4: "deletion",
-    }
+    if OPTIONS.debug and exc.__traceback__ is not None:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
     errors.print(
-        f"[bold red]regsweep: {label.get(code, 'error')}:[/] {exc}", highlight=False, soft_wrap=True
+        f"[bold red]regsweep: {LABELS.get(code, 'error')}:[/] {escape(str(exc))}",
+        highlight=False,
+        soft_wrap=True,
     )
     return typer.Exit(code)
 
 
+def bad_argument(field: str, message: str) -> NoReturn:
+    """Exit 2 naming the argument."""
+    from tasks.core.errors import ConfigError
+
+    raise fail(ConfigError(field, message))
+
+
+def output_format(value: str) -> str:
+    if value not in ("table", "json"):
+        bad_argument("--output", f"must be table or json, not {value!r}")
+    return value
+
+
+def print_json(document: Any) -> None:
+    """One JSON document on stdout (even with --quiet: a script asked for it)."""
+    import json
+
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
 def _config(path: Path, werf_config: Path | None = None) -> Config:
+    from tasks.core.config import load_config
+    from tasks.core.errors import ConfigError
+
     try:
         return load_config(path, werf_config)
     except ConfigError as exc:
@@ -96,6 +189,8 @@ def _config(path: Path, werf_config: Path | None = None) -> Config:
 
 
 def _now(text: str | None) -> datetime:
+    from datetime import UTC, datetime
+
     from flows.pipeline import parse_now
 
     if text is None:
@@ -103,12 +198,32 @@ def _now(text: str | None) -> datetime:
     try:
         return parse_now(text)
     except ValueError:
-        raise fail(ConfigError("--now", f"{text!r} is not an ISO 8601 time")) from None
+        bad_argument("--now", f"{text!r} is not an ISO 8601 time")
+
+
+def expected_errors() -> tuple[type[Exception], ...]:
+    """The failures a command reports in one line: bad configuration, and a stage that
+    could not read its part."""
+    from tasks.cluster.errors import ClusterError
+    from tasks.core.errors import ConfigError
+    from tasks.git.errors import GitError
+    from tasks.registry.errors import RegistryError
+
+    return (ConfigError, RegistryError, GitError, ClusterError)
 
 
 def plan_here(config: Config, now: datetime, show_progress: bool = True) -> Planned:
     """Every stage and the plan in this process (no Prefect), with progress bars on stderr."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from flows.pipeline import compute_plan, local_stages
+    from tasks.core.progress import ScanTally
 
     with Progress(
         TextColumn("{task.description}"),
@@ -116,7 +231,7 @@ def plan_here(config: Config, now: datetime, show_progress: bool = True) -> Plan
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=errors,
-        disable=not show_progress,
+        disable=not show_progress or OPTIONS.quiet,
         transient=True,
     ) as progress:
         bars: dict[str, Any] = {}
@@ -139,28 +254,56 @@ def plan(
     now: NowOption = None,
     werf_config: WerfOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="PLAN.parquet or PLAN.csv")] = None,
+    output: OutputOption = "table",
 ) -> None:
     """Preview the plan: extract and decide in this process; delete nothing."""
-    from flows.report import stage_notes, write_plan
-    from tasks.policy.summary import summarise
-
-    cfg = _config(config, werf_config)
+    output = output_format(output)
     if out is not None and out.suffix not in (".parquet", ".csv"):
-        raise fail(ConfigError("--out", f"must end in .parquet or .csv, not {out.name!r}"))
+        bad_argument("--out", f"must end in .parquet or .csv, not {out.name!r}")
+    cfg = _config(config, werf_config)
     moment = _now(now)
     try:
-        planned = plan_here(cfg, moment)
-    except (ConfigError, RegistryError, GitError, ClusterError) as exc:
+        planned = plan_here(cfg, moment, show_progress=output == "table")
+    except expected_errors() as exc:
         raise fail(exc) from None
+    from flows.report import plan_document, stage_notes, write_plan
+    from tasks.policy.summary import summarise
+
     if out is not None:
         write_plan(planned.plan.table, out)
-        errors.print(f"plan written to {out}", soft_wrap=True)
-    for note in stage_notes(cfg, planned.registry):
-        errors.print(f"warning: {note}", soft_wrap=True, highlight=False)
-    print_summary(summarise(planned.plan.table, planned.registry.blobs))
+        errors.print(f"plan written to {out}", soft_wrap=True, highlight=False, markup=False)
+    notes = stage_notes(cfg, planned.registry)
+    if output == "json":
+        print_json(plan_document(cfg, moment, planned, notes))
+    else:
+        for note in notes:
+            errors.print(f"warning: {note}", soft_wrap=True, highlight=False, markup=False)
+        print_summary(summarise(planned.plan.table, planned.registry.blobs))
+    exit_if_incomplete(planned)
+
+
+def exit_if_incomplete(planned: Planned) -> None:
+    """Exit 3 naming each repository the scan could not read whole (a run would delete
+    nothing there): the plan shown covers only the rest."""
+    status = planned.registry.status
+    incomplete = status[~status["complete"]]
+    if incomplete.empty:
+        return
+    for repository, why in zip(incomplete["repository"], incomplete["error"], strict=True):
+        errors.print(
+            f"regsweep: {repository}: listing incomplete, a run deletes nothing there: {why}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+    raise typer.Exit(3)
 
 
 def print_summary(summary: Any, title: str = "plan") -> None:
+    from rich.table import Table
+
+    from flows.report import human_bytes
+
     table = Table(title=title)
     for column in ("repository", "kept", "deleted", "reclaimable"):
         table.add_column(column, justify="left" if column == "repository" else "right")
@@ -191,20 +334,35 @@ def run(
     ] = None,
 ) -> None:
     """Run the Prefect flow: extract, plan, and delete (only with --apply)."""
-    from flows.cleanup import cleanup
-    from flows.scale_out import TaskRunnerChoiceError, task_runner_from_option
-
-    flow = cleanup
+    runner = None
     if task_runner is not None:
+        from flows.scale_out import TaskRunnerChoiceError, task_runner_from_option
+
         try:
-            flow = cleanup.with_options(task_runner=task_runner_from_option(task_runner))
+            runner = task_runner_from_option(task_runner)
         except TaskRunnerChoiceError as exc:
-            raise fail(ConfigError("", str(exc))) from None
-    _config(config, werf_config)
+            bad_argument("", str(exc))  # the message names --task-runner
+    cfg = _config(config, werf_config)
     if now is not None:
         _now(now)
+    preflight(cfg)
+    from flows.cleanup import cleanup
     from flows.result import RunFailed
 
+    flow = cleanup if runner is None else cleanup.with_options(task_runner=runner)
+    if not OPTIONS.debug:
+        one_line_prefect_logs()
+    where = os.environ.get("PREFECT_API_URL")
+    errors.print(
+        f"recording the run in the Prefect server at {where}"
+        if where
+        else "recording the run in a temporary Prefect server (its history stays in "
+        f"{os.environ.get('PREFECT_HOME', '~/.prefect')}); set PREFECT_API_URL to use a "
+        "long-lived one",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
     try:
         result = flow(
             config_path=str(config.resolve()),
@@ -222,8 +380,54 @@ def run(
     print_run(result)
 
 
+def preflight(config: Config) -> None:
+    """What can fail before Prefect starts (13-25 s) fails now, in one line: the keep list,
+    and a registry that does not answer or refuses our credentials (exit 3)."""
+    from tasks.policy.stage import read_keep_list
+    from tasks.registry.stage import probe_registry
+
+    try:
+        read_keep_list(config)
+        probe_registry(config)
+    except expected_errors() as exc:
+        raise fail(exc) from None
+
+
+def one_line_prefect_logs() -> None:
+    """Prefect's terminal log lines without tracebacks (an expected failure is one line;
+    --debug shows them). What Prefect sends to its API keeps them, for the UI."""
+    import logging
+
+    from prefect.logging.handlers import APILogHandler
+
+    class OneLine(logging.Formatter):
+        def __init__(self, inner: logging.Formatter | None) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def format(self, record: logging.LogRecord) -> str:
+            saved = record.exc_info, record.exc_text, record.stack_info
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+            try:
+                return (self.inner or logging.Formatter()).format(record)
+            finally:
+                record.exc_info, record.exc_text, record.stack_info = saved
+
+    names = ["", "prefect", "prefect.flow_runs", "prefect.task_runs", "tasks"]
+    for name in names:
+        for handler in logging.getLogger(name).handlers:
+            if not isinstance(handler, APILogHandler) and not isinstance(
+                handler.formatter, OneLine
+            ):
+                handler.setFormatter(OneLine(handler.formatter))
+
+
 def print_run(result: RunResult) -> None:
     """The report of a run: per repository, per decision, outcomes, notes, where things are."""
+    from rich.table import Table
+
+    from flows.report import human_bytes
+
     table = Table(title="applied" if result.apply else "dry run (nothing deleted)")
     columns = ("repository", "kept", "planned deletions", "deleted now", "reclaimable")
     for column in columns:
@@ -244,7 +448,7 @@ def print_run(result: RunResult) -> None:
         reasons.add_row(row["action"], row["reason"], str(row["digests"]))
     console.print(reasons)
     if result.outcomes:
-        console.print("outcomes: " + ", ".join(f"{k} {v}" for k, v in result.outcomes.items()))
+        say("outcomes: " + ", ".join(f"{k} {v}" for k, v in result.outcomes.items()))
     for line in result.problems:
         say(f"  {line}")
     for note in result.notes:
@@ -274,49 +478,37 @@ def explain(
     image: Annotated[str, typer.Argument(help="REPOSITORY[:TAG|@DIGEST]")],
     now: NowOption = None,
     werf_config: WerfOption = None,
+    output: OutputOption = "table",
 ) -> None:
     """Say every rule that keeps an image, or why none does."""
+    output = output_format(output)
     cfg = _config(config, werf_config)
     moment = _now(now)
+    from flows.report import explanations
+    from tasks.core.reference import split_repository_reference
+
     repository, tag, digest = split_repository_reference(strip_registry(image, cfg))
     try:
-        result = plan_here(cfg, moment, show_progress=False).plan
-    except (ConfigError, RegistryError, GitError, ClusterError) as exc:
+        planned = plan_here(cfg, moment, show_progress=False)
+    except expected_errors() as exc:
         raise fail(exc) from None
-    table = result.table
-    rows = table[table["repository"] == repository]
-    rows = rows[rows["digest"] == digest] if digest else rows[rows["tag"] == (tag or "latest")]
-    if rows.empty:
-        errors.print(f"regsweep: {image} is not in the registry (as scanned)")
-        raise typer.Exit(2)
-    for row in rows.drop_duplicates("digest").itertuples(index=False):
-        key = (row.repository, row.digest)
-        tags = sorted(
-            t
-            for t in table.loc[
-                (table["repository"] == row.repository) & (table["digest"] == row.digest), "tag"
-            ]
-            if t
+    found = explanations(planned.plan, cfg, repository, tag, digest)
+    if not found:
+        exit_if_incomplete(planned)
+        errors.print(
+            f"regsweep: {image} is not in the registry (as scanned)", highlight=False, markup=False
         )
-        console.print(f"{row.repository}@{row.digest}", highlight=False)
-        console.print(f"  tags: {', '.join(tags) or '(untagged)'}", highlight=False)
-        links = ", ".join(c[:7] for c in row.commits) or "none"
-        console.print(f"  commits: {links}", highlight=False)
-        if row.action == "keep":
-            console.print(f"  KEEP ({row.reason})")
-            for line in result.evidence.get(key, []):
-                console.print(f"    - {line}", highlight=False)
-            if row.reason == "shared-digest":
-                console.print("    - shared-digest: another tag on this digest is kept")
-        else:
-            console.print("  DELETE (no-policy): no keep rule applies")
-            for line in result.evidence.get(key, []):
-                console.print(f"    - {line}", highlight=False)
-            if row.commits:
-                console.print("    - its commits are not among the images any keepPolicy keeps")
-            unknown = result.unknown_commits.get(key)
-            if unknown:
-                console.print(f"    - Git does not know: {', '.join(sorted(unknown))}")
+        raise typer.Exit(2)
+    if output == "json":
+        print_json({"image": image, "digests": found})
+        return
+    for entry in found:
+        say(f"{entry['repository']}@{entry['digest']}")
+        say(f"  tags: {', '.join(entry['tags']) or '(untagged)'}")
+        say(f"  commits: {', '.join(c[:7] for c in entry['commits']) or 'none'}")
+        say(f"  {entry['action'].upper()} ({entry['reason']})")
+        for line in entry["evidence"]:
+            say(f"    - {line}")
 
 
 @app.command()
@@ -335,12 +527,16 @@ def restore(
 ) -> None:
     """Put deleted manifests and their tags back from the ledger (the ledger alone is enough:
     it records the registry URL; credentials come from docker config or the environment)."""
+    import asyncio
+
+    from tasks.core.errors import ConfigError
     from tasks.core.reference import normalise_url, registry_host
-    from tasks.delete.errors import LedgerError
+    from tasks.delete.errors import DeletionError, LedgerError
     from tasks.delete.restore import Restored, RestoreFilter, ledger_registries, restorable
     from tasks.delete.restore import restore as do_restore
     from tasks.registry.client import RegistryClient
     from tasks.registry.credentials import load_credentials
+    from tasks.registry.errors import RegistryError
 
     if not ledger.is_file():
         raise fail(ConfigError("--ledger", f"{ledger} is not a file"))
@@ -388,14 +584,20 @@ def restore(
 @app.command()
 def history(
     limit: Annotated[int, typer.Option("--limit", min=1, help="how many runs")] = 20,
+    output: OutputOption = "table",
 ) -> None:
     """Print past runs of the cleanup flow (from the Prefect API), newest first."""
+    output = output_format(output)
     import pandas as pd
+    from rich.table import Table
 
     from flows.history import run_history
     from flows.report import human_bytes
 
     runs = run_history(limit)
+    if output == "json":
+        print_json({"runs": runs.to_dict(orient="records")})
+        return
     table = Table(title=f"regsweep runs (last {limit})")
     for column in ("start", "duration", "state", "mode", "kept", "deleted", "bytes", "run"):
         table.add_column(
@@ -410,9 +612,30 @@ def history(
             str(row.kept),
             str(row.deleted),
             human_bytes(row.bytes),
-            row.flow_run_id[:8],  # `prefect flow-run inspect` takes the full id from the UI
+            row.flow_run_id,
         )
     console.print(table)
+
+
+@app.command()
+def check(config: ConfigOption, werf_config: WerfOption = None) -> None:
+    """Check every part before a first --apply, deleting nothing: one line each; exit 0
+    only when all pass (3 otherwise)."""
+    from flows.check import run_checks
+
+    cfg = _config(config, werf_config)
+    failed = 0
+    for result in run_checks(cfg):
+        mark = "[green]ok[/]  " if result.ok else "[bold red]FAIL[/]"
+        console.print(
+            f"{mark} {escape(result.part)}: {escape(result.detail)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        failed += not result.ok
+    if failed:
+        errors.print(f"regsweep: {failed} check(s) failed", highlight=False)
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -429,11 +652,21 @@ def demo(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: an unexpected error is one line too (--debug: traceback)."""
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        if OPTIONS.debug:
+            raise
+        errors.print(
+            f"[bold red]regsweep: internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
+            "(rerun with --debug for the traceback, and please report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

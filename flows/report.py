@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from tasks.core.config import Config
+from tasks.core.config import DEFAULT_POLICY_NAMES, Config
+from tasks.policy.plan import Plan
 from tasks.policy.summary import by_reason, summarise
 from tasks.registry.extract import RegistryExtraction
+
+if TYPE_CHECKING:
+    from flows.pipeline import Planned
 
 
 def human_bytes(n: float) -> str:
@@ -105,3 +112,84 @@ def stage_notes(config: Config, registry: RegistryExtraction | None = None) -> l
     if not config.uses_git:
         notes.append("Git-history policy disabled by configuration")
     return notes
+
+
+_GIT_POLICY = re.compile(r"^git-policy\[(\d+)\]")
+
+
+def explanations(
+    plan: Plan, config: Config, repository: str, tag: str, digest: str
+) -> list[dict[str, Any]]:
+    """For `explain`: each digest `repository` + (`digest`, or `tag`, default `latest`)
+    names, with its tags, commits, decision and every line of evidence. Under werf's default
+    policies, a git-policy line says which default kept it."""
+    table = plan.table
+    rows = table[table["repository"] == repository]
+    rows = rows[rows["digest"] == digest] if digest else rows[rows["tag"] == (tag or "latest")]
+    defaults = not config.cleanup.keep_policies
+    found = []
+    for row in rows.drop_duplicates("digest").itertuples(index=False):
+        key = (row.repository, row.digest)
+        same = table[(table["repository"] == row.repository) & (table["digest"] == row.digest)]
+        evidence = list(plan.evidence.get(key, []))
+        if defaults:
+            evidence = [_name_default(line) for line in evidence]
+        if row.action == "keep" and row.reason == "shared-digest":
+            evidence.append("shared-digest: another tag on this digest is kept")
+        if row.action != "keep":
+            evidence.insert(0, "no keep rule applies")
+            if row.commits:
+                evidence.append("its commits are not among the images any keepPolicy keeps")
+            unknown = plan.unknown_commits.get(key)
+            if unknown:
+                evidence.append(f"Git does not know: {', '.join(sorted(unknown))}")
+        found.append(
+            {
+                "repository": row.repository,
+                "digest": row.digest,
+                "tags": sorted(t for t in same["tag"] if t),
+                "commits": list(row.commits),
+                "action": row.action,
+                "reason": row.reason,
+                "reasons": list(row.reasons),
+                "evidence": evidence,
+            }
+        )
+    return found
+
+
+def _name_default(line: str) -> str:
+    match = _GIT_POLICY.match(line)
+    if match and int(match.group(1)) < len(DEFAULT_POLICY_NAMES):
+        return f"{line} ({DEFAULT_POLICY_NAMES[int(match.group(1))]})"
+    return line
+
+
+def plan_document(
+    config: Config, now: datetime, planned: Planned, notes: list[str]
+) -> dict[str, Any]:
+    """`regsweep plan --output json`: the plan as one JSON document (keys in the README)."""
+    table = planned.plan.table
+    summary = summarise(table, planned.registry.blobs)
+    rows = []
+    for row in table.itertuples(index=False):
+        rows.append(
+            {
+                "repository": row.repository,
+                "digest": row.digest,
+                "tag": row.tag,
+                "media_type": row.media_type,
+                "created": None if pd.isna(row.created) else row.created.isoformat(),
+                "commits": list(row.commits),
+                "action": row.action,
+                "reason": row.reason,
+                "reasons": list(row.reasons),
+            }
+        )
+    return {
+        "registry": config.registry.url,
+        "now": now.isoformat(),
+        "summary": summary.to_dict(orient="records"),
+        "notes": notes,
+        "plan": rows,
+    }

@@ -40,6 +40,9 @@ RESOURCES: dict[str, tuple[str, str]] = {
 }
 
 
+SELF_SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+
+
 @dataclass
 class Fault:
     """Answer requests whose path starts with `path` with `status` (after `delay` s)."""
@@ -59,6 +62,7 @@ class KubeAPIFixture(LoopbackServer):
     objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     expire_continue: int = 0  # answer the next N continue tokens with 410 Gone
+    denied_resources: set[str] = field(default_factory=set)  # SelfSubjectAccessReview says no
     requests: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -77,6 +81,17 @@ class KubeAPIFixture(LoopbackServer):
 
             def do_GET(self) -> None:
                 status, body = fixture._answer(self.path, self.headers.get("Authorization", ""))
+                self._send(status, body)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                request = json.loads(self.rfile.read(length) or b"{}")
+                status, body = fixture._review(
+                    self.path, self.headers.get("Authorization", ""), request
+                )
+                self._send(status, body)
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -89,6 +104,22 @@ class KubeAPIFixture(LoopbackServer):
         return Handler
 
     # -- serving -----------------------------------------------------------------------
+
+    def _review(
+        self, raw_path: str, authorization: str, request: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        """SelfSubjectAccessReview: may the token `list` this resource here? The same RBAC
+        as the list endpoints (`allowed_namespaces`) plus `denied_resources`."""
+        if self.token and authorization != f"Bearer {self.token}":
+            return 401, _status(401, "Unauthorized")
+        if urlsplit(raw_path).path.rstrip("/") != SELF_SUBJECT_ACCESS_REVIEWS:
+            return 404, _status(404, f"the server could not find the requested resource {raw_path}")
+        attributes = (request.get("spec") or {}).get("resourceAttributes") or {}
+        namespace = attributes.get("namespace") or None
+        allowed = attributes.get("resource") not in self.denied_resources and (
+            self.allowed_namespaces is None or namespace in self.allowed_namespaces
+        )
+        return 201, {**request, "status": {"allowed": allowed}}
 
     def _answer(self, raw_path: str, authorization: str) -> tuple[int, dict[str, Any]]:
         parts = urlsplit(raw_path)

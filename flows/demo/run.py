@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from flows.result import RunResult
 
 
+def _heading(console: Console, text: str) -> None:
+    """A section heading of fixed width (a rule would span a piped console's full width)."""
+    console.print(f"\n── {text} " + "─" * max(3, 72 - len(text)), highlight=False, markup=False)
+
+
 def run_demo(workdir: Path, console: Console, print_run: Callable[[RunResult], None]) -> int:
     """Build the demo, run a dry run and an applied run (each shown by `print_run`), check
     the result; return the exit code."""
@@ -33,7 +38,7 @@ def run_demo(workdir: Path, console: Console, print_run: Callable[[RunResult], N
     kube = KubeAPIFixture()
     try:
         registry.start()
-        console.rule("1. local parts")
+        _heading(console, "1. local parts")
         console.print(f"registry   {registry.url} (Distribution, data in {registry.root})")
         now = now_for_demo()
         scenario = build_scenario(workdir / "scenario", registry.url, kube, now)
@@ -45,25 +50,25 @@ def run_demo(workdir: Path, console: Console, print_run: Callable[[RunResult], N
         console.print(f"kubernetes {kube.url} (API fixture: a Deployment, a Pod, Helm history)")
         console.print(f"config     {scenario.config_path}")
 
-        console.rule("2. regsweep run (dry run: nothing is deleted)")
+        _heading(console, "2. regsweep run (dry run: nothing is deleted)")
         dry = cleanup(config_path=str(scenario.config_path), now=now.isoformat())
         print_run(dry)
 
-        console.rule("3. regsweep run --apply")
+        _heading(console, "3. regsweep run --apply")
         applied = cleanup(config_path=str(scenario.config_path), apply=True, now=now.isoformat())
         print_run(applied)
 
-        console.rule("4. check the registry")
+        _heading(console, "4. check the registry")
         present = scenario.present(registry.url)
         wrong = sorted(present ^ scenario.expect_kept)
         for name, digest in sorted(scenario.digests.items()):
             repo = scenario.repository_of(name)
             mark = "kept   " if name in present else "deleted"
-            console.print(f"  {mark} {repo}@{digest[:19]}…  ({name})", highlight=False)
+            console.print(f"  {mark} {repo}@{digest}  ({name})", highlight=False, markup=False)
         if wrong:
             console.print(f"[red]unexpected outcome for: {', '.join(wrong)}[/]")
             return 1
-        console.rule("done")
+        _heading(console, "done")
         prefect_home = os.environ.get("PREFECT_HOME", "~/.prefect")
         console.print(
             f"Every image still needed survived; the rest was deleted in "

@@ -75,7 +75,7 @@ def extract_cluster(
     list call fails: a partial answer would let regsweep delete an image in use.
     """
     rows: list[dict[str, str]] = []
-    for context, api_client in _api_clients(kubeconfig, contexts or []):
+    for context, api_client in api_clients(kubeconfig, contexts or []):
         with api_client:
             for kind in KINDS:
                 for namespace, item in _list_all(api_client, context, kind, namespaces or []):
@@ -85,7 +85,7 @@ def extract_cluster(
     return typed_frame(rows, IMAGE_COLUMNS)
 
 
-def _api_clients(
+def api_clients(
     kubeconfig: str | None, contexts: list[str]
 ) -> Iterator[tuple[str, kubernetes.client.ApiClient]]:
     path = kubeconfig or os.environ.get("KUBECONFIG")
@@ -101,7 +101,11 @@ def _api_clients(
     try:
         available, _active = kubernetes.config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
     except (kubernetes.config.ConfigException, OSError) as exc:
-        raise ClusterConfigError(f"kubernetes.kubeconfig {path}: {exc}") from exc
+        hint = (
+            "; without a cluster, set kubernetes.enabled: false (images in use are then "
+            "not checked)"
+        )
+        raise ClusterConfigError(f"kubernetes.kubeconfig {path}: {exc}{hint}") from exc
     names = [c["name"] for c in available]
     missing = [c for c in contexts if c not in names]
     if missing:

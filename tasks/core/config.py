@@ -254,8 +254,17 @@ class Config(_Model):
         return list(self.cleanup.keep_policies) or default_policies()
 
 
+DEFAULT_POLICY_NAMES = (
+    "werf default: the 10 newest tags",
+    "werf default: branches of the last 7 days (at most 10), their 2 newest images "
+    "of the last 7 days",
+    "werf default: main, master, staging, production: their 2 newest images",
+)
+"""What each of `default_policies()` keeps, in words (`explain` says which one kept it)."""
+
+
 def default_policies() -> list[KeepPolicy]:
-    """werf's default keepPolicies."""
+    """werf's default keepPolicies, as werf 2 has them since 2025 (werf PR #6668)."""
     return [
         KeepPolicy.model_validate({"references": {"tag": "/.*/", "limit": {"last": 10}}}),
         KeepPolicy.model_validate(
@@ -270,7 +279,7 @@ def default_policies() -> list[KeepPolicy]:
         KeepPolicy.model_validate(
             {
                 "references": {"branch": "/^(main|master|staging|production)$/"},
-                "imagesPerReference": {"last": 10},
+                "imagesPerReference": {"last": 2},
             }
         ),
     ]

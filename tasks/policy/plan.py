@@ -201,7 +201,7 @@ class _State:
             self.held.add(parent)
             for child in self.children[parent]:
                 if self.known[child] and not (only_new and self.kept[child]):
-                    why = f"index-child: in kept index {self.images.digests[parent][:19]}"
+                    why = f"index-child: in kept index {self.images.digests[parent]}"
                     self.reasons.keep(child, "index-child", why)
                     if not self.kept[child]:
                         self.kept[child] = changed = True
@@ -334,7 +334,7 @@ def decide_referrers(state: _State) -> None:
         reasons.digest[image] = False
         reasons.digest[image, index_child] = held
         kept[image] = held
-        gone = ", ".join(subject[:19] for subject, _ in of)
+        gone = ", ".join(subject for subject, _ in of)
         reasons.evidence[image] = [f"referrer: its subject {gone} is not kept or is gone"]
         reasons.evidence[image] += held_why
     undecided = set(subjects)
@@ -347,7 +347,7 @@ def decide_referrers(state: _State) -> None:
                 undecided.discard(image)
                 reasons.digest[image, reasons.column["referrer"]] = True
                 held_why = [e for e in reasons.evidence[image] if e.startswith("index-child")]
-                reasons.evidence[image] = [f"referrer: of kept {alive[0][:19]}", *held_why]
+                reasons.evidence[image] = [f"referrer: of kept {alive[0]}", *held_why]
                 kept[image] = changed = True
         changed = state.keep_children_of_kept(only_new=True) or changed
     is_referrer = np.zeros(len(state.images), dtype=bool)

@@ -56,6 +56,22 @@ class Credentials:
         return f"Credentials(username={self.username!r}, password=***)"
 
 
+def transport_hint(url: str, exc: Exception) -> str:
+    """What to do about a transport error a user can fix, as a suffix for its message."""
+    text = str(exc)
+    if url.startswith("https://") and "WRONG_VERSION_NUMBER" in text:
+        plain = "http://" + url.removeprefix("https://")
+        return f" (the registry speaks plain HTTP: set registry.url to {plain})"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            " (the registry's certificate is not trusted: add its CA to the system store "
+            "or point SSL_CERT_FILE at it)"
+        )
+    if isinstance(exc, httpx.ConnectError):
+        return " (nothing answers there: is registry.url right and the registry running?)"
+    return ""
+
+
 def next_page(response: httpx.Response) -> str | None:
     """Return the path+query of the `Link: <...>; rel="next"` page, relative or absolute."""
     link = response.headers.get("Link")
@@ -162,6 +178,11 @@ class RegistryClient:
         if self.cache is not None:
             await asyncio.to_thread(self.cache.close)
 
+    @property
+    def has_credentials(self) -> bool:
+        """Whether this client has credentials to offer (never what they are)."""
+        return self._credentials is not None
+
     async def request(
         self,
         method: str,
@@ -204,6 +225,7 @@ class RegistryClient:
                 if attempt >= self._max_retries:
                     raise RegistryUnavailable(
                         f"{method} {self.url}{path}: {type(exc).__name__}: {exc}"
+                        + transport_hint(self.url, exc)
                     ) from exc
             else:
                 status = response.status_code

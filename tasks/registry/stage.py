@@ -28,7 +28,7 @@ from tasks.registry.extract import (
 )
 
 
-def make_client(config: Config) -> RegistryClient:
+def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
     """Return a client for the configured registry with its credentials, limits and cache."""
     registry = config.registry
     host = registry_host(registry.url)
@@ -47,7 +47,19 @@ def make_client(config: Config) -> RegistryClient:
         concurrency=registry.concurrency,
         requests_per_second=registry.requests_per_second,
         cache=cache,
+        max_retries=max_retries,
     )
+
+
+def probe_registry(config: Config) -> None:
+    """`GET /v2/` once (one retry): raise `RegistryError` when the registry does not answer,
+    does not speak the API, or refuses our credentials; the message says what to change."""
+
+    async def go() -> None:
+        async with make_client(config, max_retries=1) as client:
+            await client.request("GET", "/v2/", scope="")
+
+    run_sync(go())
 
 
 def list_registry(config: Config) -> tuple[list[str], bool]:

@@ -1,0 +1,195 @@
+"""`regsweep check`: every part a run needs, checked without deleting or changing anything.
+
+One `Check` per part, in the order a run meets them. A part that cannot be reached is one
+failed line (and the checks that need it are skipped, saying so), never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.cluster.errors import ClusterError
+from tasks.core.config import Config
+from tasks.core.errors import ConfigError
+from tasks.git.errors import GitError
+from tasks.registry.client import RegistryClient
+from tasks.registry.errors import (
+    AccessDenied,
+    AuthenticationFailed,
+    DeleteUnsupported,
+    RegistryError,
+)
+
+# A digest no manifest can have (no one knows a preimage of it): DELETE of it is harmless.
+IMPOSSIBLE_DIGEST = "sha256:" + "0" * 64
+STALE_FETCH_HOURS = 24
+
+
+@dataclass(frozen=True)
+class Check:
+    part: str
+    ok: bool
+    detail: str
+
+
+def run_checks(config: Config) -> Iterator[Check]:
+    """Yield the checks of `config`, each as soon as it is done."""
+    yield from _keep_list(config)
+    yield from _registry(config)
+    if config.uses_git:
+        yield _git(config)
+    if config.uses_kubernetes:
+        yield from _kubernetes(config)
+
+
+def _keep_list(config: Config) -> Iterator[Check]:
+    from tasks.policy.stage import read_keep_list
+
+    if config.cleanup.keep_list is None:
+        return
+    try:
+        entries = read_keep_list(config)
+    except ConfigError as exc:
+        yield Check("keep list", False, str(exc))
+        return
+    yield Check("keep list", True, f"{config.cleanup.keep_list}: {len(entries)} reference(s)")
+
+
+def _registry(config: Config) -> Iterator[Check]:
+    from tasks.registry.extract import resolve_repositories
+    from tasks.registry.stage import make_client
+    from tasks.registry.tag import list_tags
+
+    url = config.registry.url
+    results: list[Check] = []
+
+    async def go() -> None:
+        async with make_client(config, max_retries=1) as client:
+            try:
+                await client.request("GET", "/v2/", scope="")
+            except (AuthenticationFailed, AccessDenied) as exc:
+                results.append(Check("registry", False, f"{url}: credentials refused: {exc}"))
+                return
+            except RegistryError as exc:
+                results.append(Check("registry", False, str(exc)))
+                return
+            who = "with credentials" if client.has_credentials else "anonymously"
+            results.append(Check("registry", True, f"{url} answers the v2 API ({who})"))
+            try:
+                names = await resolve_repositories(
+                    client, config.registry.repositories, config.registry.exclude
+                )
+                tags = await list_tags(client, names[0]) if names else []
+            except RegistryError as exc:
+                results.append(Check("listing", False, str(exc)))
+                return
+            patterns = ", ".join(config.registry.repositories)
+            if not names:
+                results.append(Check("listing", False, f"[{patterns}] matches no repository"))
+                return
+            results.append(
+                Check(
+                    "listing",
+                    True,
+                    f"[{patterns}] matches {len(names)} repositories "
+                    f"({names[0]}: {len(tags)} tags)",
+                )
+            )
+            results.append(await _deletes(client, names[0]))
+
+    asyncio.run(go())
+    yield from results
+
+
+async def _deletes(client: RegistryClient, repository: str) -> Check:
+    """Deletes enabled and allowed? DELETE of a digest that cannot exist: Distribution
+    answers 404 (MANIFEST_UNKNOWN) when deletes are enabled, 405 (UNSUPPORTED) when they are
+    disabled, 401/403 when the credentials may not delete. Nothing can be deleted by it."""
+    from tasks.registry.paths import manifest_path
+
+    path = manifest_path(repository, IMPOSSIBLE_DIGEST)
+    try:
+        response = await client.request(
+            "DELETE", path, scope=f"repository:{repository}:delete", allow=frozenset({404})
+        )
+    except DeleteUnsupported:
+        return Check(
+            "deletes",
+            False,
+            f"{client.host} has deletion disabled (405 to DELETE of a digest that cannot "
+            "exist; Distribution: storage.delete.enabled: true)",
+        )
+    except (AuthenticationFailed, AccessDenied) as exc:
+        return Check("deletes", False, f"the credentials may not delete in {repository}: {exc}")
+    except RegistryError as exc:
+        return Check("deletes", False, f"DELETE probe in {repository}: {exc}")
+    return Check(
+        "deletes",
+        True,
+        f"enabled and allowed in {repository} ({response.status_code} to DELETE of a "
+        "digest that cannot exist; 405 would mean disabled)",
+    )
+
+
+def _git(config: Config) -> Check:
+    from tasks.git.stage import read_git
+
+    git = config.git
+    assert git is not None  # uses_git
+    try:
+        extraction = read_git(config)
+    except (GitError, ConfigError) as exc:
+        return Check("git", False, str(exc))
+    refs = extraction.refs
+    branches = int((refs["kind"] == "branch").sum())
+    tags = int((refs["kind"] == "tag").sum())
+    where = git.url or str(git.path)
+    detail = f"{where}: full history, {branches} branches, {tags} tags"
+    if git.path is not None and git.url is None:
+        fetched = Path(git.path).expanduser() / ".git" / "FETCH_HEAD"
+        if not fetched.exists():
+            fetched = Path(git.path).expanduser() / "FETCH_HEAD"  # a bare clone
+        if fetched.exists():
+            hours = (time.time() - fetched.stat().st_mtime) / 3600
+            if hours > STALE_FETCH_HOURS:
+                return Check(
+                    "git",
+                    False,
+                    f"{where}: last fetched {hours:.0f} h ago: a stale clone misses new "
+                    f"branches and tags (fetch before each run, or use git.url)",
+                )
+            detail += f", fetched {hours:.1f} h ago"
+        else:
+            detail += ", never fetched (a fresh clone)"
+    if branches == 0:
+        return Check("git", False, f"{where}: no branches of remote {git.remote}")
+    return Check("git", True, detail)
+
+
+def _kubernetes(config: Config) -> Iterator[Check]:
+    from tasks.cluster.access import RESOURCES, list_access
+
+    k8s = config.kubernetes
+    try:
+        access = list_access(k8s.kubeconfig, k8s.contexts, k8s.namespaces)
+    except ClusterError as exc:
+        yield Check("kubernetes", False, str(exc))
+        return
+    for context in access:
+        if context.denied:
+            yield Check(
+                f"kubernetes {context.context}",
+                False,
+                f"may not list: {', '.join(context.denied)}",
+            )
+        else:
+            scope = ", ".join(k8s.namespaces) or "all namespaces"
+            yield Check(
+                f"kubernetes {context.context}",
+                True,
+                f"answers; may list all {len(RESOURCES)} kinds read ({scope})",
+            )

@@ -1,0 +1,223 @@
+"""The CLI as a user meets it (issue #16): the real binary with stdout piped, real registry,
+Kubernetes API fixture and Git. No wrapped digests, no traceback on an expected failure, JSON
+that parses with the documented keys, hints that say what to change, `check` on every part."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from flows.demo.kube_api import KubeAPIFixture
+from flows.demo.registry_server import LocalRegistry
+from flows.demo.scenario import Scenario, build_scenario
+from tests.cli import run_cli
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+DIGEST = re.compile(r"sha256:[0-9a-f]+")
+PLAN_KEYS = {"registry", "now", "summary", "notes", "plan"}
+ROW_KEYS = {
+    "repository",
+    "digest",
+    "tag",
+    "media_type",
+    "created",
+    "commits",
+    "action",
+    "reason",
+    "reasons",
+}
+EXPLAIN_KEYS = {
+    "repository",
+    "digest",
+    "tags",
+    "commits",
+    "action",
+    "reason",
+    "reasons",
+    "evidence",
+}
+
+
+@dataclass
+class Parts:
+    registry: LocalRegistry
+    kube: KubeAPIFixture
+    scenario: Scenario
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parts]:
+    root = tmp_path_factory.mktemp("operator")
+    registry = LocalRegistry(root / "registry").start()
+    kube = KubeAPIFixture()
+    try:
+        scenario = build_scenario(root / "scenario", registry.url, kube, NOW)
+        kube.start().write_kubeconfig(root / "scenario" / "kubeconfig")
+        yield Parts(registry, kube, scenario)
+    finally:
+        kube.stop()
+        registry.stop()
+
+
+def cli(*args: str, **env: str) -> tuple[int, str, str]:
+    """The real binary, stdout a pipe, COLUMNS unset (as in cron or a CI log)."""
+    environment = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | env
+    done = run_cli(*args, env=environment, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_version_and_help_answer_at_once() -> None:
+    code, out, _ = cli("--version")
+    assert code == 0 and re.fullmatch(r"regsweep \d+\.\d+\.\d+\n", out)
+    code, out, _ = cli("--help")
+    assert code == 0 and "check" in out and "--quiet" in out
+
+
+def test_plan_json_has_the_documented_keys_and_every_digest_whole(parts: Parts) -> None:
+    config = str(parts.scenario.config_path)
+    code, out, err = cli("plan", "-c", config, "--now", NOW.isoformat(), "-o", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert set(document) == PLAN_KEYS
+    assert document["plan"] and all(set(row) == ROW_KEYS for row in document["plan"])
+    digests = {row["digest"] for row in document["plan"]}
+    assert all(len(d) == 71 for d in digests)
+    # explain every image, table and JSON: each digest on one line, whole
+    for row in document["plan"][:6]:
+        image = f"{row['repository']}@{row['digest']}"
+        code, out, err = cli("explain", "-c", config, "--now", NOW.isoformat(), image)
+        assert code == 0, err
+        assert f"{row['repository']}@{row['digest']}" in out.splitlines()
+        assert all(len(found) == 71 for found in DIGEST.findall(out))
+        code, out, _ = cli("explain", "-c", config, "--now", NOW.isoformat(), image, "-o", "json")
+        explained = json.loads(out)
+        assert explained["image"] == image
+        assert [set(d) for d in explained["digests"]] == [EXPLAIN_KEYS]
+        assert explained["digests"][0]["action"] == row["action"]
+
+
+def test_bad_output_format_exits_2_naming_the_option(parts: Parts) -> None:
+    code, _, err = cli("plan", "-c", str(parts.scenario.config_path), "-o", "yaml")
+    assert code == 2 and "--output" in err and "Traceback" not in err
+
+
+def test_run_against_a_closed_port_is_one_line_exit_3_before_prefect_starts(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "regsweep.yaml"
+    config.write_text(
+        "registry: {url: 'http://127.0.0.1:9', repositories: [app]}\n"
+        "kubernetes: {enabled: false}\ncleanup: {disableGitHistoryBasedPolicy: true}\n"
+    )
+    code, _, err = cli("run", "-c", str(config))
+    assert code == 3, err
+    assert "Traceback" not in err
+    assert "nothing answers there" in err
+    assert "temporary server" not in err  # failed before Prefect's server was started
+
+
+def test_https_against_a_plain_http_registry_hints_http(parts: Parts, tmp_path: Path) -> None:
+    config = tmp_path / "regsweep.yaml"
+    config.write_text(
+        f"registry: {{url: '127.0.0.1:{parts.registry.port}', repositories: [demo/app]}}\n"
+        "kubernetes: {enabled: false}\ncleanup: {disableGitHistoryBasedPolicy: true}\n"
+    )
+    code, _, err = cli("plan", "-c", str(config))
+    assert code == 3
+    assert f"set registry.url to http://127.0.0.1:{parts.registry.port}" in err.replace("\n", "")
+    assert "Traceback" not in err
+
+
+def test_a_missing_kubeconfig_says_how_to_disable_the_stage(parts: Parts, tmp_path: Path) -> None:
+    config = tmp_path / "regsweep.yaml"
+    config.write_text(
+        f"registry: {{url: '{parts.registry.url}', repositories: [demo/app]}}\n"
+        f"kubernetes: {{kubeconfig: '{tmp_path / 'nothing-here'}'}}\n"
+        "cleanup: {disableGitHistoryBasedPolicy: true}\n"
+    )
+    code, _, err = cli("plan", "-c", str(config))
+    assert code == 3
+    assert "set kubernetes.enabled: false" in err.replace("\n", "")
+
+
+def test_check_passes_every_part_of_the_demo(parts: Parts) -> None:
+    code, out, err = cli("check", "-c", str(parts.scenario.config_path))
+    assert code == 0, out + err
+    lines = out.splitlines()
+    parts_checked = [line.split(":", 1)[0].split(None, 1)[1] for line in lines]
+    assert parts_checked == ["registry", "listing", "deletes", "git", "kubernetes fixture"]
+    assert all(line.startswith("ok") for line in lines)
+
+
+def test_check_fails_on_disabled_deletes_and_a_kind_it_may_not_list(
+    parts: Parts, tmp_path: Path
+) -> None:
+    no_deletes = LocalRegistry(tmp_path / "registry", deletes=False).start()
+    parts.kube.denied_resources.add("cronjobs")
+    try:
+        text = parts.scenario.config_path.read_text().replace(parts.registry.url, no_deletes.url)
+        config = tmp_path / "regsweep.yaml"
+        config.write_text(text)
+        # an empty registry matches no repository: listing fails, and says so
+        code, out, _ = cli("check", "-c", str(config))
+        assert code == 3
+        assert "FAIL listing" in out and "matches no repository" in out
+        assert "FAIL kubernetes fixture: may not list: batch/cronjobs" in out
+    finally:
+        parts.kube.denied_resources.clear()
+        no_deletes.stop()
+
+
+def test_check_tells_a_registry_with_deletes_disabled(tmp_path: Path) -> None:
+    import asyncio
+
+    from flows.demo.images import push_image
+    from tasks.registry.client import RegistryClient
+
+    registry = LocalRegistry(tmp_path / "registry", deletes=False).start()
+    try:
+
+        async def push() -> None:
+            async with RegistryClient(registry.url) as client:
+                await push_image(client, "app", ["v1"], created=NOW)
+
+        asyncio.run(push())
+        config = tmp_path / "regsweep.yaml"
+        config.write_text(
+            f"registry: {{url: '{registry.url}', repositories: [app]}}\n"
+            "kubernetes: {enabled: false}\ncleanup: {disableGitHistoryBasedPolicy: true}\n"
+        )
+        code, out, _ = cli("check", "-c", str(config))
+        assert code == 3
+        assert "FAIL deletes:" in out and "deletion disabled (405" in out
+        assert "ok   listing: [app] matches 1 repositories" in out
+    finally:
+        registry.stop()
+
+
+def test_quiet_prints_nothing_but_what_was_asked_for(parts: Parts) -> None:
+    config = str(parts.scenario.config_path)
+    code, out, err = cli("--quiet", "plan", "-c", config, "--now", NOW.isoformat())
+    assert code == 0 and out == "", err
+    code, out, _ = cli("--quiet", "plan", "-c", config, "--now", NOW.isoformat(), "-o", "json")
+    assert code == 0 and set(json.loads(out)) == PLAN_KEYS
+
+
+def test_debug_shows_the_traceback_of_an_expected_failure(parts: Parts, tmp_path: Path) -> None:
+    config = tmp_path / "regsweep.yaml"
+    config.write_text(
+        f"registry: {{url: '{parts.registry.url}', repositories: [demo/app]}}\n"
+        "kubernetes: {enabled: false}\n"
+        f"cleanup: {{disableGitHistoryBasedPolicy: true, keepList: '{tmp_path / 'none'}'}}\n"
+    )
+    code, _, err = cli("plan", "-c", str(config), REGSWEEP_DEBUG="1")
+    assert code == 2 and "Traceback" in err and "cleanup.keepList" in err
+    code, _, err = cli("plan", "-c", str(config))
+    assert code == 2 and "Traceback" not in err and "cleanup.keepList" in err
