@@ -1,10 +1,13 @@
 """A local Kubernetes API fixture: serves real list JSON for the endpoints regsweep reads.
 
 No kube-apiserver can be installed here, so tests and the demo talk to this server through
-the official `kubernetes` client and a kubeconfig file, exactly as to a real cluster. It
-serves `limit`/`continue` pagination, equality label and field selectors, `/version`,
-`/api` and `/apis` discovery, bearer-token auth, namespace-scoped RBAC, and injected
-faults (any status, a delay, an expired continue token).
+the official `kubernetes` client and a kubeconfig file, exactly as to a real cluster; and
+kubectl accepts it too (tests/cluster/test_kubectl.py). It serves https with a fresh
+self-signed certificate (the kubeconfig carries it; kubectl sends a bearer token over https
+only), `limit`/`continue` pagination, equality label and field selectors, `/version`, `/api`,
+`/apis` and per-group-version discovery, `Table` answers when asked (`as=Table`),
+SelfSubjectAccessReview, bearer-token auth, namespace-scoped RBAC, and injected faults (any
+status, a delay, an expired continue token).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import base64
 import contextlib
 import gzip
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from flows.demo.loopback import LoopbackServer
+from flows.demo.loopback import LoopbackServer, loopback_tls
 
 # plural -> (group/version prefix, List kind)
 RESOURCES: dict[str, tuple[str, str]] = {
@@ -38,6 +42,58 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "jobs": ("/apis/batch/v1", "JobList"),
     "cronjobs": ("/apis/batch/v1", "CronJobList"),
 }
+SHORT_NAMES = {
+    "pods": ["po"],
+    "replicationcontrollers": ["rc"],
+    "configmaps": ["cm"],
+    "deployments": ["deploy"],
+    "replicasets": ["rs"],
+    "statefulsets": ["sts"],
+    "daemonsets": ["ds"],
+    "cronjobs": ["cj"],
+}
+
+
+def _resource_list(prefix: str) -> dict[str, Any]:
+    """The discovery document of one group version (`/api/v1`, `/apis/apps/v1`...), as
+    kubectl reads it to map `kubectl get pods` to a URL."""
+    group_version = prefix.removeprefix("/api/").removeprefix("/apis/")
+    resources = [
+        {
+            "name": plural,
+            "singularName": list_kind.removesuffix("List").lower(),
+            "namespaced": True,
+            "kind": list_kind.removesuffix("List"),
+            "verbs": ["get", "list"],
+            "shortNames": SHORT_NAMES.get(plural, []),
+        }
+        for plural, (at, list_kind) in RESOURCES.items()
+        if at == prefix
+    ]
+    return {"kind": "APIResourceList", "groupVersion": group_version, "resources": resources}
+
+
+def _table(items: list[dict[str, Any]], listed: dict[str, Any]) -> dict[str, Any]:
+    """A list as the meta.k8s.io/v1 Table kubectl asks for (`Accept: ...;as=Table`)."""
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": listed["metadata"],
+        "columnDefinitions": [
+            {"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0}
+        ],
+        "rows": [
+            {
+                "cells": [item["metadata"]["name"]],
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": item["metadata"],
+                },
+            }
+            for item in items
+        ],
+    }
 
 
 SELF_SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
@@ -63,6 +119,21 @@ class KubeAPIFixture(LoopbackServer):
     faults: list[Fault] = field(default_factory=list)
     expire_continue: int = 0  # answer the next N continue tokens with 410 Gone
     denied_resources: set[str] = field(default_factory=set)  # SelfSubjectAccessReview says no
+    tls: bool = True  # https, as kubectl sends a bearer token over https only
+    _tls: tuple[ssl.SSLContext, bytes] | None = field(default=None, repr=False)
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        if self._tls is None:
+            self._tls = loopback_tls()
+        return self._tls[0]
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The certificate a client must trust (None over plain http)."""
+        return self._tls[1] if self.tls_context() is not None and self._tls else None
+
     requests: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -80,7 +151,11 @@ class KubeAPIFixture(LoopbackServer):
                 pass
 
             def do_GET(self) -> None:
-                status, body = fixture._answer(self.path, self.headers.get("Authorization", ""))
+                status, body = fixture._answer(
+                    self.path,
+                    self.headers.get("Authorization", ""),
+                    self.headers.get("Accept", ""),
+                )
                 self._send(status, body)
 
             def do_POST(self) -> None:
@@ -121,7 +196,9 @@ class KubeAPIFixture(LoopbackServer):
         )
         return 201, {**request, "status": {"allowed": allowed}}
 
-    def _answer(self, raw_path: str, authorization: str) -> tuple[int, dict[str, Any]]:
+    def _answer(
+        self, raw_path: str, authorization: str, accept: str = ""
+    ) -> tuple[int, dict[str, Any]]:
         parts = urlsplit(raw_path)
         path = parts.path.rstrip("/")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -149,7 +226,12 @@ class KubeAPIFixture(LoopbackServer):
                 for g in ("apps", "batch")
             ]
             return 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
-        return self._list(path, query)
+        if path in ("/api/v1", "/apis/apps/v1", "/apis/batch/v1"):
+            return 200, _resource_list(path)
+        status, listed = self._list(path, query)
+        if status == 200 and "as=Table" in accept:
+            return status, _table(listed["items"], listed)
+        return status, listed
 
     def _list(self, path: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         for plural, (prefix, list_kind) in RESOURCES.items():
@@ -204,13 +286,20 @@ def write_kubeconfig(path: Path, clusters: dict[str, KubeAPIFixture]) -> Path:
         "apiVersion": "v1",
         "kind": "Config",
         "current-context": names[0],
-        "clusters": [{"name": n, "cluster": {"server": f.url}} for n, f in clusters.items()],
+        "clusters": [{"name": n, "cluster": _cluster(f)} for n, f in clusters.items()],
         "users": [{"name": n, "user": {"token": f.token}} for n, f in clusters.items()],
         "contexts": [{"name": n, "context": {"cluster": n, "user": n}} for n in names],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(doc))
     return path
+
+
+def _cluster(fixture: KubeAPIFixture) -> dict[str, Any]:
+    entry: dict[str, Any] = {"server": fixture.url}
+    if fixture.ca_pem is not None:
+        entry["certificate-authority-data"] = base64.b64encode(fixture.ca_pem).decode()
+    return entry
 
 
 def _status(code: int, message: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -210,6 +211,39 @@ class KeepPolicy(_Model):
     images_per_reference: ImagesPerReference = Field(default_factory=ImagesPerReference)
 
 
+def _check_glob(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a repository name or glob, e.g. mirror/*")
+    return value
+
+
+class RegistryPolicy(_Model):
+    """A registry-side keep rule for the repositories its globs match, in zot's vocabulary:
+    of the images with a tag matching `tags`, keep the `mostRecentlyPushedCount` newest and
+    those pushed within `pushedWithin` (OR'd). Push time is the image's `created`."""
+
+    repositories: list[Annotated[str, BeforeValidator(_check_glob)]] = Field(min_length=1)
+    tags: list[Annotated[str, BeforeValidator(_check_pattern)]] = Field(
+        default_factory=lambda: ["/.*/"]
+    )
+    most_recently_pushed_count: int | None = Field(default=None, ge=0)
+    pushed_within: Duration | None = None
+    most_recently_pulled_count: int | None = Field(default=None, ge=0)
+    pulled_within: Duration | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> RegistryPolicy:
+        if self.most_recently_pulled_count is not None or self.pulled_within is not None:
+            raise ValueError(
+                "mostRecentlyPulledCount and pulledWithin need pull records "
+                "(regsweep pulls serve), which this version does not read yet: "
+                "remove them rather than have them ignored"
+            )
+        if self.most_recently_pushed_count is None and self.pushed_within is None:
+            raise ValueError("give mostRecentlyPushedCount and/or pushedWithin")
+        return self
+
+
 class CleanupConfig(_Model):
     keep_policies: list[KeepPolicy] = Field(default_factory=list)
     keep_images_built_within_last_n_hours: float = Field(default=2, ge=0, le=MAX_HOURS)
@@ -219,6 +253,15 @@ class CleanupConfig(_Model):
     keep_tags: list[Annotated[str, BeforeValidator(_check_pattern)]] = Field(default_factory=list)
     keep_list: str | None = None
     unlinked: Literal["keep", "delete"] = "keep"
+    registry_policies: list[RegistryPolicy] = Field(default_factory=list)
+
+    def registry_policy_of(self, repository: str) -> int | None:
+        """Index of the first registry policy whose globs match `repository` (it alone
+        decides there, as in zot), else None."""
+        for index, policy in enumerate(self.registry_policies):
+            if any(fnmatchcase(repository, glob) for glob in policy.repositories):
+                return index
+        return None
 
 
 class SafetyConfig(_Model):

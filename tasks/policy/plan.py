@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.core.config import Config, name_pattern
+from tasks.core.duration import format_duration
 from tasks.core.frames import arrow_strings, from_micros, gc_paused, to_micros
 from tasks.core.reference import (
     canonical_registry,
@@ -45,6 +46,7 @@ Reason = Literal[
     "kubernetes",  # used by the cluster now
     "helm-history",  # an image of a recent Helm release revision (a rollback target)
     "git-policy",  # reachable under a keepPolicies entry (git-policy[i] in the plan)
+    "pushed-recently",  # kept by a cleanup.registryPolicies entry (most recent, or within)
     "keep-list",  # named in cleanup.keepList
     "keep-tag",  # a tag matching cleanup.keepTags
     "built-within",  # created within keepImagesBuiltWithinLastNHours
@@ -255,6 +257,57 @@ def keep_git_policies(state: _State) -> None:
             state.reasons.keep(image, f"git-policy[{k.policy}]", k.describe())
 
 
+def keep_pushed_recently(state: _State) -> None:
+    """pushed-recently: in a repository a cleanup.registryPolicies entry matches (the first
+    that does), of the images with a tag matching its `tags`, the `mostRecentlyPushedCount`
+    newest and those pushed within `pushedWithin` (an index is as new as its newest child;
+    an image with no `created` is ranked last and is never "within")."""
+    cleanup, images = state.config.cleanup, state.images
+    if not cleanup.registry_policies:
+        return
+    patterns = [[name_pattern(t) for t in p.tags] for p in cleanup.registry_policies]
+    candidates: dict[tuple[int, str], set[int]] = defaultdict(set)
+    policy_of = {r: cleanup.registry_policy_of(r) for r in set(images.tag_repositories)}
+    names = zip(images.tag_rows, images.tag_names, images.tag_repositories, strict=True)
+    for image, tag, repository in names:
+        index = policy_of[repository]
+        matches = index is not None and any(p.fullmatch(tag) for p in patterns[index])
+        if matches and index is not None and state.known[image]:
+            candidates[(index, repository)].add(image)
+    for (index, repository), rows in sorted(candidates.items()):
+        policy = cleanup.registry_policies[index]
+        where = f"cleanup.registryPolicies[{index}]"
+        if policy.most_recently_pushed_count:
+            count = policy.most_recently_pushed_count
+            ranked = sorted(
+                rows,
+                key=lambda r: (not state.has_created[r], -int(state.created[r]), r),
+            )
+            for rank, image in enumerate(ranked[:count], start=1):
+                state.reasons.keep(
+                    image,
+                    "pushed-recently",
+                    f"pushed-recently: {where}: {_ordinal(rank)} most recently pushed in "
+                    f"{repository} (mostRecentlyPushedCount {count})",
+                )
+        if policy.pushed_within is not None:
+            since = to_micros(state.now - policy.pushed_within)
+            for image in sorted(rows):
+                if state.has_created[image] and state.created[image] >= since:
+                    when = from_micros(int(state.created[image]))
+                    state.reasons.keep(
+                        image,
+                        "pushed-recently",
+                        f"pushed-recently: {where}: pushed {when:%Y-%m-%d %H:%M} UTC, within "
+                        f"pushedWithin {format_duration(policy.pushed_within)}",
+                    )
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def keep_listed(state: _State) -> None:
     """keep-list: `repository:tag`, `repository@digest`, optionally prefixed by the host."""
     images, reasons = state.images, state.reasons
@@ -296,13 +349,21 @@ def keep_built_recently(state: _State) -> None:
 
 def keep_unlinked(state: _State) -> None:
     """unlinked: no commit link, with cleanup.unlinked: keep (index children and referrers
-    follow their holder or subject instead)."""
+    follow their holder or subject instead; a registry policy decides in the repositories
+    it matches)."""
     if state.config.cleanup.unlinked != "keep":
         return
     unlinked = state.known.copy()
     unlinked[list(state.links.commits)] = False
     unlinked[[child for kids in state.children.values() for child in kids]] = False
     unlinked[list(state.subjects)] = False
+    if state.config.cleanup.registry_policies:  # there, the registry policy decides instead
+        matched = {
+            repository
+            for repository in set(state.images.repositories)
+            if state.config.cleanup.registry_policy_of(repository) is not None
+        }
+        unlinked &= ~np.array([r in matched for r in state.images.repositories], dtype=bool)
     for image in np.flatnonzero(unlinked).tolist():
         state.reasons.keep(image, "unlinked", "unlinked: no commit link (cleanup.unlinked: keep)")
 
@@ -370,6 +431,7 @@ def keep_unreadable(state: _State) -> None:
 RULES: tuple[Callable[[_State], None], ...] = (
     keep_images_in_use,
     keep_git_policies,
+    keep_pushed_recently,
     keep_listed,
     keep_matching_tags,
     keep_built_recently,

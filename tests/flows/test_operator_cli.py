@@ -221,3 +221,43 @@ def test_debug_shows_the_traceback_of_an_expected_failure(parts: Parts, tmp_path
     assert code == 2 and "Traceback" in err and "cleanup.keepList" in err
     code, _, err = cli("plan", "-c", str(config))
     assert code == 2 and "Traceback" not in err and "cleanup.keepList" in err
+
+
+def test_run_from_a_bare_shell_starts_prefect_quietly(parts: Parts, tmp_path: Path) -> None:
+    """A user's shell has none of the Makefile's Prefect settings: the CLI sets telemetry off
+    and a long server start-up itself, and says where the run is recorded."""
+    bare = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "COLUMNS",
+            "PREFECT_API_URL",
+            "PREFECT_SERVER_ANALYTICS_ENABLED",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",
+        )
+    }
+    bare |= {"PREFECT_HOME": str(tmp_path / "prefect"), "REGSWEEP_HOME": str(tmp_path / "home")}
+    config = str(parts.scenario.config_path)
+    done = run_cli("run", "-c", config, "--now", NOW.isoformat(), env=bare, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "telemetry" not in done.stderr and "Traceback" not in done.stderr
+    assert "recording the run in a temporary Prefect server" in done.stderr
+    assert "set PREFECT_API_URL to use a long-lived one" in done.stderr
+    probe = run_cli_python(
+        "import flows.cli, os; print(os.environ['PREFECT_SERVER_ANALYTICS_ENABLED'], "
+        "os.environ['PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS'])",
+        env=bare,
+    )
+    assert probe.split() == ["false", "180"]
+
+
+def run_cli_python(code: str, env: dict[str, str]) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
