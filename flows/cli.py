@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 # regsweep's own warnings (registry retries, failed deletions) go to the flow run's logs too.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks")
+# ...and outside a flow run (plan, check, restore) they stay on the terminal, unwarned.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 # A user's shell has none of the Makefile's settings. The temporary Prefect server a `run`
 # starts sends no telemetry (its heartbeat raced the run for the SQLite database), and on a
 # busy machine it gets time to start (Prefect's 20 s default timed out on a loaded 2-core

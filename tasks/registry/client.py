@@ -41,6 +41,9 @@ from tasks.registry.transport import (
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = "regsweep (registry cleanup; its reads are not pulls)"
+"""Sent with every request: registries' pull records and notifications can tell (and
+ignore) regsweep's own reads."""
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
@@ -150,6 +153,7 @@ class RegistryClient:
         self._blobs_redirect = False
         self._http = httpx.AsyncClient(
             base_url=self.url,
+            headers={"User-Agent": USER_AGENT},
             timeout=timeout,
             verify=verify,
             transport=transport,

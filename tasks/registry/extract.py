@@ -38,6 +38,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -496,8 +497,11 @@ def _created(config: dict[str, Any]) -> str | None:
     value = config.get("created")
     if not isinstance(value, str):
         return None
-    try:
-        pd.Timestamp(value)
+    try:  # the common RFC 3339 forms, fast; pandas for the rest of ISO 8601
+        datetime.fromisoformat(value)
     except ValueError:
-        return None
+        try:
+            pd.Timestamp(value)
+        except ValueError:
+            return None
     return value
