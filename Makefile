@@ -20,13 +20,16 @@ venv: $(BIN)/regsweep
 # Debian's Distribution registry (the real registry the tests and demo run), git
 # (`git http-backend` serves git.url tests; benchmarks compare against `git rev-list`),
 # skopeo and kubectl (clients nobody here wrote: the tests' judges of what we kept and of
-# the Kubernetes API fixture; kubectl from Debian's kubernetes-client unless one is there).
+# the Kubernetes API fixture; kubectl from Debian's kubernetes-client unless one is there),
+# and PostgreSQL (the pull store's second database, started by the tests).
 system-packages:
 	@command -v docker-registry >/dev/null 2>&1 && command -v git >/dev/null 2>&1 && \
 		command -v skopeo >/dev/null 2>&1 || \
 		{ $(APT_GET) update -qq && $(APT_GET) install -y -qq docker-registry git skopeo >/dev/null; }
 	@command -v kubectl >/dev/null 2>&1 || \
 		{ $(APT_GET) update -qq && $(APT_GET) install -y -qq kubernetes-client >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+		{ $(APT_GET) update -qq && $(APT_GET) install -y -qq postgresql >/dev/null; }
 
 lint: venv
 	$(BIN)/ruff check flows tasks tests benchmarks notebooks

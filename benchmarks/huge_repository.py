@@ -26,8 +26,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from _common import Results
 
+from tasks.core import mediatypes
 from tasks.core.config import parse_config
-from tasks.registry import mediatypes
 from tasks.registry.stage import read_registry
 
 TAGS = int(os.environ.get("REGSWEEP_BENCH_HUGE_TAGS", "1000000"))

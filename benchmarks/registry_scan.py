@@ -33,8 +33,8 @@ from pathlib import Path
 from _common import Results, peak_rss_mib, raw_ceiling
 
 from flows.demo.registry_server import LocalRegistry
+from tasks.core import mediatypes
 from tasks.core.config import parse_config
-from tasks.registry import mediatypes
 from tasks.registry.stage import read_registry
 from tests.servers.storage_seed import seed_storage
 

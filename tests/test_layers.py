@@ -24,6 +24,7 @@ FLOORS = {
     "tasks.registry": 1,
     "tasks.git": 1,
     "tasks.cluster": 1,
+    "tasks.pulls": 1,
     "tasks.policy": 2,
     "tasks.delete": 3,
     "flows": 4,
@@ -58,7 +59,7 @@ def imports(path: Path, known: dict[str, Path]) -> set[str]:
                 out.add("prefect")
             elif name in known:
                 out.add(name)
-    # `from tasks.registry import mediatypes` names the module; the package itself is only
+    # `from tasks.core import mediatypes` names the module; the package itself is only
     # an edge when nothing more precise was named.
     return {m for m in out if not any(o.startswith(m + ".") for o in out)}
 

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.registry import mediatypes
+from tasks.core import mediatypes
 from tasks.registry.blob import upload_blob
 from tasks.registry.client import RegistryClient
 from tasks.registry.manifest import put_manifest, sha256_digest

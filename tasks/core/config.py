@@ -264,6 +264,27 @@ class CleanupConfig(_Model):
         return None
 
 
+def _check_database(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(
+        ("sqlite:///", "postgresql://", "postgres://")
+    ):
+        raise ValueError("must be sqlite:///PATH or postgresql://[user@]host[:port]/database")
+    userinfo, at, _ = urlsplit(value).netloc.rpartition("@")
+    if value.startswith("postgres") and at and ":" in userinfo:
+        raise ValueError("a password does not go in the configuration: use PGPASSWORD or ~/.pgpass")
+    return value
+
+
+class PullsConfig(_Model):
+    """Where `regsweep pulls serve` records pulls, and whose pulls do not count. The bearer
+    token the registry sends comes from REGSWEEP_PULLS_TOKEN or the Prefect Secret block
+    `tokenSecret` names."""
+
+    database: Annotated[str, BeforeValidator(_check_database)] = "sqlite:///~/.regsweep/pulls.db"
+    ignore_user_agents: list[str] = Field(default_factory=list)
+    token_secret: str | None = None
+
+
 class SafetyConfig(_Model):
     max_delete_fraction: float = Field(default=0.8, gt=0, le=1)
 
@@ -274,6 +295,7 @@ class Config(_Model):
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
     link: LinkConfig = Field(default_factory=LinkConfig)
     cleanup: CleanupConfig = Field(default_factory=CleanupConfig)
+    pulls: PullsConfig = Field(default_factory=PullsConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
 
     @model_validator(mode="after")

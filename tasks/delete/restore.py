@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from tasks.core import mediatypes
 from tasks.core.reference import is_digest, is_repository_name, is_tag_name
 from tasks.delete.errors import LedgerError, RestoreError
 from tasks.delete.ledger import LedgerRecord, numbered_records, read_ledger
-from tasks.registry import mediatypes
 from tasks.registry.blob import blob_exists
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import NotFound

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.registry import mediatypes
+from tasks.core import mediatypes
 from tasks.registry.client import RegistryClient, json_object
 from tasks.registry.errors import InvalidResponse, NotFound, UnreadableManifest
 from tasks.registry.paths import checked_digest, manifest_path, referrers_path

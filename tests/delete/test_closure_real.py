@@ -13,10 +13,10 @@ import pytest
 
 from flows.demo.images import push_image, push_index, tag_image
 from flows.demo.registry_server import LocalRegistry
+from tasks.core import mediatypes
 from tasks.delete import loader
 from tasks.delete.ledger import read_ledger
 from tasks.delete.loader import DeleteRequest, execute_plan
-from tasks.registry import mediatypes
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import scan_registry
 from tasks.registry.manifest import get_manifest, resolve_tag

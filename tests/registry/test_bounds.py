@@ -15,8 +15,8 @@ import pytest
 
 from flows.demo.images import push_image
 from flows.demo.registry_server import LocalRegistry
+from tasks.core import mediatypes
 from tasks.registry import client as client_module
-from tasks.registry import mediatypes
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import InvalidResponse
 from tasks.registry.extract import MAX_REFERRER_DEPTH, for_each, scan_registry

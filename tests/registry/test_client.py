@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from tasks.core import mediatypes
 from tasks.core.reference import normalise_url
-from tasks.registry import mediatypes
 from tasks.registry.client import Credentials, RegistryClient, next_page
 from tasks.registry.errors import (
     AuthenticationFailed,

@@ -20,8 +20,8 @@ import pytest
 
 from flows.demo.images import push_image
 from flows.demo.registry_server import LocalRegistry
+from tasks.core import mediatypes
 from tasks.core.config import parse_config
-from tasks.registry import mediatypes
 from tasks.registry.client import Credentials, RegistryClient
 from tasks.registry.errors import InvalidResponse
 from tasks.registry.extract import RegistryExtraction

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from flows.demo.registry_server import LocalRegistry
-from tasks.registry import mediatypes
+from tasks.core import mediatypes
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry
 from tasks.registry.manifest import sha256_digest

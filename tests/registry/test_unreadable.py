@@ -16,10 +16,10 @@ import pytest
 
 from flows.demo.images import push_image, tag_image, upload_blob
 from flows.demo.registry_server import LocalRegistry
+from tasks.core import mediatypes
 from tasks.core.config import parse_config
 from tasks.delete.loader import DeleteRequest, execute_plan
 from tasks.policy.plan import PlanInputs, build_plan
-from tasks.registry import mediatypes
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry
 

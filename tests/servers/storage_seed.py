@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tasks.registry import mediatypes
+from tasks.core import mediatypes
 
 LABEL = "org.opencontainers.image.revision"
 

@@ -1,0 +1,1 @@
+"""Pull records: the registry's notifications of manifest pulls, received and stored."""

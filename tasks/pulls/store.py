@@ -1,0 +1,219 @@
+"""Where pull records live: SQLite (embedded, WAL) or PostgreSQL (several receivers behind a
+registry's HA pair), through SQLAlchemy's async engine: one schema, no hand-written dialect.
+
+Tables:
+
+``pull_digests`` — per (repository, digest): ``last_pull`` (UTC) and ``user_agents`` (JSON
+list, the agents of the latest batch that pulled it, at most 5)
+``pull_days`` — per (repository, digest, day): ``pulls`` that day (UTC)
+``uptime`` — per receiver process: ``started`` and ``last_seen`` (a heartbeat): the service
+only knows "not pulled" for the time these intervals cover
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tasks.pulls.errors import StoreError
+from tasks.pulls.events import PullEvent
+
+MAX_AGENTS = 5
+
+metadata = sa.MetaData()
+pull_digests = sa.Table(
+    "pull_digests",
+    metadata,
+    sa.Column("repository", sa.String(255), primary_key=True),
+    sa.Column("digest", sa.String(71), primary_key=True),
+    sa.Column("last_pull", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("user_agents", sa.Text, nullable=False),
+)
+pull_days = sa.Table(
+    "pull_days",
+    metadata,
+    sa.Column("repository", sa.String(255), primary_key=True),
+    sa.Column("digest", sa.String(71), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("pulls", sa.Integer, nullable=False),
+)
+uptime = sa.Table(
+    "uptime",
+    metadata,
+    sa.Column("receiver", sa.String(64), primary_key=True),
+    sa.Column("started", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def engine_url(database: str) -> str:
+    """`sqlite:///path` (`~` expanded) or `postgresql://...` as the async driver's URL."""
+    if database.startswith("sqlite:///"):
+        path = Path(database.removeprefix("sqlite:///")).expanduser()
+        return f"sqlite+aiosqlite:///{path}"
+    if database.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + database.split("://", 1)[1]
+    raise StoreError(f"pulls.database must be sqlite:///PATH or postgresql://..., not {database!r}")
+
+
+@dataclass(frozen=True)
+class DigestPulls:
+    repository: str
+    digest: str
+    last_pull: datetime
+    user_agents: list[str]
+
+
+class PullStore:
+    """The pull-record database; `open()` creates the tables it lacks."""
+
+    def __init__(self, database: str) -> None:
+        self.url = engine_url(database)
+        if self.url.startswith("sqlite"):
+            Path(self.url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: AsyncEngine = create_async_engine(self.url)
+        if self.engine.dialect.name == "sqlite":
+
+            @sa.event.listens_for(self.engine.sync_engine, "connect")
+            def _wal(connection: Any, _record: Any) -> None:
+                cursor = connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA busy_timeout=10000")
+                cursor.close()
+
+    @property
+    def _insert(self) -> Any:
+        return postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+
+    async def open(self) -> PullStore:
+        try:
+            async with self.engine.begin() as connection:
+                await connection.run_sync(metadata.create_all)
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"pull records: cannot open {self._safe_url}: {exc}") from exc
+        return self
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @property
+    def _safe_url(self) -> str:
+        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+    async def record(self, events: Iterable[PullEvent]) -> int:
+        """Write a batch of pulls in one transaction; return how many."""
+        latest: dict[tuple[str, str], datetime] = {}
+        agents: dict[tuple[str, str], list[str]] = defaultdict(list)
+        per_day: dict[tuple[str, str, date], int] = defaultdict(int)
+        count = 0
+        for event in events:
+            key = (event.repository, event.digest)
+            when = event.time.astimezone(UTC)
+            latest[key] = max(latest.get(key, when), when)
+            if event.user_agent and event.user_agent not in agents[key]:
+                agents[key] = [event.user_agent, *agents[key]][:MAX_AGENTS]
+            per_day[(*key, when.date())] += 1
+            count += 1
+        if not count:
+            return 0
+        insert = self._insert
+        digest_rows = [
+            {
+                "repository": r,
+                "digest": d,
+                "last_pull": when,
+                "user_agents": json.dumps(agents[(r, d)]),
+            }
+            for (r, d), when in latest.items()
+        ]
+        statement = insert(pull_digests).values(digest_rows)
+        statement = statement.on_conflict_do_update(
+            index_elements=["repository", "digest"],
+            set_={
+                "last_pull": sa.case(
+                    (
+                        statement.excluded.last_pull > pull_digests.c.last_pull,
+                        statement.excluded.last_pull,
+                    ),
+                    else_=pull_digests.c.last_pull,
+                ),
+                "user_agents": statement.excluded.user_agents,
+            },
+        )
+        day_rows = [
+            {"repository": r, "digest": d, "day": day, "pulls": n}
+            for (r, d, day), n in per_day.items()
+        ]
+        days = insert(pull_days).values(day_rows)
+        days = days.on_conflict_do_update(
+            index_elements=["repository", "digest", "day"],
+            set_={"pulls": pull_days.c.pulls + days.excluded.pulls},
+        )
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(statement)
+                await connection.execute(days)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"pull records: writing to {self._safe_url} failed: {exc}") from exc
+        return count
+
+    async def heartbeat(self, receiver: str, started: datetime, now: datetime) -> None:
+        """Record that `receiver` (started at `started`) is up at `now`."""
+        statement = self._insert(uptime).values(receiver=receiver, started=started, last_seen=now)
+        statement = statement.on_conflict_do_update(
+            index_elements=["receiver"], set_={"last_seen": statement.excluded.last_seen}
+        )
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(statement)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"pull records: writing to {self._safe_url} failed: {exc}") from exc
+
+    async def digests(self) -> list[DigestPulls]:
+        """Every (repository, digest) ever pulled, with its last pull."""
+        try:
+            async with self.engine.connect() as connection:
+                rows = (await connection.execute(sa.select(pull_digests))).all()
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"pull records: reading {self._safe_url} failed: {exc}") from exc
+        return [
+            DigestPulls(r.repository, r.digest, _utc(r.last_pull), json.loads(r.user_agents))
+            for r in rows
+        ]
+
+    async def pulls_since(self, day: date) -> dict[tuple[str, str], int]:
+        """Pulls per (repository, digest) from `day` on."""
+        query = (
+            sa.select(pull_days.c.repository, pull_days.c.digest, sa.func.sum(pull_days.c.pulls))
+            .where(pull_days.c.day >= day)
+            .group_by(pull_days.c.repository, pull_days.c.digest)
+        )
+        try:
+            async with self.engine.connect() as connection:
+                rows = (await connection.execute(query)).all()
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"pull records: reading {self._safe_url} failed: {exc}") from exc
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    async def uptime(self) -> list[tuple[datetime, datetime]]:
+        """The (started, last_seen) interval of every receiver."""
+        try:
+            async with self.engine.connect() as connection:
+                rows = (await connection.execute(sa.select(uptime))).all()
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"pull records: reading {self._safe_url} failed: {exc}") from exc
+        return [(_utc(r.started), _utc(r.last_seen)) for r in rows]
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite gives naive datetimes back: they were written as UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,308 @@
+"""`regsweep pulls serve` against the real registry (issue #17): Distribution posts its
+notifications to the service, skopeo pulls, the record appears; regsweep's own scans, HEADs,
+pushes and ignored user agents leave none; a wrong token is 401 and a malformed body 400,
+and neither writes anything. SQLite here; the same store on PostgreSQL in test_store.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from flows.demo.images import push_image
+from flows.demo.registry_server import LocalRegistry
+from tasks.pulls.service import make_app
+from tasks.pulls.store import DigestPulls, PullStore
+from tasks.registry.client import RegistryClient
+from tasks.registry.extract import scan_registry
+
+TOKEN = "pull-token-for-tests"
+NOW = datetime.now(UTC)
+
+
+class Service:
+    """The service in a thread, on a free port, as uvicorn runs it."""
+
+    def __init__(self, database: str, ignore: list[str] | None = None) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.database = database
+        self.app = make_app(PullStore(database), TOKEN, ignore or [])
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Service:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the pulls service did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+
+    def records(self) -> list[DigestPulls]:
+        async def read() -> list[DigestPulls]:
+            store = PullStore(self.database)
+            try:
+                return await (await store.open()).digests()
+            finally:
+                await store.close()
+
+        return asyncio.run(read())
+
+    def written(self) -> int:
+        return int(self.app.state.receiver.written)
+
+
+def notifications(service: Service) -> str:
+    return (
+        "notifications:\n  endpoints:\n    - name: regsweep\n"
+        f"      url: {service.url}/events\n"
+        f"      headers: {{Authorization: ['Bearer {TOKEN}']}}\n"
+        "      timeout: 2s\n      threshold: 3\n      backoff: 200ms\n"
+    )
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Iterator[tuple[Service, LocalRegistry]]:
+    with Service(f"sqlite:///{tmp_path / 'pulls.db'}", ignore=["trivy/*"]) as service:
+        registry = LocalRegistry(tmp_path / "registry", extra_config=notifications(service))
+        registry.start()
+        try:
+            yield service, registry
+        finally:
+            registry.stop()
+
+
+def wait_for(condition: object, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def skopeo_inspect(registry: LocalRegistry, reference: str) -> None:
+    """A pull as a client makes it: skopeo GETs the manifest."""
+    subprocess.run(
+        [
+            "skopeo",
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            f"docker://{registry.host}/{reference}",
+        ],
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+
+
+def test_a_pull_by_skopeo_is_recorded_and_our_own_scan_is_not(
+    parts: tuple[Service, LocalRegistry],
+) -> None:
+    service, registry = parts
+
+    async def push_and_scan() -> str:
+        async with RegistryClient(registry.url) as client:
+            digest = await push_image(client, "app", ["v1"], created=NOW)
+            await scan_registry(client, ["app"])  # HEADs and GETs, as regsweep
+            return digest
+
+    digest = asyncio.run(push_and_scan())
+    time.sleep(1.5)  # give the registry time to deliver whatever it would
+    assert service.records() == []  # pushes and our own reads are not pulls
+    skopeo_inspect(registry, "app:v1")
+    wait_for(lambda: service.records())
+    [record] = service.records()
+    assert (record.repository, record.digest) == ("app", digest)
+    assert any(agent.startswith("skopeo") for agent in record.user_agents)
+    assert abs((record.last_pull - datetime.now(UTC)).total_seconds()) < 60
+
+
+def test_wrong_token_is_401_and_malformed_is_400_and_nothing_is_written(
+    parts: tuple[Service, LocalRegistry],
+) -> None:
+    service, _ = parts
+    digest = "sha256:" + "ab" * 32
+    event = {
+        "events": [
+            {
+                "action": "pull",
+                "timestamp": NOW.isoformat(),
+                "target": {
+                    "repository": "app",
+                    "digest": digest,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                },
+                "request": {"method": "GET", "useragent": "containerd/1.7"},
+            }
+        ]
+    }
+    url = f"{service.url}/events"
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    assert httpx.post(url, json=event).status_code == 401
+    assert httpx.post(url, json=event, headers={"Authorization": "Bearer no"}).status_code == 401
+    assert httpx.post(url, content=b"{not json", headers=good).status_code == 400
+    assert httpx.post(url, json={"hello": 1}, headers=good).status_code == 400
+    broken = json.loads(json.dumps(event))
+    broken["events"][0]["target"]["digest"] = "sha256:../../etc"
+    assert httpx.post(url, json=broken, headers=good).status_code == 400
+    time.sleep(0.5)
+    assert service.records() == [] and service.written() == 0
+    scanner = json.loads(json.dumps(event))
+    scanner["events"][0]["request"]["useragent"] = "trivy/0.50"
+    answer = httpx.post(url, json=scanner, headers=good)
+    assert answer.status_code == 200 and answer.json() == {"pulls": 0, "ignored": 1}
+    assert httpx.post(url, json=event, headers=good).json() == {"pulls": 1, "ignored": 0}
+    wait_for(lambda: service.records())
+    assert [(r.repository, r.digest) for r in service.records()] == [("app", digest)]
+
+
+def test_harbor_pull_artifact_payload_is_recorded(parts: tuple[Service, LocalRegistry]) -> None:
+    service, _ = parts
+    digest = "sha256:" + "cd" * 32
+    payload = {
+        "type": "PULL_ARTIFACT",
+        "occur_at": int(NOW.timestamp()),
+        "operator": "robot$ci",
+        "event_data": {
+            "resources": [{"digest": digest, "tag": "v2", "resource_url": "h/lib/web:v2"}],
+            "repository": {"name": "web", "namespace": "lib", "repo_full_name": "lib/web"},
+        },
+    }
+    answer = httpx.post(
+        f"{service.url}/events", json=payload, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert answer.status_code == 200
+    wait_for(lambda: service.records())
+    [record] = service.records()
+    assert (record.repository, record.digest, record.user_agents) == (
+        "lib/web",
+        digest,
+        ["robot$ci"],
+    )
+
+
+def test_a_burst_is_accepted_at_once_and_written_in_batches(
+    parts: tuple[Service, LocalRegistry],
+) -> None:
+    service, _ = parts
+    events = [
+        {
+            "action": "pull",
+            "timestamp": NOW.isoformat(),
+            "target": {
+                "repository": f"burst/r{i % 50}",
+                "digest": f"sha256:{i:064x}",
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            },
+            "request": {"method": "GET", "useragent": "containerd/1.7"},
+        }
+        for i in range(5000)
+    ]
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client() as client:
+        for start in range(0, len(events), 100):  # Distribution sends small envelopes
+            body = {"events": events[start : start + 100]}
+            assert (
+                client.post(f"{service.url}/events", json=body, headers=headers).status_code == 200
+            )
+    wait_for(lambda: service.written() == 5000)
+    assert len(service.records()) == 5000
+
+
+def test_the_cli_serves_until_stopped_and_refuses_to_start_without_a_token(
+    tmp_path: Path,
+) -> None:
+    import os
+    import signal
+    import sys
+
+    from tests.cli import run_cli
+
+    database = f"sqlite:///{tmp_path / 'pulls.db'}"
+    config = tmp_path / "regsweep.yaml"
+    config.write_text(
+        "registry: {url: 'http://127.0.0.1:9'}\nkubernetes: {enabled: false}\n"
+        f"cleanup: {{disableGitHistoryBasedPolicy: true}}\npulls: {{database: '{database}'}}\n"
+    )
+    bare = {k: v for k, v in os.environ.items() if k != "REGSWEEP_PULLS_TOKEN"}
+    refused = run_cli("pulls", "serve", "-c", str(config), env=bare)
+    assert refused.returncode == 2 and "REGSWEEP_PULLS_TOKEN" in refused.stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "pulls",
+            "serve",
+            "-c",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env=bare | {"REGSWEEP_PULLS_TOKEN": TOKEN},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and process.poll() is None, "did not start"
+            time.sleep(0.1)
+        event = {
+            "events": [
+                {
+                    "action": "pull",
+                    "target": {
+                        "repository": "app",
+                        "digest": "sha256:" + "ef" * 32,
+                        "mediaType": "application/vnd.oci.image.index.v1+json",
+                    },
+                    "request": {"method": "GET", "useragent": "kubelet/1.31"},
+                }
+            ]
+        }
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        assert httpx.post(f"{url}/events", json=event, headers=headers).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err.decode()
+
+    async def read() -> tuple[int, int]:
+        store = await PullStore(database).open()
+        try:
+            return len(await store.digests()), len(await store.uptime())
+        finally:
+            await store.close()
+
+    assert asyncio.run(read()) == (1, 1), err.decode()  # written on the way out; uptime too

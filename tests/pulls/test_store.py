@@ -1,0 +1,100 @@
+"""The pull store on both databases, for real: SQLite (WAL) and PostgreSQL (Debian's,
+started here). Batches upsert: the latest pull wins, pulls per day add up, several
+receivers share one database, uptime intervals are kept per receiver."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tasks.pulls.errors import StoreError
+from tasks.pulls.events import PullEvent
+from tasks.pulls.store import PullStore
+from tests.servers.postgres import Postgres
+
+NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    server = Postgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'pulls.db'}"
+    server: Postgres = request.getfixturevalue("postgres")
+
+    # a fresh schema per test: drop what an earlier test wrote
+    async def reset() -> None:
+        store = PullStore(server.url)
+        async with store.engine.begin() as connection:
+            from tasks.pulls.store import metadata
+
+            await connection.run_sync(metadata.drop_all)
+        await store.close()
+
+    asyncio.run(reset())
+    return server.url
+
+
+def pull(repository: str, n: int, when: datetime, agent: str = "containerd/1.7") -> PullEvent:
+    return PullEvent(repository, f"sha256:{n:064x}", "v1", when, agent, "10.0.0.1:5000")
+
+
+def test_batches_upsert_latest_pull_and_add_up_pulls_per_day(database: str) -> None:
+    async def go() -> None:
+        one, two = PullStore(database), PullStore(database)  # two receivers, one database
+        await one.open()
+        await two.open()
+        try:
+            assert await one.record([]) == 0
+            await one.record(
+                [pull("app", 1, NOW - timedelta(days=3)), pull("app", 1, NOW - timedelta(days=3))]
+            )
+            await two.record(
+                [pull("app", 1, NOW, "docker/27"), pull("app", 2, NOW - timedelta(days=1))]
+            )
+            await one.record([pull("app", 1, NOW - timedelta(days=10))])  # late, older: no change
+            records = {(r.repository, r.digest): r for r in await one.digests()}
+            first = records[("app", f"sha256:{1:064x}")]
+            assert first.last_pull == NOW
+            assert first.user_agents == ["docker/27"] or first.user_agents == ["containerd/1.7"]
+            assert records[("app", f"sha256:{2:064x}")].last_pull == NOW - timedelta(days=1)
+            week = await one.pulls_since((NOW - timedelta(days=7)).date())
+            assert week == {("app", f"sha256:{1:064x}"): 3, ("app", f"sha256:{2:064x}"): 1}
+            month = await two.pulls_since((NOW - timedelta(days=30)).date())
+            assert month[("app", f"sha256:{1:064x}")] == 4
+            await one.heartbeat("r1", NOW - timedelta(hours=2), NOW - timedelta(hours=1))
+            await one.heartbeat("r1", NOW - timedelta(hours=2), NOW)
+            await two.heartbeat("r2", NOW - timedelta(minutes=5), NOW)
+            assert sorted(await two.uptime()) == [
+                (NOW - timedelta(hours=2), NOW),
+                (NOW - timedelta(minutes=5), NOW),
+            ]
+        finally:
+            await one.close()
+            await two.close()
+
+    asyncio.run(go())
+
+
+def test_an_unreachable_database_is_a_store_error_naming_it_without_its_password(
+    tmp_path: Path,
+) -> None:
+    async def go() -> None:
+        store = PullStore("postgresql://reader@127.0.0.1:9/pulls")
+        with pytest.raises(StoreError, match=r"127\.0\.0\.1:9/pulls"):
+            await store.open()
+        await store.close()
+
+    asyncio.run(go())
+    with pytest.raises(StoreError, match=r"pulls\.database"):
+        PullStore("mysql://x")
