@@ -35,6 +35,7 @@ from tasks.delete.task import delete_task, in_use_task
 from tasks.git.task import extract_git_task
 from tasks.policy.plan import Plan
 from tasks.policy.task import plan_task
+from tasks.pulls.task import extract_pulls_task
 from tasks.registry.extract import RegistryExtraction
 from tasks.registry.task import extract_registry_task
 
@@ -78,6 +79,7 @@ def cleanup(
         git=lambda config: extract_git_task(config, snapshot),
         cluster=lambda config: extract_cluster_task(config, snapshot),
         plan=plan_task,
+        pulls=lambda config: extract_pulls_task(config, snapshot),
     )
     planned = compute_plan(config, moment, stages)
     plan, registry, cluster = planned.plan, planned.registry, planned.cluster

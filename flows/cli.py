@@ -124,13 +124,14 @@ def exit_code(exc: BaseException) -> int:
     from tasks.core.errors import ConfigError
     from tasks.delete.errors import DeletionError
     from tasks.git.errors import GitError
+    from tasks.pulls.errors import PullsError
     from tasks.registry.errors import RegistryError
 
     if isinstance(exc, RunFailed):
         return exc.exit_code
     if isinstance(exc, ConfigError):
         return 2
-    if isinstance(exc, RegistryError | GitError | ClusterError):
+    if isinstance(exc, RegistryError | GitError | ClusterError | PullsError):
         return 3
     if isinstance(exc, DeletionError):
         return 4
@@ -209,9 +210,10 @@ def expected_errors() -> tuple[type[Exception], ...]:
     from tasks.cluster.errors import ClusterError
     from tasks.core.errors import ConfigError
     from tasks.git.errors import GitError
+    from tasks.pulls.errors import PullsError
     from tasks.registry.errors import RegistryError
 
-    return (ConfigError, RegistryError, GitError, ClusterError)
+    return (ConfigError, RegistryError, GitError, ClusterError, PullsError)
 
 
 def plan_here(config: Config, now: datetime, show_progress: bool = True) -> Planned:

@@ -1,4 +1,4 @@
-"""The stage order, written once: registry, Git, cluster, keep list, plan.
+"""The stage order, written once: registry, Git, cluster, pull records, keep list, plan.
 
 The flow runs each stage as a cached Prefect task, `regsweep plan` and `explain` run them in
 this process, and a what-if replan reads them from a run's saved inputs; all three call
@@ -18,10 +18,19 @@ from tasks.core.progress import ScanProgress
 from tasks.git.extract import GitExtraction
 from tasks.policy.plan import Plan
 from tasks.policy.stage import make_plan, read_keep_list
+from tasks.pulls.records import PullRecords
 from tasks.registry.extract import RegistryExtraction
 
 PlanStep = Callable[
-    [Config, RegistryExtraction, GitExtraction | None, pd.DataFrame | None, datetime, list[str]],
+    [
+        Config,
+        RegistryExtraction,
+        GitExtraction | None,
+        pd.DataFrame | None,
+        datetime,
+        list[str],
+        PullRecords | None,
+    ],
     Plan,
 ]
 
@@ -35,6 +44,7 @@ class Stages:
     cluster: Callable[[Config], pd.DataFrame | None]
     keep_list: Callable[[Config], list[str]] = read_keep_list
     plan: PlanStep = make_plan
+    pulls: Callable[[Config], PullRecords | None] = lambda _: None
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class Planned:
     git: GitExtraction | None
     cluster: pd.DataFrame | None
     keep_list: list[str]
+    pulls: PullRecords | None = None
 
 
 def compute_plan(config: Config, now: datetime, stages: Stages) -> Planned:
@@ -54,19 +65,24 @@ def compute_plan(config: Config, now: datetime, stages: Stages) -> Planned:
     registry = stages.registry(config)
     git = stages.git(config) if config.uses_git else None
     cluster = stages.cluster(config) if config.uses_kubernetes else None
+    pulls = stages.pulls(config) if config.uses_pulls else None
     keep_list = stages.keep_list(config)
-    plan = stages.plan(config, registry, git, cluster, now, keep_list)
-    return Planned(plan, registry, git, cluster, keep_list)
+    plan = stages.plan(config, registry, git, cluster, now, keep_list, pulls)
+    return Planned(plan, registry, git, cluster, keep_list, pulls)
 
 
 def local_stages(progress: ScanProgress | None = None) -> Stages:
     """Every stage in this process, without Prefect (`regsweep plan`, `explain`)."""
     from tasks.cluster.stage import read_cluster
     from tasks.git.stage import read_git
+    from tasks.pulls.stage import read_pulls
     from tasks.registry.stage import read_registry
 
     return Stages(
-        registry=lambda config: read_registry(config, progress), git=read_git, cluster=read_cluster
+        registry=lambda config: read_registry(config, progress),
+        git=read_git,
+        cluster=read_cluster,
+        pulls=read_pulls,
     )
 
 

@@ -219,8 +219,10 @@ def _check_glob(value: Any) -> str:
 
 class RegistryPolicy(_Model):
     """A registry-side keep rule for the repositories its globs match, in zot's vocabulary:
-    of the images with a tag matching `tags`, keep the `mostRecentlyPushedCount` newest and
-    those pushed within `pushedWithin` (OR'd). Push time is the image's `created`."""
+    of the images with a tag matching `tags`, keep the `mostRecentlyPushedCount` newest,
+    those pushed within `pushedWithin`, the `mostRecentlyPulledCount` most recently pulled
+    and those pulled within `pulledWithin` (all OR'd). Push time is the image's `created`;
+    pulls are what `regsweep pulls serve` recorded."""
 
     repositories: list[Annotated[str, BeforeValidator(_check_glob)]] = Field(min_length=1)
     tags: list[Annotated[str, BeforeValidator(_check_pattern)]] = Field(
@@ -233,15 +235,22 @@ class RegistryPolicy(_Model):
 
     @model_validator(mode="after")
     def _rules(self) -> RegistryPolicy:
-        if self.most_recently_pulled_count is not None or self.pulled_within is not None:
+        rules = (
+            self.most_recently_pushed_count,
+            self.pushed_within,
+            self.most_recently_pulled_count,
+            self.pulled_within,
+        )
+        if all(rule is None for rule in rules):
             raise ValueError(
-                "mostRecentlyPulledCount and pulledWithin need pull records "
-                "(regsweep pulls serve), which this version does not read yet: "
-                "remove them rather than have them ignored"
+                "give at least one of mostRecentlyPushedCount, pushedWithin, "
+                "mostRecentlyPulledCount, pulledWithin"
             )
-        if self.most_recently_pushed_count is None and self.pushed_within is None:
-            raise ValueError("give mostRecentlyPushedCount and/or pushedWithin")
         return self
+
+    @property
+    def uses_pulls(self) -> bool:
+        return self.most_recently_pulled_count is not None or self.pulled_within is not None
 
 
 class CleanupConfig(_Model):
@@ -254,6 +263,7 @@ class CleanupConfig(_Model):
     keep_list: str | None = None
     unlinked: Literal["keep", "delete"] = "keep"
     registry_policies: list[RegistryPolicy] = Field(default_factory=list)
+    keep_images_pulled_within: Duration | None = None
 
     def registry_policy_of(self, repository: str) -> int | None:
         """Index of the first registry policy whose globs match `repository` (it alone
@@ -313,6 +323,13 @@ class Config(_Model):
     def uses_kubernetes(self) -> bool:
         """True when the Kubernetes-based policy runs (and so the cluster stage)."""
         return self.kubernetes.enabled and not self.cleanup.disable_kubernetes_based_policy
+
+    @property
+    def uses_pulls(self) -> bool:
+        """True when a rule reads pull records (and so the pulls stage)."""
+        return self.cleanup.keep_images_pulled_within is not None or any(
+            p.uses_pulls for p in self.cleanup.registry_policies
+        )
 
     def effective_policies(self) -> list[KeepPolicy]:
         """The configured keepPolicies, or werf's defaults when there are none."""

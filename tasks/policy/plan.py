@@ -41,10 +41,12 @@ from tasks.policy.catalog import Catalog, Key, catalog
 from tasks.policy.gitpolicy import evaluate_git_policies
 from tasks.policy.history import CommitHistory
 from tasks.policy.linking import CommitIndex, Links, link_images
+from tasks.pulls.records import PullRecords
 
 Reason = Literal[
     "kubernetes",  # used by the cluster now
     "helm-history",  # an image of a recent Helm release revision (a rollback target)
+    "pulled-within",  # pulled recently (pull records), or records do not cover the window
     "git-policy",  # reachable under a keepPolicies entry (git-policy[i] in the plan)
     "pushed-recently",  # kept by a cleanup.registryPolicies entry (most recent, or within)
     "keep-list",  # named in cleanup.keepList
@@ -83,6 +85,7 @@ class PlanInputs:
     commits: pd.DataFrame | None = None
     cluster: pd.DataFrame | None = None
     keep_list: list[str] = field(default_factory=list)
+    pulls: PullRecords | None = None  # None: no records (a pull rule then keeps, closed)
 
 
 @dataclass
@@ -262,19 +265,8 @@ def keep_pushed_recently(state: _State) -> None:
     that does), of the images with a tag matching its `tags`, the `mostRecentlyPushedCount`
     newest and those pushed within `pushedWithin` (an index is as new as its newest child;
     an image with no `created` is ranked last and is never "within")."""
-    cleanup, images = state.config.cleanup, state.images
-    if not cleanup.registry_policies:
-        return
-    patterns = [[name_pattern(t) for t in p.tags] for p in cleanup.registry_policies]
-    candidates: dict[tuple[int, str], set[int]] = defaultdict(set)
-    policy_of = {r: cleanup.registry_policy_of(r) for r in set(images.tag_repositories)}
-    names = zip(images.tag_rows, images.tag_names, images.tag_repositories, strict=True)
-    for image, tag, repository in names:
-        index = policy_of[repository]
-        matches = index is not None and any(p.fullmatch(tag) for p in patterns[index])
-        if matches and index is not None and state.known[image]:
-            candidates[(index, repository)].add(image)
-    for (index, repository), rows in sorted(candidates.items()):
+    cleanup = state.config.cleanup
+    for (index, repository), rows in sorted(_policy_candidates(state).items()):
         policy = cleanup.registry_policies[index]
         where = f"cleanup.registryPolicies[{index}]"
         if policy.most_recently_pushed_count:
@@ -301,6 +293,147 @@ def keep_pushed_recently(state: _State) -> None:
                         f"pushed-recently: {where}: pushed {when:%Y-%m-%d %H:%M} UTC, within "
                         f"pushedWithin {format_duration(policy.pushed_within)}",
                     )
+
+
+def _policy_candidates(state: _State) -> dict[tuple[int, str], set[int]]:
+    """(registry policy index, repository) -> the image rows with a tag matching that
+    policy's `tags`, in the repositories where it is the first policy to match."""
+    cleanup, images = state.config.cleanup, state.images
+    candidates: dict[tuple[int, str], set[int]] = defaultdict(set)
+    if not cleanup.registry_policies:
+        return candidates
+    patterns = [[name_pattern(t) for t in p.tags] for p in cleanup.registry_policies]
+    policy_of = {r: cleanup.registry_policy_of(r) for r in set(images.tag_repositories)}
+    names = zip(images.tag_rows, images.tag_names, images.tag_repositories, strict=True)
+    for image, tag, repository in names:
+        index = policy_of[repository]
+        matches = index is not None and any(p.fullmatch(tag) for p in patterns[index])
+        if matches and index is not None and state.known[image]:
+            candidates[(index, repository)].add(image)
+    return candidates
+
+
+def keep_pulled_within(state: _State) -> None:
+    """pulled-within: pulled in the window of cleanup.keepImagesPulledWithin (every image)
+    or of a registry policy's pulledWithin, or among its mostRecentlyPulledCount most
+    recently pulled. An index counts as pulled when it or a child was. Fail closed: where
+    the receivers' uptime does not cover the whole window (or there are no records), "not
+    pulled" is unknown and the image is kept, the evidence naming the gap."""
+    cleanup, config = state.config.cleanup, state.config
+    if not config.uses_pulls:
+        return
+    pulls = state.inputs.pulls
+    last = _last_pulls(state, pulls)
+    rules: list[tuple[str, timedelta | None, int | None, set[int]]] = []
+    if cleanup.keep_images_pulled_within is not None:
+        everything = set(np.flatnonzero(state.known).tolist())
+        rules.append(
+            ("cleanup.keepImagesPulledWithin", cleanup.keep_images_pulled_within, None, everything)
+        )
+    for (index, _repository), rows in sorted(_policy_candidates(state).items()):
+        policy = cleanup.registry_policies[index]
+        if policy.uses_pulls:
+            where = f"cleanup.registryPolicies[{index}]"
+            rules.append((where, policy.pulled_within, policy.most_recently_pulled_count, rows))
+    for where, window, count, rows in rules:
+        if window is not None:
+            _keep_pulled_in_window(state, pulls, last, where, window, rows)
+        if count:
+            _keep_most_recently_pulled(state, pulls, last, where, count, rows)
+
+
+def _last_pulls(state: _State, pulls: PullRecords | None) -> dict[int, tuple[int, str]]:
+    """Image row -> (last pull in epoch microseconds, its user agent); an index takes its
+    newest child's pull when newer (in edge order: indexes may nest)."""
+    last: dict[int, tuple[int, str]] = {}
+    if pulls is None or pulls.last.empty:
+        return last
+    times = pulls.last["last_pull"].astype("int64").tolist()
+    agents = pulls.last["user_agents"].tolist()
+    keys = zip(pulls.last["repository"].tolist(), pulls.last["digest"].tolist(), strict=True)
+    for (repository, digest), when, agent in zip(keys, times, agents, strict=True):
+        row = state.images.find((repository, digest))
+        if row is not None:
+            last[row] = (int(when), str(agent[0]) if agent else "")
+    for parent, kids in state.children.items():
+        for kid in kids:
+            if kid in last and (parent not in last or last[kid][0] > last[parent][0]):
+                last[parent] = last[kid]
+    return last
+
+
+def _keep_pulled_in_window(
+    state: _State,
+    pulls: PullRecords | None,
+    last: dict[int, tuple[int, str]],
+    where: str,
+    window: timedelta,
+    rows: set[int],
+) -> None:
+    since = state.now - window
+    gaps = pulls.gaps(since, state.now) if pulls is not None else [(since, state.now)]
+    counts = _pulls_since(state, pulls, since)
+    label = f"{where} {format_duration(window)}"
+    for image in sorted(rows):
+        pulled = last.get(image)
+        if pulled is not None and pulled[0] >= to_micros(since):
+            when = from_micros(pulled[0])
+            by = f" by {pulled[1]}" if pulled[1] else ""
+            n = counts.get(image, 0)
+            state.reasons.keep(
+                image,
+                "pulled-within",
+                f"pulled-within: last pulled {when:%Y-%m-%d %H:%M} UTC{by}, {n} pulls in the "
+                f"window ({label})",
+            )
+        elif gaps:
+            start, end = gaps[0]
+            state.reasons.keep(
+                image,
+                "pulled-within",
+                f"pulled-within: pull records do not cover the window ({label}): nothing "
+                f"recorded {start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC; kept until "
+                "they do",
+            )
+
+
+def _keep_most_recently_pulled(
+    state: _State,
+    pulls: PullRecords | None,
+    last: dict[int, tuple[int, str]],
+    where: str,
+    count: int,
+    rows: set[int],
+) -> None:
+    if pulls is None:  # no records at all: which are the most recent is unknown
+        for image in sorted(rows):
+            state.reasons.keep(
+                image, "pulled-within", f"pulled-within: no pull records ({where}); kept"
+            )
+        return
+    ranked = sorted((r for r in rows if r in last), key=lambda r: (-last[r][0], r))
+    for rank, image in enumerate(ranked[:count], start=1):
+        when = from_micros(last[image][0])
+        state.reasons.keep(
+            image,
+            "pulled-within",
+            f"pulled-within: {where}: {_ordinal(rank)} most recently pulled "
+            f"(last {when:%Y-%m-%d %H:%M} UTC, mostRecentlyPulledCount {count})",
+        )
+
+
+def _pulls_since(state: _State, pulls: PullRecords | None, since: datetime) -> dict[int, int]:
+    """Image row -> pulls recorded from `since`'s day on."""
+    if pulls is None or pulls.days.empty:
+        return {}
+    recent = pulls.days[pulls.days["day"] >= pd.Timestamp(since.date(), tz="UTC")]
+    grouped = recent.groupby(["repository", "digest"])["pulls"].sum()
+    out: dict[int, int] = {}
+    for (repository, digest), n in grouped.items():
+        row = state.images.find((str(repository), str(digest)))
+        if row is not None:
+            out[row] = int(n)
+    return out
 
 
 def _ordinal(n: int) -> str:
@@ -430,6 +563,7 @@ def keep_unreadable(state: _State) -> None:
 
 RULES: tuple[Callable[[_State], None], ...] = (
     keep_images_in_use,
+    keep_pulled_within,
     keep_git_policies,
     keep_pushed_recently,
     keep_listed,

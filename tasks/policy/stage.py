@@ -12,6 +12,7 @@ from tasks.core.errors import ConfigError
 from tasks.core.reference import registry_host
 from tasks.git.extract import GitExtraction
 from tasks.policy.plan import Plan, PlanInputs, build_plan
+from tasks.pulls.records import PullRecords
 from tasks.registry.extract import RegistryExtraction
 
 
@@ -34,6 +35,7 @@ def make_plan(
     cluster: pd.DataFrame | None,
     now: datetime,
     keep_list: list[str],
+    pulls: PullRecords | None = None,
 ) -> Plan:
     """Build the plan from the stage outputs and the keep list (`read_keep_list`)."""
     inputs = PlanInputs(
@@ -44,5 +46,6 @@ def make_plan(
         commits=git.commits if git is not None else None,
         cluster=cluster,
         keep_list=keep_list,
+        pulls=pulls,
     )
     return build_plan(inputs, config, registry_host(config.registry.url), now)

@@ -14,6 +14,7 @@ from tasks.core.config import parse_config
 from tasks.core.frames import typed_frame
 from tasks.git.extract import extract_git
 from tasks.policy.plan import Plan, PlanInputs, build_plan
+from tasks.pulls.records import PullRecords
 from tasks.registry.extract import EDGE_COLUMNS, IMAGE_COLUMNS, TAG_COLUMNS
 
 LABEL = "org.opencontainers.image.revision"
@@ -77,6 +78,7 @@ def plan_for(
     cluster: pd.DataFrame | None = None,
     keep_list: list[str] | None = None,
     chunk: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame,
+    pulls: PullRecords | None = None,
 ) -> Plan:
     """The plan of `registry` and `git` under `config`; `chunk` may rebuild every input frame
     (to vary how the frames are stored)."""
@@ -94,6 +96,7 @@ def plan_for(
         commits=chunk(extraction.commits) if extraction else None,
         cluster=cluster,
         keep_list=keep_list or [],
+        pulls=pulls,
     )
     return build_plan(inputs, cfg, HOST, now)
 

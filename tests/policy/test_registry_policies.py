@@ -96,11 +96,10 @@ def test_the_first_matching_policy_decides_and_unmatched_repositories_keep_unlin
         ({"repositories": ["m/*"]}, "registryPolicies[0]"),
         ({"repositories": [], "mostRecentlyPushedCount": 1}, "registryPolicies[0].repositories"),
         ({"repositories": ["m/*"], "pushedWithin": "soon"}, "registryPolicies[0].pushedWithin"),
-        ({"repositories": ["m/*"], "pulledWithin": "720h"}, "registryPolicies[0]"),
         ({"repositories": ["m/*"], "mostRecentlyPushedCount": -1}, "mostRecentlyPushedCount"),
         ({"repositories": ["m/*"], "tags": ["/[/"], "pushedWithin": "1h"}, "tags[0]"),
     ],
-    ids=["no-rule", "no-repository", "bad-duration", "pulls-not-yet", "negative", "bad-regex"],
+    ids=["no-rule", "no-repository", "bad-duration", "negative", "bad-regex"],
 )
 def test_a_bad_registry_policy_is_a_config_error_naming_it(
     policy: dict[str, Any], field: str

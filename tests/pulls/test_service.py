@@ -306,3 +306,64 @@ def test_the_cli_serves_until_stopped_and_refuses_to_start_without_a_token(
             await store.close()
 
     assert asyncio.run(read()) == (1, 1), err.decode()  # written on the way out; uptime too
+
+
+def test_the_plan_keeps_what_skopeo_pulled_and_fails_closed_on_a_window_it_cannot_see(
+    parts: tuple[Service, LocalRegistry],
+) -> None:
+    """End to end: pulls recorded from the real registry's notifications decide the plan.
+    A window the receiver covered: pulled kept, not pulled deleted. A window longer than its
+    uptime: nothing is known to be unpulled, so nothing goes."""
+    from flows.pipeline import compute_plan, local_stages
+    from tasks.core.config import parse_config
+
+    service, registry = parts
+
+    async def push() -> dict[str, str]:
+        async with RegistryClient(registry.url) as client:
+            return {
+                t: await push_image(client, "app", [t], created=NOW, seed=t)
+                for t in ("pulled", "unpulled")
+            }
+
+    digests = asyncio.run(push())
+    skopeo_inspect(registry, "app:pulled")
+    wait_for(lambda: service.records())
+
+    def plan(window: str) -> dict[str, str]:
+        config = parse_config(
+            {
+                "registry": {"url": registry.url, "repositories": ["app"]},
+                "kubernetes": {"enabled": False},
+                "pulls": {"database": service.database},
+                "cleanup": {
+                    "disableGitHistoryBasedPolicy": True,
+                    "disableBuiltWithinLastNHoursPolicy": True,
+                    "unlinked": "delete",
+                    "keepImagesPulledWithin": window,
+                },
+            }
+        )
+        table = compute_plan(config, datetime.now(UTC), local_stages()).plan.table
+        return dict(zip(table["digest"], table["action"], strict=True))
+
+    assert plan("20s") == {digests["pulled"]: "keep", digests["unpulled"]: "delete"}
+    assert plan("2h") == {digests["pulled"]: "keep", digests["unpulled"]: "keep"}
+
+
+def test_a_store_that_cannot_be_read_stops_the_plan_with_exit_3(
+    parts: tuple[Service, LocalRegistry], tmp_path: Path
+) -> None:
+    from tests.cli import run_cli
+
+    _, registry = parts
+    config = tmp_path / "regsweep.yaml"
+    config.write_text(
+        f"registry: {{url: '{registry.url}', repositories: [app]}}\n"
+        "kubernetes: {enabled: false}\n"
+        "pulls: {database: 'postgresql://reader@127.0.0.1:9/pulls'}\n"
+        "cleanup: {disableGitHistoryBasedPolicy: true, keepImagesPulledWithin: 720h}\n"
+    )
+    done = run_cli("plan", "-c", str(config))
+    assert done.returncode == 3, done.stderr
+    assert "pull records: cannot open" in done.stderr and "Traceback" not in done.stderr

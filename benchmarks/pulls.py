@@ -1,0 +1,200 @@
+"""The pull-record service and the pull rules at scale, measured in one run.
+
+(a) ingest: one `regsweep pulls serve` process (SQLite), pull notifications posted by
+    clients on all cores, one event per envelope (the worst case: Distribution may batch),
+    until all are written; against the registry's own manifest-GET ceiling (a pull is one
+    manifest GET, so the service must take events faster than the registry can serve
+    them)                                                        target >= 3x
+(b) the plan with 1,000,000 recorded digests (keepImagesPulledWithin) against the same plan
+    without pull rules                                           target <= 1.2x
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pandas as pd
+from _common import Results, raw_ceiling
+
+from flows.demo.registry_server import LocalRegistry
+from tasks.core import mediatypes
+from tasks.core.config import parse_config
+from tasks.core.frames import typed_frame
+from tasks.policy.plan import PlanInputs, build_plan
+from tasks.pulls.records import DAY_COLUMNS, LAST_COLUMNS, PullRecords
+from tasks.pulls.store import PullStore
+from tasks.registry.extract import EDGE_COLUMNS
+from tests.servers.storage_seed import seed_storage
+
+EVENTS = int(os.environ.get("REGSWEEP_BENCH_PULL_EVENTS", "20000"))
+DIGESTS = int(os.environ.get("REGSWEEP_BENCH_PULL_DIGESTS", "1000000"))
+TOKEN = "bench-token"
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
+
+
+def _post(job: tuple[str, int, int]) -> None:
+    url, start, count = job
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(headers=headers, timeout=30) as client:
+        for i in range(start, start + count):
+            event = {
+                "action": "pull",
+                "timestamp": NOW.isoformat(),
+                "target": {
+                    "repository": f"bench/r{i % 100}",
+                    "digest": f"sha256:{i:064x}",
+                    "mediaType": mediatypes.OCI_MANIFEST,
+                },
+                "request": {"method": "GET", "useragent": "containerd/1.7"},
+            }
+            client.post(url, json={"events": [event]}).raise_for_status()
+
+
+def ingest_rate(tmp: Path) -> float:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    database = f"sqlite:///{tmp / 'pulls.db'}"
+    config = tmp / "regsweep.yaml"
+    config.write_text(
+        "registry: {url: 'http://127.0.0.1:9'}\nkubernetes: {enabled: false}\n"
+        f"cleanup: {{disableGitHistoryBasedPolicy: true}}\npulls: {{database: '{database}'}}\n"
+    )
+    service = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "pulls",
+            "serve",
+            "-c",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env=dict(os.environ, REGSWEEP_PULLS_TOKEN=TOKEN),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                httpx.get(f"{url}/healthz")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        cores = os.cpu_count() or 1
+        share = EVENTS // cores
+        jobs = [(f"{url}/events", c * share, share) for c in range(cores)]
+        start = time.perf_counter()
+        with multiprocessing.get_context("fork").Pool(cores) as pool:
+            pool.map(_post, jobs)
+
+        async def written() -> int:
+            store = await PullStore(database).open()
+            try:
+                return len(await store.digests())
+            finally:
+                await store.close()
+
+        while asyncio.run(written()) < share * cores:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - start
+    finally:
+        service.terminate()
+        service.wait(30)
+    return share * cores / elapsed
+
+
+def get_ceiling(tmp: Path) -> float:
+    seeded = seed_storage(tmp / "data", repositories=5, tags=3000)
+    with LocalRegistry(tmp) as registry:
+        paths = [f"/v2/{r}/manifests/{t}" for r, t in seeded.tags]
+        accept = {"Accept": mediatypes.ACCEPT}
+        raw_ceiling(registry.url, "GET", paths, accept)  # warm
+        return raw_ceiling(registry.url, "GET", paths, accept)
+
+
+def plan_seconds(with_pulls: bool) -> float:
+    digests = [f"sha256:{i:064x}" for i in range(DIGESTS)]
+    repos = [f"team/app{i % 50:02d}" for i in range(DIGESTS)]
+    images = pd.DataFrame(
+        {
+            "repository": pd.Series(repos, dtype="str"),
+            "digest": pd.Series(digests, dtype="str"),
+            "media_type": pd.Series([mediatypes.OCI_MANIFEST] * DIGESTS, dtype="str"),
+            "created": pd.Series([NOW - timedelta(days=300)] * DIGESTS).astype(
+                "datetime64[us, UTC]"
+            ),
+            "size": pd.Series([1000] * DIGESTS, dtype="int64"),
+            "labels": [{}] * DIGESTS,
+            "annotations": [{}] * DIGESTS,
+            "platform": pd.Series([""] * DIGESTS, dtype="str"),
+            "subject": pd.Series([""] * DIGESTS, dtype="str"),
+            "error": pd.Series([""] * DIGESTS, dtype="str"),
+        }
+    )
+    tags = pd.DataFrame(
+        {
+            "repository": pd.Series(repos, dtype="str"),
+            "tag": pd.Series([f"b{i}" for i in range(DIGESTS)], dtype="str"),
+            "digest": pd.Series(digests, dtype="str"),
+        }
+    )
+    cleanup: dict[str, object] = {"disableGitHistoryBasedPolicy": True, "unlinked": "delete"}
+    pulls = None
+    if with_pulls:
+        cleanup["keepImagesPulledWithin"] = "720h"
+        when = [NOW - timedelta(days=i % 60) for i in range(DIGESTS)]
+        last = pd.DataFrame(
+            {
+                "repository": pd.Series(repos, dtype="str"),
+                "digest": pd.Series(digests, dtype="str"),
+                "last_pull": pd.Series(when).astype("datetime64[us, UTC]"),
+                "user_agents": [["containerd/1.7"]] * DIGESTS,
+            }
+        ).astype(LAST_COLUMNS)
+        days = last.rename(columns={"last_pull": "day"})[["repository", "digest", "day"]]
+        days = days.assign(pulls=1).astype(DAY_COLUMNS)
+        pulls = PullRecords(last, days, [(NOW - timedelta(days=400), NOW)])
+    config = parse_config(
+        {
+            "registry": {"url": "https://reg.bench"},
+            "kubernetes": {"enabled": False},
+            "cleanup": cleanup,
+        }
+    )
+    inputs = PlanInputs(images, tags, typed_frame([], EDGE_COLUMNS), pulls=pulls)
+    start = time.perf_counter()
+    build_plan(inputs, config, "reg.bench", NOW)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    results = Results()
+    with tempfile.TemporaryDirectory() as tmp:
+        ceiling = get_ceiling(Path(tmp) / "registry")
+        rate = ingest_rate(Path(tmp))
+    print(f"(a) registry manifest-GET ceiling {ceiling:8.0f} GET/s")
+    print(f"    our ingest, one process       {rate:8.0f} events/s ({EVENTS} events, 1 each)")
+    without = plan_seconds(with_pulls=False)
+    with_pulls = plan_seconds(with_pulls=True)
+    print(f"(b) plan, {DIGESTS:,} digests: {without:.1f} s; with pull records {with_pulls:.1f} s")
+    results.add("ingest_vs_get_ceiling", rate / ceiling, ">=", 3.0)
+    results.add("plan_with_pulls_vs_without", with_pulls / without, "<=", 1.2)
+    results.exit()
+
+
+if __name__ == "__main__":
+    main()
