@@ -34,6 +34,7 @@ class Catalog:
     tag_names: list[str] = field(default_factory=list)
     edges: list[tuple[int, int]] = field(default_factory=list)  # (index row, child row)
     _row_of: dict[Key, int] | None = None
+    _image_keys: pa.Array | None = None
 
     def __len__(self) -> int:
         return len(self.repositories)
@@ -44,6 +45,16 @@ class Catalog:
     def find(self, key: Key) -> int | None:
         """The row of `key`, None if no tag, edge or image names it."""
         return self._rows().get(key)
+
+    def rows_of(self, frame: pd.DataFrame) -> np.ndarray:
+        """The row of each (repository, digest) of `frame` among the images the registry
+        stage read, -1 where none: one Arrow hash lookup, not a dict per key."""
+        if frame.empty or self.images.empty:
+            return np.full(len(frame), -1, dtype=np.int64)
+        if self._image_keys is None:
+            self._image_keys = _keys(self.images)
+        found = pc.index_in(_keys(frame), value_set=self._image_keys)
+        return np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int64)
 
     def known_mask(self) -> np.ndarray:
         mask = np.zeros(len(self), dtype=bool)

@@ -322,118 +322,114 @@ def keep_pulled_within(state: _State) -> None:
     cleanup, config = state.config.cleanup, state.config
     if not config.uses_pulls:
         return
-    pulls = state.inputs.pulls
-    last = _last_pulls(state, pulls)
-    rules: list[tuple[str, timedelta | None, int | None, set[int]]] = []
+    view = _PullView.of(state, state.inputs.pulls)
     if cleanup.keep_images_pulled_within is not None:
-        everything = set(np.flatnonzero(state.known).tolist())
-        rules.append(
-            ("cleanup.keepImagesPulledWithin", cleanup.keep_images_pulled_within, None, everything)
-        )
+        window = cleanup.keep_images_pulled_within
+        view.keep_in_window(state, "cleanup.keepImagesPulledWithin", window, state.known.copy())
     for (index, _repository), rows in sorted(_policy_candidates(state).items()):
         policy = cleanup.registry_policies[index]
-        if policy.uses_pulls:
-            where = f"cleanup.registryPolicies[{index}]"
-            rules.append((where, policy.pulled_within, policy.most_recently_pulled_count, rows))
-    for where, window, count, rows in rules:
-        if window is not None:
-            _keep_pulled_in_window(state, pulls, last, where, window, rows)
-        if count:
-            _keep_most_recently_pulled(state, pulls, last, where, count, rows)
+        where = f"cleanup.registryPolicies[{index}]"
+        candidates = np.zeros(len(state.images), dtype=bool)
+        candidates[list(rows)] = True
+        if policy.pulled_within is not None:
+            view.keep_in_window(state, where, policy.pulled_within, candidates)
+        if policy.most_recently_pulled_count:
+            view.keep_most_recent(state, where, policy.most_recently_pulled_count, candidates)
 
 
-def _last_pulls(state: _State, pulls: PullRecords | None) -> dict[int, tuple[int, str]]:
-    """Image row -> (last pull in epoch microseconds, its user agent); an index takes its
-    newest child's pull when newer (in edge order: indexes may nest)."""
-    last: dict[int, tuple[int, str]] = {}
-    if pulls is None or pulls.last.empty:
-        return last
-    times = pulls.last["last_pull"].astype("int64").tolist()
-    agents = pulls.last["user_agents"].tolist()
-    keys = zip(pulls.last["repository"].tolist(), pulls.last["digest"].tolist(), strict=True)
-    for (repository, digest), when, agent in zip(keys, times, agents, strict=True):
-        row = state.images.find((repository, digest))
-        if row is not None:
-            last[row] = (int(when), str(agent[0]) if agent else "")
-    for parent, kids in state.children.items():
-        for kid in kids:
-            if kid in last and (parent not in last or last[kid][0] > last[parent][0]):
-                last[parent] = last[kid]
-    return last
+@dataclass
+class _PullView:
+    """The pull records in image rows: last pull (epoch us, -1 never) and its agent per
+    row, an index taking its newest child's; pulls per record day, by row."""
 
+    records: PullRecords | None
+    last: np.ndarray
+    agents: list[str]
+    day_rows: np.ndarray
+    day_micros: np.ndarray
+    day_pulls: np.ndarray
 
-def _keep_pulled_in_window(
-    state: _State,
-    pulls: PullRecords | None,
-    last: dict[int, tuple[int, str]],
-    where: str,
-    window: timedelta,
-    rows: set[int],
-) -> None:
-    since = state.now - window
-    gaps = pulls.gaps(since, state.now) if pulls is not None else [(since, state.now)]
-    counts = _pulls_since(state, pulls, since)
-    label = f"{where} {format_duration(window)}"
-    for image in sorted(rows):
-        pulled = last.get(image)
-        if pulled is not None and pulled[0] >= to_micros(since):
-            when = from_micros(pulled[0])
-            by = f" by {pulled[1]}" if pulled[1] else ""
-            n = counts.get(image, 0)
-            state.reasons.keep(
-                image,
-                "pulled-within",
-                f"pulled-within: last pulled {when:%Y-%m-%d %H:%M} UTC{by}, {n} pulls in the "
-                f"window ({label})",
-            )
-        elif gaps:
-            start, end = gaps[0]
-            state.reasons.keep(
-                image,
-                "pulled-within",
-                f"pulled-within: pull records do not cover the window ({label}): nothing "
-                f"recorded {start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC; kept until "
-                "they do",
-            )
-
-
-def _keep_most_recently_pulled(
-    state: _State,
-    pulls: PullRecords | None,
-    last: dict[int, tuple[int, str]],
-    where: str,
-    count: int,
-    rows: set[int],
-) -> None:
-    if pulls is None:  # no records at all: which are the most recent is unknown
-        for image in sorted(rows):
-            state.reasons.keep(
-                image, "pulled-within", f"pulled-within: no pull records ({where}); kept"
-            )
-        return
-    ranked = sorted((r for r in rows if r in last), key=lambda r: (-last[r][0], r))
-    for rank, image in enumerate(ranked[:count], start=1):
-        when = from_micros(last[image][0])
-        state.reasons.keep(
-            image,
-            "pulled-within",
-            f"pulled-within: {where}: {_ordinal(rank)} most recently pulled "
-            f"(last {when:%Y-%m-%d %H:%M} UTC, mostRecentlyPulledCount {count})",
+    @classmethod
+    def of(cls, state: _State, pulls: PullRecords | None) -> _PullView:
+        size = len(state.images)
+        last = np.full(size, -1, dtype=np.int64)
+        agents = [""] * size
+        empty = np.zeros(0, dtype=np.int64)
+        if pulls is None:
+            return cls(None, last, agents, empty, empty, empty)
+        rows = state.images.rows_of(pulls.last)
+        micros = pulls.last["last_pull"].astype("int64").to_numpy()
+        found = rows >= 0
+        last[rows[found]] = micros[found]
+        user_agents = pulls.last["user_agents"].tolist()
+        for row, listed in zip(rows[found].tolist(), np.flatnonzero(found).tolist(), strict=True):
+            agents[row] = str(user_agents[listed][0]) if user_agents[listed] else ""
+        for parent, kids in state.children.items():  # in edge order: indexes may nest
+            for kid in kids:
+                if last[kid] > last[parent]:
+                    last[parent], agents[parent] = last[kid], agents[kid]
+        day_rows = state.images.rows_of(pulls.days)
+        keep = day_rows >= 0
+        return cls(
+            pulls,
+            last,
+            agents,
+            day_rows[keep],
+            pulls.days["day"].astype("int64").to_numpy()[keep],
+            pulls.days["pulls"].to_numpy()[keep],
         )
 
+    def keep_in_window(
+        self, state: _State, where: str, window: timedelta, candidates: np.ndarray
+    ) -> None:
+        since = state.now - window
+        since_us = to_micros(since)
+        label = f"{where} {format_duration(window)}"
+        pulled = np.flatnonzero(candidates & (self.last >= since_us))
+        day_start = to_micros(datetime(since.year, since.month, since.day, tzinfo=since.tzinfo))
+        recent = self.day_micros >= day_start
+        counts = np.bincount(
+            self.day_rows[recent], weights=self.day_pulls[recent], minlength=len(self.last)
+        )
+        whens = np.datetime_as_string(self.last[pulled].astype("datetime64[us]"), unit="m")
+        for image, when in zip(pulled.tolist(), whens.tolist(), strict=True):
+            by = f" by {self.agents[image]}" if self.agents[image] else ""
+            state.reasons.keep(
+                image,
+                "pulled-within",
+                f"pulled-within: last pulled {when.replace('T', ' ')} UTC{by}, "
+                f"{int(counts[image])} pulls in the window ({label})",
+            )
+        gaps = self.records.gaps(since, state.now) if self.records else [(since, state.now)]
+        if not gaps:
+            return
+        start, end = gaps[0]
+        why = (
+            f"pulled-within: pull records do not cover the window ({label}): nothing "
+            f"recorded {start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC; kept until they do"
+        )
+        for image in np.flatnonzero(candidates & (self.last < since_us)).tolist():
+            state.reasons.keep(image, "pulled-within", why)
 
-def _pulls_since(state: _State, pulls: PullRecords | None, since: datetime) -> dict[int, int]:
-    """Image row -> pulls recorded from `since`'s day on."""
-    if pulls is None or pulls.days.empty:
-        return {}
-    recent = pulls.days[pulls.days["day"] >= pd.Timestamp(since.date(), tz="UTC")]
-    grouped = recent.groupby(["repository", "digest"])["pulls"].sum()
-    out: dict[int, int] = {}
-    for (repository, digest), n in grouped.items():
-        row = state.images.find((str(repository), str(digest)))
-        if row is not None:
-            out[row] = int(n)
-    return out
+    def keep_most_recent(
+        self, state: _State, where: str, count: int, candidates: np.ndarray
+    ) -> None:
+        if self.records is None:  # no records at all: which are the most recent is unknown
+            for image in np.flatnonzero(candidates).tolist():
+                state.reasons.keep(
+                    image, "pulled-within", f"pulled-within: no pull records ({where}); kept"
+                )
+            return
+        pulled = np.flatnonzero(candidates & (self.last >= 0))
+        ranked = pulled[np.lexsort((pulled, -self.last[pulled]))][:count]
+        for rank, image in enumerate(ranked.tolist(), start=1):
+            when = from_micros(int(self.last[image]))
+            state.reasons.keep(
+                image,
+                "pulled-within",
+                f"pulled-within: {where}: {_ordinal(rank)} most recently pulled "
+                f"(last {when:%Y-%m-%d %H:%M} UTC, mostRecentlyPulledCount {count})",
+            )
 
 
 def _ordinal(n: int) -> str:
