@@ -157,7 +157,7 @@ def test_every_stage_has_the_same_face() -> None:
     for module in modules():
         package, _, leaf = module.rpartition(".")
         by_package[package].add(leaf)
-    for stage in ("registry", "git", "cluster", "policy", "delete"):
+    for stage in ("registry", "git", "cluster", "pulls", "policy", "delete"):
         assert {"stage", "task"} <= by_package[f"tasks.{stage}"], stage
-    for stage in ("registry", "git", "cluster", "delete"):
+    for stage in ("registry", "git", "cluster", "pulls", "delete"):
         assert "errors" in by_package[f"tasks.{stage}"], stage

@@ -346,7 +346,9 @@ class RegistryClient:
         realm = params.get("realm")
         if not realm:
             raise InvalidResponse(f"{self.host}: bearer challenge without a realm")
-        query: dict[str, str] = {"scope": params.get("scope", scope)}
+        query: dict[str, str] = {}
+        if params.get("scope", scope):  # none for `/v2/` itself: ask for no scope at all
+            query["scope"] = params.get("scope", scope)
         if "service" in params:
             query["service"] = params["service"]
         headers = {}

@@ -288,3 +288,19 @@ def test_credentials_never_reach_a_run_directory_an_artifact_or_a_failure(
         assert secret not in artifacts
         assert secret not in repr(result)
         assert secret not in str(failed.value)
+
+
+def test_the_v2_probe_of_run_and_check_passes_a_token_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tokens: TokenServer
+) -> None:
+    """`GET /v2/` (run's preflight, check's first line) on a bearer-token registry: a token
+    asked for no scope at all (not `scope=`), and the probe answers."""
+    from tasks.registry.stage import probe_registry
+
+    monkeypatch.setenv("REGSWEEP_REGISTRY_USERNAME", tokens.username)
+    monkeypatch.setenv("REGSWEEP_REGISTRY_PASSWORD", tokens.password)
+    with _token_registry(tmp_path, tokens) as reg:
+        config = parse_config({"registry": {"url": reg.url, "repositories": ["bench/*"]}} | NO_GIT)
+        before = len(tokens.issued)
+        probe_registry(config)  # raises unless /v2/ answered 200 with the token
+    assert tokens.issued[before:] == []  # the token was asked for no scope, not `scope=`
