@@ -14,9 +14,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -26,7 +23,7 @@ import httpx
 import pandas as pd
 from _common import Results, raw_ceiling
 
-from flows.demo.registry_server import LocalRegistry
+from flows.demo.registry_server import LocalRegistry, free_port
 from tasks.core import mediatypes
 from tasks.core.config import parse_config
 from tasks.core.frames import typed_frame
@@ -34,6 +31,7 @@ from tasks.policy.plan import PlanInputs, build_plan
 from tasks.pulls.records import DAY_COLUMNS, LAST_COLUMNS, PullRecords
 from tasks.pulls.store import PullStore
 from tasks.registry.extract import EDGE_COLUMNS
+from tests.servers.pulls_process import start_pulls_serve
 from tests.servers.storage_seed import seed_storage
 
 EVENTS = int(os.environ.get("REGSWEEP_BENCH_PULL_EVENTS", "20000"))
@@ -61,39 +59,16 @@ def _post(job: tuple[str, int, int]) -> None:
 
 
 def ingest_rate(tmp: Path) -> float:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     database = f"sqlite:///{tmp / 'pulls.db'}"
     config = tmp / "regsweep.yaml"
     config.write_text(
         "registry: {url: 'http://127.0.0.1:9'}\nkubernetes: {enabled: false}\n"
         f"cleanup: {{disableGitHistoryBasedPolicy: true}}\npulls: {{database: '{database}'}}\n"
     )
-    service = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flows.cli",
-            "pulls",
-            "serve",
-            "-c",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
-        env=dict(os.environ, REGSWEEP_PULLS_TOKEN=TOKEN),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    service = start_pulls_serve(config, port, dict(os.environ, REGSWEEP_PULLS_TOKEN=TOKEN))
     url = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            try:
-                httpx.get(f"{url}/healthz")
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
         cores = os.cpu_count() or 1
         share = EVENTS // cores
         jobs = [(f"{url}/events", c * share, share) for c in range(cores)]

@@ -162,6 +162,13 @@ class _State:
     subjects: dict[int, list[tuple[str, int | None]]]
     kept: np.ndarray
     held: set[int] = field(default_factory=set)
+    _candidates: dict[tuple[int, str], set[int]] | None = None
+
+    def policy_candidates(self) -> dict[tuple[int, str], set[int]]:
+        """`_policy_candidates`, walked once for the push and the pull rules."""
+        if self._candidates is None:
+            self._candidates = _policy_candidates(self)
+        return self._candidates
 
     @classmethod
     def start(cls, inputs: PlanInputs, config: Config, registry_host: str, now: datetime) -> _State:
@@ -266,7 +273,7 @@ def keep_pushed_recently(state: _State) -> None:
     newest and those pushed within `pushedWithin` (an index is as new as its newest child;
     an image with no `created` is ranked last and is never "within")."""
     cleanup = state.config.cleanup
-    for (index, repository), rows in sorted(_policy_candidates(state).items()):
+    for (index, repository), rows in sorted(state.policy_candidates().items()):
         policy = cleanup.registry_policies[index]
         where = f"cleanup.registryPolicies[{index}]"
         if policy.most_recently_pushed_count:
@@ -326,7 +333,7 @@ def keep_pulled_within(state: _State) -> None:
     if cleanup.keep_images_pulled_within is not None:
         window = cleanup.keep_images_pulled_within
         view.keep_in_window(state, "cleanup.keepImagesPulledWithin", window, state.known.copy())
-    for (index, _repository), rows in sorted(_policy_candidates(state).items()):
+    for (index, _repository), rows in sorted(state.policy_candidates().items()):
         policy = cleanup.registry_policies[index]
         where = f"cleanup.registryPolicies[{index}]"
         candidates = np.zeros(len(state.images), dtype=bool)

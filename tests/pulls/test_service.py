@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -20,11 +19,12 @@ import pytest
 import uvicorn
 
 from flows.demo.images import push_image
-from flows.demo.registry_server import LocalRegistry
+from flows.demo.registry_server import LocalRegistry, free_port
 from tasks.pulls.service import make_app
 from tasks.pulls.store import DigestPulls, PullStore
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import scan_registry
+from tests.servers.pulls_process import start_pulls_serve
 
 TOKEN = "pull-token-for-tests"
 NOW = datetime.now(UTC)
@@ -34,9 +34,7 @@ class Service:
     """The service in a thread, on a free port, as uvicorn runs it."""
 
     def __init__(self, database: str, ignore: list[str] | None = None) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.database = database
         self.app = make_app(PullStore(database), TOKEN, ignore or [])
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
@@ -235,7 +233,6 @@ def test_the_cli_serves_until_stopped_and_refuses_to_start_without_a_token(
 ) -> None:
     import os
     import signal
-    import sys
 
     from tests.cli import run_cli
 
@@ -248,36 +245,12 @@ def test_the_cli_serves_until_stopped_and_refuses_to_start_without_a_token(
     bare = {k: v for k, v in os.environ.items() if k != "REGSWEEP_PULLS_TOKEN"}
     refused = run_cli("pulls", "serve", "-c", str(config), env=bare)
     assert refused.returncode == 2 and "REGSWEEP_PULLS_TOKEN" in refused.stderr
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flows.cli",
-            "pulls",
-            "serve",
-            "-c",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
-        env=bare | {"REGSWEEP_PULLS_TOKEN": TOKEN},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    port = free_port()
+    process = start_pulls_serve(
+        config, port, bare | {"REGSWEEP_PULLS_TOKEN": TOKEN}, stderr=subprocess.PIPE
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and process.poll() is None, "did not start"
-            time.sleep(0.1)
         event = {
             "events": [
                 {

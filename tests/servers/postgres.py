@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from flows.demo.registry_server import free_port
+
 
 def _binary(name: str) -> str:
     found = shutil.which(name) or next(
@@ -30,9 +32,7 @@ class Postgres:
         # Its own directory under /tmp: pytest's are private to root, and the server runs
         # as `postgres`.
         self.root = Path(tempfile.mkdtemp(prefix="regsweep-postgres-"))
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
 
     @property
     def url(self) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import ipaddress
 import json
 import secrets
 import ssl
@@ -28,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from flows.demo.loopback import LoopbackServer
+from flows.demo.loopback import LoopbackServer, loopback_tls
 
 SERVICE = "regsweep-test-registry"
 ISSUER = "regsweep-test-token-server"
@@ -69,34 +68,10 @@ class TokenServer(LoopbackServer):
             .sign(self._key, hashes.SHA256())
         )
         self.cert_path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
-        tls_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-        tls_cert = (
-            x509.CertificateBuilder()
-            .subject_name(tls_name)
-            .issuer_name(tls_name)
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-            .sign(self._key, hashes.SHA256())
-        )
+        # https for the realm: a fresh certificate for 127.0.0.1; clients trust `ca_file`.
+        self._tls, pem = loopback_tls()
         self.ca_file = self.cert_path.with_name(self.cert_path.stem + "-tls-ca.pem")
-        self.ca_file.write_bytes(tls_cert.public_bytes(serialization.Encoding.PEM))
-        key_file = self.cert_path.with_name(self.cert_path.stem + "-tls-key.pem")
-        key_file.write_bytes(
-            self._key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._tls.load_cert_chain(self.ca_file, key_file)
+        self.ca_file.write_bytes(pem)
 
     def tls_context(self) -> ssl.SSLContext | None:
         return self._tls
