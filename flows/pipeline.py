@@ -10,29 +10,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from tasks.core.config import Config
 from tasks.core.progress import ScanProgress
-from tasks.git.extract import GitExtraction
-from tasks.policy.plan import Plan
 from tasks.policy.stage import make_plan, read_keep_list
-from tasks.pulls.records import PullRecords
-from tasks.registry.extract import RegistryExtraction
 
-PlanStep = Callable[
-    [
-        Config,
-        RegistryExtraction,
-        GitExtraction | None,
-        pd.DataFrame | None,
-        datetime,
-        list[str],
-        PullRecords | None,
-    ],
-    Plan,
-]
+if TYPE_CHECKING:  # imported where used: `regsweep plan` imports pandas during its scan
+    import pandas as pd
+
+    from tasks.git.extract import GitExtraction
+    from tasks.policy.plan import Plan
+    from tasks.pulls.records import PullRecords
+    from tasks.registry.extract import RegistryExtraction
+
+    PlanStep = Callable[
+        [
+            Config,
+            RegistryExtraction,
+            GitExtraction | None,
+            pd.DataFrame | None,
+            datetime,
+            list[str],
+            PullRecords | None,
+        ],
+        Plan,
+    ]
 
 
 @dataclass(frozen=True)
@@ -72,17 +75,39 @@ def compute_plan(config: Config, now: datetime, stages: Stages) -> Planned:
 
 
 def local_stages(progress: ScanProgress | None = None) -> Stages:
-    """Every stage in this process, without Prefect (`regsweep plan`, `explain`)."""
-    from tasks.cluster.stage import read_cluster
-    from tasks.git.stage import read_git
-    from tasks.pulls.stage import read_pulls
+    """Every stage in this process, without Prefect (`regsweep plan`, `explain`).
+
+    Each stage is imported when it runs (Kubernetes' client and SQLAlchemy only when the
+    configuration uses them), and pandas imports on another thread while the registry scan
+    waits on the network (tasks.core.preload)."""
+    from tasks.core import preload
     from tasks.registry.stage import read_registry
+
+    preload.start()
+
+    def git(config: Config) -> GitExtraction | None:
+        preload.wait()
+        from tasks.git.stage import read_git
+
+        return read_git(config)
+
+    def cluster(config: Config) -> pd.DataFrame | None:
+        preload.wait()
+        from tasks.cluster.stage import read_cluster
+
+        return read_cluster(config)
+
+    def pulls(config: Config) -> PullRecords | None:
+        preload.wait()
+        from tasks.pulls.stage import read_pulls
+
+        return read_pulls(config)
 
     return Stages(
         registry=lambda config: read_registry(config, progress),
-        git=read_git,
-        cluster=read_cluster,
-        pulls=read_pulls,
+        git=git,
+        cluster=cluster,
+        pulls=pulls,
     )
 
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from tasks.core.config import Config
 from tasks.core.errors import ConfigError
 from tasks.core.reference import registry_host
-from tasks.git.extract import GitExtraction
-from tasks.policy.plan import Plan, PlanInputs, build_plan
-from tasks.pulls.records import PullRecords
-from tasks.registry.extract import RegistryExtraction
+
+if TYPE_CHECKING:  # the plan's pandas is imported when a plan is made (tasks.core.preload)
+    import pandas as pd
+
+    from tasks.git.extract import GitExtraction
+    from tasks.policy.plan import Plan
+    from tasks.pulls.records import PullRecords
+    from tasks.registry.extract import RegistryExtraction
 
 
 def read_keep_list(config: Config) -> list[str]:
@@ -38,6 +41,8 @@ def make_plan(
     pulls: PullRecords | None = None,
 ) -> Plan:
     """Build the plan from the stage outputs and the keep list (`read_keep_list`)."""
+    from tasks.policy.plan import PlanInputs, build_plan
+
     inputs = PlanInputs(
         images=registry.images,
         tags=registry.tags,

@@ -39,11 +39,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pandas as pd
-
-from tasks.core.frames import typed_frame
+from tasks.core import preload
 from tasks.core.progress import ScanProgress
 from tasks.registry.blob import get_blob
 from tasks.registry.client import RegistryClient
@@ -57,6 +55,9 @@ from tasks.registry.manifest import (
 )
 from tasks.registry.repositories import is_glob, list_repositories, select_repositories
 from tasks.registry.tag import list_tags
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 T = TypeVar("T")
 
@@ -253,6 +254,8 @@ def cache_is_warm(client: RegistryClient) -> bool:
 
 def merge_extractions(parts: list[RegistryExtraction]) -> RegistryExtraction:
     """One extraction from extractions of disjoint sets of repositories."""
+    import pandas as pd
+
     return RegistryExtraction(
         **{
             f.name: pd.concat([getattr(p, f.name) for p in parts], ignore_index=True)
@@ -403,6 +406,11 @@ def _platform(value: Any) -> str:
 
 
 def _to_frames(repos: list[_Repository]) -> RegistryExtraction:
+    preload.wait()  # pandas may be importing on another thread (tasks.core.preload)
+    import pandas as pd
+
+    from tasks.core.frames import typed_frame
+
     images: list[dict[str, Any]] = []
     tags: dict[str, list[str]] = {name: [] for name in TAG_COLUMNS}
     edges: list[dict[str, Any]] = []
@@ -500,6 +508,8 @@ def _created(config: dict[str, Any]) -> str | None:
     try:  # the common RFC 3339 forms, fast; pandas for the rest of ISO 8601
         datetime.fromisoformat(value)
     except ValueError:
+        import pandas as pd
+
         try:
             pd.Timestamp(value)
         except ValueError:
