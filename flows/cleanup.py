@@ -17,7 +17,7 @@ from prefect.states import Failed
 
 from flows.history import PLAN_ARTIFACT, REPORT_ARTIFACT
 from flows.pipeline import Stages, compute_plan, parse_now
-from flows.report import RunReport, stage_notes, write_plan
+from flows.report import RunReport, pull_gap_notes, stage_notes, write_plan
 from flows.result import RunResult, problems, refusals, run_failure
 from flows.scale_out import (
     dask_slots,
@@ -84,7 +84,7 @@ def cleanup(
     planned = compute_plan(config, moment, stages)
     plan, registry, cluster = planned.plan, planned.registry, planned.cluster
     plan_path = write_plan(plan.table, run_dir / "plan.parquet")
-    save_inputs(run_dir, config, moment, registry, planned.git, cluster, planned.keep_list)
+    save_inputs(run_dir, config, moment, planned)
     logger.info("plan saved to %s (inputs for what-if analysis beside it)", plan_path)
 
     ledger_path = Path(ledger).expanduser() if ledger else run_dir / "ledger.jsonl"
@@ -103,7 +103,7 @@ def cleanup(
     delete_step = delete_fanned_out if slots else delete_task
     results: pd.DataFrame = delete_step(config, plan.table, registry, request)
 
-    notes = stage_notes(config, registry)
+    notes = stage_notes(config, registry) + pull_gap_notes(plan)
     unknown = sum(len(v) for v in plan.unknown_commits.values())
     if unknown:
         notes.append(f"{unknown} image link(s) name commits Git does not know")
@@ -115,7 +115,8 @@ def cleanup(
                 f"cluster images on other registries (not this one or an alias): {listing}"
             )
     incomplete = registry.incomplete()
-    report = RunReport.build(plan.table, registry.blobs, results, incomplete, notes)
+    activity = planned.pulls.activity(moment) if planned.pulls is not None else None
+    report = RunReport.build(plan.table, registry.blobs, results, incomplete, notes, activity)
     create_table_artifact(
         key=PLAN_ARTIFACT,
         table=report.summary_with_outcomes().to_dict(orient="records"),

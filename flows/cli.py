@@ -270,13 +270,13 @@ def plan(
         planned = plan_here(cfg, moment, show_progress=output == "table")
     except expected_errors() as exc:
         raise fail(exc) from None
-    from flows.report import plan_document, stage_notes, write_plan
+    from flows.report import plan_document, pull_gap_notes, stage_notes, write_plan
     from tasks.policy.summary import summarise
 
     if out is not None:
         write_plan(planned.plan.table, out)
         errors.print(f"plan written to {out}", soft_wrap=True, highlight=False, markup=False)
-    notes = stage_notes(cfg, planned.registry)
+    notes = stage_notes(cfg, planned.registry) + pull_gap_notes(planned.plan)
     if output == "json":
         print_json(plan_document(cfg, moment, planned, notes))
     else:

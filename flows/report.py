@@ -36,6 +36,7 @@ class RunReport:
     results: pd.DataFrame
     incomplete: list[str]
     notes: list[str] = field(default_factory=list)
+    pulls: pd.DataFrame | None = None  # PullRecords.activity(): per repository, when pulled
 
     @classmethod
     def build(
@@ -45,8 +46,9 @@ class RunReport:
         results: pd.DataFrame,
         incomplete: list[str],
         notes: list[str],
+        pulls: pd.DataFrame | None = None,
     ) -> RunReport:
-        return cls(summarise(plan, blobs), by_reason(plan), results, incomplete, notes)
+        return cls(summarise(plan, blobs), by_reason(plan), results, incomplete, notes, pulls)
 
     def summary_with_outcomes(self) -> pd.DataFrame:
         """The summary plus `deleted_in_run`: digests this run really deleted, per repository."""
@@ -82,7 +84,29 @@ class RunReport:
             lines.append("")
             lines.append("Not touched (listing incomplete): " + ", ".join(self.incomplete))
         lines += [f"- {note}" for note in self.notes]
+        if self.pulls is not None:
+            lines += ["", *self._pull_lines()]
         return "\n".join(lines) + "\n"
+
+    def _pull_lines(self) -> list[str]:
+        assert self.pulls is not None
+        if self.pulls.empty:
+            return ["Pull activity: no pull recorded (regsweep pulls serve)."]
+        windows = [c for c in self.pulls.columns if c.startswith("pulls_")]
+        heads = " | ".join(
+            f"pulls, last {c.removeprefix('pulls_').removesuffix('d')} days" for c in windows
+        )
+        lines = [
+            "Pull activity (regsweep pulls serve):",
+            "",
+            f"| repository | last pull | digests pulled | {heads} |",
+            "|---|---|---:|" + "---:|" * len(windows),
+        ]
+        for row in self.pulls.to_dict(orient="records"):
+            counts = " | ".join(str(row[c]) for c in windows)
+            last = row["last_pull"].strftime("%Y-%m-%d %H:%M UTC")
+            lines.append(f"| {row['repository']} | {last} | {row['digests']} | {counts} |")
+        return lines
 
 
 def write_plan(plan: pd.DataFrame, path: Path) -> Path:
@@ -112,6 +136,23 @@ def stage_notes(config: Config, registry: RegistryExtraction | None = None) -> l
     if not config.uses_git:
         notes.append("Git-history policy disabled by configuration")
     return notes
+
+
+PULL_GAP = "pulled-within: pull records do not cover the window"
+
+
+def pull_gap_notes(plan: Plan) -> list[str]:
+    """The images kept only because the pull records have a gap (fail closed), counted,
+    with the first gap's evidence: until the receivers' uptime covers the window."""
+    gapped = [
+        next(w for w in why if w.startswith(PULL_GAP))
+        for why in plan.evidence.values()
+        if any(w.startswith(PULL_GAP) for w in why)
+    ]
+    if not gapped:
+        return []
+    detail = gapped[0].removeprefix("pulled-within: ")
+    return [f"{len(gapped)} image(s) kept because {detail}"]
 
 
 _GIT_POLICY = re.compile(r"^git-policy\[(\d+)\]")

@@ -1,8 +1,9 @@
 """What a run saw, saved beside its plan, so a notebook can re-plan without the registry.
 
 `<run dir>/inputs/` holds the registry frames (images, tags, index_edges, blobs, status),
-the Git frames (refs, commits) and the cluster frame when those stages ran, as Parquet, plus
-`run.json` (the configuration and the run's `now`). `replan` builds the plan again from
+the Git frames (refs, commits), the cluster frame and the pull records (pulls_last,
+pulls_days, pulls_uptime) when those stages ran, as Parquet, plus `run.json` (the
+configuration, the run's `now` and its keep list). `replan` builds the plan again from
 them under other keepPolicies or another `now`: a what-if that touches nothing.
 """
 
@@ -16,35 +17,37 @@ from typing import Any
 
 import pandas as pd
 
-from flows.pipeline import Stages, compute_plan
+from flows.pipeline import Planned, Stages, compute_plan
 from tasks.core.config import Config, parse_config
 from tasks.core.frames import STRING_LISTS, typed_frame
 from tasks.git.extract import GitExtraction
 from tasks.policy.plan import Plan, PlanInputs
+from tasks.pulls.records import PullRecords
 from tasks.registry.extract import BLOB_COLUMNS, STATUS_COLUMNS, RegistryExtraction
 
 _JSON_COLUMNS = ("labels", "annotations")  # dict columns: Parquet wants one shape per column
+_UPTIME_COLUMNS = {"started": "datetime64[us, UTC]", "last_seen": "datetime64[us, UTC]"}
 
 
-def save_inputs(
-    run_dir: Path,
-    config: Config,
-    now: datetime,
-    registry: RegistryExtraction,
-    git: GitExtraction | None,
-    cluster: pd.DataFrame | None,
-    keep_list: list[str],
-) -> Path:
+def save_inputs(run_dir: Path, config: Config, now: datetime, planned: Planned) -> Path:
     """Write the run's stage outputs under `run_dir/inputs`; return that directory."""
     out = run_dir / "inputs"
     out.mkdir(parents=True, exist_ok=True)
     frames: dict[str, pd.DataFrame] = {
-        f.name: getattr(registry, f.name) for f in fields(RegistryExtraction)
+        f.name: getattr(planned.registry, f.name) for f in fields(RegistryExtraction)
     }
-    if git is not None:
-        frames |= {"refs": git.refs, "commits": git.commits}
-    if cluster is not None:
-        frames["cluster"] = cluster
+    if planned.git is not None:
+        frames |= {"refs": planned.git.refs, "commits": planned.git.commits}
+    if planned.cluster is not None:
+        frames["cluster"] = planned.cluster
+    if planned.pulls is not None:
+        frames |= {
+            "pulls_last": planned.pulls.last,
+            "pulls_days": planned.pulls.days,
+            "pulls_uptime": pd.DataFrame(
+                planned.pulls.uptime, columns=["started", "last_seen"]
+            ).astype(_UPTIME_COLUMNS),
+        }
     for name, frame in frames.items():
         flat = frame.copy()
         for column in _JSON_COLUMNS:
@@ -56,7 +59,7 @@ def save_inputs(
     run = {
         "config": config.model_dump(mode="json", by_alias=True, exclude_none=True),
         "now": now.isoformat(),
-        "keep_list": keep_list,
+        "keep_list": planned.keep_list,
     }
     (out / "run.json").write_text(json.dumps(run, indent=2))
     return out
@@ -77,7 +80,21 @@ def load_inputs(run_dir: Path) -> tuple[Config, datetime, PlanInputs]:
                 data[column] = data[column].map(json.loads)
         if "parents" in data:  # the dtype the Git stage documents
             data["parents"] = data["parents"].map(list).astype(STRING_LISTS)
+        if "user_agents" in data:  # the object column of lists tasks.pulls.records documents
+            data["user_agents"] = data["user_agents"].map(list)
         return data
+
+    pulls = None
+    last, days, uptime = frame("pulls_last"), frame("pulls_days"), frame("pulls_uptime")
+    if last is not None and days is not None and uptime is not None:
+        pulls = PullRecords(
+            last=last,
+            days=days,
+            uptime=[
+                (started.to_pydatetime(), seen.to_pydatetime())
+                for started, seen in zip(uptime["started"], uptime["last_seen"], strict=True)
+            ],
+        )
 
     images, tags, edges = frame("images"), frame("tags"), frame("index_edges")
     assert images is not None and tags is not None and edges is not None, f"{folder} is partial"
@@ -89,6 +106,7 @@ def load_inputs(run_dir: Path) -> tuple[Config, datetime, PlanInputs]:
         commits=frame("commits"),
         cluster=frame("cluster"),
         keep_list=list(run.get("keep_list", [])),
+        pulls=pulls,
     )
     return parse_config(run["config"]), datetime.fromisoformat(run["now"]), inputs
 
@@ -110,6 +128,7 @@ def saved_stages(inputs: PlanInputs) -> Stages:
         git=lambda _: git,
         cluster=lambda _: inputs.cluster,
         keep_list=lambda _: inputs.keep_list,
+        pulls=lambda _: inputs.pulls,
     )
 
 

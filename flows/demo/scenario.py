@@ -14,6 +14,9 @@ import yaml
 from flows.demo.gitrepo import GitRepoBuilder
 from flows.demo.images import push_image, push_index
 from flows.demo.kube_api import KubeAPIFixture, helm_release_secret, pod, workload
+from tasks.pulls.events import PullEvent
+from tasks.pulls.service import Receiver
+from tasks.pulls.store import PullStore
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import NotFound
 from tasks.registry.manifest import get_manifest
@@ -184,6 +187,24 @@ def build_scenario(root: Path, registry_url: str, kube: KubeAPIFixture, now: dat
             ),
         )
 
+    # Pull records, as `regsweep pulls serve` would have written them from the registry's
+    # notifications over the last 40 days: the old main images pulled by the cluster, the
+    # worker from a deleted branch pulled 3 days ago by a VM nobody told regsweep about (kept:
+    # pulled-within), and a scanner that pulls everything (ignored by user agent).
+    database = f"sqlite:///{root / 'pulls.db'}"
+    events = [
+        PullEvent("demo/app", d[f"main{i}"], "", now - k * day, "containerd/1.7.24", "10.0.0.5")
+        for i in (0, 1, 4, 5)
+        for k in range(1, 40, 2 + i)
+    ]
+    events.append(PullEvent("demo/worker", d["worker1"], "", now - 3 * day, "cri-o/1.30", "vm-7"))
+    events += [
+        PullEvent(Scenario.repository_of(n), digest, "", now - day, "Trivy/0.57", "10.0.0.9")
+        for n, digest in d.items()
+    ]
+    ignored = ["Trivy/*"]
+    asyncio.run(_seed_pulls(database, events, ignored, since=now - 40 * day, now=now))
+
     config = {
         "registry": {"url": registry_url, "repositories": ["demo/*"]},
         "git": {"path": str(git.checkout_path)},
@@ -196,7 +217,9 @@ def build_scenario(root: Path, registry_url: str, kube: KubeAPIFixture, now: dat
             ],
             "keepImagesBuiltWithinLastNHours": 2,
             "unlinked": "keep",
+            "keepImagesPulledWithin": "720h",
         },
+        "pulls": {"database": database, "ignoreUserAgents": ignored},
     }
     scenario.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     scenario.expect_kept = {
@@ -211,11 +234,26 @@ def build_scenario(root: Path, registry_url: str, kube: KubeAPIFixture, now: dat
         "debug",  # unlinked
         "fresh",  # built 30 minutes ago
         "worker0",  # running in a pod (by digest), though its branch is gone
+        "worker1",  # its branch is gone, but a VM pulled it 3 days ago
         "worker2",
         "worker3",  # commits on main; main[1] is tagged v1.0.0
     }
-    scenario.expect_deleted = {"main2", "login0", "login1", "old0", "old1", "worker1"}
+    scenario.expect_deleted = {"main2", "login0", "login1", "old0", "old1"}
     return scenario
+
+
+async def _seed_pulls(
+    database: str, events: list[PullEvent], ignored: list[str], since: datetime, now: datetime
+) -> None:
+    """Store what the service would have kept of `events` (its own user-agent filter), and a
+    receiver up from `since` to `now`."""
+    store = await PullStore(database).open()
+    receiver = Receiver(store, token="", ignore_user_agents=ignored)
+    try:
+        await store.record(e for e in events if receiver.counts(e))
+        await store.heartbeat("demo-receiver", since, now)
+    finally:
+        await store.close()
 
 
 def now_for_demo() -> datetime:

@@ -22,6 +22,8 @@ LAST_COLUMNS = {
 DAY_COLUMNS = {"repository": "str", "digest": "str", "day": "datetime64[us, UTC]", "pulls": "int64"}
 # A receiver's heartbeat comes every 10 s: a silence shorter than this is not a gap.
 GAP_TOLERANCE = timedelta(seconds=30)
+# The report's and the notebook's windows: "reclaimable if the window were 7/30/90 days".
+ACTIVITY_DAYS = (7, 30, 90)
 
 
 @dataclass
@@ -44,3 +46,24 @@ class PullRecords:
         if until - cursor > GAP_TOLERANCE:
             gaps.append((cursor, until))
         return [(a, b) for a, b in gaps if a < until]
+
+    def activity(self, now: datetime, windows: tuple[int, ...] = ACTIVITY_DAYS) -> pd.DataFrame:
+        """Per repository: the last pull, the digests ever pulled and the pulls in each
+        window of `windows` days up to `now` (columns `pulls_7d`...): the report's table."""
+        columns = ["repository", "last_pull", "digests", *(f"pulls_{d}d" for d in windows)]
+        if self.last.empty:
+            return pd.DataFrame(columns=columns)
+        table = self.last.groupby("repository").agg(
+            last_pull=("last_pull", "max"), digests=("digest", "nunique")
+        )
+        for days in windows:
+            since = now - timedelta(days=days)  # its whole day counts, as in the pull rules
+            recent = self.days[
+                self.days["day"]
+                >= datetime(since.year, since.month, since.day, tzinfo=since.tzinfo)
+            ]
+            table[f"pulls_{days}d"] = recent.groupby("repository")["pulls"].sum()
+        table = table.fillna(0).reset_index()
+        for days in windows:
+            table[f"pulls_{days}d"] = table[f"pulls_{days}d"].astype("int64")
+        return table[columns].sort_values("repository", ignore_index=True)

@@ -42,5 +42,6 @@ def test_retention_notebook_runs_on_demo_runs(
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     runs = Path(dry.run_dir).parent
-    figures = [run / "reclaimable.png" for run in runs.iterdir()]
-    assert any(f.exists() and f.stat().st_size > 0 for f in figures)
+    for name in ("reclaimable.png", "pulls.png"):  # the pull plot: the demo records pulls
+        figures = [run / name for run in runs.iterdir()]
+        assert any(f.exists() and f.stat().st_size > 0 for f in figures), name
