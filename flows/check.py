@@ -100,6 +100,8 @@ def _registry(config: Config) -> Iterator[Check]:
                 )
             )
             results.append(await _deletes(client, names[0]))
+            if config.cleanup.untag != "off":
+                results.append(await _untags(client, names[0], config.cleanup.untag))
 
     asyncio.run(go())
     yield from results
@@ -193,3 +195,37 @@ def _kubernetes(config: Config) -> Iterator[Check]:
                 True,
                 f"answers; may list all {len(RESOURCES)} kinds read ({scope})",
             )
+
+
+async def _untags(client: RegistryClient, repository: str, method: str) -> Check:
+    """How an untag will be done: `api` asks (DELETE of a tag that cannot exist: 404 when
+    the registry deletes tags, 400 or 405 when it does not); `overwrite` needs push (PUT)
+    and delete rights, which the deletes line has checked for delete."""
+    from tasks.registry.manifest import PROBE_TAG, deletes_tags
+
+    if method == "overwrite":
+        return Check(
+            "untag",
+            True,
+            f"overwrite: a placeholder manifest PUT under the tag, then DELETEd by digest "
+            f"(needs push and delete in {repository})",
+        )
+    try:
+        supported = await deletes_tags(client, repository)
+    except (AuthenticationFailed, AccessDenied) as exc:
+        return Check("untag", False, f"the credentials may not delete tags in {repository}: {exc}")
+    except RegistryError as exc:
+        return Check("untag", False, f"tag DELETE probe in {repository}: {exc}")
+    if not supported:  # not a failure: those tags are kept, the run succeeds
+        return Check(
+            "untag",
+            True,
+            f"api: {repository} does not delete tags (400 or 405 to DELETE by tag): tags "
+            "beside a kept tag will be kept; cleanup.untag: overwrite removes them",
+        )
+    return Check(
+        "untag",
+        True,
+        f"api: {repository} deletes tags (404 to DELETE of the tag {PROBE_TAG}-..., which "
+        "cannot exist)",
+    )

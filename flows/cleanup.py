@@ -17,7 +17,7 @@ from prefect.states import Failed
 
 from flows.history import PLAN_ARTIFACT, REPORT_ARTIFACT
 from flows.pipeline import Stages, compute_plan, parse_now
-from flows.report import RunReport, pull_gap_notes, stage_notes, write_plan
+from flows.report import RunReport, pull_gap_notes, stage_notes, untag_notes, write_plan
 from flows.result import RunResult, problems, refusals, run_failure
 from flows.scale_out import (
     dask_slots,
@@ -99,11 +99,12 @@ def cleanup(
         flow_run_id=run_id,
         refusal=refusal,
         in_use=in_use,
+        untag=config.cleanup.untag,
     )
     delete_step = delete_fanned_out if slots else delete_task
     results: pd.DataFrame = delete_step(config, plan.table, registry, request)
 
-    notes = stage_notes(config, registry) + pull_gap_notes(plan)
+    notes = stage_notes(config, registry) + pull_gap_notes(plan) + untag_notes(results)
     unknown = sum(len(v) for v in plan.unknown_commits.values())
     if unknown:
         notes.append(f"{unknown} image link(s) name commits Git does not know")

@@ -309,12 +309,13 @@ def print_summary(summary: Any, title: str = "plan") -> None:
     from flows.report import human_bytes
 
     table = Table(title=title)
-    for column in ("repository", "kept", "deleted", "reclaimable"):
+    untags = bool(summary["untagged"].any())  # the column only where a plan untags
+    columns = ("repository", "kept", "deleted", *(("untagged",) if untags else ()), "reclaimable")
+    for column in columns:
         table.add_column(column, justify="left" if column == "repository" else "right")
     for row in summary.itertuples(index=False):
-        table.add_row(
-            row.repository, str(row.kept), str(row.deleted), human_bytes(row.bytes_reclaimable)
-        )
+        counts = [str(row.kept), str(row.deleted), *([str(row.untagged)] if untags else [])]
+        table.add_row(row.repository, *counts, human_bytes(row.bytes_reclaimable))
     console.print(table)
 
 
@@ -583,7 +584,8 @@ def restore(
     except (DeletionError, RegistryError) as exc:
         raise fail(exc) from None
     for done in restored:
-        say(f"restored {done.record.repository}@{done.record.digest}")
+        untag = done.record.action == "untag"  # the digest stayed: only its tag comes back
+        say(f"{'re-tagged' if untag else 'restored'} {done.record.repository}@{done.record.digest}")
         for tag in done.tags:
             say(f"  tag {tag}: restored")
         for tag, now_at in sorted(done.skipped.items()):

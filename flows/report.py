@@ -64,22 +64,27 @@ class RunReport:
     def markdown(self, title: str) -> str:
         lines = [f"# {title}", ""]
         lines += [
-            "| repository | kept | planned deletions | deleted by this run | reclaimable |",
-            "|---|---:|---:|---:|---:|",
+            "| repository | kept | planned deletions | deleted by this run | untagged "
+            "(planned) | reclaimable |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for row in self.summary_with_outcomes().itertuples(index=False):
             lines.append(
                 f"| {row.repository} | {row.kept} | {row.deleted} | {row.deleted_in_run} | "
-                f"{human_bytes(row.bytes_reclaimable)} |"
+                f"{row.untagged} | {human_bytes(row.bytes_reclaimable)} |"
             )
         lines += ["", "| action | reason | digests |", "|---|---|---:|"]
         for row in self.reasons.itertuples(index=False):
             lines.append(f"| {row.action} | {row.reason} | {row.digests} |")
         if len(self.results):
             lines += ["", "Outcomes: " + ", ".join(f"{k} {v}" for k, v in self.outcomes().items())]
-        skipped = self.results[~self.results["outcome"].isin(["deleted", "gone", "would-delete"])]
+        fine = ["deleted", "gone", "would-delete", "untagged", "would-untag"]
+        skipped = self.results[~self.results["outcome"].isin([*fine, "skipped-unsupported"])]
         for row in skipped.itertuples(index=False):
-            lines.append(f"- {row.outcome}: {row.repository}@{row.digest} — {row.detail}")
+            what = f"{row.repository}:{row.tags[0]}" if not row.closure else ""
+            what = what or f"{row.repository}@{row.digest}"
+            lines.append(f"- {row.outcome}: {what} — {row.detail}")
+
         if self.incomplete:
             lines.append("")
             lines.append("Not touched (listing incomplete): " + ", ".join(self.incomplete))
@@ -139,6 +144,15 @@ def stage_notes(config: Config, registry: RegistryExtraction | None = None) -> l
 
 
 PULL_GAP = "pulled-within: pull records do not cover the window"
+
+
+def untag_notes(results: pd.DataFrame) -> list[str]:
+    """One line for the untags the registry could not do (`cleanup.untag: api` where the
+    registry does not delete tags), with how to do them."""
+    unsupported = results[results["outcome"] == "skipped-unsupported"]
+    if unsupported.empty:
+        return []
+    return [f"{len(unsupported)} tag(s) not untagged: {unsupported['detail'].iloc[0]}"]
 
 
 def pull_gap_notes(plan: Plan) -> list[str]:

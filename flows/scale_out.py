@@ -99,14 +99,15 @@ def delete_fanned_out(
     logger = get_run_logger()
     settled = settle_task(plan, registry, request)
     results = list(settled.results)
-    if settled.live:
-        repositories = sorted(settled.live)
+    if settled.repositories:
+        repositories = settled.repositories
         futures = delete_repository_task.map(
             unmapped(config),
             repositories,
-            [settled.live[r] for r in repositories],
+            [settled.live.get(r, []) for r in repositories],
             [settled.scans[r] for r in repositories],
             unmapped(request),
+            [settled.untags.get(r, []) for r in repositories],
         )
         progress = deletion_progress(logger)
         try:

@@ -264,6 +264,10 @@ class CleanupConfig(_Model):
     unlinked: Literal["keep", "delete"] = "keep"
     registry_policies: list[RegistryPolicy] = Field(default_factory=list)
     keep_images_pulled_within: Duration | None = None
+    # A tag no rule keeps, on a digest kept for its other tags: `api` deletes the tag where
+    # the registry can (probed), `overwrite` points it at a unique placeholder manifest and
+    # deletes that (Distribution 2.8; regclient's method), `off` keeps such tags.
+    untag: Literal["api", "overwrite", "off"] = "api"
 
     def registry_policy_of(self, repository: str) -> int | None:
         """Index of the first registry policy whose globs match `repository` (it alone

@@ -6,7 +6,10 @@ deleted) or ``failed``. A crash therefore leaves an exact record of what may hav
 
 Record fields: time (ISO 8601 UTC), state, registry (host), registry_url (with its scheme:
 what `regsweep restore` talks to), repository, digest, tags (list),
-media_type, manifest (base64 of the exact bytes), reason, flow_run_id, detail.
+media_type, manifest (base64 of the exact bytes), reason, flow_run_id, detail, action
+(``delete``: the digest and every tag on it; ``untag``: the one tag in `tags`, the digest
+stays) and placeholder (an untag by overwrite: the digest of the placeholder manifest the
+tag was pointed at before it was deleted, so a restore knows that tag as its own).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from tasks.delete.errors import LedgerError
 
 STATES = ("pending", "done", "gone", "failed")
+ACTIONS = ("delete", "untag")
 
 
 @dataclass
@@ -39,6 +43,8 @@ class LedgerRecord:
     detail: str = ""
     registry_url: str = ""  # absent in ledgers written before it was recorded
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    action: str = "delete"  # or "untag" (absent in ledgers written before untag existed)
+    placeholder: str = ""
 
     @property
     def manifest_bytes(self) -> bytes:
@@ -162,12 +168,6 @@ def _parse(raw: bytes) -> LedgerRecord:
             raise LedgerError(f"field {name!r} is not a {wanted.__name__}")
     if data["state"] not in STATES:
         raise LedgerError(f"unknown state {data['state']!r}")
+    if data.get("action", "delete") not in ACTIONS:
+        raise LedgerError(f"unknown action {data['action']!r}")
     return LedgerRecord(**data)
-
-
-def latest_states(path: str | Path) -> dict[tuple[str, str, str], LedgerRecord]:
-    """Return the last record per (registry, repository, digest)."""
-    latest: dict[tuple[str, str, str], LedgerRecord] = {}
-    for record in read_ledger(path):
-        latest[(record.registry, record.repository, record.digest)] = record
-    return latest

@@ -1,10 +1,11 @@
 """Delete what the plan says, closure by closure, with guards, re-checks and a ledger.
 
-``results`` — one row per (repository, digest) the plan deletes
+``results`` — one row per (repository, digest) the plan deletes and per tag it untags
     repository  str
     digest      str
-    tags        object (list[str])  tags the plan expected on the digest
-    closure     str   digest of the closure's first holder (see `tasks.delete.closure`)
+    tags        object (list[str])  tags the plan expected on the digest (an untag: its tag)
+    closure     str   digest of the closure's first holder (see `tasks.delete.closure`);
+                      empty for an untag (see `tasks.delete.untag`)
     outcome     str   one of `tasks.delete.outcome.OUTCOMES`
     detail      str   why, for anything but deleted / would-delete
 
@@ -30,6 +31,7 @@ from tasks.delete.closure import Closure, Target, build_closures, deletion_targe
 from tasks.delete.ledger import Ledger, LedgerRecord
 from tasks.delete.outcome import Outcome
 from tasks.delete.recheck import IndexChildren, InUse, cancelled_closures, current_tags
+from tasks.delete.untag import UntagTarget, untag_repository, untag_result, untag_targets
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import DeleteUnsupported, NotFound, RegistryError, RegistryUnavailable
 from tasks.registry.extract import RegistryExtraction
@@ -81,6 +83,7 @@ class DeleteRequest:
     flow_run_id: str = ""
     refusal: str = ""
     in_use: InUse | None = None
+    untag: str = "api"  # cleanup.untag: how an untag is done (`tasks.delete.untag`)
 
 
 @dataclass(frozen=True)
@@ -121,21 +124,29 @@ class Settled:
     results: list[dict[str, object]]
     live: dict[str, list[Closure]]
     scans: dict[str, RepositoryScan]
+    untags: dict[str, list[UntagTarget]] = field(default_factory=dict)
 
     @property
     def live_count(self) -> int:
-        return sum(len(c) for closures in self.live.values() for c in closures)
+        closures = sum(len(c) for closures in self.live.values() for c in closures)
+        return closures + sum(len(u) for u in self.untags.values())
+
+    @property
+    def repositories(self) -> list[str]:
+        """The repositories with something to delete or untag."""
+        return sorted(set(self.live) | set(self.untags))
 
 
 def settle_closures(
     plan: pd.DataFrame, scan: RegistryExtraction, request: DeleteRequest
 ) -> Settled:
-    """Group the plan's deletions into closures and apply the guards (no request sent).
+    """Group the plan's deletions into closures, gather its untags, and apply the guards
+    (no request sent).
 
     A repository whose listing was incomplete is never touched; one whose plan deletes more
     than `request.max_delete_fraction` is refused (unless `request.force`), and so is
     everything when `request.refusal` (a run-wide guard's message) is given. Other
-    repositories proceed.
+    repositories proceed. The same guards hold for untags.
     """
     over = {} if request.force else check_fraction(plan, request.max_delete_fraction)
     refusal, apply = request.refusal, request.apply
@@ -161,7 +172,21 @@ def settle_closures(
             settled.results += _results(closure, "would-delete", "")
         else:
             settled.live.setdefault(repo, []).append(closure)
-    settled.scans = repository_scans(scan, set(settled.live))
+    for target in untag_targets(plan):
+        repo = target.repository
+        if repo in incomplete:
+            why = "the repository's listing was incomplete"
+            settled.results.append(untag_result(target, "skipped-incomplete", why))
+        elif refusal:
+            settled.results.append(untag_result(target, "refused", refusal))
+        elif repo in over:
+            why = f"the plan of {repo} is refused: it deletes {over[repo]:.0%} of it"
+            settled.results.append(untag_result(target, "refused", why))
+        elif not apply:
+            settled.results.append(untag_result(target, "would-untag", ""))
+        else:
+            settled.untags.setdefault(repo, []).append(target)
+    settled.scans = repository_scans(scan, set(settled.repositories))
     return settled
 
 
@@ -180,15 +205,23 @@ async def execute_plan(
     """
     settled = settle_closures(plan, scan, request)
     results = settled.results
-    if settled.live:
+    if settled.repositories:
         if not request.ledger_path:
             raise ValueError("a ledger is required to delete")
         ledger = Ledger(request.ledger_path)
         counter = _Counter(settled.live_count, progress)
         for out in await asyncio.gather(
             *(
-                delete_repository(client, closures, settled.scans[repo], ledger, request, counter)
-                for repo, closures in settled.live.items()
+                delete_repository(
+                    client,
+                    settled.live.get(repo, []),
+                    settled.scans[repo],
+                    ledger,
+                    request,
+                    counter,
+                    settled.untags.get(repo, []),
+                )
+                for repo in settled.repositories
             )
         ):
             results.extend(out)
@@ -231,11 +264,38 @@ async def delete_repository(
     ledger: Ledger,
     request: DeleteRequest,
     finished: Callable[[int], None] | None = None,
+    untags: list[UntagTarget] | None = None,
 ) -> list[dict[str, object]]:
-    """Re-check and delete one repository's `closures` in batches; return one result per
-    member. Never raises a registry error: whatever fails is in the results."""
+    """Re-check and delete one repository's `closures` in batches, then untag its `untags`;
+    return one result per member and per untag. Never raises a registry error: whatever
+    fails is in the results."""
+    out, stop = await _delete_closures(client, closures, scanned, ledger, request, finished)
+    if untags:
+        out += await untag_repository(
+            client,
+            untags,
+            ledger,
+            request.untag,
+            request.flow_run_id,
+            request.in_use,
+            stop,
+            finished,
+        )
+    return out
+
+
+async def _delete_closures(
+    client: RegistryClient,
+    closures: list[Closure],
+    scanned: RepositoryScan,
+    ledger: Ledger,
+    request: DeleteRequest,
+    finished: Callable[[int], None] | None,
+) -> tuple[list[dict[str, object]], str]:
+    """The closures' results, and why nothing more may be sent to the repository (empty
+    while the registry still answers)."""
     if not closures:
-        return []
+        return [], ""
     repo = closures[0].repository
     children = IndexChildren(client, repo, scanned.index_children)
     size = max(RECHECK_BATCH, len(scanned.tags) // RECHECK_SHARE)
@@ -263,7 +323,7 @@ async def delete_repository(
             stop = stop or fatal
             if finished is not None:
                 finished(len(rows))
-    return out
+    return out, stop
 
 
 async def _delete_closure(

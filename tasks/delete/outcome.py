@@ -1,4 +1,5 @@
-"""What became of each manifest the plan deletes: the `outcome` column of the results."""
+"""What became of each manifest the plan deletes and each tag it untags: the `outcome`
+column of the results."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ Outcome = Literal[
     "refused",  # a guard refused its repository (or the run); deletes disabled
     "failed",  # the DELETE (or its re-check) failed; the manifest may still exist
     "not-attempted",  # not sent: a holder of it survived, or the registry stopped answering
+    "untagged",  # an untag: the tag was deleted, its digest stays
+    "would-untag",  # an untag, dry run
+    "skipped-unsupported",  # an untag the registry cannot do (cleanup.untag: api)
 ]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 FAILED_OUTCOMES = frozenset({"failed", "not-attempted"})

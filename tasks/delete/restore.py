@@ -42,22 +42,24 @@ class RestoreFilter:
 
 def restorable(path: str | Path, registry: str, selection: RestoreFilter) -> list[LedgerRecord]:
     """Return the manifests of `registry` (a host, or a URL with its scheme) the ledger says
-    a DELETE was (or may have been) sent for, and that `selection` accepts: every digest with
-    a ``pending`` record, whatever came after (``failed`` and ``gone`` may hide a DELETE the
-    registry carried out before a crash). Putting back a manifest that still exists changes
-    nothing.
+    a DELETE was (or may have been) sent for, and that `selection` accepts: every digest (and
+    every untagged tag) with a ``pending`` record, whatever came after (``failed`` and
+    ``gone`` may hide a DELETE the registry carried out before a crash). Putting back a
+    manifest that still exists changes nothing.
 
     Raises `LedgerError` naming the line when the file is not a ledger or a record to restore
     does not hold together (see `check_record`): then nothing may be restored.
     """
     by_url = "://" in registry
-    sent: dict[tuple[str, str, str], tuple[int, LedgerRecord]] = {}
+    sent: dict[tuple[str, str, str, str, tuple[str, ...]], tuple[int, LedgerRecord]] = {}
     for number, record in numbered_records(path):
         if record.state == "pending":
             where = record.registry_url if by_url else record.registry
-            sent[(where, record.repository, record.digest)] = (number, record)
+            # an untag and a later deletion of the same digest are two things to put back
+            key = (where, record.repository, record.digest, record.action, tuple(record.tags))
+            sent[key] = (number, record)
     chosen = []
-    for (where, _repo, _digest), (number, record) in sorted(sent.items()):
+    for (where, *_), (number, record) in sorted(sent.items()):
         if where == registry and selection.accepts(record):
             try:
                 check_record(record)
@@ -143,7 +145,9 @@ async def restore(client: RegistryClient, records: list[LedgerRecord]) -> list[R
     """Put `records` back (manifest by digest, then each tag); return what was restored.
 
     A tag that exists again and points at another digest (CI reused the name) is left
-    alone, and reported: restoring must not move a tag someone pushed since.
+    alone, and reported: restoring must not move a tag someone pushed since. A tag on the
+    placeholder of an untag by overwrite (an untag that failed half-way) is regsweep's own,
+    and is pointed back.
     Raises `RestoreError` listing every missing blob or child when anything is missing;
     in that case nothing is written.
     """
@@ -168,7 +172,7 @@ async def restore(client: RegistryClient, records: list[LedgerRecord]) -> list[R
         tags, skipped = [], {}
         for tag in record.tags:
             current = await resolve_tag(client, record.repository, tag)
-            if current is not None and current != record.digest:
+            if current not in (None, record.digest, record.placeholder or None):
                 log.warning(
                     "not restoring tag %s:%s: it now points at %s", record.repository, tag, current
                 )

@@ -29,6 +29,7 @@ from tasks.delete.loader import (
 )
 from tasks.delete.recheck import InUse
 from tasks.delete.stage import read_in_use, run_deletion, run_marker
+from tasks.delete.untag import UntagTarget
 from tasks.registry.extract import RegistryExtraction
 from tasks.registry.stage import make_client
 
@@ -56,7 +57,7 @@ def settle_task(
     When there is something to delete, writes the run marker beside the ledger.
     """
     settled = settle_closures(plan, registry, request)
-    if settled.live:
+    if settled.repositories:
         marker = run_marker(Path(request.ledger_path), request.flow_run_id)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(request.flow_run_id + "\n", encoding="utf-8")
@@ -70,8 +71,10 @@ def delete_repository_task(
     closures: list[Closure],
     scanned: RepositoryScan,
     request: DeleteRequest,
+    untags: list[UntagTarget] | None = None,
 ) -> list[dict[str, object]]:
-    """Prefect task: re-check and delete one repository's closures (`delete_repository`).
+    """Prefect task: re-check and delete one repository's closures, then untag its
+    untags (`delete_repository`).
 
     Refuses with `DeletionRefused` when the ledger's directory is not the flow's (a Dask
     worker on another machine without the shared volume): no ledger, no delete.
@@ -88,7 +91,9 @@ def delete_repository_task(
 
     async def go() -> list[dict[str, object]]:
         async with make_client(config) as client:
-            return await delete_repository(client, closures, scanned, Ledger(ledger), request)
+            return await delete_repository(
+                client, closures, scanned, Ledger(ledger), request, untags=untags
+            )
 
     out = run_sync(go())
     logger.info(

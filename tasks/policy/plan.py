@@ -9,7 +9,8 @@ Pure: DataFrames and the configuration in, the plan DataFrame out; no I/O, no cl
     media_type  str                  manifest media type
     created     datetime64[us, UTC]  config ``created`` (an index: its newest child)
     commits     object (list[str])   commit SHAs the image is linked to
-    action      str                  ``keep`` or ``delete``
+    action      str                  ``keep``, ``delete`` (the digest, every tag on it) or
+                                     ``untag`` (this tag; the digest stays for its kept tags)
     reason      str                  first keep reason in REASON_ORDER, or ``no-policy``
     reasons     object (list[str])   every keep reason that applies
 """
@@ -161,6 +162,7 @@ class _State:
     has_created: np.ndarray
     subjects: dict[int, list[tuple[str, int | None]]]
     kept: np.ndarray
+    untag: np.ndarray  # tag rows: the tag goes, its digest stays (see decide_untags)
     held: set[int] = field(default_factory=set)
     _candidates: dict[tuple[int, str], set[int]] | None = None
 
@@ -198,6 +200,7 @@ class _State:
             has_created=has_created,
             subjects=_referrers(images, children),
             kept=np.zeros(len(images), dtype=bool),
+            untag=np.zeros(len(images.tag_rows), dtype=bool),
         )
 
     def keep_children_of_kept(self, only_new: bool = False) -> bool:
@@ -244,13 +247,16 @@ def keep_images_in_use(state: _State) -> None:
     used = inputs.cluster[inputs.cluster["registry"].isin(list(names))]
     for row in used.itertuples(index=False):
         reason = "helm-history" if row.source == "helm" else "kubernetes"
-        if row.digest:
+        where = f"{row.context}/{row.namespace} {row.kind} {row.object}"
+        why = f"{reason}: {where} uses {row.image}"
+        if row.digest:  # by digest: the image, whatever its tags
             image = images.find((row.repository, row.digest))
-        else:
-            image = state.tag_lookup.image((row.repository, row.tag))
-        if image is not None and state.known[image]:
-            where = f"{row.context}/{row.namespace} {row.kind} {row.object}"
-            state.reasons.keep(image, reason, f"{reason}: {where} uses {row.image}")
+            if image is not None and state.known[image]:
+                state.reasons.keep(image, reason, why)
+        elif (tag_row := state.tag_lookup.row((row.repository, row.tag))) is not None:
+            image = images.tag_rows[tag_row]  # by tag: that tag, and the image through it
+            if state.known[image]:
+                state.reasons.keep_tag(tag_row, image, reason, why)
 
 
 def keep_git_policies(state: _State) -> None:
@@ -564,6 +570,19 @@ def keep_unreadable(state: _State) -> None:
         state.kept[image] = True
 
 
+def decide_untags(state: _State) -> None:
+    """untag: a tag no rule keeps, on a digest kept only for its other tags (keep-tag, a
+    keep-list entry or a cluster or Helm reference by tag), goes; the digest stays. A digest
+    a rule keeps as a whole (a commit link, a pull, its age, a registry policy, a holder, a
+    reference by digest...) keeps every tag on it: which tag its users pull is not known.
+    With cleanup.untag: off every tag on a kept digest is kept."""
+    if state.config.cleanup.untag == "off" or not len(state.untag):
+        return
+    tag_rows = np.array(state.images.tag_rows, dtype=np.int64)
+    whole = np.asarray(state.reasons.digest.any(axis=1))[tag_rows]
+    state.untag = state.kept[tag_rows] & ~whole & ~state.reasons.tag.any(axis=1)
+
+
 RULES: tuple[Callable[[_State], None], ...] = (
     keep_images_in_use,
     keep_pulled_within,
@@ -577,6 +596,7 @@ RULES: tuple[Callable[[_State], None], ...] = (
     keep_index_children,
     decide_referrers,
     keep_unreadable,
+    decide_untags,
 )
 """The plan, top to bottom: keep rules first, then the decisions that follow from them."""
 
@@ -664,7 +684,9 @@ def _table(state: _State) -> pd.DataFrame:
     masks = reasons.digest[rows]
     masks[: len(tag_rows)] |= reasons.tag
     keep = kept[rows]
-    masks[keep & ~masks.any(axis=1), reasons.column["shared-digest"]] = True
+    untag = np.zeros(len(rows), dtype=bool)
+    untag[: len(tag_rows)] = state.untag
+    masks[keep & ~untag & ~masks.any(axis=1), reasons.column["shared-digest"]] = True
     lists, which = reasons.ordered(masks)
 
     frame, tags = images.images, images.tags
@@ -678,7 +700,9 @@ def _table(state: _State) -> pd.DataFrame:
         ),
         "tag": pa.concat_arrays([arrow_strings(tags["tag"]), _empty_strings(len(untagged))]),
         "media_type": pa.concat_arrays([arrow_strings(frame["media_type"]), phantoms]).take(rows),
-        "action": pa.array(np.where(keep, "keep", "delete"), type=pa.large_string()),
+        "action": pa.array(
+            np.where(untag, "untag", np.where(keep, "keep", "delete")), type=pa.large_string()
+        ),
     }
     order = pc.sort_indices(
         pa.table({name: columns[name] for name in ("repository", "action", "tag", "digest")}),

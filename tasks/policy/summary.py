@@ -7,14 +7,17 @@ import pandas as pd
 
 from tasks.core.frames import column_rows
 
-SUMMARY_COLUMNS = ["repository", "kept", "deleted", "bytes_reclaimable"]
+SUMMARY_COLUMNS = ["repository", "kept", "deleted", "untagged", "bytes_reclaimable"]
 
 
 def digest_decisions(plan: pd.DataFrame) -> pd.DataFrame:
-    """One row per (repository, digest): action and first reason (of its first row)."""
-    return plan.drop_duplicates(["repository", "digest"])[
-        ["repository", "digest", "action", "reason"]
-    ].reset_index(drop=True)
+    """One row per (repository, digest): action (`keep` or `delete`: an untagged tag's
+    digest is kept) and first reason (of its first kept or deleted row)."""
+    return (
+        plan[plan["action"] != "untag"]
+        .drop_duplicates(["repository", "digest"])[["repository", "digest", "action", "reason"]]
+        .reset_index(drop=True)
+    )
 
 
 def reclaimable_bytes(plan: pd.DataFrame, blobs: pd.DataFrame) -> pd.Series:
@@ -34,21 +37,25 @@ def reclaimable_bytes(plan: pd.DataFrame, blobs: pd.DataFrame) -> pd.Series:
 
 
 def summarise(plan: pd.DataFrame, blobs: pd.DataFrame) -> pd.DataFrame:
-    """Per repository: kept and deleted digests, and reclaimable bytes (no rows for an
-    empty plan)."""
+    """Per repository: kept and deleted digests, tags untagged (on kept digests), and
+    reclaimable bytes (no rows for an empty plan)."""
     decisions = digest_decisions(plan)
+    untagged = plan[plan["action"] == "untag"].groupby("repository").size()
     repositories = pd.Index(sorted(set(decisions["repository"])), name="repository", dtype="str")
     actions = decisions.groupby("repository")["action"]
     table = pd.DataFrame(
         {
             "kept": actions.agg(lambda a: int((a == "keep").sum())),
             "deleted": actions.agg(lambda a: int((a == "delete").sum())),
+            "untagged": untagged,
             "bytes_reclaimable": reclaimable_bytes(plan, blobs),
         }
     ).reindex(repositories, fill_value=0)
     return (
         table.fillna(0)
-        .astype({"kept": "int64", "deleted": "int64", "bytes_reclaimable": "int64"})
+        .astype(
+            {"kept": "int64", "deleted": "int64", "untagged": "int64", "bytes_reclaimable": "int64"}
+        )
         .reset_index()[SUMMARY_COLUMNS]
     )
 

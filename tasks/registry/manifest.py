@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from tasks.core import mediatypes
+from tasks.core.reference import is_tag_name
 from tasks.registry.client import RegistryClient, json_object
-from tasks.registry.errors import InvalidResponse, NotFound, UnreadableManifest
+from tasks.registry.errors import DeleteUnsupported, InvalidResponse, NotFound, UnreadableManifest
 from tasks.registry.paths import checked_digest, manifest_path, referrers_path
 
 # The distribution spec: registries should accept manifests of at least 4 MiB and may
@@ -175,5 +177,43 @@ async def delete_manifest(client: RegistryClient, repository: str, digest: str) 
             scope=f"repository:{repository}:delete",
         )
     except NotFound:
+        return False
+    return True
+
+
+async def delete_tag(client: RegistryClient, repository: str, tag: str) -> bool:
+    """Delete the tag `tag` and nothing else (OCI distribution spec 1.1; Distribution 3.0+).
+
+    Returns False when the tag was already gone (404). Raises `DeleteUnsupported` when the
+    registry does not delete tags: the spec has it answer 400 or 405 (Distribution 2.8
+    answers 400 DIGEST_INVALID, later versions 400 UNSUPPORTED).
+    """
+    if not is_tag_name(tag):
+        raise ValueError(f"{tag!r} is not a tag")
+    response = await client.request(
+        "DELETE",
+        manifest_path(repository, tag),
+        scope=f"repository:{repository}:delete",
+        allow=frozenset({400, 404, 405}),
+    )
+    if response.status_code in (400, 405):
+        raise DeleteUnsupported(
+            f"{repository}: the registry does not delete tags (DELETE by tag answered "
+            f"{response.status_code}: {response.text[:200].strip()})"
+        )
+    return response.status_code != 404
+
+
+# A tag no registry holds: asking to delete it tells a registry that deletes tags (404:
+# no such tag) from one that does not (400 or 405), and changes nothing either way.
+PROBE_TAG = "regsweep-probe-tag-delete"
+
+
+async def deletes_tags(client: RegistryClient, repository: str) -> bool:
+    """True when the registry deletes tags in `repository` (asked, not guessed)."""
+    probe = f"{PROBE_TAG}-{secrets.token_hex(6)}"
+    try:
+        await delete_tag(client, repository, probe)
+    except DeleteUnsupported:
         return False
     return True

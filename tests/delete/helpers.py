@@ -70,8 +70,11 @@ async def scan_and_delete(
     )
 
 
-def plan_of(scan: RegistryExtraction, url: str) -> pd.DataFrame:
-    """The real plan: keep tags `keep-*`, delete every other (unlinked, old) image."""
+def plan_of(
+    scan: RegistryExtraction, url: str, keep_tags: str = "/keep-.*/", untag: str = "api"
+) -> pd.DataFrame:
+    """The real plan: keep tags matching `keep_tags` (`keep-*`), delete every other
+    (unlinked, old) image; tags beside kept ones by `untag` (cleanup.untag)."""
     config = parse_config(
         {
             "registry": {"url": url},
@@ -79,8 +82,9 @@ def plan_of(scan: RegistryExtraction, url: str) -> pd.DataFrame:
             "cleanup": {
                 "disableGitHistoryBasedPolicy": True,
                 "unlinked": "delete",
-                "keepTags": ["/keep-.*/"],
+                "keepTags": [keep_tags],
                 "keepImagesBuiltWithinLastNHours": 1,
+                "untag": untag,
             },
         }
     )

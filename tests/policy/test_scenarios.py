@@ -248,7 +248,7 @@ def test_plan_table_schema_and_reasons(git_repo: GitRepoBuilder) -> None:
     c2 = git_repo.commit("main", NOW - D)
     git_repo.push("main")
     reg = Registry()
-    reg.image(dg(1), ["v1.0.0", "build-1"], OLD, c1)  # keep-tag on one tag -> shared-digest
+    reg.image(dg(1), ["v1.0.0", "build-1"], OLD, c1)  # keep-tag on one tag: untag the other
     reg.image(dg(2), ["build-2"], OLD, c2)
     reg.image(dg(3), ["tmp"], NOW - H)  # unlinked but fresh
     config = policies(branch("main", last=1))
@@ -268,11 +268,15 @@ def test_plan_table_schema_and_reasons(git_repo: GitRepoBuilder) -> None:
     assert str(plan["created"].dtype) == "datetime64[us, UTC]"
     by_tag = plan.set_index("tag")
     assert by_tag.loc["v1.0.0", "reason"] == "keep-tag"
-    assert by_tag.loc["build-1", "reason"] == "shared-digest"
-    assert by_tag.loc["build-1", "action"] == "keep"
+    assert by_tag.loc["build-1", "reason"] == "no-policy"
+    assert by_tag.loc["build-1", "action"] == "untag"
+    assert by_tag.loc["build-1", "reasons"] == []
     assert by_tag.loc["build-2", "reason"] == "git-policy[0]"
     assert by_tag.loc["build-2", "commits"] == [c2]
     assert by_tag.loc["tmp", "reason"] == "built-within"
+    config["cleanup"]["untag"] = "off"
+    kept_whole = plan_for(reg, git_repo, NOW, config).table.set_index("tag")
+    assert kept_whole.loc["build-1", ["action", "reason"]].tolist() == ["keep", "shared-digest"]
 
 
 @pytest.mark.parametrize("images", [0, 1], ids=["empty-registry", "one-image"])
