@@ -99,7 +99,10 @@ def _registry(config: Config) -> Iterator[Check]:
                     f"({names[0]}: {len(tags)} tags)",
                 )
             )
-            results.append(await _deletes(client, names[0]))
+            if client.packages is not None:
+                results.append(await _github_deletes(client, names[0]))
+            else:
+                results.append(await _deletes(client, names[0]))
             if config.cleanup.untag != "off":
                 results.append(await _untags(client, names[0], config.cleanup.untag))
 
@@ -228,4 +231,22 @@ async def _untags(client: RegistryClient, repository: str, method: str) -> Check
         True,
         f"api: {repository} deletes tags (404 to DELETE of the tag {PROBE_TAG}-..., which "
         "cannot exist)",
+    )
+
+
+async def _github_deletes(client: RegistryClient, repository: str) -> Check:
+    """GitHub Packages: deletes go through its REST API (ghcr.io answers 405 to a DELETE of
+    a manifest); listing the package's versions shows the token is accepted there. Whether
+    it may delete is only known when it does (GitHub has no dry run): the token needs
+    delete:packages."""
+    assert client.packages is not None
+    try:
+        versions = await client.packages.list_versions(repository)
+    except RegistryError as exc:
+        return Check("deletes", False, f"GitHub packages API: {exc}")
+    return Check(
+        "deletes",
+        True,
+        f"through GitHub's packages API ({client.packages.api}): token accepted, "
+        f"{len(versions)} versions of {repository}; deleting needs delete:packages",
     )

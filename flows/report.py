@@ -14,6 +14,7 @@ from tasks.core.config import DEFAULT_POLICY_NAMES, Config
 from tasks.policy.plan import Plan
 from tasks.policy.summary import by_reason, summarise
 from tasks.registry.extract import RegistryExtraction
+from tasks.registry.kind import registry_kind
 
 if TYPE_CHECKING:
     from flows.pipeline import Planned
@@ -133,6 +134,9 @@ def write_plan(plan: pd.DataFrame, path: Path) -> Path:
 def stage_notes(config: Config, registry: RegistryExtraction | None = None) -> list[str]:
     """Warnings about what this run did not look at, for the report and the CLI."""
     notes = []
+    kind = registry_kind(config)
+    if kind.name != "distribution":
+        notes.append(kind.describe())
     if registry is not None and registry.status.empty:
         patterns = ", ".join(config.registry.repositories)
         notes.append(f"registry.repositories [{patterns}] matched no repository: nothing scanned")

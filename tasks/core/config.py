@@ -93,6 +93,11 @@ def checked_url(value: str, what: str) -> str:
     return url
 
 
+# Vendors whose listing and deletion APIs regsweep does not speak yet: `kind` refuses them;
+# detected from the host, the OCI API is used and the report says so.
+BACKENDS_TO_COME = ("gitlab", "dockerhub", "ecr")
+
+
 class RegistryConfig(_Model):
     url: str
     repositories: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
@@ -104,6 +109,9 @@ class RegistryConfig(_Model):
     cache: bool | str = True  # manifest/config cache: True = $REGSWEEP_HOME/cache, or a path
     credentials_secret: str | None = None  # Prefect Secret block: {username, password}
     aliases: list[str] = Field(default_factory=list)  # other hosts naming this registry
+    # distribution | github | gitlab | dockerhub | ecr; None: detected from the host
+    kind: Literal["distribution", "github", "gitlab", "dockerhub", "ecr"] | None = None
+    api: str | None = None  # the vendor API's URL (github: https://api.github.com)
 
     @property
     def names(self) -> frozenset[str]:
@@ -122,6 +130,21 @@ class RegistryConfig(_Model):
     @classmethod
     def _url(cls, value: str) -> str:
         return checked_url(value, "registry.url")
+
+    @field_validator("api")
+    @classmethod
+    def _api(cls, value: str | None) -> str | None:
+        return None if value is None else checked_url(value, "registry.api")
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str | None) -> str | None:
+        if value in BACKENDS_TO_COME:
+            raise ValueError(
+                f"{value!r}: regsweep does not speak its API yet (issue #18); leave kind out "
+                "to use the OCI distribution API"
+            )
+        return value
 
 
 class GitConfig(_Model):

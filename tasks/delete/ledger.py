@@ -8,8 +8,10 @@ Record fields: time (ISO 8601 UTC), state, registry (host), registry_url (with i
 what `regsweep restore` talks to), repository, digest, tags (list),
 media_type, manifest (base64 of the exact bytes), reason, flow_run_id, detail, action
 (``delete``: the digest and every tag on it; ``untag``: the one tag in `tags`, the digest
-stays) and placeholder (an untag by overwrite: the digest of the placeholder manifest the
-tag was pointed at before it was deleted, so a restore knows that tag as its own).
+stays), placeholder (an untag by overwrite: the digest of the placeholder manifest the
+tag was pointed at before it was deleted, so a restore knows that tag as its own) and
+vendor, vendor_api, vendor_id (a deletion through a vendor's API: which, where, and its id
+of the manifest; `regsweep restore` asks that API to restore it).
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class LedgerRecord:
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     action: str = "delete"  # or "untag" (absent in ledgers written before untag existed)
     placeholder: str = ""
+    vendor: str = ""  # "github" when its REST API deleted it (`tasks.registry.github`)
+    vendor_api: str = ""  # that API's URL
+    vendor_id: str = ""  # and what it calls the manifest (GitHub: the package version id)
 
     @property
     def manifest_bytes(self) -> bytes:

@@ -35,7 +35,7 @@ from tasks.delete.untag import UntagTarget, untag_repository, untag_result, unta
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import DeleteUnsupported, NotFound, RegistryError, RegistryUnavailable
 from tasks.registry.extract import RegistryExtraction
-from tasks.registry.manifest import delete_manifest, manifest_by_digest, resolve_tag
+from tasks.registry.manifest import delete_manifest, manifest_by_digest, resolve_tag, vendor_id
 
 log = logging.getLogger(__name__)
 
@@ -379,7 +379,7 @@ async def _delete(
     """Delete one manifest with its ledger records; return its result and, when the registry
     can take no more DELETEs, why."""
     repo, digest = target.repository, target.digest
-    raw, media_type = b"", target.media_type
+    raw, media_type, vendor = b"", target.media_type, ""
 
     async def record(state: str, detail: str = "") -> None:
         await ledger.record(
@@ -395,6 +395,9 @@ async def _delete(
                 reason=target.reason,
                 flow_run_id=flow_run_id,
                 detail=detail,
+                vendor="github" if vendor else "",
+                vendor_api=client.packages.api if vendor and client.packages else "",
+                vendor_id=vendor,
             )
         )
 
@@ -409,6 +412,11 @@ async def _delete(
         fatal = str(exc) if isinstance(exc, RegistryUnavailable) else ""
         return _result(closure, target, "failed", f"reading the manifest: {exc}"), fatal
     raw, media_type = manifest.raw, manifest.media_type
+    try:
+        vendor = await vendor_id(client, repo, digest)
+    except RegistryError as exc:
+        fatal = str(exc) if isinstance(exc, RegistryUnavailable) else ""
+        return _result(closure, target, "failed", f"finding its package version: {exc}"), fatal
 
     await record("pending")
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,8 @@ from tasks.delete.ledger import LedgerRecord, numbered_records, read_ledger
 from tasks.registry.blob import blob_exists
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import NotFound
+from tasks.registry.github import GITHUB_API_VARIABLE, GitHubPackages
+from tasks.registry.kind import DEFAULT_API
 from tasks.registry.manifest import get_manifest, put_manifest, resolve_tag, sha256_digest
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,10 @@ def check_record(record: LedgerRecord) -> None:
         body = json.loads(raw)
     except ValueError:
         raise LedgerError(f"{record.digest}: the manifest is not JSON") from None
+    if record.vendor not in ("", "github"):
+        raise LedgerError(f"{record.digest}: unknown vendor {record.vendor!r}")
+    if record.vendor and not (record.vendor_id.isdigit() and record.vendor_api):
+        raise LedgerError(f"{record.digest}: a {record.vendor} record without its version id")
     declared = body.get("mediaType") if isinstance(body, dict) else None
     if not isinstance(body, dict) or declared not in (None, record.media_type):
         raise LedgerError(
@@ -156,7 +163,8 @@ async def restore(client: RegistryClient, records: list[LedgerRecord]) -> list[R
     restoring = {r.digest for r in records}
     missing: list[str] = []
     for record in records:
-        missing += await _missing(client, record, restoring)
+        if not record.vendor:  # a vendor restores its own (GitHub: within 30 days)
+            missing += await _missing(client, record, restoring)
     if missing:
         raise RestoreError(
             "cannot restore: the registry no longer has "
@@ -166,19 +174,62 @@ async def restore(client: RegistryClient, records: list[LedgerRecord]) -> list[R
     # Image manifests before the indexes that name them.
     ordered = sorted(records, key=lambda r: r.media_type in mediatypes.INDEXES)
     done = []
-    for record in ordered:
-        raw = record.manifest_bytes
-        await put_manifest(client, record.repository, record.digest, raw, record.media_type)
-        tags, skipped = [], {}
-        for tag in record.tags:
-            current = await resolve_tag(client, record.repository, tag)
-            if current not in (None, record.digest, record.placeholder or None):
-                log.warning(
-                    "not restoring tag %s:%s: it now points at %s", record.repository, tag, current
-                )
-                skipped[tag] = current
-                continue
-            await put_manifest(client, record.repository, tag, raw, record.media_type)
-            tags.append(tag)
-        done.append(Restored(record, tuple(tags), skipped))
+    apis: dict[str, GitHubPackages] = {}
+    try:
+        for record in ordered:
+            done.append(await _restore_one(client, record, apis))
+    finally:
+        for packages in apis.values():
+            await packages.aclose()
     return done
+
+
+async def _restore_one(
+    client: RegistryClient, record: LedgerRecord, apis: dict[str, GitHubPackages]
+) -> Restored:
+    """Put one record back: the manifest (GitHub: its version restored), then its tags."""
+    raw = record.manifest_bytes
+    if record.vendor == "github":
+        await _packages(client, record, apis).restore_version(
+            record.repository, int(record.vendor_id)
+        )
+    else:
+        await put_manifest(client, record.repository, record.digest, raw, record.media_type)
+    tags, skipped = [], {}
+    for tag in record.tags:
+        current = await resolve_tag(client, record.repository, tag)
+        if current not in (None, record.digest, record.placeholder or None):
+            log.warning(
+                "not restoring tag %s:%s: it now points at %s", record.repository, tag, current
+            )
+            skipped[tag] = current
+            continue
+        if current != record.digest:
+            await put_manifest(client, record.repository, tag, raw, record.media_type)
+        tags.append(tag)
+    return Restored(record, tuple(tags), skipped)
+
+
+def trusted_github_api(url: str) -> str:
+    """`url` if regsweep may send the GitHub token there: https://api.github.com, or the API
+    REGSWEEP_GITHUB_API names (GitHub Enterprise Server). A ledger is a file anyone with
+    write access could edit: it must not be able to send the token elsewhere."""
+    trusted = {DEFAULT_API["github"], os.environ.get(GITHUB_API_VARIABLE, "").rstrip("/")}
+    if url.rstrip("/") not in trusted - {""}:
+        raise LedgerError(
+            f"the ledger names the GitHub API {url!r}: set {GITHUB_API_VARIABLE}={url} to "
+            "trust it with the token"
+        )
+    return url.rstrip("/")
+
+
+def _packages(
+    client: RegistryClient, record: LedgerRecord, apis: dict[str, GitHubPackages]
+) -> GitHubPackages:
+    """The GitHub API client for `record`: the run's own, or one per trusted API."""
+    api = record.vendor_api.rstrip("/")
+    if client.packages is not None and client.packages.api == api:
+        return client.packages
+    if api not in apis:
+        apis[api] = GitHubPackages(trusted_github_api(api))
+    return apis[api]

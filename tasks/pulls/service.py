@@ -35,7 +35,7 @@ BATCH_SECONDS = 0.2
 BATCH_EVENTS = 1000
 HEARTBEAT_SECONDS = 10.0
 MAX_BODY = 4 << 20  # Distribution sends envelopes of a few events; Harbor one artifact
-OWN_USER_AGENT = "regsweep*"  # tasks.registry.client.USER_AGENT: our reads are not pulls
+OWN_USER_AGENT = "regsweep*"  # tasks.core.identity.USER_AGENT: our reads are not pulls
 
 
 class Receiver:

@@ -17,12 +17,13 @@ import urllib.request
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from tasks.core.config import DEFAULT_CONCURRENCY
+from tasks.core.identity import USER_AGENT
 from tasks.core.reference import normalise_url, registry_host
 from tasks.registry.cache import ContentCache
 from tasks.registry.errors import (
@@ -41,7 +42,9 @@ from tasks.registry.transport import (
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-USER_AGENT = "regsweep (registry cleanup; its reads are not pulls)"
+if TYPE_CHECKING:
+    from tasks.registry.github import GitHubPackages
+
 """Sent with every request: registries' pull records and notifications can tell (and
 ignore) regsweep's own reads."""
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -135,6 +138,8 @@ class RegistryClient:
     ) -> None:
         self.url = normalise_url(url)
         self.cache = cache
+        # GitHub Packages: deletes go through its REST API (`tasks.registry.github`)
+        self.packages: GitHubPackages | None = None
         self._rate = _RateLimit(requests_per_second) if requests_per_second else None
         self.host = registry_host(self.url)
         self._credentials = credentials
@@ -179,6 +184,8 @@ class RegistryClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self.packages is not None:
+            await self.packages.aclose()
         if self.cache is not None:
             await asyncio.to_thread(self.cache.close)
 

@@ -170,6 +170,8 @@ async def delete_manifest(client: RegistryClient, repository: str, digest: str) 
     """
     if ":" not in digest:
         raise ValueError(f"delete takes a digest, not {digest!r}")
+    if client.packages is not None:  # GitHub: a package version, through its REST API
+        return await client.packages.delete_version(repository, digest) is not None
     try:
         await client.request(
             "DELETE",
@@ -217,3 +219,12 @@ async def deletes_tags(client: RegistryClient, repository: str) -> bool:
     except DeleteUnsupported:
         return False
     return True
+
+
+async def vendor_id(client: RegistryClient, repository: str, digest: str) -> str:
+    """What the vendor's API calls the manifest `digest` (GitHub: its package version id),
+    for the ledger; empty where the OCI API deletes."""
+    if client.packages is None:
+        return ""
+    version = await client.packages.version_of(repository, digest)
+    return "" if version is None else str(version.id)

@@ -26,6 +26,8 @@ from tasks.registry.extract import (
     scan_registry,
     scan_repositories,
 )
+from tasks.registry.github import GitHubPackages
+from tasks.registry.kind import registry_kind
 
 
 def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
@@ -41,7 +43,7 @@ def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
     if registry.cache is not False:
         root = regsweep_home() / "cache" if registry.cache is True else Path(registry.cache)
         cache = ContentCache(root.expanduser())
-    return RegistryClient(
+    client = RegistryClient(
         registry.url,
         credentials=credentials,
         concurrency=registry.concurrency,
@@ -49,6 +51,10 @@ def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
         cache=cache,
         max_retries=max_retries,
     )
+    kind = registry_kind(config)
+    if kind.name == "github":
+        client.packages = GitHubPackages(kind.api)
+    return client
 
 
 def probe_registry(config: Config) -> None:

@@ -1,0 +1,254 @@
+"""GitHub Packages' REST API for container images (ghcr.io): list, delete and restore
+package versions.
+
+GHCR serves the OCI API for reads and pushes but answers DELETE of a manifest with 405; a
+manifest is a *package version* (id, `name` = its digest, `metadata.container.tags`,
+`created_at`) of the package named by the repository without its owner
+(`ghcr.io/acme/team/app` is package `team/app` of owner `acme`, an organisation or a
+user), and deleting the version deletes the manifest with its tags. GitHub keeps a deleted
+version 30 days; `restore_version` brings it back with its tags.
+
+Endpoints (GitHub's REST description, API version 2022-11-28), under `/orgs/{org}` or
+`/users/{user}` (tried in that order, per owner):
+    GET    .../packages/container/{package}/versions?per_page=100&page=N   (Link: rel="next")
+    DELETE .../packages/container/{package}/versions/{id}                  204
+    POST   .../packages/container/{package}/versions/{id}/restore          204
+A token (classic PAT with read:packages and delete:packages) comes from
+REGSWEEP_GITHUB_TOKEN. Rate limits, as GitHub documents them: a 403 or 429 with
+`retry-after` (the secondary limits) waits that many seconds; with
+`x-ratelimit-remaining: 0` it waits until `x-ratelimit-reset`; each wait is capped and a
+request is tried at most MAX_ATTEMPTS times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import httpx
+
+from tasks.core.identity import USER_AGENT
+from tasks.core.reference import is_digest
+from tasks.registry.errors import (
+    AccessDenied,
+    AuthenticationFailed,
+    InvalidResponse,
+    NotFound,
+    RegistryError,
+    RegistryUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+TOKEN_VARIABLE = "REGSWEEP_GITHUB_TOKEN"
+# A GitHub API other than api.github.com (Enterprise Server) that `regsweep restore` may
+# send the token to when a ledger names it (tasks.delete.restore.trusted_github_api).
+GITHUB_API_VARIABLE = "REGSWEEP_GITHUB_API"
+API_VERSION = "2022-11-28"
+PER_PAGE = 100
+MAX_ATTEMPTS = 5
+MAX_WAIT = 60.0
+
+
+@dataclass(frozen=True)
+class PackageVersion:
+    id: int
+    digest: str
+    tags: tuple[str, ...]
+    created: str
+
+
+def split_package(repository: str) -> tuple[str, str]:
+    """(owner, package name) of a GHCR repository `owner/name[/more]`."""
+    owner, _, name = repository.partition("/")
+    if not owner or not name:
+        raise ValueError(f"{repository!r} is not owner/package (a GHCR repository)")
+    return owner, name
+
+
+class GitHubPackages:
+    """The container package versions of one GitHub API (`api`: https://api.github.com)."""
+
+    def __init__(
+        self,
+        api: str,
+        token: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: float = 1.0,  # the shortest wait; tests shrink every wait by it
+    ) -> None:
+        token = token if token is not None else os.environ.get(TOKEN_VARIABLE, "")
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": USER_AGENT,
+        }
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.api = api.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.api, headers=headers, transport=transport, timeout=30.0
+        )
+        self._scale = sleep
+        self._scopes: dict[str, str] = {}  # owner -> "orgs/acme" or "users/acme"
+        self._versions: dict[str, dict[str, PackageVersion]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, method: str, path: str, **params: str | int) -> httpx.Response:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                response = await self._http.request(method, path, params=params or None)
+            except httpx.HTTPError as exc:
+                if attempt == MAX_ATTEMPTS:
+                    raise RegistryUnavailable(f"{self.api}: {method} {path}: {exc}") from exc
+                await asyncio.sleep(self._scale * attempt)
+                continue
+            wait = self._rate_limited(response)
+            if wait is None:
+                if response.status_code >= 500 and attempt < MAX_ATTEMPTS:
+                    await asyncio.sleep(self._scale * attempt)
+                    continue
+                return response
+            if attempt == MAX_ATTEMPTS:
+                break
+            log.warning(
+                "GitHub API rate limit on %s %s: waiting %.0f s (%s)",
+                method,
+                path,
+                wait,
+                _message(response),
+            )
+            await asyncio.sleep(wait)
+        raise RegistryUnavailable(
+            f"{self.api}: {method} {path}: still rate limited after {MAX_ATTEMPTS} attempts "
+            f"({_message(response)})"
+        )
+
+    def _rate_limited(self, response: httpx.Response) -> float | None:
+        """Seconds to wait when `response` is a rate-limit answer, else None."""
+        if response.status_code not in (403, 429):
+            return None
+        retry_after = response.headers.get("retry-after")
+        if retry_after is not None:
+            try:
+                return min(MAX_WAIT, max(float(retry_after), 1.0)) * self._scale
+            except ValueError:
+                return MAX_WAIT * self._scale
+        if response.headers.get("x-ratelimit-remaining") == "0":
+            reset = float(response.headers.get("x-ratelimit-reset") or 0)
+            return min(MAX_WAIT, max(reset - time.time(), 1.0)) * self._scale
+        if response.status_code == 429:
+            return self._scale
+        return None  # a 403 that is not a rate limit: no permission
+
+    def _raise_for(self, response: httpx.Response, what: str) -> None:
+        status = response.status_code
+        if status < 300:
+            return
+        text = f"{what}: GitHub answered {status}: {_message(response)}"
+        if status == 401:
+            raise AuthenticationFailed(
+                f"{text} (set {TOKEN_VARIABLE} to a token with packages scopes)"
+            )
+        if status == 403:
+            raise AccessDenied(f"{text} (the token needs read:packages and delete:packages)")
+        if status == 404:
+            raise NotFound(text)
+        if status >= 500:
+            raise RegistryUnavailable(text)
+        raise RegistryError(text)
+
+    async def _scope(self, owner: str, package: str) -> str:
+        """`orgs/{owner}` or `users/{owner}`: whichever has the package."""
+        if owner in self._scopes:
+            return self._scopes[owner]
+        for scope in (f"orgs/{owner}", f"users/{owner}"):
+            path = f"/{scope}/packages/container/{quote(package, safe='')}/versions"
+            response = await self._send("GET", path, per_page=1)
+            if response.status_code != 404:
+                self._raise_for(response, f"{owner}/{package}")
+                self._scopes[owner] = scope
+                return scope
+        raise NotFound(f"{owner}/{package}: no such container package for an org or a user")
+
+    async def _base(self, repository: str) -> str:
+        owner, package = split_package(repository)
+        scope = await self._scope(owner, package)
+        return f"/{scope}/packages/container/{quote(package, safe='')}/versions"
+
+    async def list_versions(self, repository: str) -> list[PackageVersion]:
+        """Every active version of the package, every page."""
+        base = await self._base(repository)
+        found: list[PackageVersion] = []
+        page = 1
+        while True:
+            response = await self._send("GET", base, per_page=PER_PAGE, page=page)
+            self._raise_for(response, repository)
+            body = response.json()
+            if not isinstance(body, list):
+                raise InvalidResponse(f"{repository}: versions are not a list")
+            for item in body:
+                found.append(_version(repository, item))
+            if 'rel="next"' not in response.headers.get("link", ""):
+                return found
+            page += 1
+
+    async def version_of(self, repository: str, digest: str) -> PackageVersion | None:
+        """The version whose digest is `digest` (listed once per repository, again on a
+        miss: a manifest pushed since, such as an untag placeholder)."""
+        lock = self._locks.setdefault(repository, asyncio.Lock())
+        async with lock:
+            for fresh in (False, True):
+                if fresh or repository not in self._versions:
+                    versions = await self.list_versions(repository)
+                    self._versions[repository] = {v.digest: v for v in versions}
+                found = self._versions[repository].get(digest)
+                if found is not None:
+                    return found
+        return None
+
+    async def delete_version(self, repository: str, digest: str) -> int | None:
+        """Delete the version of `digest`; return its id, or None when it was gone."""
+        version = await self.version_of(repository, digest)
+        if version is None:
+            return None
+        base = await self._base(repository)
+        response = await self._send("DELETE", f"{base}/{version.id}")
+        if response.status_code == 404:
+            return None
+        self._raise_for(response, f"{repository}@{digest} (version {version.id})")
+        self._versions[repository].pop(digest, None)
+        return version.id
+
+    async def restore_version(self, repository: str, version_id: int) -> None:
+        """Restore a version deleted in the last 30 days, with its tags."""
+        base = await self._base(repository)
+        response = await self._send("POST", f"{base}/{version_id}/restore")
+        self._raise_for(response, f"{repository} version {version_id}")
+
+
+def _version(repository: str, item: object) -> PackageVersion:
+    if not isinstance(item, dict):
+        raise InvalidResponse(f"{repository}: a version is not an object")
+    digest, version_id = item.get("name"), item.get("id")
+    if not isinstance(digest, str) or not is_digest(digest) or not isinstance(version_id, int):
+        raise InvalidResponse(f"{repository}: a version without an id or a digest name")
+    container = (item.get("metadata") or {}).get("container") or {}
+    tags = container.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise InvalidResponse(f"{repository}@{digest}: tags are not a list of names")
+    return PackageVersion(version_id, digest, tuple(tags), str(item.get("created_at") or ""))
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(body.get("message", "")) if isinstance(body, dict) else response.text[:200]

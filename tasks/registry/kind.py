@@ -1,0 +1,60 @@
+"""Which registry this is, and so which API lists and deletes (`registry.kind`).
+
+Reads (manifests, configs, referrers) are the OCI distribution API's everywhere. Deletion
+goes through the vendor's API where the OCI one does not serve: GitHub Packages (ghcr.io)
+answers DELETE of a manifest with 405, its REST API deletes package versions
+(`tasks.registry.github`). GitLab, Docker Hub and ECR are detected and named in the report,
+but their APIs are not spoken yet: there the OCI API is used.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tasks.core.config import BACKENDS_TO_COME, Config
+from tasks.core.reference import registry_host
+
+DEFAULT_API = {"github": "https://api.github.com"}
+_DETECT = (
+    ("github", re.compile(r"^ghcr\.io(:443)?$")),
+    ("gitlab", re.compile(r"(^registry\.gitlab\.com$|gitlab)")),
+    ("dockerhub", re.compile(r"(^|\.)docker\.io(:443)?$")),
+    ("ecr", re.compile(r"^\d+\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?(:443)?$")),
+)
+
+
+@dataclass(frozen=True)
+class RegistryKind:
+    """The kind the configuration names or the host implies, and which API deletes."""
+
+    name: str  # distribution | github | gitlab | dockerhub | ecr
+    how: str  # "configured" or "detected from <host>"
+    api: str  # the vendor API's URL, empty where the OCI API deletes
+
+    @property
+    def deletes_through(self) -> str:
+        if self.name == "github":
+            return f"GitHub's packages REST API ({self.api})"
+        return "the OCI distribution API (DELETE /v2/<name>/manifests/<digest>)"
+
+    def describe(self) -> str:
+        text = f"registry kind {self.name} ({self.how}): deletes through {self.deletes_through}"
+        if self.name in BACKENDS_TO_COME:
+            text += f"; regsweep does not speak {self.name}'s own API yet (issue #18)"
+        return text
+
+
+def registry_kind(config: Config) -> RegistryKind:
+    """The registry's kind: `registry.kind`, else detected from its host."""
+    host = registry_host(config.registry.url)
+    name: str = config.registry.kind or ""
+    how = "configured"
+    if not name:
+        name, how = "distribution", "the default"
+        for kind, pattern in _DETECT:
+            if pattern.search(host):
+                name, how = kind, f"detected from {host}"
+                break
+    api = config.registry.api or DEFAULT_API.get(name, "")
+    return RegistryKind(name, how, api.rstrip("/") if name == "github" else "")
