@@ -56,24 +56,28 @@ def timed(label: str, out: dict[str, float]) -> Iterator[None]:
     print(f"{label}: {out[label]:.2f} s", flush=True)
 
 
-def _raw_worker(args: tuple[str, str, list[str], dict[str, str], int]) -> int:
+def _raw_worker(
+    args: tuple[str, str, list[str], dict[str, str], int, list[bytes] | None],
+) -> int:
     """One process: `connections` keep-alive http.client connections, requests split among
-    them; returns how many answers were not 2xx."""
+    them (with `bodies[i]` for `paths[i]` when given); returns how many answers were not
+    2xx."""
     import http.client
     import threading
     from urllib.parse import urlsplit
 
-    base, method, paths, headers, connections = args
+    base, method, paths, headers, connections, bodies = args
     target = urlsplit(base)
     failures = 0
     lock = threading.Lock()
 
-    def run(share: list[str]) -> None:
+    def run(share: list[int]) -> None:
         nonlocal failures
         conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port)
         bad = 0
-        for path in share:
-            conn.request(method, path, headers=headers)
+        for at in share:
+            body = bodies[at] if bodies is not None else None
+            conn.request(method, paths[at], body=body, headers=headers)
             response = conn.getresponse()
             response.read()
             bad += response.status >= 300
@@ -81,8 +85,9 @@ def _raw_worker(args: tuple[str, str, list[str], dict[str, str], int]) -> int:
         with lock:
             failures += bad
 
+    every = list(range(len(paths)))
     threads = [
-        threading.Thread(target=run, args=(paths[i::connections],)) for i in range(connections)
+        threading.Thread(target=run, args=(every[i::connections],)) for i in range(connections)
     ]
     for thread in threads:
         thread.start()
@@ -98,17 +103,22 @@ def raw_ceiling(
     headers: dict[str, str] | None = None,
     processes: int | None = None,
     connections: int = 8,
+    bodies: list[bytes] | None = None,
 ) -> float:
     """Requests per second the server answers to minimal keep-alive clients on all cores.
 
-    `paths` are split over `processes` (default: every core) x `connections`; raises if any
-    answer is not 2xx, so a ceiling is never measured on errors.
+    `paths` (with `bodies`, one each, when given) are split over `processes` (default: every
+    core) x `connections`; raises if any answer is not 2xx, so a ceiling is never measured
+    on errors.
     """
     import multiprocessing
     import os
 
     count = processes or os.cpu_count() or 1
-    shares = [(base, method, paths[i::count], headers or {}, connections) for i in range(count)]
+    shares = [
+        (base, method, paths[i::count], headers or {}, connections, bodies and bodies[i::count])
+        for i in range(count)
+    ]
     with multiprocessing.get_context("fork").Pool(count) as pool:
         start = time.perf_counter()
         failures = sum(pool.map(_raw_worker, shares))

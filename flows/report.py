@@ -195,7 +195,14 @@ def explanations(
             evidence = [_name_default(line) for line in evidence]
         if row.action == "keep" and row.reason == "shared-digest":
             evidence.append("shared-digest: another tag on this digest is kept")
-        if row.action != "keep":
+        if row.action == "untag":
+            kept = sorted(same.loc[same["action"] == "keep", "tag"])
+            evidence.insert(
+                0,
+                f"untag: no rule keeps tag {row.tag}; the digest stays for "
+                f"{', '.join(t for t in kept if t) or 'its other rules'} (cleanup.untag)",
+            )
+        elif row.action != "keep":
             evidence.insert(0, "no keep rule applies")
             if row.commits:
                 evidence.append("its commits are not among the images any keepPolicy keeps")

@@ -63,6 +63,9 @@ def test_a_run_untags_and_restore_re_tags_from_the_ledger_alone(
     assert (summary["kept"], summary["deleted"], summary["untagged"]) == (2, 1, 2)
     table = run_cli("plan", "-c", str(config))
     assert "untagged" in table.stdout
+    explained = run_cli("explain", "-c", str(config), "app:latest")
+    assert "  UNTAG (no-policy)" in explained.stdout
+    assert "untag: no rule keeps tag latest; the digest stays for v1.0.0" in explained.stdout
 
     ledger = tmp_path / "ledger.jsonl"
     result = cleanup(config_path=str(config), apply=True, ledger=str(ledger))

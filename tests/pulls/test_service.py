@@ -68,7 +68,7 @@ class Service:
         return asyncio.run(read())
 
     def written(self) -> int:
-        return int(self.app.state.receiver.written)
+        return int(self.app.receiver.written)
 
 
 def notifications(service: Service) -> str:
