@@ -39,11 +39,25 @@ class Check:
 def run_checks(config: Config) -> Iterator[Check]:
     """Yield the checks of `config`, each as soon as it is done."""
     yield from _keep_list(config)
+    yield _kind(config)
     yield from _registry(config)
     if config.uses_git:
         yield _git(config)
     if config.uses_kubernetes:
         yield from _kubernetes(config)
+
+
+def _kind(config: Config) -> Check:
+    """Which API each operation uses (reads, listing: the OCI API everywhere)."""
+    from tasks.registry.kind import registry_kind
+
+    kind = registry_kind(config)
+    return Check(
+        "kind",
+        True,
+        f"{kind.name} ({kind.how}): reads and lists through the OCI API, deletes through "
+        f"{kind.deletes_through}, untags by cleanup.untag: {config.cleanup.untag}",
+    )
 
 
 def _keep_list(config: Config) -> Iterator[Check]:

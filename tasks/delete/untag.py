@@ -58,7 +58,7 @@ EMPTY_CONFIG = b"{}"  # the OCI image spec's empty descriptor content
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 PLACEHOLDER_ANNOTATION = "io.regsweep.untag"
 UNSUPPORTED_HINT = (
-    "the registry does not delete tags (Distribution before 3.0): set cleanup.untag: "
+    "the registry does not delete tags (Distribution before 3.0, ghcr.io): set cleanup.untag: "
     "overwrite to untag by a placeholder manifest, or off to keep such tags"
 )
 
@@ -142,6 +142,8 @@ async def untag_repository(
             await upload_blob(client, repository, EMPTY_CONFIG)
         except RegistryError as exc:
             why = f"uploading the placeholder's empty config failed: {exc}"
+            if finished is not None:
+                finished(len(targets))
             return [untag_result(t, "failed", why) for t in targets]
     out: list[dict[str, object]] = []
     untag = _Untag(client, ledger, method, flow_run_id, in_use)

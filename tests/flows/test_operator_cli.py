@@ -153,6 +153,7 @@ def test_check_passes_every_part_of_the_demo(parts: Parts) -> None:
     lines = out.splitlines()
     parts_checked = [line.split(":", 1)[0].split(None, 1)[1] for line in lines]
     assert parts_checked == [
+        "kind",
         "registry",
         "listing",
         "deletes",
@@ -161,6 +162,7 @@ def test_check_passes_every_part_of_the_demo(parts: Parts) -> None:
         "kubernetes fixture",
     ]
     assert all(line.startswith("ok") for line in lines)
+    assert "ok   kind: distribution (the default): reads and lists through the OCI API" in out
     # Distribution 2.8 under the default cleanup.untag: api: said, and not a failure
     assert "ok   untag: api: demo/app does not delete tags (400 or 405" in out
 
