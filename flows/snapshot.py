@@ -23,7 +23,12 @@ from tasks.core.frames import STRING_LISTS, typed_frame
 from tasks.git.extract import GitExtraction
 from tasks.policy.plan import Plan, PlanInputs
 from tasks.pulls.records import PullRecords
-from tasks.registry.extract import BLOB_COLUMNS, STATUS_COLUMNS, RegistryExtraction
+from tasks.registry.extract import (
+    BLOB_COLUMNS,
+    PROTECTED_COLUMNS,
+    STATUS_COLUMNS,
+    RegistryExtraction,
+)
 
 _JSON_COLUMNS = ("labels", "annotations")  # dict columns: Parquet wants one shape per column
 _UPTIME_COLUMNS = {"started": "datetime64[us, UTC]", "last_seen": "datetime64[us, UTC]"}
@@ -107,6 +112,7 @@ def load_inputs(run_dir: Path) -> tuple[Config, datetime, PlanInputs]:
         cluster=frame("cluster"),
         keep_list=list(run.get("keep_list", [])),
         pulls=pulls,
+        protected=frame("protected"),
     )
     return parse_config(run["config"]), datetime.fromisoformat(run["now"]), inputs
 
@@ -119,6 +125,9 @@ def saved_stages(inputs: PlanInputs) -> Stages:
         index_edges=inputs.index_edges,
         blobs=typed_frame([], BLOB_COLUMNS),
         status=typed_frame([], STATUS_COLUMNS),
+        protected=(
+            inputs.protected if inputs.protected is not None else typed_frame([], PROTECTED_COLUMNS)
+        ),
     )
     git = None
     if inputs.refs is not None and inputs.commits is not None:

@@ -35,7 +35,7 @@ from tasks.delete.untag import UntagTarget, untag_repository, untag_result, unta
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import DeleteUnsupported, NotFound, RegistryError, RegistryUnavailable
 from tasks.registry.extract import RegistryExtraction
-from tasks.registry.manifest import delete_manifest, manifest_by_digest, resolve_tag, vendor_id
+from tasks.registry.manifest import delete_image, manifest_by_digest, resolve_tag, vendor_id
 
 log = logging.getLogger(__name__)
 
@@ -420,7 +420,7 @@ async def _delete(
 
     await record("pending")
     try:
-        existed = await delete_manifest(client, repo, digest)
+        existed = await delete_image(client, repo, digest, target.tags)
     except DeleteUnsupported as exc:
         await record("failed", str(exc))
         return _result(closure, target, "refused", str(exc)), str(exc)

@@ -58,6 +58,7 @@ Reason = Literal[
     "referrer",  # a signature, attestation or SBOM of a kept image
     "shared-digest",  # another tag on the digest is kept
     "unreadable",  # a manifest or config regsweep cannot parse
+    "protected",  # a vendor protection: a GitLab protected tag (never attempted)
 ]
 REASON_ORDER: tuple[Reason, ...] = get_args(Reason)
 """Keep reasons, in the order the plan's `reason` column picks the first of."""
@@ -87,6 +88,7 @@ class PlanInputs:
     cluster: pd.DataFrame | None = None
     keep_list: list[str] = field(default_factory=list)
     pulls: PullRecords | None = None  # None: no records (a pull rule then keeps, closed)
+    protected: pd.DataFrame | None = None  # registry stage's `protected`: repository, tag, why
 
 
 @dataclass
@@ -558,6 +560,22 @@ def decide_referrers(state: _State) -> None:
     reasons.tag[is_referrer[np.array(state.images.tag_rows, dtype=np.int64)]] = False
 
 
+def keep_protected(state: _State) -> None:
+    """protected: a tag the registry's vendor protects (GitLab's protected tags) is never
+    deleted: the tag is kept, and with it its digest."""
+    protected = state.inputs.protected
+    if protected is None or protected.empty:
+        return
+    images = state.images
+    for repository, tag, why in zip(
+        protected["repository"], protected["tag"], protected["why"], strict=True
+    ):
+        tag_row = state.tag_lookup.row((repository, tag))
+        if tag_row is not None:
+            image = images.tag_rows[tag_row]
+            state.reasons.keep_tag(tag_row, image, "protected", f"protected: tag {tag}: {why}")
+
+
 def keep_unreadable(state: _State) -> None:
     """unreadable: a manifest or config regsweep cannot parse is kept, whatever else says
     (older saved inputs have no error column)."""
@@ -592,6 +610,7 @@ RULES: tuple[Callable[[_State], None], ...] = (
     keep_matching_tags,
     keep_built_recently,
     keep_unlinked,
+    keep_protected,
     decide_digests,
     keep_index_children,
     decide_referrers,

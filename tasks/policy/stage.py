@@ -52,5 +52,6 @@ def make_plan(
         cluster=cluster,
         keep_list=keep_list,
         pulls=pulls,
+        protected=registry.protected,
     )
     return build_plan(inputs, config, registry_host(config.registry.url), now)

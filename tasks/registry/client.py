@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 if TYPE_CHECKING:
     from tasks.registry.github import GitHubPackages
+    from tasks.registry.gitlab import GitLabRegistry
 
 """Sent with every request: registries' pull records and notifications can tell (and
 ignore) regsweep's own reads."""
@@ -140,6 +141,8 @@ class RegistryClient:
         self.cache = cache
         # GitHub Packages: deletes go through its REST API (`tasks.registry.github`)
         self.packages: GitHubPackages | None = None
+        # GitLab: repositories, tag deletes and protected tags through its API
+        self.gitlab: GitLabRegistry | None = None
         self._rate = _RateLimit(requests_per_second) if requests_per_second else None
         self.host = registry_host(self.url)
         self._credentials = credentials
@@ -184,8 +187,9 @@ class RegistryClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-        if self.packages is not None:
-            await self.packages.aclose()
+        for vendor in (self.packages, self.gitlab):
+            if vendor is not None:
+                await vendor.aclose()
         if self.cache is not None:
             await asyncio.to_thread(self.cache.close)
 

@@ -77,6 +77,8 @@ TAG_COLUMNS = {"repository": "str", "tag": "str", "digest": "str"}
 EDGE_COLUMNS = {"repository": "str", "parent": "str", "child": "str"}
 BLOB_COLUMNS = {"repository": "str", "digest": "str", "blob": "str", "size": "int64"}
 STATUS_COLUMNS = {"repository": "str", "complete": "bool", "tags": "int64", "error": "str"}
+# Tags a vendor protects (GitLab's protected tags): never deleted, the plan's `protected`.
+PROTECTED_COLUMNS = {"repository": "str", "tag": "str", "why": "str"}
 
 
 # Bounds on what one repository may make us do (a hostile or broken registry must not keep a
@@ -109,6 +111,7 @@ class RegistryExtraction:
     index_edges: pd.DataFrame
     blobs: pd.DataFrame
     status: pd.DataFrame
+    protected: pd.DataFrame = field(default_factory=lambda: _frame([], PROTECTED_COLUMNS))
 
     def report_finished(self, progress: ScanProgress) -> None:
         """Tell `progress` every repository of this extraction is done (for scans whose
@@ -202,7 +205,11 @@ async def resolve_repositories(
     Only globs need the catalog; an explicit name is taken as it is.
     """
     names = [p for p in patterns if not is_glob(p)]
-    if len(names) < len(patterns):
+    globs = [p for p in patterns if is_glob(p)]
+    if globs and client.gitlab is not None:  # GitLab.com serves no catalog: its groups do
+        for group in sorted({g.split("/", 1)[0] for g in globs}):
+            names += await client.gitlab.group_repositories(group)
+    elif globs:
         names += await list_repositories(client)
     return select_repositories(names, patterns, exclude)
 
@@ -244,7 +251,45 @@ async def scan_repositories(
         repos[name] = await _scan_repository(client, name, progress, warm)
 
     await for_each(names, scan, REPOSITORY_WORKERS)
-    return _to_frames([repos[n] for n in names])
+    extraction = _to_frames([repos[n] for n in names])
+    if client.gitlab is not None:
+        extraction = await _with_protected_tags(client, extraction)
+    return extraction
+
+
+async def _with_protected_tags(
+    client: RegistryClient, extraction: RegistryExtraction
+) -> RegistryExtraction:
+    """The tags GitLab's protection rules match; a repository whose rules cannot be read
+    is incomplete (fail closed: nothing is deleted there)."""
+    assert client.gitlab is not None
+    rows: list[dict[str, Any]] = []
+    failed: dict[str, str] = {}
+    for repository in sorted(set(extraction.tags["repository"])):
+        try:
+            rules = await client.gitlab.protection_rules(repository)
+        except RegistryError as exc:
+            failed[repository] = f"reading GitLab's protected tags: {exc}"
+            continue
+        tags = extraction.tags.loc[extraction.tags["repository"] == repository, "tag"]
+        for tag in tags:
+            rule = next((r for r in rules if r.protects(tag)), None)
+            if rule is not None:
+                level = rule.minimum_access_level_for_delete
+                why = f"GitLab protection rule /{rule.pattern}/ (delete: {level})"
+                rows.append({"repository": repository, "tag": tag, "why": why})
+    status = extraction.status.copy()
+    for repository, why in failed.items():
+        at = status["repository"] == repository
+        status.loc[at, "complete"] = False
+        status.loc[at, "error"] = why
+    return dataclasses.replace(extraction, protected=_frame(rows, PROTECTED_COLUMNS), status=status)
+
+
+def _frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
+    from tasks.core.frames import typed_frame
+
+    return typed_frame(rows, columns)
 
 
 def cache_is_warm(client: RegistryClient) -> bool:

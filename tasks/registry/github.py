@@ -14,35 +14,19 @@ Endpoints (GitHub's REST description, API version 2022-11-28), under `/orgs/{org
     DELETE .../packages/container/{package}/versions/{id}                  204
     POST   .../packages/container/{package}/versions/{id}/restore          204
 A token (classic PAT with read:packages and delete:packages) comes from
-REGSWEEP_GITHUB_TOKEN. Rate limits, as GitHub documents them: a 403 or 429 with
-`retry-after` (the secondary limits) waits that many seconds; with
-`x-ratelimit-remaining: 0` it waits until `x-ratelimit-reset`; each wait is capped and a
-request is tried at most MAX_ATTEMPTS times.
+REGSWEEP_GITHUB_TOKEN. Rate limits are waited out as GitHub documents them
+(`tasks.registry.vendor_http`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import httpx
-
-from tasks.core.identity import USER_AGENT
 from tasks.core.reference import is_digest
-from tasks.registry.errors import (
-    AccessDenied,
-    AuthenticationFailed,
-    InvalidResponse,
-    NotFound,
-    RegistryError,
-    RegistryUnavailable,
-)
-
-log = logging.getLogger(__name__)
+from tasks.registry.errors import InvalidResponse, NotFound
+from tasks.registry.vendor_http import VendorHttp
 
 TOKEN_VARIABLE = "REGSWEEP_GITHUB_TOKEN"
 # A GitHub API other than api.github.com (Enterprise Server) that `regsweep restore` may
@@ -50,8 +34,6 @@ TOKEN_VARIABLE = "REGSWEEP_GITHUB_TOKEN"
 GITHUB_API_VARIABLE = "REGSWEEP_GITHUB_API"
 API_VERSION = "2022-11-28"
 PER_PAGE = 100
-MAX_ATTEMPTS = 5
-MAX_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -70,99 +52,21 @@ def split_package(repository: str) -> tuple[str, str]:
     return owner, name
 
 
-class GitHubPackages:
+class GitHubPackages(VendorHttp):
     """The container package versions of one GitHub API (`api`: https://api.github.com)."""
 
-    def __init__(
-        self,
-        api: str,
-        token: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: float = 1.0,  # the shortest wait; tests shrink every wait by it
-    ) -> None:
-        token = token if token is not None else os.environ.get(TOKEN_VARIABLE, "")
-        headers = {
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-            "User-Agent": USER_AGENT,
-        }
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self.api = api.rstrip("/")
-        self._http = httpx.AsyncClient(
-            base_url=self.api, headers=headers, transport=transport, timeout=30.0
-        )
-        self._scale = sleep
+    name = "GitHub"
+    token_variable = TOKEN_VARIABLE
+    token_hint = f"set {TOKEN_VARIABLE} to a token with read:packages and delete:packages"
+
+    def start(self) -> None:
         self._scopes: dict[str, str] = {}  # owner -> "orgs/acme" or "users/acme"
         self._versions: dict[str, dict[str, PackageVersion]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def _send(self, method: str, path: str, **params: str | int) -> httpx.Response:
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                response = await self._http.request(method, path, params=params or None)
-            except httpx.HTTPError as exc:
-                if attempt == MAX_ATTEMPTS:
-                    raise RegistryUnavailable(f"{self.api}: {method} {path}: {exc}") from exc
-                await asyncio.sleep(self._scale * attempt)
-                continue
-            wait = self._rate_limited(response)
-            if wait is None:
-                if response.status_code >= 500 and attempt < MAX_ATTEMPTS:
-                    await asyncio.sleep(self._scale * attempt)
-                    continue
-                return response
-            if attempt == MAX_ATTEMPTS:
-                break
-            log.warning(
-                "GitHub API rate limit on %s %s: waiting %.0f s (%s)",
-                method,
-                path,
-                wait,
-                _message(response),
-            )
-            await asyncio.sleep(wait)
-        raise RegistryUnavailable(
-            f"{self.api}: {method} {path}: still rate limited after {MAX_ATTEMPTS} attempts "
-            f"({_message(response)})"
-        )
-
-    def _rate_limited(self, response: httpx.Response) -> float | None:
-        """Seconds to wait when `response` is a rate-limit answer, else None."""
-        if response.status_code not in (403, 429):
-            return None
-        retry_after = response.headers.get("retry-after")
-        if retry_after is not None:
-            try:
-                return min(MAX_WAIT, max(float(retry_after), 1.0)) * self._scale
-            except ValueError:
-                return MAX_WAIT * self._scale
-        if response.headers.get("x-ratelimit-remaining") == "0":
-            reset = float(response.headers.get("x-ratelimit-reset") or 0)
-            return min(MAX_WAIT, max(reset - time.time(), 1.0)) * self._scale
-        if response.status_code == 429:
-            return self._scale
-        return None  # a 403 that is not a rate limit: no permission
-
-    def _raise_for(self, response: httpx.Response, what: str) -> None:
-        status = response.status_code
-        if status < 300:
-            return
-        text = f"{what}: GitHub answered {status}: {_message(response)}"
-        if status == 401:
-            raise AuthenticationFailed(
-                f"{text} (set {TOKEN_VARIABLE} to a token with packages scopes)"
-            )
-        if status == 403:
-            raise AccessDenied(f"{text} (the token needs read:packages and delete:packages)")
-        if status == 404:
-            raise NotFound(text)
-        if status >= 500:
-            raise RegistryUnavailable(text)
-        raise RegistryError(text)
+    def headers(self, token: str) -> dict[str, str]:
+        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
+        return headers | ({"Authorization": f"Bearer {token}"} if token else {})
 
     async def _scope(self, owner: str, package: str) -> str:
         """`orgs/{owner}` or `users/{owner}`: whichever has the package."""
@@ -170,9 +74,9 @@ class GitHubPackages:
             return self._scopes[owner]
         for scope in (f"orgs/{owner}", f"users/{owner}"):
             path = f"/{scope}/packages/container/{quote(package, safe='')}/versions"
-            response = await self._send("GET", path, per_page=1)
+            response = await self.send("GET", path, per_page=1)
             if response.status_code != 404:
-                self._raise_for(response, f"{owner}/{package}")
+                self.raise_for(response, f"{owner}/{package}")
                 self._scopes[owner] = scope
                 return scope
         raise NotFound(f"{owner}/{package}: no such container package for an org or a user")
@@ -188,8 +92,8 @@ class GitHubPackages:
         found: list[PackageVersion] = []
         page = 1
         while True:
-            response = await self._send("GET", base, per_page=PER_PAGE, page=page)
-            self._raise_for(response, repository)
+            response = await self.send("GET", base, per_page=PER_PAGE, page=page)
+            self.raise_for(response, repository)
             body = response.json()
             if not isinstance(body, list):
                 raise InvalidResponse(f"{repository}: versions are not a list")
@@ -219,18 +123,18 @@ class GitHubPackages:
         if version is None:
             return None
         base = await self._base(repository)
-        response = await self._send("DELETE", f"{base}/{version.id}")
+        response = await self.send("DELETE", f"{base}/{version.id}")
         if response.status_code == 404:
             return None
-        self._raise_for(response, f"{repository}@{digest} (version {version.id})")
+        self.raise_for(response, f"{repository}@{digest} (version {version.id})")
         self._versions[repository].pop(digest, None)
         return version.id
 
     async def restore_version(self, repository: str, version_id: int) -> None:
         """Restore a version deleted in the last 30 days, with its tags."""
         base = await self._base(repository)
-        response = await self._send("POST", f"{base}/{version_id}/restore")
-        self._raise_for(response, f"{repository} version {version_id}")
+        response = await self.send("POST", f"{base}/{version_id}/restore")
+        self.raise_for(response, f"{repository} version {version_id}")
 
 
 def _version(repository: str, item: object) -> PackageVersion:
@@ -244,11 +148,3 @@ def _version(repository: str, item: object) -> PackageVersion:
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise InvalidResponse(f"{repository}@{digest}: tags are not a list of names")
     return PackageVersion(version_id, digest, tuple(tags), str(item.get("created_at") or ""))
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    return str(body.get("message", "")) if isinstance(body, dict) else response.text[:200]

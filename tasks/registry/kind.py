@@ -1,10 +1,13 @@
 """Which registry this is, and so which API lists and deletes (`registry.kind`).
 
 Reads (manifests, configs, referrers) are the OCI distribution API's everywhere. Deletion
-goes through the vendor's API where the OCI one does not serve: GitHub Packages (ghcr.io)
-answers DELETE of a manifest with 405, its REST API deletes package versions
-(`tasks.registry.github`). GitLab, Docker Hub and ECR are detected and named in the report,
-but their APIs are not spoken yet: there the OCI API is used.
+goes through the vendor's API where the OCI one does not serve or is much slower: GitHub
+Packages (ghcr.io) answers DELETE of a manifest with 405, its REST API deletes package
+versions (`tasks.registry.github`); GitLab deletes a tag in a fraction of a second through
+its API where the registry API took minutes (`tasks.registry.gitlab`), lists repositories
+where GitLab.com serves no catalog, and says which tags are protected. Docker Hub and ECR
+are detected and named in the report, but their APIs are not spoken yet: there the OCI API
+is used.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from tasks.core.config import BACKENDS_TO_COME, Config
 from tasks.core.reference import registry_host
 
 DEFAULT_API = {"github": "https://api.github.com"}
+GITLAB_COM_API = "https://gitlab.com/api/v4"  # registry.gitlab.com; self-managed: registry.api
 _DETECT = (
     ("github", re.compile(r"^ghcr\.io(:443)?$")),
     ("gitlab", re.compile(r"(^registry\.gitlab\.com$|gitlab)")),
@@ -36,12 +40,19 @@ class RegistryKind:
     def deletes_through(self) -> str:
         if self.name == "github":
             return f"GitHub's packages REST API ({self.api})"
+        if self.name == "gitlab" and self.api:
+            return (
+                f"GitLab's registry API for the tags ({self.api}), then the OCI API for the "
+                "untagged manifest"
+            )
         return "the OCI distribution API (DELETE /v2/<name>/manifests/<digest>)"
 
     def describe(self) -> str:
         text = f"registry kind {self.name} ({self.how}): deletes through {self.deletes_through}"
         if self.name in BACKENDS_TO_COME:
             text += f"; regsweep does not speak {self.name}'s own API yet (issue #18)"
+        if self.name == "gitlab" and not self.api:
+            text += "; set registry.api (https://<gitlab>/api/v4) to use GitLab's API"
         return text
 
 
@@ -57,4 +68,6 @@ def registry_kind(config: Config) -> RegistryKind:
                 name, how = kind, f"detected from {host}"
                 break
     api = config.registry.api or DEFAULT_API.get(name, "")
-    return RegistryKind(name, how, api.rstrip("/") if name == "github" else "")
+    if name == "gitlab" and not api and host == "registry.gitlab.com":
+        api = GITLAB_COM_API
+    return RegistryKind(name, how, api.rstrip("/") if name in ("github", "gitlab") else "")

@@ -192,6 +192,8 @@ async def delete_tag(client: RegistryClient, repository: str, tag: str) -> bool:
     """
     if not is_tag_name(tag):
         raise ValueError(f"{tag!r} is not a tag")
+    if client.gitlab is not None:  # GitLab: its API deletes tags, fast
+        return await client.gitlab.delete_tag(repository, tag)
     response = await client.request(
         "DELETE",
         manifest_path(repository, tag),
@@ -212,7 +214,10 @@ PROBE_TAG = "regsweep-probe-tag-delete"
 
 
 async def deletes_tags(client: RegistryClient, repository: str) -> bool:
-    """True when the registry deletes tags in `repository` (asked, not guessed)."""
+    """True when the registry deletes tags in `repository` (asked, not guessed; GitLab's
+    API always does)."""
+    if client.gitlab is not None:
+        return True
     probe = f"{PROBE_TAG}-{secrets.token_hex(6)}"
     try:
         await delete_tag(client, repository, probe)
@@ -228,3 +233,17 @@ async def vendor_id(client: RegistryClient, repository: str, digest: str) -> str
         return ""
     version = await client.packages.version_of(repository, digest)
     return "" if version is None else str(version.id)
+
+
+async def delete_image(
+    client: RegistryClient, repository: str, digest: str, tags: tuple[str, ...]
+) -> bool:
+    """Delete the manifest `digest` with its `tags` the way this registry does it best:
+    GitLab deletes the tags through its API first (a fraction of a second each, where the
+    registry API took minutes on large repositories), then the untagged manifest goes by
+    digest; elsewhere one DELETE by digest takes the tags with it. False when the manifest
+    was already gone."""
+    if client.gitlab is not None:
+        for tag in tags:
+            await client.gitlab.delete_tag(repository, tag)
+    return await delete_manifest(client, repository, digest)

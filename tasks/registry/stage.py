@@ -27,6 +27,7 @@ from tasks.registry.extract import (
     scan_repositories,
 )
 from tasks.registry.github import GitHubPackages
+from tasks.registry.gitlab import GitLabRegistry
 from tasks.registry.kind import registry_kind
 
 
@@ -54,6 +55,8 @@ def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
     kind = registry_kind(config)
     if kind.name == "github":
         client.packages = GitHubPackages(kind.api)
+    elif kind.name == "gitlab" and kind.api:
+        client.gitlab = GitLabRegistry(kind.api)
     return client
 
 

@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from flows.demo.images import push_image
 from flows.demo.registry_server import LocalRegistry
 from flows.pipeline import compute_plan, local_stages
 from tasks.core.config import Config, load_config, parse_config
@@ -26,11 +25,11 @@ from tasks.delete.loader import DeleteRequest
 from tasks.delete.restore import trusted_github_api
 from tasks.delete.stage import run_deletion
 from tasks.registry import github
-from tasks.registry.client import RegistryClient
 from tasks.registry.errors import AuthenticationFailed
 from tasks.registry.github import GitHubPackages
 from tasks.registry.kind import registry_kind
 from tests.cli import run_cli
+from tests.registry.vendors import push
 from tests.servers.github_packages import LAST_TAGGED, GitHubPackagesFake, version_id
 from tests.servers.http_proxy import RegistryProxy
 from tests.skopeo import assert_every_tag_pulls, skopeo_tags
@@ -51,17 +50,6 @@ def ghcr(
     yield fake, oci
     oci.stop()
     fake.stop()
-
-
-def push(url: str, images: dict[str, list[str]]) -> dict[str, str]:
-    async def go() -> dict[str, str]:
-        async with RegistryClient(url) as client:
-            return {
-                name: await push_image(client, name.split(":")[0], tags, created=OLD, seed=name)
-                for name, tags in images.items()
-            }
-
-    return asyncio.run(go())
 
 
 def write_config(root: Path, oci: RegistryProxy, fake: GitHubPackagesFake) -> Path:
@@ -233,7 +221,7 @@ def test_the_kind_is_detected_from_the_host_and_named(url: str, kind: str) -> No
 def test_a_kind_whose_api_is_not_built_is_refused_naming_the_field() -> None:
     with pytest.raises(ConfigError, match=r"registry\.kind"):
         parse_config(
-            {"registry": {"url": "https://registry.gitlab.com", "kind": "gitlab"}, **NO_GIT}
+            {"registry": {"url": "https://registry-1.docker.io", "kind": "dockerhub"}, **NO_GIT}
         )
 
 

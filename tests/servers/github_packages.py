@@ -28,15 +28,14 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from flows.demo.loopback import LoopbackServer
 from flows.demo.registry_server import LocalRegistry
 from tasks.core import mediatypes
 from tests.servers.http_proxy import Answer, RegistryProxy
+from tests.servers.json_api import JsonApiFake, json_answer
 
 LAST_TAGGED = (
     "You cannot delete the last tagged version of a package. You must delete the package instead."
@@ -58,7 +57,7 @@ class _Deleted:
 
 
 @dataclass
-class GitHubPackagesFake(LoopbackServer):
+class GitHubPackagesFake(JsonApiFake):
     registry: LocalRegistry
     token: str
     owners: dict[str, str]  # owner -> "orgs" or "users"
@@ -117,24 +116,24 @@ class GitHubPackagesFake(LoopbackServer):
         return response.status, dict(response.getheaders()), payload
 
     # -- the REST API -----------------------------------------------------------------------
-    def _answer(self, method: str, target: str, headers: dict[str, str]) -> Answer:
+    def answer(self, method: str, target: str, headers: dict[str, str]) -> Answer:
         with self._lock:
             self._count += 1
             self.requests.append((method, urlsplit(target).path))
             limited = self.secondary_every and self._count % self.secondary_every == 0
         if headers.get("authorization") != f"Bearer {self.token}":
-            return _json(401, {"message": "Bad credentials"})
+            return json_answer(401, {"message": "Bad credentials"})
         if limited:
             message = "You have exceeded a secondary rate limit. Please wait a few minutes."
-            return _json(403, {"message": message}, {"retry-after": "1"})
+            return json_answer(403, {"message": message}, {"retry-after": "1"})
         parts = urlsplit(target)
         segments = [unquote(s) for s in parts.path.strip("/").split("/")]
         # {orgs|users}/{owner}/packages/container/{package}/versions[/{id}[/restore]]
         if len(segments) < 6 or segments[2:4] != ["packages", "container"]:
-            return _json(404, {"message": "Not Found"})
+            return json_answer(404, {"message": "Not Found"})
         scope, owner, package = segments[0], segments[1], segments[4]
         if self.owners.get(owner) != scope or segments[5] != "versions":
-            return _json(404, {"message": "Not Found"})
+            return json_answer(404, {"message": "Not Found"})
         repository = f"{owner}/{package}"
         rest = segments[6:]
         if method == "GET" and not rest:
@@ -143,29 +142,29 @@ class GitHubPackagesFake(LoopbackServer):
             return self._delete(repository, int(rest[0]))
         if method == "POST" and len(rest) == 2 and rest[1] == "restore" and rest[0].isdigit():
             return self._restore(int(rest[0]))
-        return _json(404, {"message": "Not Found"})
+        return json_answer(404, {"message": "Not Found"})
 
     def _list(self, repository: str, path: str, query: dict[str, list[str]]) -> Answer:
         versions = self._versions(repository)
         if not versions and not self._repo_dir(repository).exists():
-            return _json(404, {"message": "Package not found."})
+            return json_answer(404, {"message": "Package not found."})
         per_page = min(int(query.get("per_page", ["30"])[0]), 100)
         page = int(query.get("page", ["1"])[0])
         chunk = versions[(page - 1) * per_page : page * per_page]
         extra = {}
         if page * per_page < len(versions):
             extra["link"] = f'<{self.url}{path}?per_page={per_page}&page={page + 1}>; rel="next"'
-        return _json(200, chunk, extra)
+        return json_answer(200, chunk, extra)
 
     def _delete(self, repository: str, vid: int) -> Answer:
         versions = {v["id"]: v for v in self._versions(repository)}
         version = versions.get(vid)
         if version is None:
-            return _json(404, {"message": "Not Found"})
+            return json_answer(404, {"message": "Not Found"})
         tags = version["metadata"]["container"]["tags"]
         tagged = [v for v in versions.values() if v["metadata"]["container"]["tags"]]
         if tags and len(tagged) == 1:
-            return _json(400, {"message": LAST_TAGGED})
+            return json_answer(400, {"message": LAST_TAGGED})
         digest = version["name"]
         status, answer, raw = self._registry(
             "GET", f"/v2/{repository}/manifests/{digest}", Accept=mediatypes.ACCEPT
@@ -180,7 +179,7 @@ class GitHubPackagesFake(LoopbackServer):
     def _restore(self, vid: int) -> Answer:
         gone = self.deleted.get(vid)
         if gone is None or time.time() - gone.at > 30 * 86400:
-            return _json(404, {"message": "Not Found"})
+            return json_answer(404, {"message": "Not Found"})
         for reference in [gone.digest, *gone.tags]:
             path = f"/v2/{gone.repository}/manifests/{reference}"
             status, _, body = self._registry(
@@ -189,34 +188,3 @@ class GitHubPackagesFake(LoopbackServer):
             assert status == 201, (status, body)
         del self.deleted[vid]
         return 204, {}, b""
-
-    def handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status, answer, payload = fake._answer(self.command, self.path, headers)
-                self.send_response(status)
-                for name, value in answer.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_DELETE = do_POST = do_GET
-
-        return Handler
-
-
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Answer:
-    answer = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
-    return status, answer, json.dumps(body).encode()

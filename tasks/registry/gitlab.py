@@ -1,0 +1,143 @@
+"""GitLab's container registry API: repositories, tag deletion and protected tags.
+
+A GitLab registry repository is `<project path>[/<image name>]`; the API knows it by the
+project's id and its own repository id. Endpoints (GitLab's REST API v4, documented under
+"Container registry API" and "Container registry protection tag rules API"):
+
+    GET    /projects/:path                                          the project (its id)
+    GET    /projects/:id/registry/repositories?per_page=100&page=N  its repositories
+    GET    /groups/:path/registry/repositories?per_page=100&page=N  a group's (catalog)
+    DELETE /projects/:id/registry/repositories/:rid/tags/:tag       one tag, fast
+    GET    /projects/:id/registry/protection/tag/rules             protected tags (RE2)
+
+Pages follow `X-Next-Page`. The token (a personal, project or group access token with the
+`api` scope) comes from REGSWEEP_GITLAB_TOKEN and is sent as `PRIVATE-TOKEN`; it is not the
+registry's JWT, which the OCI side gets as usual. Rate limits: `tasks.registry.vendor_http`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from tasks.registry.errors import InvalidResponse, NotFound
+from tasks.registry.vendor_http import VendorHttp
+
+TOKEN_VARIABLE = "REGSWEEP_GITLAB_TOKEN"
+PER_PAGE = 100
+
+
+@dataclass(frozen=True)
+class ProtectionRule:
+    pattern: str  # RE2 syntax; Python's re reads the patterns GitLab shows
+    minimum_access_level_for_delete: str
+
+    def protects(self, tag: str) -> bool:
+        try:
+            return re.search(self.pattern, tag) is not None
+        except re.error:  # a pattern Python cannot read: protected, to be safe
+            return True
+
+
+class GitLabRegistry(VendorHttp):
+    """The container registry API of one GitLab (`api`: https://gitlab.com/api/v4)."""
+
+    name = "GitLab"
+    token_variable = TOKEN_VARIABLE
+    token_hint = f"set {TOKEN_VARIABLE} to a token with the api scope"
+
+    def start(self) -> None:
+        self._ids: dict[str, tuple[int, int]] = {}  # repository path -> (project, repository)
+        self._rules: dict[int, list[ProtectionRule]] = {}
+        self._lock = asyncio.Lock()
+
+    def headers(self, token: str) -> dict[str, str]:
+        return {"PRIVATE-TOKEN": token} if token else {}
+
+    async def _pages(self, path: str, what: str) -> list[dict[str, object]]:
+        found: list[dict[str, object]] = []
+        page = 1
+        while True:
+            response = await self.send("GET", path, per_page=PER_PAGE, page=page)
+            self.raise_for(response, what)
+            body = response.json()
+            if not isinstance(body, list) or not all(isinstance(x, dict) for x in body):
+                raise InvalidResponse(f"{what}: GitLab answered something that is not a list")
+            found += body
+            following = response.headers.get("x-next-page", "")
+            if not following.isdigit():
+                return found
+            page = int(following)
+
+    def _remember(self, repositories: list[dict[str, object]]) -> list[str]:
+        paths = []
+        for item in repositories:
+            path, project, rid = item.get("path"), item.get("project_id"), item.get("id")
+            if isinstance(path, str) and isinstance(project, int) and isinstance(rid, int):
+                self._ids[path] = (project, rid)
+                paths.append(path)
+        return paths
+
+    async def group_repositories(self, group: str) -> list[str]:
+        """Every registry repository in the projects of `group` (the catalog GitLab.com
+        does not serve)."""
+        what = f"group {group}"
+        return self._remember(
+            await self._pages(f"/groups/{quote(group, safe='')}/registry/repositories", what)
+        )
+
+    async def ids(self, repository: str) -> tuple[int, int]:
+        """(project id, repository id) of `repository`: the project is the longest prefix
+        of its path that GitLab knows as a project."""
+        async with self._lock:
+            if repository in self._ids:
+                return self._ids[repository]
+            parts = repository.split("/")
+            for end in range(len(parts), 1, -1):
+                project = "/".join(parts[:end])
+                response = await self.send("GET", f"/projects/{quote(project, safe='')}")
+                if response.status_code == 404:
+                    continue
+                self.raise_for(response, f"project {project}")
+                pid = response.json().get("id")
+                if not isinstance(pid, int):
+                    raise InvalidResponse(f"project {project}: no id")
+                self._remember(await self._pages(f"/projects/{pid}/registry/repositories", project))
+                if repository in self._ids:
+                    return self._ids[repository]
+            raise NotFound(f"{repository}: no GitLab project has this registry repository")
+
+    async def delete_tag(self, repository: str, tag: str) -> bool:
+        """Delete one tag; False when it was gone. A protected tag is refused (403)."""
+        project, rid = await self.ids(repository)
+        path = f"/projects/{project}/registry/repositories/{rid}/tags/{quote(tag, safe='')}"
+        response = await self.send("DELETE", path)
+        if response.status_code == 404:
+            return False
+        self.raise_for(response, f"{repository}:{tag}")
+        return True
+
+    async def protection_rules(self, repository: str) -> list[ProtectionRule]:
+        """The project's protected-tag rules (none where the GitLab has no such API)."""
+        project, _ = await self.ids(repository)
+        if project not in self._rules:
+            path = f"/projects/{project}/registry/protection/tag/rules"
+            response = await self.send("GET", path)
+            if response.status_code == 404:  # older GitLab: no tag protection
+                self._rules[project] = []
+            else:
+                self.raise_for(response, f"{repository}: protected tag rules")
+                body = response.json()
+                if not isinstance(body, list):
+                    raise InvalidResponse(f"{repository}: protected tag rules are not a list")
+                self._rules[project] = [
+                    ProtectionRule(
+                        str(r.get("tag_name_pattern", "")),
+                        str(r.get("minimum_access_level_for_delete", "")),
+                    )
+                    for r in body
+                    if isinstance(r, dict) and r.get("tag_name_pattern")
+                ]
+        return self._rules[project]
