@@ -95,7 +95,7 @@ def checked_url(value: str, what: str) -> str:
 
 # Vendors whose listing and deletion APIs regsweep does not speak yet: `kind` refuses them;
 # detected from the host, the OCI API is used and the report says so.
-BACKENDS_TO_COME = ("dockerhub", "ecr")
+BACKENDS_TO_COME = ("dockerhub",)
 
 
 class RegistryConfig(_Model):

@@ -58,7 +58,7 @@ Reason = Literal[
     "referrer",  # a signature, attestation or SBOM of a kept image
     "shared-digest",  # another tag on the digest is kept
     "unreadable",  # a manifest or config regsweep cannot parse
-    "protected",  # a vendor protection: a GitLab protected tag (never attempted)
+    "protected",  # a vendor protection: GitLab protected tag, ECR archived image (never sent)
 ]
 REASON_ORDER: tuple[Reason, ...] = get_args(Reason)
 """Keep reasons, in the order the plan's `reason` column picks the first of."""

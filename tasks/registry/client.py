@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 if TYPE_CHECKING:
+    from tasks.registry.ecr import EcrRegistry
     from tasks.registry.github import GitHubPackages
     from tasks.registry.gitlab import GitLabRegistry
 
@@ -143,6 +144,8 @@ class RegistryClient:
         self.packages: GitHubPackages | None = None
         # GitLab: repositories, tag deletes and protected tags through its API
         self.gitlab: GitLabRegistry | None = None
+        # ECR: repositories, BatchDeleteImage and archived images through boto3
+        self.ecr: EcrRegistry | None = None
         self._rate = _RateLimit(requests_per_second) if requests_per_second else None
         self.host = registry_host(self.url)
         self._credentials = credentials
@@ -187,7 +190,7 @@ class RegistryClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-        for vendor in (self.packages, self.gitlab):
+        for vendor in (self.packages, self.gitlab, self.ecr):
             if vendor is not None:
                 await vendor.aclose()
         if self.cache is not None:

@@ -209,6 +209,8 @@ async def resolve_repositories(
     if globs and client.gitlab is not None:  # GitLab.com serves no catalog: its groups do
         for group in sorted({g.split("/", 1)[0] for g in globs}):
             names += await client.gitlab.group_repositories(group)
+    elif globs and client.ecr is not None:  # nor does ECR: DescribeRepositories
+        names += await client.ecr.repositories()
     elif globs:
         names += await list_repositories(client)
     return select_repositories(names, patterns, exclude)
@@ -252,7 +254,7 @@ async def scan_repositories(
 
     await for_each(names, scan, REPOSITORY_WORKERS)
     extraction = _to_frames([repos[n] for n in names])
-    if client.gitlab is not None:
+    if client.gitlab is not None or client.ecr is not None:
         extraction = await _with_protected_tags(client, extraction)
     return extraction
 
@@ -260,30 +262,46 @@ async def scan_repositories(
 async def _with_protected_tags(
     client: RegistryClient, extraction: RegistryExtraction
 ) -> RegistryExtraction:
-    """The tags GitLab's protection rules match; a repository whose rules cannot be read
-    is incomplete (fail closed: nothing is deleted there)."""
-    assert client.gitlab is not None
+    """The tags the vendor protects: GitLab's protection rules, ECR's archived images. A
+    repository whose protections cannot be read is incomplete (fail closed: nothing is
+    deleted there)."""
     rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     for repository in sorted(set(extraction.tags["repository"])):
-        try:
-            rules = await client.gitlab.protection_rules(repository)
-        except RegistryError as exc:
-            failed[repository] = f"reading GitLab's protected tags: {exc}"
-            continue
         tags = extraction.tags.loc[extraction.tags["repository"] == repository, "tag"]
-        for tag in tags:
-            rule = next((r for r in rules if r.protects(tag)), None)
-            if rule is not None:
-                level = rule.minimum_access_level_for_delete
-                why = f"GitLab protection rule /{rule.pattern}/ (delete: {level})"
-                rows.append({"repository": repository, "tag": tag, "why": why})
+        try:
+            protected = await _protected(client, repository, list(tags))
+        except RegistryError as exc:
+            failed[repository] = f"reading the vendor's protected tags: {exc}"
+            continue
+        rows += [{"repository": repository, "tag": t, "why": w} for t, w in protected]
     status = extraction.status.copy()
     for repository, why in failed.items():
         at = status["repository"] == repository
         status.loc[at, "complete"] = False
         status.loc[at, "error"] = why
     return dataclasses.replace(extraction, protected=_frame(rows, PROTECTED_COLUMNS), status=status)
+
+
+async def _protected(
+    client: RegistryClient, repository: str, tags: list[str]
+) -> list[tuple[str, str]]:
+    """(tag, why) of the tags of `repository` its vendor protects."""
+    found: list[tuple[str, str]] = []
+    if client.gitlab is not None:
+        rules = await client.gitlab.protection_rules(repository)
+        for tag in tags:
+            rule = next((r for r in rules if r.protects(tag)), None)
+            if rule is not None:
+                level = rule.minimum_access_level_for_delete
+                found.append((tag, f"GitLab protection rule /{rule.pattern}/ (delete: {level})"))
+    if client.ecr is not None:
+        for image in await client.ecr.archived(repository):
+            found += [
+                (tag, f"ECR archive storage class ({image.status}): left alone")
+                for tag in image.tags
+            ]
+    return found
 
 
 def _frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:

@@ -5,9 +5,10 @@ goes through the vendor's API where the OCI one does not serve or is much slower
 Packages (ghcr.io) answers DELETE of a manifest with 405, its REST API deletes package
 versions (`tasks.registry.github`); GitLab deletes a tag in a fraction of a second through
 its API where the registry API took minutes (`tasks.registry.gitlab`), lists repositories
-where GitLab.com serves no catalog, and says which tags are protected. Docker Hub and ECR
-are detected and named in the report, but their APIs are not spoken yet: there the OCI API
-is used.
+where GitLab.com serves no catalog, and says which tags are protected; ECR deletes through
+`BatchDeleteImage` and keeps images in its archive storage class (`tasks.registry.ecr`).
+Docker Hub is detected and named in the report, but its API is not spoken yet: there the
+OCI API is used.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class RegistryKind:
     def deletes_through(self) -> str:
         if self.name == "github":
             return f"GitHub's packages REST API ({self.api})"
+        if self.name == "ecr":
+            return "ECR's BatchDeleteImage (boto3; AWS credentials the AWS way)"
         if self.name == "gitlab" and self.api:
             return (
                 f"GitLab's registry API for the tags ({self.api}), then the OCI API for the "
@@ -70,4 +73,4 @@ def registry_kind(config: Config) -> RegistryKind:
     api = config.registry.api or DEFAULT_API.get(name, "")
     if name == "gitlab" and not api and host == "registry.gitlab.com":
         api = GITLAB_COM_API
-    return RegistryKind(name, how, api.rstrip("/") if name in ("github", "gitlab") else "")
+    return RegistryKind(name, how, api.rstrip("/") if name in ("github", "gitlab", "ecr") else "")

@@ -172,6 +172,8 @@ async def delete_manifest(client: RegistryClient, repository: str, digest: str) 
         raise ValueError(f"delete takes a digest, not {digest!r}")
     if client.packages is not None:  # GitHub: a package version, through its REST API
         return await client.packages.delete_version(repository, digest) is not None
+    if client.ecr is not None:  # ECR: BatchDeleteImage by digest, tags and all
+        return await client.ecr.delete(repository, {"imageDigest": digest})
     try:
         await client.request(
             "DELETE",
@@ -194,6 +196,8 @@ async def delete_tag(client: RegistryClient, repository: str, tag: str) -> bool:
         raise ValueError(f"{tag!r} is not a tag")
     if client.gitlab is not None:  # GitLab: its API deletes tags, fast
         return await client.gitlab.delete_tag(repository, tag)
+    if client.ecr is not None:  # ECR: BatchDeleteImage by tag
+        return await client.ecr.delete(repository, {"imageTag": tag})
     response = await client.request(
         "DELETE",
         manifest_path(repository, tag),
@@ -215,8 +219,8 @@ PROBE_TAG = "regsweep-probe-tag-delete"
 
 async def deletes_tags(client: RegistryClient, repository: str) -> bool:
     """True when the registry deletes tags in `repository` (asked, not guessed; GitLab's
-    API always does)."""
-    if client.gitlab is not None:
+    and ECR's always do)."""
+    if client.gitlab is not None or client.ecr is not None:
         return True
     probe = f"{PROBE_TAG}-{secrets.token_hex(6)}"
     try:

@@ -57,6 +57,10 @@ def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
         client.packages = GitHubPackages(kind.api)
     elif kind.name == "gitlab" and kind.api:
         client.gitlab = GitLabRegistry(kind.api)
+    elif kind.name == "ecr":
+        from tasks.registry.ecr import EcrRegistry  # boto3: only for ECR
+
+        client.ecr = EcrRegistry.for_host(host, kind.api)
     return client
 
 

@@ -29,7 +29,7 @@ from tasks.registry.errors import AuthenticationFailed
 from tasks.registry.github import GitHubPackages
 from tasks.registry.kind import registry_kind
 from tests.cli import run_cli
-from tests.registry.vendors import push
+from tests.registry.vendors import push, serving, vendor_config
 from tests.servers.github_packages import LAST_TAGGED, GitHubPackagesFake, version_id
 from tests.servers.http_proxy import RegistryProxy
 from tests.skopeo import assert_every_tag_pulls, skopeo_tags
@@ -45,32 +45,14 @@ def ghcr(
 ) -> Iterator[tuple[GitHubPackagesFake, RegistryProxy]]:
     """The fake's REST side and its OCI side (ghcr.io: no OCI deletes); the token set."""
     monkeypatch.setenv("REGSWEEP_GITHUB_TOKEN", TOKEN)
-    fake = GitHubPackagesFake(registry, TOKEN, {"acme": "orgs", "octo": "users"}).start()
-    oci = fake.oci().start()
-    yield fake, oci
-    oci.stop()
-    fake.stop()
+    with serving(
+        GitHubPackagesFake(registry, TOKEN, {"acme": "orgs", "octo": "users"}).start()
+    ) as served:
+        yield served
 
 
 def write_config(root: Path, oci: RegistryProxy, fake: GitHubPackagesFake) -> Path:
-    config = root / "regsweep.yaml"
-    document = {
-        "registry": {
-            "url": oci.url,
-            "kind": "github",
-            "api": fake.url,
-            "repositories": ["acme/app", "octo/tool"],
-            "cache": str(root / "cache"),
-        },
-        "kubernetes": {"enabled": False},
-        "cleanup": {
-            "disableGitHistoryBasedPolicy": True,
-            "unlinked": "delete",
-            "keepTags": ["/v.*/"],
-        },
-    }
-    config.write_text(yaml.safe_dump(document))
-    return config
+    return vendor_config(root, oci, "github", fake.url, ["acme/app", "octo/tool"], "/v.*/")
 
 
 def plan_and_apply(config: Config, ledger: Path, untag: str = "api") -> pd.DataFrame:

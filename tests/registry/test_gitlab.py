@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 
 from flows.demo.registry_server import LocalRegistry
 from flows.pipeline import compute_plan, local_stages
@@ -25,7 +24,7 @@ from tasks.registry.errors import AuthenticationFailed
 from tasks.registry.gitlab import GitLabRegistry
 from tasks.registry.kind import registry_kind
 from tests.cli import run_cli
-from tests.registry.vendors import push
+from tests.registry.vendors import push, serving, vendor_config
 from tests.servers.gitlab_api import GitLabFake, repository_id
 from tests.servers.http_proxy import RegistryProxy
 from tests.skopeo import assert_every_tag_pulls, skopeo_tags
@@ -46,32 +45,14 @@ def gitlab(
     registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[GitLabFake, RegistryProxy]]:
     monkeypatch.setenv("REGSWEEP_GITLAB_TOKEN", TOKEN)
-    fake = GitLabFake(registry, TOKEN, {"acme/web": 7, "acme/tools": 8}, {7: [RULE]}).start()
-    oci = fake.oci().start()
-    yield fake, oci
-    oci.stop()
-    fake.stop()
+    with serving(
+        GitLabFake(registry, TOKEN, {"acme/web": 7, "acme/tools": 8}, {7: [RULE]}).start()
+    ) as served:
+        yield served
 
 
 def write_config(root: Path, oci: RegistryProxy, fake: GitLabFake) -> Path:
-    config = root / "regsweep.yaml"
-    document = {
-        "registry": {
-            "url": oci.url,
-            "kind": "gitlab",
-            "api": f"{fake.url}/api/v4",
-            "repositories": ["acme/*"],
-            "cache": str(root / "cache"),
-        },
-        "kubernetes": {"enabled": False},
-        "cleanup": {
-            "disableGitHistoryBasedPolicy": True,
-            "unlinked": "delete",
-            "keepTags": ["/release-.*/"],
-        },
-    }
-    config.write_text(yaml.safe_dump(document))
-    return config
+    return vendor_config(root, oci, "gitlab", f"{fake.url}/api/v4", ["acme/*"], "/release-.*/")
 
 
 def test_plan_apply_restore_with_protected_tags_through_gitlabs_api(

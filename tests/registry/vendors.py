@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import yaml
 
 from flows.demo.images import push_image
 from tasks.registry.client import RegistryClient
+from tests.servers.http_proxy import RegistryProxy
 
 OLD = datetime.now(UTC) - timedelta(days=30)
 
@@ -22,3 +29,47 @@ def push(url: str, images: dict[str, list[str]]) -> dict[str, str]:
             }
 
     return asyncio.run(go())
+
+
+class _Fake(Protocol):
+    def oci(self) -> RegistryProxy: ...
+    def stop(self) -> None: ...
+
+
+F = TypeVar("F", bound=_Fake)
+
+
+@contextmanager
+def serving(fake: F) -> Iterator[tuple[F, RegistryProxy]]:
+    """A started fake (its REST side) and its OCI side in front of the real registry."""
+    oci = fake.oci().start()
+    try:
+        yield fake, oci
+    finally:
+        oci.stop()
+        fake.stop()
+
+
+def vendor_config(
+    root: Path, oci: RegistryProxy, kind: str, api: str, repositories: list[str], keep_tags: str
+) -> Path:
+    """A configuration for `kind` at `api`, the registry through `oci`: unlinked images go
+    unless a tag matches `keep_tags`."""
+    config = root / "regsweep.yaml"
+    document = {
+        "registry": {
+            "url": oci.url,
+            "kind": kind,
+            "api": api,
+            "repositories": repositories,
+            "cache": str(root / "cache"),
+        },
+        "kubernetes": {"enabled": False},
+        "cleanup": {
+            "disableGitHistoryBasedPolicy": True,
+            "unlinked": "delete",
+            "keepTags": [keep_tags],
+        },
+    }
+    config.write_text(yaml.safe_dump(document))
+    return config

@@ -116,7 +116,7 @@ class GitHubPackagesFake(JsonApiFake):
         return response.status, dict(response.getheaders()), payload
 
     # -- the REST API -----------------------------------------------------------------------
-    def answer(self, method: str, target: str, headers: dict[str, str]) -> Answer:
+    def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
         with self._lock:
             self._count += 1
             self.requests.append((method, urlsplit(target).path))

@@ -82,7 +82,7 @@ class GitLabFake(JsonApiFake):
             )
         return found
 
-    def answer(self, method: str, target: str, headers: dict[str, str]) -> Answer:
+    def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
         parts = urlsplit(target)
         with self._lock:
             self._count += 1

@@ -1,5 +1,5 @@
 """Base of the loopback fakes of vendor REST APIs (GitHub Packages, GitLab): every request
-goes to `answer(method, target, headers)`, which returns (status, headers, body)."""
+goes to `answer(method, target, headers, body)`, which returns (status, headers, body)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.servers.http_proxy import Answer
 
 
 class JsonApiFake(LoopbackServer):
-    def answer(self, method: str, target: str, headers: dict[str, str]) -> Answer:
+    def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
         raise NotImplementedError
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
@@ -26,10 +26,9 @@ class JsonApiFake(LoopbackServer):
 
             def do_GET(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
+                body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                status, answer, payload = fake.answer(self.command, self.path, headers)
+                status, answer, payload = fake.answer(self.command, self.path, headers, body)
                 self.send_response(status)
                 for name, value in answer.items():
                     self.send_header(name, value)

@@ -1,0 +1,160 @@
+"""Amazon ECR's API through boto3: repositories, images (with their archive status) and
+`BatchDeleteImage`.
+
+ECR serves the OCI API for reads and pushes; deletion goes through `BatchDeleteImage`, by
+digest (the image with every tag) or by tag (that tag; the image stays while it has
+others). Images in the archive storage class (`imageStatus` ARCHIVED or ACTIVATING) are
+left alone: the scan reports their tags as protected. Credentials come the AWS way (boto3's
+chain: environment, profile, web identity / IRSA, instance role); the region and registry
+id come from the host `<account>.dkr.ecr.<region>.amazonaws.com`. boto3 is synchronous: each
+call runs in a thread. botocore retries throttling as AWS documents it (standard mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.core.errors import ConfigError
+from tasks.registry.errors import (
+    AccessDenied,
+    AuthenticationFailed,
+    NotFound,
+    RegistryError,
+    RegistryUnavailable,
+)
+
+HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr(-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com")
+ARCHIVED = ("ARCHIVED", "ACTIVATING")
+
+
+@dataclass(frozen=True)
+class EcrImage:
+    digest: str
+    tags: tuple[str, ...]
+    status: str
+
+
+class EcrRegistry:
+    """One ECR registry (`registry_id` in `region`); `endpoint` overrides AWS's (tests)."""
+
+    api = ""
+
+    def __init__(self, registry_id: str, region: str, endpoint: str = "") -> None:
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError:
+            raise ConfigError(
+                "registry.kind", "ecr needs boto3: pip install 'regsweep[ecr]'"
+            ) from None
+        self.registry_id, self.api = registry_id, endpoint
+        self._client: Any = boto3.client(
+            "ecr",
+            region_name=region,
+            endpoint_url=endpoint or None,
+            config=Config(retries={"mode": "standard", "max_attempts": 8}),
+        )
+
+    @classmethod
+    def for_host(cls, host: str, endpoint: str = "") -> EcrRegistry:
+        """From an ECR host; another host (a pull-through name, a test's) takes the region
+        from the AWS configuration and the caller's default registry."""
+        match = HOST.match(host)
+        if match is not None:
+            return cls(match["account"], match["region"], endpoint)
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if not region:
+            raise ConfigError(
+                "registry.url",
+                f"{host} is not <account>.dkr.ecr.<region>.amazonaws.com: set AWS_REGION",
+            )
+        return cls("", region, endpoint)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._client.close)
+
+    async def _call(self, operation: str, what: str, **params: Any) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        method = getattr(self._client, operation)
+        if self.registry_id:
+            params["registryId"] = self.registry_id
+        try:
+            answer: dict[str, Any] = await asyncio.to_thread(method, **params)
+        except NoCredentialsError as exc:
+            raise AuthenticationFailed(f"{what}: no AWS credentials ({exc})") from None
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "")
+            text = f"{what}: ECR {operation}: {code}: {error.get('Message', '')}"
+            if code in ("RepositoryNotFoundException", "ImageNotFoundException"):
+                raise NotFound(text) from None
+            if code in ("AccessDeniedException", "UnrecognizedClientException"):
+                raise AccessDenied(text) from None
+            if code in ("ServerException", "ThrottlingException"):
+                raise RegistryUnavailable(text) from None
+            raise RegistryError(text) from None
+        except BotoCoreError as exc:
+            raise RegistryUnavailable(f"{what}: ECR {operation}: {exc}") from None
+        return answer
+
+    async def repositories(self) -> list[str]:
+        """Every repository of the registry (ECR serves no catalog)."""
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            extra = {"nextToken": token} if token else {}
+            answer = await self._call(
+                "describe_repositories", "repositories", maxResults=1000, **extra
+            )
+            names += [str(r["repositoryName"]) for r in answer.get("repositories", [])]
+            token = answer.get("nextToken")
+            if not token:
+                return sorted(names)
+
+    async def archived(self, repository: str) -> list[EcrImage]:
+        """The images of `repository` in the archive storage class."""
+        found: list[EcrImage] = []
+        for status in ARCHIVED:
+            token: str | None = None
+            while True:
+                extra = {"nextToken": token} if token else {}
+                answer = await self._call(
+                    "describe_images",
+                    repository,
+                    repositoryName=repository,
+                    filter={"imageStatus": status},
+                    maxResults=1000,
+                    **extra,
+                )
+                for image in answer.get("imageDetails", []):
+                    found.append(
+                        EcrImage(
+                            str(image["imageDigest"]),
+                            tuple(image.get("imageTags") or ()),
+                            str(image.get("imageStatus", status)),
+                        )
+                    )
+                token = answer.get("nextToken")
+                if not token:
+                    break
+        return found
+
+    async def delete(self, repository: str, image_id: dict[str, str]) -> bool:
+        """BatchDeleteImage of one image id (a digest or a tag); False when it was gone."""
+        what = f"{repository} {image_id}"
+        answer = await self._call(
+            "batch_delete_image", what, repositoryName=repository, imageIds=[image_id]
+        )
+        failures = answer.get("failures") or []
+        if not failures:
+            return True
+        failure = failures[0]
+        code = failure.get("failureCode", "")
+        if code == "ImageNotFound":
+            return False
+        raise RegistryError(f"{what}: ECR refused: {code}: {failure.get('failureReason', '')}")

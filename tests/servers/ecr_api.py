@@ -1,0 +1,178 @@
+"""A loopback fake of Amazon ECR's API, over a real registry.
+
+No AWS here, and moto's ECR keeps images of its own that the OCI side would not see, so
+this serves the three operations regsweep calls as botocore's service model
+(`ecr/2015-09-21`) describes them, in its JSON 1.1 protocol (`POST /`,
+`X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.<Operation>`):
+
+    DescribeRepositories  {repositories: [{repositoryName, registryId, ...}], nextToken}
+    DescribeImages        {imageDetails: [{imageDigest, imageTags, imageStatus, ...}],
+                          nextToken}; `filter.imageStatus` (default ACTIVE only)
+    BatchDeleteImage      {imageIds, failures: [{imageId, failureCode, failureReason}]}:
+                          by digest the image and its tags; by tag that tag (and the image
+                          with its last tag); ImageNotFound; ImageReferencedByManifestList
+                          for a manifest an index still lists
+
+A request must carry a SigV4 `Authorization` (its signature is not checked);
+`throttle_every` answers `ThrottlingException` (400), which botocore retries. Repositories
+and images are the real registry's (its storage layout); `archived` digests have the
+ARCHIVED status. The OCI side (`oci()`) refuses DELETE of a manifest and serves no catalog.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flows.demo.registry_server import LocalRegistry
+from tasks.core import mediatypes
+from tests.servers.http_proxy import Answer, RegistryProxy
+from tests.servers.json_api import JsonApiFake
+
+TARGET = "AmazonEC2ContainerRegistry_V20150921."
+ACCOUNT = "123456789012"
+
+
+@dataclass
+class EcrFake(JsonApiFake):
+    registry: LocalRegistry
+    archived: set[str] = field(default_factory=set)
+    throttle_every: int = 0
+    requests: list[tuple[str, str]] = field(default_factory=list)  # answered: (operation, repo)
+    throttled: int = 0
+    _count: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def oci(self) -> RegistryProxy:
+        def refuse(method: str, path: str, headers: dict[str, str]) -> Answer | None:
+            if (method == "DELETE" and "/manifests/" in path) or path.startswith("/v2/_catalog"):
+                body = {"errors": [{"code": "UNSUPPORTED", "message": "use the ECR API"}]}
+                return 405, {"Content-Type": "application/json"}, json.dumps(body).encode()
+            return None
+
+        return RegistryProxy(self.registry.url, intercept=refuse)
+
+    def _root(self) -> Path:
+        return self.registry.root / "data" / "docker" / "registry" / "v2" / "repositories"
+
+    def _images(self, repository: str) -> dict[str, list[str]]:
+        """digest -> tags, from the storage layout."""
+        base = self._root() / repository / "_manifests"
+        images: dict[str, list[str]] = {
+            "sha256:" + link.parent.name: []
+            for link in (base / "revisions" / "sha256").glob("*/link")
+        }
+        for link in sorted((base / "tags").glob("*/current/link")):
+            images.setdefault(link.read_text().strip(), []).append(link.parent.parent.name)
+        return images
+
+    def _registry(self, method: str, path: str, **headers: str) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.registry.port, timeout=30)
+        connection.request(method, path, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        connection.close()
+        return response.status, body
+
+    def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
+        operation = headers.get("x-amz-target", "").removeprefix(TARGET)
+        request = json.loads(body or b"{}")
+        with self._lock:
+            self._count += 1
+            throttled = self.throttle_every and self._count % self.throttle_every == 0
+            self.throttled += bool(throttled)
+        if not headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 Credential="):
+            return _error("UnrecognizedClientException", "The security token is invalid.")
+        if throttled:
+            return _error("ThrottlingException", "Rate exceeded")
+        with self._lock:
+            self.requests.append((operation, str(request.get("repositoryName", ""))))
+        if operation == "DescribeRepositories":
+            names = sorted(
+                str(p.parent.relative_to(self._root())) for p in self._root().glob("**/_manifests")
+            )
+            repos = [{"repositoryName": n, "registryId": ACCOUNT} for n in names]
+            return _ok({"repositories": repos})
+        repository = str(request.get("repositoryName", ""))
+        if not (self._root() / repository / "_manifests").is_dir():
+            return _error("RepositoryNotFoundException", f"repository {repository} not found")
+        if operation == "DescribeImages":
+            wanted = (request.get("filter") or {}).get("imageStatus", "ACTIVE")
+            details = [
+                {
+                    "registryId": ACCOUNT,
+                    "repositoryName": repository,
+                    "imageDigest": digest,
+                    "imageTags": tags,
+                    "imageStatus": "ARCHIVED" if digest in self.archived else "ACTIVE",
+                }
+                for digest, tags in sorted(self._images(repository).items())
+            ]
+            return _ok({"imageDetails": [d for d in details if d["imageStatus"] == wanted]})
+        if operation == "BatchDeleteImage":
+            return self._delete(repository, request.get("imageIds") or [])
+        return _error("InvalidParameterException", f"unknown operation {operation}")
+
+    def _delete(self, repository: str, ids: list[dict[str, str]]) -> Answer:
+        done, failures = [], []
+        for image_id in ids:
+            images = self._images(repository)
+            digest = image_id.get("imageDigest") or next(
+                (d for d, tags in images.items() if image_id.get("imageTag") in tags), None
+            )
+            if digest is None or digest not in images:
+                failures.append(
+                    {
+                        "imageId": image_id,
+                        "failureCode": "ImageNotFound",
+                        "failureReason": "Requested image not found",
+                    }
+                )
+                continue
+            if "imageTag" in image_id and len(images[digest]) > 1:  # the tag only
+                shutil.rmtree(
+                    self._root() / repository / "_manifests" / "tags" / image_id["imageTag"]
+                )
+                done.append(image_id)
+                continue
+            if self._listed_by_an_index(repository, digest, images):
+                failures.append(
+                    {
+                        "imageId": image_id,
+                        "failureCode": "ImageReferencedByManifestList",
+                        "failureReason": "Requested image referenced by manifest list",
+                    }
+                )
+                continue
+            status, body = self._registry("DELETE", f"/v2/{repository}/manifests/{digest}")
+            assert status == 202, (status, body)
+            done.append({"imageDigest": digest, **image_id})
+        return _ok({"imageIds": done, "failures": failures})
+
+    def _listed_by_an_index(
+        self, repository: str, digest: str, images: dict[str, list[str]]
+    ) -> bool:
+        for other in images:
+            if other == digest:
+                continue
+            status, raw = self._registry(
+                "GET", f"/v2/{repository}/manifests/{other}", Accept=mediatypes.ACCEPT
+            )
+            body = json.loads(raw) if status == 200 else {}
+            if any(m.get("digest") == digest for m in body.get("manifests") or []):
+                return True
+        return False
+
+
+def _ok(body: dict[str, Any]) -> Answer:
+    return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(body).encode()
+
+
+def _error(code: str, message: str) -> Answer:
+    body = {"__type": code, "message": message}
+    return 400, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(body).encode()
