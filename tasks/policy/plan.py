@@ -58,7 +58,7 @@ Reason = Literal[
     "referrer",  # a signature, attestation or SBOM of a kept image
     "shared-digest",  # another tag on the digest is kept
     "unreadable",  # a manifest or config regsweep cannot parse
-    "protected",  # a vendor protection: GitLab protected tag, ECR archived image (never sent)
+    "protected",  # a vendor protection: GitLab/ACR tag, ACR lock, ECR archive (never sent)
 ]
 REASON_ORDER: tuple[Reason, ...] = get_args(Reason)
 """Keep reasons, in the order the plan's `reason` column picks the first of."""
@@ -561,19 +561,24 @@ def decide_referrers(state: _State) -> None:
 
 
 def keep_protected(state: _State) -> None:
-    """protected: a tag the registry's vendor protects (GitLab's protected tags) is never
-    deleted: the tag is kept, and with it its digest."""
+    """protected: what the registry's vendor protects is never deleted: a tag (GitLab's
+    protected tags, ACR's locked tags; its digest with it), or a digest with every tag on it
+    (ACR's locked manifests, ECR's archived images)."""
     protected = state.inputs.protected
     if protected is None or protected.empty:
         return
     images = state.images
-    for repository, tag, why in zip(
-        protected["repository"], protected["tag"], protected["why"], strict=True
+    digests = protected["digest"] if "digest" in protected else [""] * len(protected)
+    for repository, tag, digest, why in zip(
+        protected["repository"], protected["tag"], digests, protected["why"], strict=True
     ):
-        tag_row = state.tag_lookup.row((repository, tag))
-        if tag_row is not None:
-            image = images.tag_rows[tag_row]
-            state.reasons.keep_tag(tag_row, image, "protected", f"protected: tag {tag}: {why}")
+        if tag:
+            tag_row = state.tag_lookup.row((repository, tag))
+            if tag_row is not None:
+                image = images.tag_rows[tag_row]
+                state.reasons.keep_tag(tag_row, image, "protected", f"protected: tag {tag}: {why}")
+        elif (row := images.find((repository, digest))) is not None and state.known[row]:
+            state.reasons.keep(row, "protected", f"protected: {why}")
 
 
 def keep_unreadable(state: _State) -> None:

@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -42,6 +42,8 @@ from tasks.registry.transport import (
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+T = TypeVar("T")
+
 if TYPE_CHECKING:
     from tasks.registry.ecr import EcrRegistry
     from tasks.registry.github import GitHubPackages
@@ -146,6 +148,8 @@ class RegistryClient:
         self.gitlab: GitLabRegistry | None = None
         # ECR: repositories, BatchDeleteImage and archived images through boto3
         self.ecr: EcrRegistry | None = None
+        # ACR: its locks are read from /acr/v1 on this host (`tasks.registry.acr`)
+        self.acr = False
         self._rate = _RateLimit(requests_per_second) if requests_per_second else None
         self.host = registry_host(self.url)
         self._credentials = credentials
@@ -442,7 +446,16 @@ async def paged_names(client: RegistryClient, path: str, scope: str, key: str) -
 
     Raises `InvalidResponse` for a page that is not a list of names or a pagination loop.
     """
-    names: list[str] = []
+    return await paged_list(client, path, scope, key, str)
+
+
+async def paged_list(
+    client: RegistryClient, path: str, scope: str, key: str, kind: type[T]
+) -> list[T]:
+    """Follow `Link` pages from `path`, collecting the list under `key` of each page, every
+    item a `kind`. Raises `InvalidResponse` for a page that is not such a list or a
+    pagination loop."""
+    names: list[T] = []
     seen: set[str] = set()
     page_path: str | None = path
     while page_path is not None:
@@ -456,8 +469,9 @@ async def paged_names(client: RegistryClient, path: str, scope: str, key: str) -
         seen.add(page_path)
         response = await client.request("GET", page_path, scope=scope)
         page = json_object(response).get(key) or []
-        if not isinstance(page, list) or not all(isinstance(n, str) for n in page):
-            raise InvalidResponse(f"{client.host}: {page_path}: {key} is not a list of names")
+        if not isinstance(page, list) or not all(isinstance(n, kind) for n in page):
+            what = "names" if kind is str else f"{kind.__name__}s"
+            raise InvalidResponse(f"{client.host}: {page_path}: {key} is not a list of {what}")
         names.extend(page)
         page_path = next_page(response)
     return names

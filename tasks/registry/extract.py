@@ -77,8 +77,9 @@ TAG_COLUMNS = {"repository": "str", "tag": "str", "digest": "str"}
 EDGE_COLUMNS = {"repository": "str", "parent": "str", "child": "str"}
 BLOB_COLUMNS = {"repository": "str", "digest": "str", "blob": "str", "size": "int64"}
 STATUS_COLUMNS = {"repository": "str", "complete": "bool", "tags": "int64", "error": "str"}
-# Tags a vendor protects (GitLab's protected tags): never deleted, the plan's `protected`.
-PROTECTED_COLUMNS = {"repository": "str", "tag": "str", "why": "str"}
+# What a vendor protects (GitLab's protected tags, ECR's archived images, ACR's locks): a
+# tag, or a digest (tag empty), never deleted: the plan's `protected`.
+PROTECTED_COLUMNS = {"repository": "str", "tag": "str", "digest": "str", "why": "str"}
 
 
 # Bounds on what one repository may make us do (a hostile or broken registry must not keep a
@@ -254,7 +255,7 @@ async def scan_repositories(
 
     await for_each(names, scan, REPOSITORY_WORKERS)
     extraction = _to_frames([repos[n] for n in names])
-    if client.gitlab is not None or client.ecr is not None:
+    if client.gitlab is not None or client.ecr is not None or client.acr:
         extraction = await _with_protected_tags(client, extraction)
     return extraction
 
@@ -274,7 +275,9 @@ async def _with_protected_tags(
         except RegistryError as exc:
             failed[repository] = f"reading the vendor's protected tags: {exc}"
             continue
-        rows += [{"repository": repository, "tag": t, "why": w} for t, w in protected]
+        rows += [
+            {"repository": repository, "tag": t, "digest": d, "why": w} for t, d, w in protected
+        ]
     status = extraction.status.copy()
     for repository, why in failed.items():
         at = status["repository"] == repository
@@ -285,22 +288,26 @@ async def _with_protected_tags(
 
 async def _protected(
     client: RegistryClient, repository: str, tags: list[str]
-) -> list[tuple[str, str]]:
-    """(tag, why) of the tags of `repository` its vendor protects."""
-    found: list[tuple[str, str]] = []
+) -> list[tuple[str, str, str]]:
+    """(tag, digest, why) of what the vendor protects in `repository`: a tag, or a digest
+    with an empty tag."""
+    found: list[tuple[str, str, str]] = []
     if client.gitlab is not None:
         rules = await client.gitlab.protection_rules(repository)
         for tag in tags:
             rule = next((r for r in rules if r.protects(tag)), None)
             if rule is not None:
                 level = rule.minimum_access_level_for_delete
-                found.append((tag, f"GitLab protection rule /{rule.pattern}/ (delete: {level})"))
+                why = f"GitLab protection rule /{rule.pattern}/ (delete: {level})"
+                found.append((tag, "", why))
     if client.ecr is not None:
         for image in await client.ecr.archived(repository):
-            found += [
-                (tag, f"ECR archive storage class ({image.status}): left alone")
-                for tag in image.tags
-            ]
+            why = f"ECR archive storage class ({image.status}): left alone"
+            found += [("", image.digest, why), *((tag, image.digest, why) for tag in image.tags)]
+    if client.acr:
+        from tasks.registry.acr import locks
+
+        found += await locks(client, repository)
     return found
 
 

@@ -7,8 +7,10 @@ versions (`tasks.registry.github`); GitLab deletes a tag in a fraction of a seco
 its API where the registry API took minutes (`tasks.registry.gitlab`), lists repositories
 where GitLab.com serves no catalog, and says which tags are protected; ECR deletes through
 `BatchDeleteImage` and keeps images in its archive storage class (`tasks.registry.ecr`).
-Docker Hub is detected and named in the report, but its API is not spoken yet: there the
-OCI API is used.
+ACR deletes through the OCI API, and its locked manifests and tags (`deleteEnabled:
+false`, read from its `/acr/v1` metadata API on the registry's own host) are kept
+(`tasks.registry.acr`). Docker Hub is detected and named in the report, but its API is not
+spoken yet: there the OCI API is used.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ _DETECT = (
     ("gitlab", re.compile(r"(^registry\.gitlab\.com$|gitlab)")),
     ("dockerhub", re.compile(r"(^|\.)docker\.io(:443)?$")),
     ("ecr", re.compile(r"^\d+\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?(:443)?$")),
+    ("acr", re.compile(r"\.azurecr\.(io|cn|us)(:443)?$")),
 )
 
 
@@ -33,7 +36,7 @@ _DETECT = (
 class RegistryKind:
     """The kind the configuration names or the host implies, and which API deletes."""
 
-    name: str  # distribution | github | gitlab | dockerhub | ecr
+    name: str  # distribution | github | gitlab | dockerhub | ecr | acr
     how: str  # "configured" or "detected from <host>"
     api: str  # the vendor API's URL, empty where the OCI API deletes
 

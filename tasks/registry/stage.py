@@ -61,6 +61,7 @@ def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
         from tasks.registry.ecr import EcrRegistry  # boto3: only for ECR
 
         client.ecr = EcrRegistry.for_host(host, kind.api)
+    client.acr = kind.name == "acr"
     return client
 
 

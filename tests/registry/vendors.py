@@ -53,14 +53,14 @@ def serving(fake: F) -> Iterator[tuple[F, RegistryProxy]]:
 def vendor_config(
     root: Path, oci: RegistryProxy, kind: str, api: str, repositories: list[str], keep_tags: str
 ) -> Path:
-    """A configuration for `kind` at `api`, the registry through `oci`: unlinked images go
-    unless a tag matches `keep_tags`."""
+    """A configuration for `kind` at `api` (none: the registry's own host), the registry
+    through `oci`: unlinked images go unless a tag matches `keep_tags`."""
     config = root / "regsweep.yaml"
     document = {
         "registry": {
             "url": oci.url,
             "kind": kind,
-            "api": api,
+            **({"api": api} if api else {}),
             "repositories": repositories,
             "cache": str(root / "cache"),
         },

@@ -33,6 +33,7 @@ from flows.demo.registry_server import LocalRegistry
 from tasks.core import mediatypes
 from tests.servers.http_proxy import Answer, RegistryProxy
 from tests.servers.json_api import JsonApiFake
+from tests.servers.storage_view import images_of, repositories_root
 
 TARGET = "AmazonEC2ContainerRegistry_V20150921."
 ACCOUNT = "123456789012"
@@ -58,18 +59,10 @@ class EcrFake(JsonApiFake):
         return RegistryProxy(self.registry.url, intercept=refuse)
 
     def _root(self) -> Path:
-        return self.registry.root / "data" / "docker" / "registry" / "v2" / "repositories"
+        return repositories_root(self.registry)
 
     def _images(self, repository: str) -> dict[str, list[str]]:
-        """digest -> tags, from the storage layout."""
-        base = self._root() / repository / "_manifests"
-        images: dict[str, list[str]] = {
-            "sha256:" + link.parent.name: []
-            for link in (base / "revisions" / "sha256").glob("*/link")
-        }
-        for link in sorted((base / "tags").glob("*/current/link")):
-            images.setdefault(link.read_text().strip(), []).append(link.parent.parent.name)
-        return images
+        return images_of(self.registry, repository)
 
     def _registry(self, method: str, path: str, **headers: str) -> tuple[int, bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.registry.port, timeout=30)

@@ -1,0 +1,88 @@
+"""A loopback fake of Azure Container Registry, over a real registry.
+
+No Azure here, so this follows the "Azure Container Registry runtime" REST description for
+the two metadata calls regsweep makes, served on the registry's own host in front of the
+real registry (a proxy):
+
+    GET /acr/v1/<name>/_manifests   {registry, imageName, manifests: [{digest, tags,
+                                    mediaType, changeableAttributes: {deleteEnabled,
+                                    writeEnabled, readEnabled, listEnabled}}]}
+    GET /acr/v1/<name>/_tags        {registry, imageName, tags: [{name, digest,
+                                    changeableAttributes}]}
+
+`Link` pages of `n` items. A locked manifest or tag (`locked`: digests and tag names)
+answers a DELETE with 405, as ACR refuses it. Everything else goes to the registry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from flows.demo.registry_server import LocalRegistry
+from tests.servers.http_proxy import Answer, RegistryProxy
+from tests.servers.storage_view import images_of
+
+
+@dataclass
+class AcrFake:
+    registry: LocalRegistry
+    locked: set[str] = field(default_factory=set)  # digests and tags with deleteEnabled false
+
+    def _images(self, repository: str) -> dict[str, list[str]]:
+        return images_of(self.registry, repository)
+
+    def _attributes(self, name: str) -> dict[str, bool]:
+        return {
+            "deleteEnabled": name not in self.locked,
+            "writeEnabled": True,
+            "readEnabled": True,
+            "listEnabled": True,
+        }
+
+    def intercept(self, method: str, target: str, headers: dict[str, str]) -> Answer | None:
+        parts = urlsplit(target)
+        if method == "DELETE" and "/manifests/" in parts.path:
+            if parts.path.rsplit("/", 1)[1] in self.locked:
+                denied = {"errors": [{"code": "DENIED", "message": "The operation is disallowed"}]}
+                return 405, {"Content-Type": "application/json"}, json.dumps(denied).encode()
+            return None
+        if method != "GET" or not parts.path.startswith("/acr/v1/"):
+            return None
+        repository, _, what = parts.path.removeprefix("/acr/v1/").rpartition("/")
+        images = self._images(repository)
+        items: list[dict[str, Any]]
+        if what == "_manifests":
+            items = [
+                {"digest": d, "tags": tags, "changeableAttributes": self._attributes(d)}
+                for d, tags in sorted(images.items())
+            ]
+        elif what == "_tags":
+            items = [
+                {"name": t, "digest": d, "changeableAttributes": self._attributes(t)}
+                for d, tags in sorted(images.items())
+                for t in tags
+            ]
+        else:
+            return None
+        query = parse_qs(parts.query)
+        n = int(query.get("n", ["100"])[0])
+        last = query.get("last", [""])[0]
+        key = "digest" if what == "_manifests" else "name"
+        items.sort(key=lambda i: str(i[key]))  # pages go in the order `last` names
+        after = [i for i in items if str(i[key]) > last]
+        page, more = after[:n], after[n:]
+        answer = {"Content-Type": "application/json"}
+        if more:
+            answer["Link"] = f'</acr/v1/{repository}/{what}?n={n}&last={page[-1][key]}>; rel="next"'
+        body: dict[str, Any] = {
+            "registry": self.registry.host,
+            "imageName": repository,
+            what.strip("_"): page,
+        }
+        return 200, answer, json.dumps(body).encode()
+
+    def oci(self) -> RegistryProxy:
+        return RegistryProxy(self.registry.url, intercept=self.intercept)
