@@ -109,8 +109,10 @@ class RegistryConfig(_Model):
     cache: bool | str = True  # manifest/config cache: True = $REGSWEEP_HOME/cache, or a path
     credentials_secret: str | None = None  # Prefect Secret block: {username, password}
     aliases: list[str] = Field(default_factory=list)  # other hosts naming this registry
-    # distribution | github | gitlab | dockerhub | ecr | acr; None: detected from the host
-    kind: Literal["distribution", "github", "gitlab", "dockerhub", "ecr", "acr"] | None = None
+    # distribution | github | gitlab | dockerhub | ecr | acr | harbor; None: from the host
+    kind: (
+        Literal["distribution", "github", "gitlab", "dockerhub", "ecr", "acr", "harbor"] | None
+    ) = None
     api: str | None = None  # the vendor API's URL (github: https://api.github.com)
 
     @property

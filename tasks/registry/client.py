@@ -150,6 +150,8 @@ class RegistryClient:
         self.ecr: EcrRegistry | None = None
         # ACR: its locks are read from /acr/v1 on this host (`tasks.registry.acr`)
         self.acr = False
+        # Harbor: its immutable tags are read from /api/v2.0 (`tasks.registry.harbor`)
+        self.harbor = False
         self._rate = _RateLimit(requests_per_second) if requests_per_second else None
         self.host = registry_host(self.url)
         self._credentials = credentials
@@ -427,12 +429,16 @@ def _basic(credentials: Credentials) -> str:
     return "Basic " + base64.b64encode(raw).decode()
 
 
-def json_object(response: httpx.Response) -> dict[str, Any]:
-    """Return the body as a JSON object; raise `InvalidResponse` for anything else."""
+def _json_body(response: httpx.Response) -> Any:
     try:
-        body = response.json()
+        return response.json()
     except ValueError as exc:
         raise InvalidResponse(f"{response.request.url}: body is not JSON") from exc
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """Return the body as a JSON object; raise `InvalidResponse` for anything else."""
+    body = _json_body(response)
     if not isinstance(body, dict):
         raise InvalidResponse(f"{response.request.url}: body is not a JSON object")
     return body
@@ -452,9 +458,9 @@ async def paged_names(client: RegistryClient, path: str, scope: str, key: str) -
 async def paged_list(
     client: RegistryClient, path: str, scope: str, key: str, kind: type[T]
 ) -> list[T]:
-    """Follow `Link` pages from `path`, collecting the list under `key` of each page, every
-    item a `kind`. Raises `InvalidResponse` for a page that is not such a list or a
-    pagination loop."""
+    """Follow `Link` pages from `path`, collecting the list under `key` of each page (the
+    body itself when `key` is empty), every item a `kind`. Raises `InvalidResponse` for a
+    page that is not such a list or a pagination loop."""
     names: list[T] = []
     seen: set[str] = set()
     page_path: str | None = path
@@ -468,7 +474,7 @@ async def paged_list(
             raise InvalidResponse(f"{client.host}: pagination loops at {page_path}")
         seen.add(page_path)
         response = await client.request("GET", page_path, scope=scope)
-        page = json_object(response).get(key) or []
+        page = json_object(response).get(key) or [] if key else _json_body(response)
         if not isinstance(page, list) or not all(isinstance(n, kind) for n in page):
             what = "names" if kind is str else f"{kind.__name__}s"
             raise InvalidResponse(f"{client.host}: {page_path}: {key} is not a list of {what}")

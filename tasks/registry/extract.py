@@ -255,7 +255,7 @@ async def scan_repositories(
 
     await for_each(names, scan, REPOSITORY_WORKERS)
     extraction = _to_frames([repos[n] for n in names])
-    if client.gitlab is not None or client.ecr is not None or client.acr:
+    if client.gitlab is not None or client.ecr is not None or client.acr or client.harbor:
         extraction = await _with_protected_tags(client, extraction)
     return extraction
 
@@ -308,6 +308,10 @@ async def _protected(
         from tasks.registry.acr import locks
 
         found += await locks(client, repository)
+    if client.harbor:
+        from tasks.registry.harbor import immutable_tags
+
+        found += await immutable_tags(client, repository)
     return found
 
 

@@ -9,8 +9,9 @@ where GitLab.com serves no catalog, and says which tags are protected; ECR delet
 `BatchDeleteImage` and keeps images in its archive storage class (`tasks.registry.ecr`).
 ACR deletes through the OCI API, and its locked manifests and tags (`deleteEnabled:
 false`, read from its `/acr/v1` metadata API on the registry's own host) are kept
-(`tasks.registry.acr`). Docker Hub is detected and named in the report, but its API is not
-spoken yet: there the OCI API is used.
+(`tasks.registry.acr`). Harbor (configured: its host says nothing) deletes through the
+OCI API and its immutable tags are kept (`tasks.registry.harbor`). Docker Hub is detected
+and named in the report, but its API is not spoken yet: there the OCI API is used.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ _DETECT = (
 class RegistryKind:
     """The kind the configuration names or the host implies, and which API deletes."""
 
-    name: str  # distribution | github | gitlab | dockerhub | ecr | acr
+    name: str  # distribution | github | gitlab | dockerhub | ecr | acr | harbor
     how: str  # "configured" or "detected from <host>"
     api: str  # the vendor API's URL, empty where the OCI API deletes
 

@@ -62,6 +62,7 @@ def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
 
         client.ecr = EcrRegistry.for_host(host, kind.api)
     client.acr = kind.name == "acr"
+    client.harbor = kind.name == "harbor"
     return client
 
 
