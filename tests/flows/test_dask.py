@@ -92,6 +92,50 @@ def test_apply_on_dask_fans_out_per_repository_and_deletes_exactly_the_plan(
     assert any(k.startswith("delete_repository_task") for k in keys), keys
 
 
+def test_untags_fan_out_with_the_deletions(
+    prefect_harness: None,
+    registry: LocalRegistry,
+    scenario: Scenario,
+    cluster: LocalCluster,
+    tmp_path: Path,
+) -> None:
+    """A repository whose only work is an untag gets its own delete task on the cluster."""
+    import asyncio
+    import datetime as dt
+
+    import yaml
+
+    from flows.demo.images import push_image
+    from tasks.registry.client import RegistryClient
+    from tests.skopeo import skopeo_tags
+
+    async def push() -> None:
+        async with RegistryClient(registry.url) as client:  # on a commit no policy reaches
+            labels = {"org.opencontainers.image.revision": "e" * 40}
+            old = scenario.now - dt.timedelta(days=9)
+            await push_image(
+                client, "demo/tools", ["v9.0.0", "scratch"], created=old, labels=labels
+            )
+
+    asyncio.run(push())
+    document = yaml.safe_load(scenario.config_path.read_text())
+    document["registry"]["repositories"] = ["demo/tools"]
+    document["cleanup"] |= {"keepTags": ["/v9\\..*/"], "untag": "overwrite"}
+    config = tmp_path / "tools.yaml"
+    config.write_text(yaml.safe_dump(document))
+    flow = cleanup.with_options(task_runner=DaskTaskRunner(address=cluster.scheduler_address))
+    result = flow(
+        config_path=str(config),
+        apply=True,
+        now=scenario.now.isoformat(),
+        ledger=str(tmp_path / "ledger" / "ledger.jsonl"),
+        force=True,
+    )
+    assert result.outcomes == {"untagged": 1}
+    assert skopeo_tags(registry.url, "demo/tools") == ["v9.0.0"]
+    assert any(k.startswith("delete_repository_task") for k in dask_task_keys(cluster))
+
+
 def test_dry_run_from_the_cli_with_a_scheduler_address(
     registry: LocalRegistry, scenario: Scenario, cluster: LocalCluster
 ) -> None:
