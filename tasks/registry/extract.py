@@ -263,15 +263,15 @@ async def scan_repositories(
 async def _with_protected_tags(
     client: RegistryClient, extraction: RegistryExtraction
 ) -> RegistryExtraction:
-    """The tags the vendor protects: GitLab's protection rules, ECR's archived images. A
-    repository whose protections cannot be read is incomplete (fail closed: nothing is
-    deleted there)."""
+    """What the vendor protects (`_protected`). A repository whose protections cannot be
+    read is incomplete (fail closed: nothing is deleted there)."""
     rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
-    for repository in sorted(set(extraction.tags["repository"])):
-        tags = extraction.tags.loc[extraction.tags["repository"] == repository, "tag"]
+    # one pass over the tags, not a filter of all of them per repository
+    for name, tags in extraction.tags.groupby("repository", sort=True)["tag"]:
+        repository = str(name)
         try:
-            protected = await _protected(client, repository, list(tags))
+            protected = await _protected(client, repository, tags.tolist())
         except RegistryError as exc:
             failed[repository] = f"reading the vendor's protected tags: {exc}"
             continue
