@@ -528,22 +528,35 @@ def keep_index_children(state: _State) -> None:
 def decide_referrers(state: _State) -> None:
     """referrer: a signature, attestation or SBOM shares its subjects' decision (kept while
     any subject is), and nothing else decides for it (its own tags included) - except a kept
-    index holding one. First forget what decided for them, then decide to a fixpoint: a
-    subject may itself be a referrer, or be held by an index kept that way, whatever the
-    order of the rows."""
+    index holding one, and a vendor protection (`protected`, on it or on one of its tags:
+    the vendor refuses the delete, so it is never sent). First forget what decided for them,
+    then decide to a fixpoint: a subject may itself be a referrer, or be held by an index
+    kept that way, whatever the order of the rows."""
     reasons, kept, subjects = state.reasons, state.kept, state.subjects
-    index_child = reasons.column["index-child"]
+    stays = [reasons.column["index-child"], reasons.column["protected"]]
+    tag_rows = np.array(state.images.tag_rows, dtype=np.int64)
+    is_referrer = np.zeros(len(state.images), dtype=bool)
+    is_referrer[list(subjects)] = True
+    referrer_tags = is_referrer[tag_rows]
+    tag_stays = reasons.tag[:, stays].copy()
+    reasons.tag[referrer_tags] = False
+    reasons.tag[:, stays] = tag_stays
+    guarded = np.zeros(len(state.images), dtype=bool)
+    guarded[tag_rows[tag_stays.any(axis=1)]] = True
+
+    def standing(image: int) -> list[str]:
+        return [e for e in reasons.evidence.get(image, []) if e.startswith(_STANDING)]
+
     for image, of in subjects.items():
-        held = bool(reasons.digest[image, index_child])
-        held_why = [e for e in reasons.evidence.get(image, []) if e.startswith("index-child")]
+        held = reasons.digest[image, stays].copy()
+        why = standing(image)
         reasons.digest[image] = False
-        reasons.digest[image, index_child] = held
-        kept[image] = held
+        reasons.digest[image, stays] = held
+        kept[image] = bool(held.any() or guarded[image])
         gone = ", ".join(subject for subject, _ in of)
-        reasons.evidence[image] = [f"referrer: its subject {gone} is not kept or is gone"]
-        reasons.evidence[image] += held_why
+        reasons.evidence[image] = [f"referrer: its subject {gone} is not kept or is gone", *why]
     undecided = set(subjects)
-    changed = bool(subjects)
+    changed = bool(undecided)
     while changed:
         changed = False
         for image in sorted(undecided):
@@ -551,13 +564,13 @@ def decide_referrers(state: _State) -> None:
             if alive:
                 undecided.discard(image)
                 reasons.digest[image, reasons.column["referrer"]] = True
-                held_why = [e for e in reasons.evidence[image] if e.startswith("index-child")]
-                reasons.evidence[image] = [f"referrer: of kept {alive[0]}", *held_why]
+                reasons.evidence[image] = [f"referrer: of kept {alive[0]}", *standing(image)]
                 kept[image] = changed = True
         changed = state.keep_children_of_kept(only_new=True) or changed
-    is_referrer = np.zeros(len(state.images), dtype=bool)
-    is_referrer[list(subjects)] = True
-    reasons.tag[is_referrer[np.array(state.images.tag_rows, dtype=np.int64)]] = False
+
+
+_STANDING = ("index-child", "protected")
+"""Evidence of the reasons a referrer keeps of its own (see decide_referrers)."""
 
 
 def keep_protected(state: _State) -> None:

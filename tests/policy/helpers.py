@@ -79,6 +79,7 @@ def plan_for(
     keep_list: list[str] | None = None,
     chunk: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame,
     pulls: PullRecords | None = None,
+    protected: list[dict[str, str]] | None = None,
 ) -> Plan:
     """The plan of `registry` and `git` under `config`; `chunk` may rebuild every input frame
     (to vary how the frames are stored)."""
@@ -97,6 +98,9 @@ def plan_for(
         cluster=cluster,
         keep_list=keep_list or [],
         pulls=pulls,
+        protected=pd.DataFrame(protected, columns=["repository", "tag", "digest", "why"])
+        if protected is not None
+        else None,
     )
     return build_plan(inputs, cfg, HOST, now)
 
