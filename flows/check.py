@@ -113,7 +113,7 @@ def _registry(config: Config) -> Iterator[Check]:
                     f"({names[0]}: {len(tags)} tags)",
                 )
             )
-            if client.packages is not None:
+            if client.vendor.name == "github":
                 results.append(await _github_deletes(client, names[0]))
             else:
                 results.append(await _deletes(client, names[0]))
@@ -218,7 +218,7 @@ async def _untags(client: RegistryClient, repository: str, method: str) -> Check
     """How an untag will be done: `api` asks (DELETE of a tag that cannot exist: 404 when
     the registry deletes tags, 400 or 405 when it does not); `overwrite` needs push (PUT)
     and delete rights, which the deletes line has checked for delete."""
-    from tasks.registry.manifest import PROBE_TAG, deletes_tags
+    from tasks.registry.vendor import PROBE_TAG
 
     if method == "overwrite":
         return Check(
@@ -228,7 +228,7 @@ async def _untags(client: RegistryClient, repository: str, method: str) -> Check
             f"(needs push and delete in {repository})",
         )
     try:
-        supported = await deletes_tags(client, repository)
+        supported = await client.vendor.deletes_tags(repository)
     except (AuthenticationFailed, AccessDenied) as exc:
         return Check("untag", False, f"the credentials may not delete tags in {repository}: {exc}")
     except RegistryError as exc:
@@ -253,14 +253,16 @@ async def _github_deletes(client: RegistryClient, repository: str) -> Check:
     a manifest); listing the package's versions shows the token is accepted there. Whether
     it may delete is only known when it does (GitHub has no dry run): the token needs
     delete:packages."""
-    assert client.packages is not None
+    from tasks.registry.github import GitHub
+
+    assert isinstance(client.vendor, GitHub)
     try:
-        versions = await client.packages.list_versions(repository)
+        versions = await client.vendor.packages.list_versions(repository)
     except RegistryError as exc:
         return Check("deletes", False, f"GitHub packages API: {exc}")
     return Check(
         "deletes",
         True,
-        f"through GitHub's packages API ({client.packages.api}): token accepted, "
+        f"through GitHub's packages API ({client.vendor.api}): token accepted, "
         f"{len(versions)} versions of {repository}; deleting needs delete:packages",
     )

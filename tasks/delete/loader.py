@@ -35,7 +35,7 @@ from tasks.delete.untag import UntagTarget, untag_repository, untag_result, unta
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import DeleteUnsupported, NotFound, RegistryError, RegistryUnavailable
 from tasks.registry.extract import RegistryExtraction
-from tasks.registry.manifest import delete_image, manifest_by_digest, resolve_tag, vendor_id
+from tasks.registry.manifest import manifest_by_digest, resolve_tag
 
 log = logging.getLogger(__name__)
 
@@ -395,8 +395,8 @@ async def _delete(
                 reason=target.reason,
                 flow_run_id=flow_run_id,
                 detail=detail,
-                vendor="github" if vendor else "",
-                vendor_api=client.packages.api if vendor and client.packages else "",
+                vendor=client.vendor.name if vendor else "",
+                vendor_api=client.vendor.api if vendor else "",
                 vendor_id=vendor,
             )
         )
@@ -413,14 +413,14 @@ async def _delete(
         return _result(closure, target, "failed", f"reading the manifest: {exc}"), fatal
     raw, media_type = manifest.raw, manifest.media_type
     try:
-        vendor = await vendor_id(client, repo, digest)
+        vendor = await client.vendor.ledger_id(repo, digest)
     except RegistryError as exc:
         fatal = str(exc) if isinstance(exc, RegistryUnavailable) else ""
         return _result(closure, target, "failed", f"finding its package version: {exc}"), fatal
 
     await record("pending")
     try:
-        existed = await delete_image(client, repo, digest, target.tags)
+        existed = await client.vendor.delete_image(repo, digest, target.tags)
     except DeleteUnsupported as exc:
         await record("failed", str(exc))
         return _result(closure, target, "refused", str(exc)), str(exc)

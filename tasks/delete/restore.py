@@ -22,7 +22,7 @@ from tasks.delete.ledger import LedgerRecord, numbered_records, read_ledger
 from tasks.registry.blob import blob_exists
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import NotFound
-from tasks.registry.github import GITHUB_API_VARIABLE, GitHubPackages
+from tasks.registry.github import GITHUB_API_VARIABLE, GitHub, GitHubPackages
 from tasks.registry.kind import DEFAULT_API
 from tasks.registry.manifest import get_manifest, put_manifest, resolve_tag, sha256_digest
 
@@ -228,8 +228,8 @@ def _packages(
 ) -> GitHubPackages:
     """The GitHub API client for `record`: the run's own, or one per trusted API."""
     api = record.vendor_api.rstrip("/")
-    if client.packages is not None and client.packages.api == api:
-        return client.packages
+    if isinstance(client.vendor, GitHub) and client.vendor.api == api:
+        return client.vendor.packages
     if api not in apis:
         apis[api] = GitHubPackages(trusted_github_api(api))
     return apis[api]

@@ -4,7 +4,7 @@ How, by `cleanup.untag`:
 
 - ``api``: ``DELETE /v2/<name>/manifests/<tag>`` where the registry deletes tags (OCI
   distribution spec 1.1; Distribution 3.0+, GitLab's registry). Asked once per repository,
-  by deleting a tag that cannot exist (`tasks.registry.manifest.deletes_tags`): a registry
+  by deleting a tag that cannot exist (`Vendor.deletes_tags`): a registry
   that cannot (Distribution 2.8 answers 400) keeps its tags, reported ``skipped-unsupported``
   with the hint below.
 - ``overwrite`` (Distribution 2.8; regclient's method): PUT a placeholder manifest unique to
@@ -44,7 +44,6 @@ from tasks.registry.extract import for_each
 from tasks.registry.manifest import (
     delete_manifest,
     delete_tag,
-    deletes_tags,
     manifest_by_digest,
     put_manifest,
     resolve_tag,
@@ -128,7 +127,7 @@ async def untag_repository(
     repository = targets[0].repository
     if not stop and method == "api":
         try:
-            if not await deletes_tags(client, repository):
+            if not await client.vendor.deletes_tags(repository):
                 stop = UNSUPPORTED_HINT
         except RegistryError as exc:
             stop = f"asking whether {repository} deletes tags failed: {exc}"

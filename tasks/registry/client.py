@@ -45,9 +45,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from tasks.registry.ecr import EcrRegistry
-    from tasks.registry.github import GitHubPackages
-    from tasks.registry.gitlab import GitLabRegistry
+    from tasks.registry.vendor import Vendor
 
 """Sent with every request: registries' pull records and notifications can tell (and
 ignore) regsweep's own reads."""
@@ -142,16 +140,10 @@ class RegistryClient:
     ) -> None:
         self.url = normalise_url(url)
         self.cache = cache
-        # GitHub Packages: deletes go through its REST API (`tasks.registry.github`)
-        self.packages: GitHubPackages | None = None
-        # GitLab: repositories, tag deletes and protected tags through its API
-        self.gitlab: GitLabRegistry | None = None
-        # ECR: repositories, BatchDeleteImage and archived images through boto3
-        self.ecr: EcrRegistry | None = None
-        # ACR: its locks are read from /acr/v1 on this host (`tasks.registry.acr`)
-        self.acr = False
-        # Harbor: its immutable tags are read from /api/v2.0 (`tasks.registry.harbor`)
-        self.harbor = False
+        from tasks.registry.vendor import Vendor as OciApi  # it imports this module
+
+        # What lists, protects and deletes its own way (`tasks.registry.vendor.vendor_for`)
+        self.vendor: Vendor = OciApi(self)
         self._rate = _RateLimit(requests_per_second) if requests_per_second else None
         self.host = registry_host(self.url)
         self._credentials = credentials
@@ -196,9 +188,7 @@ class RegistryClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-        for vendor in (self.packages, self.gitlab, self.ecr):
-            if vendor is not None:
-                await vendor.aclose()
+        await self.vendor.aclose()
         if self.cache is not None:
             await asyncio.to_thread(self.cache.close)
 

@@ -16,7 +16,7 @@ import asyncio
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.core.errors import ConfigError
 from tasks.registry.errors import (
@@ -26,6 +26,10 @@ from tasks.registry.errors import (
     RegistryError,
     RegistryUnavailable,
 )
+from tasks.registry.vendor import Protection, Vendor
+
+if TYPE_CHECKING:
+    from tasks.registry.client import RegistryClient
 
 HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr(-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com")
 ARCHIVED = ("ARCHIVED", "ACTIVATING")
@@ -158,3 +162,38 @@ class EcrRegistry:
         if code == "ImageNotFound":
             return False
         raise RegistryError(f"{what}: ECR refused: {code}: {failure.get('failureReason', '')}")
+
+
+class Ecr(Vendor):
+    """ECR: repositories from DescribeRepositories (no catalog), deletes through
+    BatchDeleteImage (by digest, or by tag: ECR untags), archived images protected."""
+
+    name = "ecr"
+    protects = True
+
+    def __init__(self, client: RegistryClient, endpoint: str = "") -> None:
+        super().__init__(client)
+        self.ecr = EcrRegistry.for_host(client.host, endpoint)
+        self.api = self.ecr.api
+
+    async def aclose(self) -> None:
+        await self.ecr.aclose()
+
+    async def repositories(self, globs: list[str]) -> list[str]:
+        return await self.ecr.repositories()
+
+    async def protected(self, repository: str, tags: list[str]) -> list[Protection]:
+        found: list[Protection] = []
+        for image in await self.ecr.archived(repository):
+            why = f"ECR archive storage class ({image.status}): left alone"
+            found += [("", image.digest, why), *((tag, image.digest, why) for tag in image.tags)]
+        return found
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        return await self.ecr.delete(repository, {"imageDigest": digest})
+
+    async def delete_tag(self, repository: str, tag: str) -> bool:
+        return await self.ecr.delete(repository, {"imageTag": tag})
+
+    async def deletes_tags(self, repository: str) -> bool:
+        return True

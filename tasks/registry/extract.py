@@ -53,7 +53,7 @@ from tasks.registry.manifest import (
     manifest_by_digest,
     resolve_tag,
 )
-from tasks.registry.repositories import is_glob, list_repositories, select_repositories
+from tasks.registry.repositories import is_glob, select_repositories
 from tasks.registry.tag import list_tags
 
 if TYPE_CHECKING:
@@ -207,13 +207,8 @@ async def resolve_repositories(
     """
     names = [p for p in patterns if not is_glob(p)]
     globs = [p for p in patterns if is_glob(p)]
-    if globs and client.gitlab is not None:  # GitLab.com serves no catalog: its groups do
-        for group in sorted({g.split("/", 1)[0] for g in globs}):
-            names += await client.gitlab.group_repositories(group)
-    elif globs and client.ecr is not None:  # nor does ECR: DescribeRepositories
-        names += await client.ecr.repositories()
-    elif globs:
-        names += await list_repositories(client)
+    if globs:  # the catalog, or the vendor's listing (GitLab's groups, ECR's API)
+        names += await client.vendor.repositories(globs)
     return select_repositories(names, patterns, exclude)
 
 
@@ -255,7 +250,7 @@ async def scan_repositories(
 
     await for_each(names, scan, REPOSITORY_WORKERS)
     extraction = _to_frames([repos[n] for n in names])
-    if client.gitlab is not None or client.ecr is not None or client.acr or client.harbor:
+    if client.vendor.protects:
         extraction = await _with_protected_tags(client, extraction)
     return extraction
 
@@ -263,7 +258,7 @@ async def scan_repositories(
 async def _with_protected_tags(
     client: RegistryClient, extraction: RegistryExtraction
 ) -> RegistryExtraction:
-    """What the vendor protects (`_protected`). A repository whose protections cannot be
+    """What the vendor protects (`Vendor.protected`). A repository whose protections cannot be
     read is incomplete (fail closed: nothing is deleted there)."""
     rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
@@ -271,7 +266,7 @@ async def _with_protected_tags(
     for name, tags in extraction.tags.groupby("repository", sort=True)["tag"]:
         repository = str(name)
         try:
-            protected = await _protected(client, repository, tags.tolist())
+            protected = await client.vendor.protected(repository, tags.tolist())
         except RegistryError as exc:
             failed[repository] = f"reading the vendor's protected tags: {exc}"
             continue
@@ -284,35 +279,6 @@ async def _with_protected_tags(
         status.loc[at, "complete"] = False
         status.loc[at, "error"] = why
     return dataclasses.replace(extraction, protected=_frame(rows, PROTECTED_COLUMNS), status=status)
-
-
-async def _protected(
-    client: RegistryClient, repository: str, tags: list[str]
-) -> list[tuple[str, str, str]]:
-    """(tag, digest, why) of what the vendor protects in `repository`: a tag, or a digest
-    with an empty tag."""
-    found: list[tuple[str, str, str]] = []
-    if client.gitlab is not None:
-        rules = await client.gitlab.protection_rules(repository)
-        for tag in tags:
-            rule = next((r for r in rules if r.protects(tag)), None)
-            if rule is not None:
-                level = rule.minimum_access_level_for_delete
-                why = f"GitLab protection rule /{rule.pattern}/ (delete: {level})"
-                found.append((tag, "", why))
-    if client.ecr is not None:
-        for image in await client.ecr.archived(repository):
-            why = f"ECR archive storage class ({image.status}): left alone"
-            found += [("", image.digest, why), *((tag, image.digest, why) for tag in image.tags)]
-    if client.acr:
-        from tasks.registry.acr import locks
-
-        found += await locks(client, repository)
-    if client.harbor:
-        from tasks.registry.harbor import immutable_tags
-
-        found += await immutable_tags(client, repository)
-    return found
 
 
 def _frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:

@@ -22,11 +22,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from tasks.core.reference import is_digest
 from tasks.registry.errors import InvalidResponse, NotFound
+from tasks.registry.vendor import Vendor
 from tasks.registry.vendor_http import VendorHttp
+
+if TYPE_CHECKING:
+    from tasks.registry.client import RegistryClient
 
 TOKEN_VARIABLE = "REGSWEEP_GITHUB_TOKEN"
 # A GitHub API other than api.github.com (Enterprise Server) that `regsweep restore` may
@@ -148,3 +153,25 @@ def _version(repository: str, item: object) -> PackageVersion:
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise InvalidResponse(f"{repository}@{digest}: tags are not a list of names")
     return PackageVersion(version_id, digest, tuple(tags), str(item.get("created_at") or ""))
+
+
+class GitHub(Vendor):
+    """GitHub Packages: a manifest is deleted as its package version (the ledger keeps the
+    version id, for `regsweep restore` within GitHub's 30 days)."""
+
+    name = "github"
+
+    def __init__(self, client: RegistryClient, api: str) -> None:
+        super().__init__(client)
+        self.packages = GitHubPackages(api)
+        self.api = self.packages.api
+
+    async def aclose(self) -> None:
+        await self.packages.aclose()
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        return await self.packages.delete_version(repository, digest) is not None
+
+    async def ledger_id(self, repository: str, digest: str) -> str:
+        version = await self.packages.version_of(repository, digest)
+        return "" if version is None else str(version.id)

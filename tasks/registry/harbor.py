@@ -17,6 +17,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from tasks.registry.client import RegistryClient, paged_list
+from tasks.registry.vendor import Protection, Vendor
 
 PAGE_SIZE = 100
 
@@ -30,12 +31,22 @@ def artifacts_path(repository: str) -> str:
     )
 
 
-async def immutable_tags(client: RegistryClient, repository: str) -> list[tuple[str, str, str]]:
+async def immutable_tags(client: RegistryClient, repository: str) -> list[Protection]:
     """(tag, digest, why) of the tags Harbor's immutability rules hold in `repository`."""
-    found: list[tuple[str, str, str]] = []
+    found: list[Protection] = []
     for artifact in await paged_list(client, artifacts_path(repository), "", "", dict):
         for tag in artifact.get("tags") or []:
             if isinstance(tag, dict) and tag.get("immutable") is True and tag.get("name"):
                 why = "Harbor immutable tag (an immutability rule matches it)"
                 found.append((str(tag["name"]), str(artifact.get("digest", "")), why))
     return found
+
+
+class Harbor(Vendor):
+    """Harbor: the OCI API for everything, its immutable tags protected."""
+
+    name = "harbor"
+    protects = True
+
+    async def protected(self, repository: str, tags: list[str]) -> list[Protection]:
+        return await immutable_tags(self.client, repository)

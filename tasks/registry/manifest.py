@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from tasks.core import mediatypes
 from tasks.core.reference import is_tag_name
 from tasks.registry.client import RegistryClient, json_object
-from tasks.registry.errors import DeleteUnsupported, InvalidResponse, NotFound, UnreadableManifest
+from tasks.registry.errors import InvalidResponse, UnreadableManifest
 from tasks.registry.paths import checked_digest, manifest_path, referrers_path
 
 # The distribution spec: registries should accept manifests of at least 4 MiB and may
@@ -163,91 +162,18 @@ async def put_manifest(
 
 
 async def delete_manifest(client: RegistryClient, repository: str, digest: str) -> bool:
-    """Delete the manifest `digest` (and with it every tag on it).
-
-    Returns False when it was already gone (404). Raises `DeleteUnsupported` when the
-    registry refuses deletes.
-    """
+    """Delete the manifest `digest` (and with it every tag on it), the vendor's way
+    (`tasks.registry.vendor`). Returns False when it was already gone. Raises
+    `DeleteUnsupported` when the registry refuses deletes."""
     if ":" not in digest:
         raise ValueError(f"delete takes a digest, not {digest!r}")
-    if client.packages is not None:  # GitHub: a package version, through its REST API
-        return await client.packages.delete_version(repository, digest) is not None
-    if client.ecr is not None:  # ECR: BatchDeleteImage by digest, tags and all
-        return await client.ecr.delete(repository, {"imageDigest": digest})
-    try:
-        await client.request(
-            "DELETE",
-            manifest_path(repository, digest),
-            scope=f"repository:{repository}:delete",
-        )
-    except NotFound:
-        return False
-    return True
+    return await client.vendor.delete_manifest(repository, digest)
 
 
 async def delete_tag(client: RegistryClient, repository: str, tag: str) -> bool:
-    """Delete the tag `tag` and nothing else (OCI distribution spec 1.1; Distribution 3.0+).
-
-    Returns False when the tag was already gone (404). Raises `DeleteUnsupported` when the
-    registry does not delete tags: the spec has it answer 400 or 405 (Distribution 2.8
-    answers 400 DIGEST_INVALID, later versions 400 UNSUPPORTED).
-    """
+    """Delete the tag `tag` and nothing else, the vendor's way (`tasks.registry.vendor`).
+    Returns False when the tag was already gone; raises `DeleteUnsupported` when the
+    registry does not delete tags."""
     if not is_tag_name(tag):
         raise ValueError(f"{tag!r} is not a tag")
-    if client.gitlab is not None:  # GitLab: its API deletes tags, fast
-        return await client.gitlab.delete_tag(repository, tag)
-    if client.ecr is not None:  # ECR: BatchDeleteImage by tag
-        return await client.ecr.delete(repository, {"imageTag": tag})
-    response = await client.request(
-        "DELETE",
-        manifest_path(repository, tag),
-        scope=f"repository:{repository}:delete",
-        allow=frozenset({400, 404, 405}),
-    )
-    if response.status_code in (400, 405):
-        raise DeleteUnsupported(
-            f"{repository}: the registry does not delete tags (DELETE by tag answered "
-            f"{response.status_code}: {response.text[:200].strip()})"
-        )
-    return response.status_code != 404
-
-
-# A tag no registry holds: asking to delete it tells a registry that deletes tags (404:
-# no such tag) from one that does not (400 or 405), and changes nothing either way.
-PROBE_TAG = "regsweep-probe-tag-delete"
-
-
-async def deletes_tags(client: RegistryClient, repository: str) -> bool:
-    """True when the registry deletes tags in `repository` (asked, not guessed; GitLab's
-    and ECR's always do)."""
-    if client.gitlab is not None or client.ecr is not None:
-        return True
-    probe = f"{PROBE_TAG}-{secrets.token_hex(6)}"
-    try:
-        await delete_tag(client, repository, probe)
-    except DeleteUnsupported:
-        return False
-    return True
-
-
-async def vendor_id(client: RegistryClient, repository: str, digest: str) -> str:
-    """What the vendor's API calls the manifest `digest` (GitHub: its package version id),
-    for the ledger; empty where the OCI API deletes."""
-    if client.packages is None:
-        return ""
-    version = await client.packages.version_of(repository, digest)
-    return "" if version is None else str(version.id)
-
-
-async def delete_image(
-    client: RegistryClient, repository: str, digest: str, tags: tuple[str, ...]
-) -> bool:
-    """Delete the manifest `digest` with its `tags` the way this registry does it best:
-    GitLab deletes the tags through its API first (a fraction of a second each, where the
-    registry API took minutes on large repositories), then the untagged manifest goes by
-    digest; elsewhere one DELETE by digest takes the tags with it. False when the manifest
-    was already gone."""
-    if client.gitlab is not None:
-        for tag in tags:
-            await client.gitlab.delete_tag(repository, tag)
-    return await delete_manifest(client, repository, digest)
+    return await client.vendor.delete_tag(repository, tag)

@@ -26,9 +26,8 @@ from tasks.registry.extract import (
     scan_registry,
     scan_repositories,
 )
-from tasks.registry.github import GitHubPackages
-from tasks.registry.gitlab import GitLabRegistry
 from tasks.registry.kind import registry_kind
+from tasks.registry.vendor import vendor_for
 
 
 def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
@@ -52,17 +51,7 @@ def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
         cache=cache,
         max_retries=max_retries,
     )
-    kind = registry_kind(config)
-    if kind.name == "github":
-        client.packages = GitHubPackages(kind.api)
-    elif kind.name == "gitlab" and kind.api:
-        client.gitlab = GitLabRegistry(kind.api)
-    elif kind.name == "ecr":
-        from tasks.registry.ecr import EcrRegistry  # boto3: only for ECR
-
-        client.ecr = EcrRegistry.for_host(host, kind.api)
-    client.acr = kind.name == "acr"
-    client.harbor = kind.name == "harbor"
+    client.vendor = vendor_for(registry_kind(config), client)
     return client
 
 

@@ -1,0 +1,130 @@
+"""What a registry's vendor does its own way: listing repositories, protections and
+deletes. `Vendor` is the OCI distribution API (Distribution, and reads everywhere); each
+vendor's class overrides only what its API does instead or in addition, so a new backend
+lands in its own module:
+
+- `tasks.registry.github.GitHub`: deletes package versions (ghcr.io answers 405);
+- `tasks.registry.gitlab.GitLab`: lists groups, deletes tags fast, protected tags;
+- `tasks.registry.ecr.Ecr`: DescribeRepositories, BatchDeleteImage, the archive class;
+- `tasks.registry.acr.Acr`: locked manifests and tags;
+- `tasks.registry.harbor.Harbor`: immutable tags.
+
+`RegistryClient.vendor` is the one in use (`vendor_for` picks it from `registry.kind`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+from tasks.registry.errors import DeleteUnsupported, NotFound
+from tasks.registry.paths import manifest_path
+
+if TYPE_CHECKING:
+    from tasks.registry.client import RegistryClient
+    from tasks.registry.kind import RegistryKind
+
+Protection = tuple[str, str, str]
+"""(tag, digest, why) of a vendor protection: a tag (empty digest), or a digest (empty tag)."""
+
+# A tag no registry holds: asking to delete it tells a registry that deletes tags (404:
+# no such tag) from one that does not (400 or 405), and changes nothing either way.
+PROBE_TAG = "regsweep-probe-tag-delete"
+
+
+class Vendor:
+    """The OCI distribution API: the catalog lists, DELETE by digest deletes a manifest with
+    its tags, DELETE by tag deletes a tag where the registry offers it (asked)."""
+
+    name = "distribution"
+    api = ""  # the vendor API's URL where it has one (the ledger names it)
+    protects = False  # whether `protected` can find anything (else the pass is skipped)
+
+    def __init__(self, client: RegistryClient) -> None:
+        self.client = client
+
+    async def aclose(self) -> None:
+        """Close what the vendor opened (its API's connections)."""
+
+    async def repositories(self, globs: list[str]) -> list[str]:
+        """Every repository the globs may match (the catalog here)."""
+        from tasks.registry.repositories import list_repositories
+
+        return await list_repositories(self.client)
+
+    async def protected(self, repository: str, tags: list[str]) -> list[Protection]:
+        """What the vendor protects in `repository` (`tags`: its scanned tags)."""
+        return []
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        """Delete the manifest `digest` with every tag on it; False when it was gone (404).
+        Raises `DeleteUnsupported` when the registry refuses deletes (405)."""
+        try:
+            await self.client.request(
+                "DELETE",
+                manifest_path(repository, digest),
+                scope=f"repository:{repository}:delete",
+            )
+        except NotFound:
+            return False
+        return True
+
+    async def delete_image(self, repository: str, digest: str, tags: tuple[str, ...]) -> bool:
+        """Delete the manifest `digest` and its `tags` the way this registry does it best
+        (here: one DELETE by digest takes the tags with it)."""
+        return await self.delete_manifest(repository, digest)
+
+    async def delete_tag(self, repository: str, tag: str) -> bool:
+        """Delete the tag `tag` and nothing else (OCI distribution spec 1.1; Distribution
+        3.0+); False when it was gone. Raises `DeleteUnsupported` where the registry does
+        not delete tags: the spec has it answer 400 or 405 (Distribution 2.8 answers 400
+        DIGEST_INVALID, later versions 400 UNSUPPORTED)."""
+        response = await self.client.request(
+            "DELETE",
+            manifest_path(repository, tag),
+            scope=f"repository:{repository}:delete",
+            allow=frozenset({400, 404, 405}),
+        )
+        if response.status_code in (400, 405):
+            raise DeleteUnsupported(
+                f"{repository}: the registry does not delete tags (DELETE by tag answered "
+                f"{response.status_code}: {response.text[:200].strip()})"
+            )
+        return response.status_code != 404
+
+    async def deletes_tags(self, repository: str) -> bool:
+        """True when tags can be deleted one by one in `repository` (asked, not guessed)."""
+        try:
+            await self.delete_tag(repository, f"{PROBE_TAG}-{secrets.token_hex(6)}")
+        except DeleteUnsupported:
+            return False
+        return True
+
+    async def ledger_id(self, repository: str, digest: str) -> str:
+        """What the vendor's API calls the manifest (for the ledger); empty here."""
+        return ""
+
+
+def vendor_for(kind: RegistryKind, client: RegistryClient) -> Vendor:
+    """The vendor `kind` names (its module imported only then: boto3 only for ECR)."""
+    if kind.name == "github":
+        from tasks.registry.github import GitHub
+
+        return GitHub(client, kind.api)
+    if kind.name == "gitlab" and kind.api:
+        from tasks.registry.gitlab import GitLab
+
+        return GitLab(client, kind.api)
+    if kind.name == "ecr":
+        from tasks.registry.ecr import Ecr
+
+        return Ecr(client, kind.api)
+    if kind.name == "acr":
+        from tasks.registry.acr import Acr
+
+        return Acr(client)
+    if kind.name == "harbor":
+        from tasks.registry.harbor import Harbor
+
+        return Harbor(client)
+    return Vendor(client)
