@@ -48,15 +48,21 @@ def run_checks(config: Config) -> Iterator[Check]:
 
 
 def _kind(config: Config) -> Check:
-    """Which API each operation uses (reads, listing: the OCI API everywhere)."""
+    """Which API each operation uses (reads: the OCI API everywhere)."""
     from tasks.registry.kind import registry_kind
 
     kind = registry_kind(config)
+    lists = kind.lists_through
+    lists = (
+        "reads and lists through the OCI API"
+        if lists == "the OCI API"
+        else (f"reads through the OCI API, lists repositories through {lists}")
+    )
     return Check(
         "kind",
         True,
-        f"{kind.name} ({kind.how}): reads and lists through the OCI API, deletes through "
-        f"{kind.deletes_through}, untags by cleanup.untag: {config.cleanup.untag}",
+        f"{kind.name} ({kind.how}): {lists}, deletes through {kind.deletes_through}, untags "
+        f"by cleanup.untag: {config.cleanup.untag}",
     )
 
 
@@ -113,8 +119,11 @@ def _registry(config: Config) -> Iterator[Check]:
                     f"({names[0]}: {len(tags)} tags)",
                 )
             )
-            if client.vendor.name == "github":
-                results.append(await _github_deletes(client, names[0]))
+            from tasks.registry.vendor import vendor_of
+
+            told = await vendor_of(client).check_deletes(names[0])
+            if told is not None:  # through a vendor's API: it says
+                results.append(Check("deletes", *told))
             else:
                 results.append(await _deletes(client, names[0]))
             if config.cleanup.untag != "off":
@@ -218,7 +227,9 @@ async def _untags(client: RegistryClient, repository: str, method: str) -> Check
     """How an untag will be done: `api` asks (DELETE of a tag that cannot exist: 404 when
     the registry deletes tags, 400 or 405 when it does not); `overwrite` needs push (PUT)
     and delete rights, which the deletes line has checked for delete."""
-    from tasks.registry.vendor import PROBE_TAG
+    from tasks.registry.vendor import PROBE_TAG, vendor_of
+
+    vendor = vendor_of(client)
 
     if method == "overwrite":
         return Check(
@@ -227,8 +238,10 @@ async def _untags(client: RegistryClient, repository: str, method: str) -> Check
             f"overwrite: a placeholder manifest PUT under the tag, then DELETEd by digest "
             f"(needs push and delete in {repository})",
         )
+    if vendor.tag_api:
+        return Check("untag", True, f"api: tags are deleted one by one through {vendor.tag_api}")
     try:
-        supported = await client.vendor.deletes_tags(repository)
+        supported = await vendor.deletes_tags(repository)
     except (AuthenticationFailed, AccessDenied) as exc:
         return Check("untag", False, f"the credentials may not delete tags in {repository}: {exc}")
     except RegistryError as exc:
@@ -245,24 +258,4 @@ async def _untags(client: RegistryClient, repository: str, method: str) -> Check
         True,
         f"api: {repository} deletes tags (404 to DELETE of the tag {PROBE_TAG}-..., which "
         "cannot exist)",
-    )
-
-
-async def _github_deletes(client: RegistryClient, repository: str) -> Check:
-    """GitHub Packages: deletes go through its REST API (ghcr.io answers 405 to a DELETE of
-    a manifest); listing the package's versions shows the token is accepted there. Whether
-    it may delete is only known when it does (GitHub has no dry run): the token needs
-    delete:packages."""
-    from tasks.registry.github import GitHub
-
-    assert isinstance(client.vendor, GitHub)
-    try:
-        versions = await client.vendor.packages.list_versions(repository)
-    except RegistryError as exc:
-        return Check("deletes", False, f"GitHub packages API: {exc}")
-    return Check(
-        "deletes",
-        True,
-        f"through GitHub's packages API ({client.vendor.api}): token accepted, "
-        f"{len(versions)} versions of {repository}; deleting needs delete:packages",
     )

@@ -137,6 +137,14 @@ def stage_notes(config: Config, registry: RegistryExtraction | None = None) -> l
     kind = registry_kind(config)
     if kind.name != "distribution":
         notes.append(kind.describe())
+    if kind.name == "dockerhub" and registry is not None and "manifest_gets" in registry.status:
+        gets = int(registry.status["manifest_gets"].sum())
+        tags = int(registry.status["tags"].sum())
+        notes.append(
+            f"Docker Hub pull rate limit: the scan sent {gets} manifest GET(s) for {tags} "
+            "tag(s) (every tag resolved by HEAD, which is not counted; the content cache "
+            "served the manifests it had)"
+        )
     if registry is not None and registry.status.empty:
         patterns = ", ".join(config.registry.repositories)
         notes.append(f"registry.repositories [{patterns}] matched no repository: nothing scanned")

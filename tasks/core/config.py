@@ -93,11 +93,6 @@ def checked_url(value: str, what: str) -> str:
     return url
 
 
-# Vendors whose listing and deletion APIs regsweep does not speak yet: `kind` refuses them;
-# detected from the host, the OCI API is used and the report says so.
-BACKENDS_TO_COME = ("dockerhub",)
-
-
 class RegistryConfig(_Model):
     url: str
     repositories: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
@@ -137,16 +132,6 @@ class RegistryConfig(_Model):
     @classmethod
     def _api(cls, value: str | None) -> str | None:
         return None if value is None else checked_url(value, "registry.api")
-
-    @field_validator("kind")
-    @classmethod
-    def _kind(cls, value: str | None) -> str | None:
-        if value in BACKENDS_TO_COME:
-            raise ValueError(
-                f"{value!r}: regsweep does not speak its API yet (issue #18); leave kind out "
-                "to use the OCI distribution API"
-            )
-        return value
 
 
 class GitConfig(_Model):

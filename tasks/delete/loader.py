@@ -36,6 +36,7 @@ from tasks.registry.client import RegistryClient
 from tasks.registry.errors import DeleteUnsupported, NotFound, RegistryError, RegistryUnavailable
 from tasks.registry.extract import RegistryExtraction
 from tasks.registry.manifest import manifest_by_digest, resolve_tag
+from tasks.registry.vendor import vendor_of
 
 log = logging.getLogger(__name__)
 
@@ -348,12 +349,18 @@ async def _delete_closure(
         )
         out += [row for row, _ in done]
         fatal = next((why for _, why in done if why), "")
-        survivors = [str(row["digest"]) for row in out if row["outcome"] not in ("deleted", "gone")]
+        survivors = [str(row["digest"]) for row in out if row["outcome"] not in LEFT_BEHIND_OK]
         if survivors:
             why = fatal or f"{survivors[0]}, which holds it, was not deleted"
             rest = Closure(closure.repository, closure.levels[at + 1 :])
             return out + (_results(rest, "not-attempted", why) if len(rest) else []), fatal
     return out, ""
+
+
+# What lets a closure go on to its next level: the manifest is gone, or the vendor has no
+# way to delete it and keeps it whatever happens (Docker Hub's untagged manifests), so
+# nothing below it can be left dangling.
+LEFT_BEHIND_OK = frozenset({"deleted", "gone", "skipped-unsupported"})
 
 
 def _results(closure: Closure, outcome: Outcome, detail: str) -> list[dict[str, object]]:
@@ -395,12 +402,15 @@ async def _delete(
                 reason=target.reason,
                 flow_run_id=flow_run_id,
                 detail=detail,
-                vendor=client.vendor.name if vendor else "",
-                vendor_api=client.vendor.api if vendor else "",
+                vendor=vendor_of(client).name if vendor else "",
+                vendor_api=vendor_of(client).api if vendor else "",
                 vendor_id=vendor,
             )
         )
 
+    unsupported = vendor_of(client).cannot_delete(target.tags)
+    if unsupported:  # nothing to send (Docker Hub: an untagged manifest)
+        return _result(closure, target, "skipped-unsupported", unsupported), ""
     try:
         manifest = await manifest_by_digest(client, repo, digest)
     except NotFound:
@@ -413,14 +423,14 @@ async def _delete(
         return _result(closure, target, "failed", f"reading the manifest: {exc}"), fatal
     raw, media_type = manifest.raw, manifest.media_type
     try:
-        vendor = await client.vendor.ledger_id(repo, digest)
+        vendor = await vendor_of(client).ledger_id(repo, digest)
     except RegistryError as exc:
         fatal = str(exc) if isinstance(exc, RegistryUnavailable) else ""
         return _result(closure, target, "failed", f"finding its package version: {exc}"), fatal
 
     await record("pending")
     try:
-        existed = await client.vendor.delete_image(repo, digest, target.tags)
+        existed = await vendor_of(client).delete_image(repo, digest, target.tags)
     except DeleteUnsupported as exc:
         await record("failed", str(exc))
         return _result(closure, target, "refused", str(exc)), str(exc)

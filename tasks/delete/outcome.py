@@ -17,7 +17,8 @@ Outcome = Literal[
     "not-attempted",  # not sent: a holder of it survived, or the registry stopped answering
     "untagged",  # an untag: the tag was deleted, its digest stays
     "would-untag",  # an untag, dry run
-    "skipped-unsupported",  # an untag the registry cannot do (cleanup.untag: api)
+    "skipped-unsupported",  # an untag the registry cannot do (cleanup.untag: api), or a
+    # manifest its vendor has no way to delete (Docker Hub: an untagged one): not a failure
 ]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 FAILED_OUTCOMES = frozenset({"failed", "not-attempted"})

@@ -25,6 +25,7 @@ from tasks.registry.errors import NotFound
 from tasks.registry.github import GITHUB_API_VARIABLE, GitHub, GitHubPackages
 from tasks.registry.kind import DEFAULT_API
 from tasks.registry.manifest import get_manifest, put_manifest, resolve_tag, sha256_digest
+from tasks.registry.vendor import vendor_of
 
 log = logging.getLogger(__name__)
 
@@ -228,8 +229,9 @@ def _packages(
 ) -> GitHubPackages:
     """The GitHub API client for `record`: the run's own, or one per trusted API."""
     api = record.vendor_api.rstrip("/")
-    if isinstance(client.vendor, GitHub) and client.vendor.api == api:
-        return client.vendor.packages
+    vendor = vendor_of(client)
+    if isinstance(vendor, GitHub) and vendor.api == api:
+        return vendor.packages
     if api not in apis:
         apis[api] = GitHubPackages(trusted_github_api(api))
     return apis[api]

@@ -49,6 +49,7 @@ from tasks.registry.manifest import (
     resolve_tag,
     sha256_digest,
 )
+from tasks.registry.vendor import vendor_of
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ async def untag_repository(
     repository = targets[0].repository
     if not stop and method == "api":
         try:
-            if not await client.vendor.deletes_tags(repository):
+            if not await vendor_of(client).deletes_tags(repository):
                 stop = UNSUPPORTED_HINT
         except RegistryError as exc:
             stop = f"asking whether {repository} deletes tags failed: {exc}"

@@ -58,7 +58,8 @@ Reason = Literal[
     "referrer",  # a signature, attestation or SBOM of a kept image
     "shared-digest",  # another tag on the digest is kept
     "unreadable",  # a manifest or config regsweep cannot parse
-    "protected",  # a vendor protection: GitLab/ACR tag, ACR lock, ECR archive (never sent)
+    "protected",  # a vendor protection: GitLab/ACR tag, ACR lock, ECR archive, Harbor and
+    # Docker Hub immutable tags (never sent)
 ]
 REASON_ORDER: tuple[Reason, ...] = get_args(Reason)
 """Keep reasons, in the order the plan's `reason` column picks the first of."""

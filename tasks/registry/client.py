@@ -14,10 +14,11 @@ import random
 import re
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,6 +32,7 @@ from tasks.registry.errors import (
     InvalidResponse,
     RegistryUnavailable,
     error_for_status,
+    pull_limit_reached,
 )
 from tasks.registry.transport import (
     DEFAULT_MAX_BODY,
@@ -44,8 +46,6 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 T = TypeVar("T")
 
-if TYPE_CHECKING:
-    from tasks.registry.vendor import Vendor
 
 """Sent with every request: registries' pull records and notifications can tell (and
 ignore) regsweep's own reads."""
@@ -140,10 +140,13 @@ class RegistryClient:
     ) -> None:
         self.url = normalise_url(url)
         self.cache = cache
-        from tasks.registry.vendor import Vendor as OciApi  # it imports this module
-
-        # What lists, protects and deletes its own way (`tasks.registry.vendor.vendor_for`)
-        self.vendor: Vendor = OciApi(self)
+        # The vendor this client lists, protects and deletes through (set and read by
+        # `tasks.registry.vendor`, which this module does not know), and what `aclose`
+        # awaits to close what the vendor opened.
+        self.vendor: object = None
+        self.closing: list[Callable[[], Awaitable[None]]] = []
+        self.manifest_gets: dict[str, int] = {}  # repository -> manifest GETs sent
+        self.pulls_remaining = ""  # the last `ratelimit-remaining` announced (Docker Hub)
         self._rate = _RateLimit(requests_per_second) if requests_per_second else None
         self.host = registry_host(self.url)
         self._credentials = credentials
@@ -188,7 +191,8 @@ class RegistryClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-        await self.vendor.aclose()
+        for close in self.closing:
+            await close()
         if self.cache is not None:
             await asyncio.to_thread(self.cache.close)
 
@@ -247,9 +251,15 @@ class RegistryClient:
                     authenticated_again = True
                     await self._authenticate(response, scope)
                     continue
+                if method == "GET" and "/manifests/" in path:
+                    self._count_pull(path, response)
                 if status < 400 or status in allow:
                     return response
-                if status not in RETRY_STATUSES or attempt >= self._max_retries:
+                if (
+                    status not in RETRY_STATUSES
+                    or attempt >= self._max_retries
+                    or (status == 429 and pull_limit_reached(response))
+                ):
                     raise error_for_status(response)
             delay = self._delay(attempt, response)
             what = f"HTTP {response.status_code}" if response is not None else "no answer"
@@ -265,6 +275,15 @@ class RegistryClient:
             )
             await asyncio.sleep(delay)
             attempt += 1
+
+    def _count_pull(self, path: str, response: httpx.Response) -> None:
+        """Count a manifest GET (what pull rate limits count; HEAD is free) per repository,
+        and keep the last `ratelimit-remaining` the registry announced."""
+        repository = path[len("/v2/") : path.index("/manifests/")]
+        self.manifest_gets[repository] = self.manifest_gets.get(repository, 0) + 1
+        remaining = response.headers.get("ratelimit-remaining")
+        if remaining is not None:
+            self.pulls_remaining = remaining
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         # Registries that keep blobs elsewhere (S3, a CDN) redirect every blob GET: after the

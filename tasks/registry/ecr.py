@@ -170,6 +170,7 @@ class Ecr(Vendor):
 
     name = "ecr"
     protects = True
+    tag_api = "ECR's BatchDeleteImage, by tag"
 
     def __init__(self, client: RegistryClient, endpoint: str = "") -> None:
         super().__init__(client)

@@ -85,6 +85,19 @@ def error_for_status(response: httpx.Response) -> RegistryError:
             f"{text} (the registry refuses deletes: for Distribution set "
             "storage.delete.enabled: true)"
         )
+    if status == 429 and pull_limit_reached(response):
+        return RegistryUnavailable(
+            f"{text}: the pull rate limit is reached (ratelimit-limit "
+            f"{response.headers.get('ratelimit-limit', '?')}); the scan stops until its window "
+            "resets (Docker Hub: sign in, or a paid plan, for more pulls)"
+        )
     if status == 429 or status >= 500:
         return RegistryUnavailable(text)
     return InvalidResponse(text)
+
+
+def pull_limit_reached(response: httpx.Response) -> bool:
+    """A 429 for a pull rate limit (Docker Hub's `ratelimit-remaining: 0;w=21600`): waiting
+    a few seconds will not help, so it is not retried."""
+    remaining: str = response.headers.get("ratelimit-remaining", "")
+    return remaining.split(";", 1)[0].strip() == "0"

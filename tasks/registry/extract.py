@@ -55,6 +55,7 @@ from tasks.registry.manifest import (
 )
 from tasks.registry.repositories import is_glob, select_repositories
 from tasks.registry.tag import list_tags
+from tasks.registry.vendor import vendor_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,7 +77,14 @@ IMAGE_COLUMNS = {
 TAG_COLUMNS = {"repository": "str", "tag": "str", "digest": "str"}
 EDGE_COLUMNS = {"repository": "str", "parent": "str", "child": "str"}
 BLOB_COLUMNS = {"repository": "str", "digest": "str", "blob": "str", "size": "int64"}
-STATUS_COLUMNS = {"repository": "str", "complete": "bool", "tags": "int64", "error": "str"}
+# manifest_gets: the manifest GETs the scan sent there (pull rate limits count them, not HEAD)
+STATUS_COLUMNS = {
+    "repository": "str",
+    "complete": "bool",
+    "tags": "int64",
+    "error": "str",
+    "manifest_gets": "int64",
+}
 # What a vendor protects (GitLab's protected tags, ECR's archived images, ACR's locks): a
 # tag, or a digest (tag empty), never deleted: the plan's `protected`.
 PROTECTED_COLUMNS = {"repository": "str", "tag": "str", "digest": "str", "why": "str"}
@@ -135,6 +143,21 @@ class _Repository:
     unreadable: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     config_errors: dict[str, str] = field(default_factory=dict)  # config digest -> why
     error: str = ""
+    reading: dict[str, asyncio.Future[Manifest]] = field(default_factory=dict)
+
+    async def read_once(self, client: RegistryClient, digest: str) -> Manifest:
+        """The manifest `digest`, read once however many tags name it: the tags on one
+        digest resolve at the same moment, and each would GET it (what a pull rate limit
+        counts) before the first answer reached the cache."""
+        if digest in self.manifests:
+            return self.manifests[digest][0]
+        reading = self.reading.get(digest)
+        if reading is None:
+            reading = asyncio.ensure_future(manifest_by_digest(client, self.name, digest))
+            self.reading[digest] = reading
+            # done: the content cache has it; the bytes must not be held for the whole scan
+            reading.add_done_callback(lambda _: self.reading.pop(digest, None))
+        return await reading
 
     async def fetch(
         self, client: RegistryClient, digest: str, platform: str = ""
@@ -208,7 +231,7 @@ async def resolve_repositories(
     names = [p for p in patterns if not is_glob(p)]
     globs = [p for p in patterns if is_glob(p)]
     if globs:  # the catalog, or the vendor's listing (GitLab's groups, ECR's API)
-        names += await client.vendor.repositories(globs)
+        names += await vendor_of(client).repositories(globs)
     return select_repositories(names, patterns, exclude)
 
 
@@ -239,18 +262,20 @@ async def scan_repositories(
 
     Warm (the cache has content; decided here unless given): each tag is resolved with a
     HEAD and only manifests not seen before are read. Cold: one GET per tag, which also
-    fills the cache.
+    fills the cache. Where manifest GETs count against a pull rate limit (Docker Hub), the
+    scan is always warm.
     """
     if warm is None:
         warm = cache_is_warm(client)
+    warm = warm or vendor_of(client).counts_pulls  # a GET per tag would spend pulls
     repos: dict[str, _Repository] = {}
 
     async def scan(name: str) -> None:
         repos[name] = await _scan_repository(client, name, progress, warm)
 
     await for_each(names, scan, REPOSITORY_WORKERS)
-    extraction = _to_frames([repos[n] for n in names])
-    if client.vendor.protects:
+    extraction = _to_frames([repos[n] for n in names], client.manifest_gets)
+    if vendor_of(client).protects:
         extraction = await _with_protected_tags(client, extraction)
     return extraction
 
@@ -266,7 +291,7 @@ async def _with_protected_tags(
     for name, tags in extraction.tags.groupby("repository", sort=True)["tag"]:
         repository = str(name)
         try:
-            protected = await client.vendor.protected(repository, tags.tolist())
+            protected = await vendor_of(client).protected(repository, tags.tolist())
         except RegistryError as exc:
             failed[repository] = f"reading the vendor's protected tags: {exc}"
             continue
@@ -320,7 +345,7 @@ async def _scan_repository(
                     digest = await resolve_tag(client, name, tag)
                     if digest is None:  # deleted since the listing: not a tag any more
                         return
-                    manifest = await manifest_by_digest(client, name, digest)
+                    manifest = await repo.read_once(client, digest)
                 else:
                     try:
                         manifest = await get_manifest(client, name, tag)
@@ -445,7 +470,7 @@ def _platform(value: Any) -> str:
     return "/".join(str(p) for p in parts if p)
 
 
-def _to_frames(repos: list[_Repository]) -> RegistryExtraction:
+def _to_frames(repos: list[_Repository], gets: dict[str, int]) -> RegistryExtraction:
     preload.wait()  # pandas may be importing on another thread (tasks.core.preload)
     import pandas as pd
 
@@ -466,6 +491,7 @@ def _to_frames(repos: list[_Repository]) -> RegistryExtraction:
                 "complete": not repo.error,
                 "tags": len(repo.tags),
                 "error": repo.error,
+                "manifest_gets": gets.get(repo.name, 0),
             }
         )
         tags["repository"] += [repo.name] * len(repo.tags)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from tasks.core.reference import is_digest
-from tasks.registry.errors import InvalidResponse, NotFound
+from tasks.registry.errors import InvalidResponse, NotFound, RegistryError
 from tasks.registry.vendor import Vendor
 from tasks.registry.vendor_http import VendorHttp
 
@@ -79,7 +79,7 @@ class GitHubPackages(VendorHttp):
             return self._scopes[owner]
         for scope in (f"orgs/{owner}", f"users/{owner}"):
             path = f"/{scope}/packages/container/{quote(package, safe='')}/versions"
-            response = await self.send("GET", path, per_page=1)
+            response = await self.send("GET", path, {"per_page": 1})
             if response.status_code != 404:
                 self.raise_for(response, f"{owner}/{package}")
                 self._scopes[owner] = scope
@@ -97,7 +97,7 @@ class GitHubPackages(VendorHttp):
         found: list[PackageVersion] = []
         page = 1
         while True:
-            response = await self.send("GET", base, per_page=PER_PAGE, page=page)
+            response = await self.send("GET", base, {"per_page": PER_PAGE, "page": page})
             self.raise_for(response, repository)
             body = response.json()
             if not isinstance(body, list):
@@ -171,6 +171,19 @@ class GitHub(Vendor):
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         return await self.packages.delete_version(repository, digest) is not None
+
+    async def check_deletes(self, repository: str) -> tuple[bool, str] | None:
+        """Listing the package's versions shows the token is accepted (ghcr.io answers 405
+        to a DELETE of a manifest). Whether it may delete is only known when it does
+        (GitHub has no dry run): the token needs delete:packages."""
+        try:
+            versions = await self.packages.list_versions(repository)
+        except RegistryError as exc:
+            return False, f"GitHub packages API: {exc}"
+        return True, (
+            f"through GitHub's packages API ({self.api}): token accepted, {len(versions)} "
+            f"versions of {repository}; deleting needs delete:packages"
+        )
 
     async def ledger_id(self, repository: str, digest: str) -> str:
         version = await self.packages.version_of(repository, digest)

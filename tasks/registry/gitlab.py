@@ -65,7 +65,7 @@ class GitLabRegistry(VendorHttp):
         found: list[dict[str, object]] = []
         page = 1
         while True:
-            response = await self.send("GET", path, per_page=PER_PAGE, page=page)
+            response = await self.send("GET", path, {"per_page": PER_PAGE, "page": page})
             self.raise_for(response, what)
             body = response.json()
             if not isinstance(body, list) or not all(isinstance(x, dict) for x in body):
@@ -154,6 +154,7 @@ class GitLab(Vendor):
 
     name = "gitlab"
     protects = True
+    tag_api = "GitLab's registry API"
 
     def __init__(self, client: RegistryClient, api: str) -> None:
         super().__init__(client)

@@ -10,8 +10,10 @@ where GitLab.com serves no catalog, and says which tags are protected; ECR delet
 ACR deletes through the OCI API, and its locked manifests and tags (`deleteEnabled:
 false`, read from its `/acr/v1` metadata API on the registry's own host) are kept
 (`tasks.registry.acr`). Harbor (configured: its host says nothing) deletes through the
-OCI API and its immutable tags are kept (`tasks.registry.harbor`). Docker Hub is detected
-and named in the report, but its API is not spoken yet: there the OCI API is used.
+OCI API and its immutable tags are kept (`tasks.registry.harbor`). Docker Hub lists
+namespaces, keeps its immutable tags and deletes tags through its Hub API, and its scans
+spare manifest GETs, which its pull rate limit counts (`tasks.registry.dockerhub`).
+`tasks.registry.stage.vendor_for` turns the kind into the code that does all that.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tasks.core.config import BACKENDS_TO_COME, Config
+from tasks.core.config import Config
 from tasks.core.reference import registry_host
 
-DEFAULT_API = {"github": "https://api.github.com"}
+DEFAULT_API = {"github": "https://api.github.com", "dockerhub": "https://hub.docker.com"}
 GITLAB_COM_API = "https://gitlab.com/api/v4"  # registry.gitlab.com; self-managed: registry.api
+VENDOR_APIS = ("github", "gitlab", "ecr", "dockerhub")  # kinds with an API besides the OCI one
 _DETECT = (
     ("github", re.compile(r"^ghcr\.io(:443)?$")),
     ("gitlab", re.compile(r"(^registry\.gitlab\.com$|gitlab)")),
@@ -42,11 +45,27 @@ class RegistryKind:
     api: str  # the vendor API's URL, empty where the OCI API deletes
 
     @property
+    def lists_through(self) -> str:
+        """Where the repositories come from (tags and manifests: the OCI API everywhere)."""
+        if self.name == "gitlab" and self.api:
+            return f"GitLab's registry API, by group ({self.api})"
+        if self.name == "ecr":
+            return "ECR's DescribeRepositories"
+        if self.name == "dockerhub":
+            return f"Docker Hub's Hub API, by namespace ({self.api})"
+        return "the OCI API"
+
+    @property
     def deletes_through(self) -> str:
         if self.name == "github":
             return f"GitHub's packages REST API ({self.api})"
         if self.name == "ecr":
             return "ECR's BatchDeleteImage (boto3; AWS credentials the AWS way)"
+        if self.name == "dockerhub":
+            return (
+                f"Docker Hub's Hub API ({self.api}): each image's tags; the untagged manifest "
+                "is left to Docker Hub"
+            )
         if self.name == "gitlab" and self.api:
             return (
                 f"GitLab's registry API for the tags ({self.api}), then the OCI API for the "
@@ -56,8 +75,6 @@ class RegistryKind:
 
     def describe(self) -> str:
         text = f"registry kind {self.name} ({self.how}): deletes through {self.deletes_through}"
-        if self.name in BACKENDS_TO_COME:
-            text += f"; regsweep does not speak {self.name}'s own API yet (issue #18)"
         if self.name == "gitlab" and not self.api:
             text += "; set registry.api (https://<gitlab>/api/v4) to use GitLab's API"
         return text
@@ -77,4 +94,4 @@ def registry_kind(config: Config) -> RegistryKind:
     api = config.registry.api or DEFAULT_API.get(name, "")
     if name == "gitlab" and not api and host == "registry.gitlab.com":
         api = GITLAB_COM_API
-    return RegistryKind(name, how, api.rstrip("/") if name in ("github", "gitlab", "ecr") else "")
+    return RegistryKind(name, how, api.rstrip("/") if name in VENDOR_APIS else "")

@@ -12,6 +12,7 @@ from tasks.core.reference import is_tag_name
 from tasks.registry.client import RegistryClient, json_object
 from tasks.registry.errors import InvalidResponse, UnreadableManifest
 from tasks.registry.paths import checked_digest, manifest_path, referrers_path
+from tasks.registry.vendor import vendor_of
 
 # The distribution spec: registries should accept manifests of at least 4 MiB and may
 # refuse larger ones. A larger answer is not a manifest anyone pushed through a registry.
@@ -167,7 +168,7 @@ async def delete_manifest(client: RegistryClient, repository: str, digest: str) 
     `DeleteUnsupported` when the registry refuses deletes."""
     if ":" not in digest:
         raise ValueError(f"delete takes a digest, not {digest!r}")
-    return await client.vendor.delete_manifest(repository, digest)
+    return await vendor_of(client).delete_manifest(repository, digest)
 
 
 async def delete_tag(client: RegistryClient, repository: str, tag: str) -> bool:
@@ -176,4 +177,4 @@ async def delete_tag(client: RegistryClient, repository: str, tag: str) -> bool:
     registry does not delete tags."""
     if not is_tag_name(tag):
         raise ValueError(f"{tag!r} is not a tag")
-    return await client.vendor.delete_tag(repository, tag)
+    return await vendor_of(client).delete_tag(repository, tag)

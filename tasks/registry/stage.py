@@ -26,8 +26,8 @@ from tasks.registry.extract import (
     scan_registry,
     scan_repositories,
 )
-from tasks.registry.kind import registry_kind
-from tasks.registry.vendor import vendor_for
+from tasks.registry.kind import RegistryKind, registry_kind
+from tasks.registry.vendor import Vendor, attach
 
 
 def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
@@ -51,8 +51,38 @@ def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
         cache=cache,
         max_retries=max_retries,
     )
-    client.vendor = vendor_for(registry_kind(config), client)
+    attach(client, vendor_for(registry_kind(config), client))
     return client
+
+
+def vendor_for(kind: RegistryKind, client: RegistryClient) -> Vendor:
+    """The vendor `kind` names, for `client` (its module imported only then: boto3 only
+    for ECR)."""
+    if kind.name == "github":
+        from tasks.registry.github import GitHub
+
+        return GitHub(client, kind.api)
+    if kind.name == "gitlab" and kind.api:
+        from tasks.registry.gitlab import GitLab
+
+        return GitLab(client, kind.api)
+    if kind.name == "ecr":
+        from tasks.registry.ecr import Ecr
+
+        return Ecr(client, kind.api)
+    if kind.name == "acr":
+        from tasks.registry.acr import Acr
+
+        return Acr(client)
+    if kind.name == "harbor":
+        from tasks.registry.harbor import Harbor
+
+        return Harbor(client)
+    if kind.name == "dockerhub":
+        from tasks.registry.dockerhub import DockerHub
+
+        return DockerHub(client, kind.api)
+    return Vendor(client)
 
 
 def probe_registry(config: Config) -> None:

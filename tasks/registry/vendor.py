@@ -7,9 +7,13 @@ lands in its own module:
 - `tasks.registry.gitlab.GitLab`: lists groups, deletes tags fast, protected tags;
 - `tasks.registry.ecr.Ecr`: DescribeRepositories, BatchDeleteImage, the archive class;
 - `tasks.registry.acr.Acr`: locked manifests and tags;
-- `tasks.registry.harbor.Harbor`: immutable tags.
+- `tasks.registry.harbor.Harbor`: immutable tags;
+- `tasks.registry.dockerhub.DockerHub`: namespaces, immutable tags, tags deleted through the
+  Hub API, pull rate limits.
 
-`RegistryClient.vendor` is the one in use (`vendor_for` picks it from `registry.kind`).
+`vendor_of(client)` is the one a client uses: the OCI API's unless `attach` gave it another
+(`tasks.registry.stage.make_client` does, from `registry.kind`). The client itself knows no
+vendor: it only closes what one opened (`RegistryClient.closing`).
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ from typing import TYPE_CHECKING
 
 from tasks.registry.errors import DeleteUnsupported, NotFound
 from tasks.registry.paths import manifest_path
+from tasks.registry.repositories import list_repositories
 
 if TYPE_CHECKING:
     from tasks.registry.client import RegistryClient
-    from tasks.registry.kind import RegistryKind
 
 Protection = tuple[str, str, str]
 """(tag, digest, why) of a vendor protection: a tag (empty digest), or a digest (empty tag)."""
@@ -39,17 +43,18 @@ class Vendor:
     name = "distribution"
     api = ""  # the vendor API's URL where it has one (the ledger names it)
     protects = False  # whether `protected` can find anything (else the pass is skipped)
+    counts_pulls = False  # manifest GETs count against a pull rate limit: HEAD first, always
+    tag_api = ""  # the vendor API that deletes a tag alone, if any (else the OCI API, asked)
 
     def __init__(self, client: RegistryClient) -> None:
         self.client = client
+        client.closing.append(self.aclose)
 
     async def aclose(self) -> None:
         """Close what the vendor opened (its API's connections)."""
 
     async def repositories(self, globs: list[str]) -> list[str]:
         """Every repository the globs may match (the catalog here)."""
-        from tasks.registry.repositories import list_repositories
-
         return await list_repositories(self.client)
 
     async def protected(self, repository: str, tags: list[str]) -> list[Protection]:
@@ -68,6 +73,11 @@ class Vendor:
         except NotFound:
             return False
         return True
+
+    def cannot_delete(self, tags: tuple[str, ...]) -> str:
+        """Why this vendor has no way to delete a manifest with `tags` ("" when it has):
+        such a manifest is left, reported `skipped-unsupported`, not a failure."""
+        return ""
 
     async def delete_image(self, repository: str, digest: str, tags: tuple[str, ...]) -> bool:
         """Delete the manifest `digest` and its `tags` the way this registry does it best
@@ -100,31 +110,25 @@ class Vendor:
             return False
         return True
 
+    async def check_deletes(self, repository: str) -> tuple[bool, str] | None:
+        """For `regsweep check`: whether deletes will work in `repository` and why, where a
+        vendor's API deletes (None: the OCI API, probed by the check itself)."""
+        return None
+
     async def ledger_id(self, repository: str, digest: str) -> str:
         """What the vendor's API calls the manifest (for the ledger); empty here."""
         return ""
 
 
-def vendor_for(kind: RegistryKind, client: RegistryClient) -> Vendor:
-    """The vendor `kind` names (its module imported only then: boto3 only for ECR)."""
-    if kind.name == "github":
-        from tasks.registry.github import GitHub
+def attach(client: RegistryClient, vendor: Vendor) -> None:
+    """Make `vendor` the one `client` uses."""
+    client.vendor = vendor
 
-        return GitHub(client, kind.api)
-    if kind.name == "gitlab" and kind.api:
-        from tasks.registry.gitlab import GitLab
 
-        return GitLab(client, kind.api)
-    if kind.name == "ecr":
-        from tasks.registry.ecr import Ecr
-
-        return Ecr(client, kind.api)
-    if kind.name == "acr":
-        from tasks.registry.acr import Acr
-
-        return Acr(client)
-    if kind.name == "harbor":
-        from tasks.registry.harbor import Harbor
-
-        return Harbor(client)
-    return Vendor(client)
+def vendor_of(client: RegistryClient) -> Vendor:
+    """The vendor `client` uses: the one attached, else the OCI API's."""
+    found = client.vendor
+    if not isinstance(found, Vendor):
+        found = Vendor(client)
+        client.vendor = found
+    return found

@@ -1,5 +1,5 @@
-"""The HTTP side shared by the vendor REST APIs (GitHub Packages, GitLab): retries on
-transport errors and 5xx, and rate limits waited out as the vendors document them.
+"""The HTTP side shared by the vendor REST APIs (GitHub Packages, GitLab, Docker Hub):
+retries on transport errors and 5xx, and rate limits waited out as the vendors document them.
 
 A 403 or 429 with `retry-after` waits that many seconds (GitHub's secondary limits,
 GitLab's 429); with `x-ratelimit-remaining: 0` or `ratelimit-remaining: 0` it waits until
@@ -67,11 +67,21 @@ class VendorHttp:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def send(self, method: str, path: str, **params: str | int) -> httpx.Response:
+    async def send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str | int] | None = None,
+        *,
+        body: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         response: httpx.Response | None = None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                response = await self._http.request(method, path, params=params or None)
+                response = await self._http.request(
+                    method, path, params=params or None, json=body, headers=headers
+                )
             except httpx.HTTPError as exc:
                 if attempt == MAX_ATTEMPTS:
                     raise RegistryUnavailable(f"{self.api}: {method} {path}: {exc}") from exc

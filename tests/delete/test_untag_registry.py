@@ -23,6 +23,7 @@ from tasks.delete.untag import PLACEHOLDER_ANNOTATION, UNSUPPORTED_HINT
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry
 from tasks.registry.manifest import get_manifest, resolve_tag
+from tasks.registry.vendor import vendor_of
 from tests.delete import helpers
 from tests.skopeo import assert_every_tag_pulls, skopeo_tags
 
@@ -127,7 +128,9 @@ def test_api_on_distribution_2_8_keeps_the_tags_and_says_how_to_untag(
     async def go() -> pd.DataFrame:
         async with RegistryClient(registry.url) as client:
             await push_image(client, "app", ["v1.0.0", "latest"], created=OLD)
-            assert not await client.vendor.deletes_tags("app")  # 2.8 answers 400 to DELETE by tag
+            assert not await vendor_of(client).deletes_tags(
+                "app"
+            )  # 2.8 answers 400 to DELETE by tag
             scan = await scan_registry(client, ["app"])
             plan = plan_of(scan, registry.url, "api")
             request = DeleteRequest(apply=True, ledger_path=str(tmp_path / "l.jsonl"))
@@ -217,7 +220,7 @@ def test_the_tag_delete_probe_reads_the_spec_answers(
         async with RegistryClient(
             "http://reg.test", transport=httpx.MockTransport(answer)
         ) as client:
-            return await client.vendor.deletes_tags("app")
+            return await vendor_of(client).deletes_tags("app")
 
     assert asyncio.run(go()) is deletes
     [(method, path)] = seen

@@ -200,11 +200,14 @@ def test_the_kind_is_detected_from_the_host_and_named(url: str, kind: str) -> No
         assert "GitHub's packages REST API" in found.describe()
 
 
-def test_a_kind_whose_api_is_not_built_is_refused_naming_the_field() -> None:
+def test_an_unknown_kind_is_refused_naming_the_field() -> None:
     with pytest.raises(ConfigError, match=r"registry\.kind"):
-        parse_config(
-            {"registry": {"url": "https://registry-1.docker.io", "kind": "dockerhub"}, **NO_GIT}
-        )
+        parse_config({"registry": {"url": "https://quay.io", "kind": "quay"}, **NO_GIT})
+    hub = parse_config(
+        {"registry": {"url": "https://registry-1.docker.io", "kind": "dockerhub"}, **NO_GIT}
+    )
+    assert registry_kind(hub).api == "https://hub.docker.com"
+    assert "Docker Hub's Hub API (https://hub.docker.com)" in registry_kind(hub).describe()
 
 
 def test_a_ledger_cannot_send_the_token_to_an_api_nobody_trusted(

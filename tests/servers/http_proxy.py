@@ -38,11 +38,13 @@ class RegistryProxy(LoopbackServer):
     """Forward to `upstream` (``http://host:port``). `intercept(method, path, headers)` may
     return an answer to send instead of forwarding, or None to forward. `lose_answer(method,
     path)` True forwards the request and then drops the connection instead of answering: the
-    registry did the work, the client never hears (recorded with status 0, injected)."""
+    registry did the work, the client never hears (recorded with status 0, injected).
+    `add_headers(method, path)` returns headers to add to a forwarded answer."""
 
     upstream: str
     intercept: Callable[[str, str, dict[str, str]], Answer | None] | None = None
     lose_answer: Callable[[str, str], bool] | None = None
+    add_headers: Callable[[str, str], dict[str, str]] | None = None
     exchanges: list[Exchange] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -112,6 +114,8 @@ class RegistryProxy(LoopbackServer):
                 upstream_headers = {
                     k: v for k, v in response.getheaders() if k.lower() not in dropped
                 }
+                if proxy.add_headers is not None:
+                    upstream_headers.update(proxy.add_headers(self.command, self.path))
                 if self.command == "HEAD":  # no body, but the size of the one GET would send
                     payload_length = response.getheader("Content-Length", "0")
                     upstream_headers["Content-Length"] = payload_length
