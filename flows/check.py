@@ -25,7 +25,6 @@ from tasks.registry.errors import (
 )
 
 # A digest no manifest can have (no one knows a preimage of it): DELETE of it is harmless.
-IMPOSSIBLE_DIGEST = "sha256:" + "0" * 64
 STALE_FETCH_HOURS = 24
 
 
@@ -138,6 +137,7 @@ async def _deletes(client: RegistryClient, repository: str) -> Check:
     answers 404 (MANIFEST_UNKNOWN) when deletes are enabled, 405 (UNSUPPORTED) when they are
     disabled, 401/403 when the credentials may not delete. Nothing can be deleted by it."""
     from tasks.registry.paths import manifest_path
+    from tasks.registry.vendor import IMPOSSIBLE_DIGEST
 
     path = manifest_path(repository, IMPOSSIBLE_DIGEST)
     try:

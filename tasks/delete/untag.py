@@ -10,9 +10,11 @@ How, by `cleanup.untag`:
 - ``overwrite`` (Distribution 2.8; regclient's method): PUT a placeholder manifest unique to
   this tag and run (an OCI manifest of the empty config, the tag and a nonce in its
   annotations) under the tag, then DELETE the placeholder by digest, which takes the tag
-  with it. Its window: a push to the tag between the re-check and the PUT is overwritten
-  and then untagged (the pushed manifest stays, by digest). If the DELETE fails the tag is
-  pointed back at its digest at once.
+  with it. Asked first, once per repository (DELETE of a digest that cannot exist): where
+  deletes are disabled no placeholder is ever PUT (``skipped-unsupported``). Its window: a
+  push to the tag between the re-check and the PUT is overwritten and then untagged (the
+  pushed manifest stays, by digest). If the DELETE fails the tag is pointed back at its
+  digest at once.
 
 Every untag re-reads the tag first (moved or gone since the scan: skipped; used by the
 cluster through that tag now: skipped) and is in the ledger: ``pending`` with the digest's
@@ -60,6 +62,12 @@ PLACEHOLDER_ANNOTATION = "io.regsweep.untag"
 UNSUPPORTED_HINT = (
     "the registry does not delete tags (Distribution before 3.0, ghcr.io): set cleanup.untag: "
     "overwrite to untag by a placeholder manifest, or off to keep such tags"
+)
+
+
+DELETES_DISABLED = (
+    "the registry has deletes disabled (405 to DELETE of a digest that cannot exist): an "
+    "untag by overwrite would leave the tag on its placeholder, so none is attempted"
 )
 
 
@@ -132,8 +140,15 @@ async def untag_repository(
                 stop = UNSUPPORTED_HINT
         except RegistryError as exc:
             stop = f"asking whether {repository} deletes tags failed: {exc}"
+    elif not stop:  # overwrite: a tag on a placeholder its DELETE cannot remove is an outage
+        try:
+            if not await vendor_of(client).deletes_manifests(repository):
+                stop = DELETES_DISABLED
+        except RegistryError as exc:
+            stop = f"asking whether {repository} deletes manifests failed: {exc}"
     if stop:
-        outcome: Outcome = "skipped-unsupported" if stop == UNSUPPORTED_HINT else "not-attempted"
+        unsupported = stop in (UNSUPPORTED_HINT, DELETES_DISABLED)
+        outcome: Outcome = "skipped-unsupported" if unsupported else "not-attempted"
         if finished is not None:
             finished(len(targets))
         return [untag_result(t, outcome, stop) for t in targets]

@@ -34,6 +34,9 @@ Protection = tuple[str, str, str]
 # A tag no registry holds: asking to delete it tells a registry that deletes tags (404:
 # no such tag) from one that does not (400 or 405), and changes nothing either way.
 PROBE_TAG = "regsweep-probe-tag-delete"
+# A digest no manifest has: asking to delete it tells a registry with deletes enabled (404
+# MANIFEST_UNKNOWN) from one with deletes disabled (405 UNSUPPORTED), changing nothing.
+IMPOSSIBLE_DIGEST = "sha256:" + "0" * 64
 
 
 class Vendor:
@@ -101,6 +104,15 @@ class Vendor:
                 f"{response.status_code}: {response.text[:200].strip()})"
             )
         return response.status_code != 404
+
+    async def deletes_manifests(self, repository: str) -> bool:
+        """True when manifests can be deleted by digest in `repository` (asked: DELETE of a
+        digest that cannot exist). Raises what the registry says otherwise (401, 403...)."""
+        try:
+            await self.delete_manifest(repository, IMPOSSIBLE_DIGEST)
+        except DeleteUnsupported:
+            return False
+        return True
 
     async def deletes_tags(self, repository: str) -> bool:
         """True when tags can be deleted one by one in `repository` (asked, not guessed)."""

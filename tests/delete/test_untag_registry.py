@@ -23,8 +23,9 @@ from tasks.delete.untag import PLACEHOLDER_ANNOTATION, UNSUPPORTED_HINT
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry
 from tasks.registry.manifest import get_manifest, resolve_tag
-from tasks.registry.vendor import vendor_of
+from tasks.registry.vendor import IMPOSSIBLE_DIGEST, vendor_of
 from tests.delete import helpers
+from tests.servers.http_proxy import Answer, RegistryProxy
 from tests.skopeo import assert_every_tag_pulls, skopeo_tags
 
 NOW = datetime.now(UTC)
@@ -165,16 +166,23 @@ def test_a_tag_moved_after_the_plan_is_left_where_it_now_points(
     assert skopeo_tags(registry.url, "app") == ["latest", "v1.0.0"]
 
 
-def test_a_failed_overwrite_points_the_tag_back(tmp_path: Path) -> None:
-    """Deletes disabled: the placeholder is PUT, its DELETE refused; the tag must not be
-    left on the placeholder."""
-    with LocalRegistry(tmp_path / "reg", deletes=False) as registry:
+def test_a_failed_overwrite_points_the_tag_back(registry: LocalRegistry, tmp_path: Path) -> None:
+    """The placeholder is PUT, its DELETE refused (403 from a proxy, after the probe saw
+    deletes enabled): the tag must not be left on the placeholder."""
+
+    def refuse(method: str, path: str, headers: dict[str, str]) -> Answer | None:
+        if method == "DELETE" and IMPOSSIBLE_DIGEST not in path:
+            body = b'{"errors": [{"code": "DENIED", "message": "no"}]}'
+            return 403, {"Content-Type": "application/json"}, body
+        return None
+
+    with RegistryProxy(registry.url, intercept=refuse) as proxy:
 
         async def go() -> tuple[str, pd.DataFrame, str | None]:
-            async with RegistryClient(registry.url) as client:
+            async with RegistryClient(proxy.url) as client:
                 digest = await push_image(client, "app", ["v1.0.0", "latest"], created=OLD)
                 scan = await scan_registry(client, ["app"])
-                plan = plan_of(scan, registry.url, "overwrite")
+                plan = plan_of(scan, proxy.url, "overwrite")
                 request = DeleteRequest(
                     apply=True, ledger_path=str(tmp_path / "l.jsonl"), untag="overwrite"
                 )
@@ -182,12 +190,44 @@ def test_a_failed_overwrite_points_the_tag_back(tmp_path: Path) -> None:
                 return digest, results, await resolve_tag(client, "app", "latest")
 
         digest, results, now = asyncio.run(go())
-        assert outcomes(results) == {"latest": "failed"}
-        assert f"pointed back at {digest}" in results["detail"].iloc[0]
-        assert now == digest
-        assert assert_every_tag_pulls(registry.url, ["app"]) == {"app": ["latest", "v1.0.0"]}
-        [pending, failed] = [r for r in read_ledger(tmp_path / "l.jsonl")]
-        assert (pending.state, failed.state, pending.action) == ("pending", "failed", "untag")
+    assert outcomes(results) == {"latest": "failed"}
+    assert f"pointed back at {digest}" in results["detail"].iloc[0]
+    assert now == digest
+    assert assert_every_tag_pulls(registry.url, ["app"]) == {"app": ["latest", "v1.0.0"]}
+    [pending, failed] = [r for r in read_ledger(tmp_path / "l.jsonl")]
+    assert (pending.state, failed.state, pending.action) == ("pending", "failed", "untag")
+
+
+def test_with_deletes_disabled_no_placeholder_is_ever_put(tmp_path: Path) -> None:
+    """Deletes disabled: a placeholder PUT under the tag could not be deleted, and every
+    pull of the tag until it was pointed back would get an empty image. Asked first, so
+    the tag is never touched: skipped-unsupported, saying why."""
+    with (
+        LocalRegistry(tmp_path / "reg", deletes=False) as registry,
+        RegistryProxy(registry.url) as proxy,
+    ):
+
+        async def go() -> pd.DataFrame:
+            async with RegistryClient(proxy.url) as client:
+                await push_image(client, "app", ["v1.0.0", "latest", "pr-1"], created=OLD)
+                scan = await scan_registry(client, ["app"])
+                plan = plan_of(scan, proxy.url, "overwrite")
+                before = proxy.count("PUT")
+                request = DeleteRequest(
+                    apply=True, ledger_path=str(tmp_path / "l.jsonl"), untag="overwrite"
+                )
+                results = await execute_plan(client, plan, scan, request)
+                assert proxy.count("PUT") == before  # no placeholder, ever
+                return results
+
+        results = asyncio.run(go())
+        assert outcomes(results) == {"latest": "skipped-unsupported", "pr-1": "skipped-unsupported"}
+        assert "deletes disabled" in results["detail"].iloc[0]
+        assert proxy.count("DELETE") == 1  # the probe, of a digest that cannot exist
+        assert not (tmp_path / "l.jsonl").exists() or not read_ledger(tmp_path / "l.jsonl")
+        assert assert_every_tag_pulls(registry.url, ["app"]) == {
+            "app": ["latest", "pr-1", "v1.0.0"]
+        }
 
 
 def test_the_placeholder_is_unique_and_names_the_tag() -> None:
