@@ -148,16 +148,28 @@ class _Repository:
     async def read_once(self, client: RegistryClient, digest: str) -> Manifest:
         """The manifest `digest`, read once however many tags name it: the tags on one
         digest resolve at the same moment, and each would GET it (what a pull rate limit
-        counts) before the first answer reached the cache."""
+        counts) before the first answer reached the cache. The first reader reads; the
+        others wait on a bare future (no task per digest: a warm rescan reads thousands)."""
         if digest in self.manifests:
             return self.manifests[digest][0]
-        reading = self.reading.get(digest)
-        if reading is None:
-            reading = asyncio.ensure_future(manifest_by_digest(client, self.name, digest))
-            self.reading[digest] = reading
-            # done: the content cache has it; the bytes must not be held for the whole scan
-            reading.add_done_callback(lambda _: self.reading.pop(digest, None))
-        return await reading
+        waiting = self.reading.get(digest)
+        if waiting is not None:
+            return await waiting
+        self.reading[digest] = waiting = asyncio.get_running_loop().create_future()
+        try:
+            manifest = await manifest_by_digest(client, self.name, digest)
+        except asyncio.CancelledError:
+            del self.reading[digest]
+            waiting.cancel()
+            raise
+        except Exception as exc:  # kept: the digest's other tags fail alike, unasked
+            waiting.set_exception(exc)
+            waiting.exception()  # retrieved: no waiter is not an error
+            raise
+        # done: the content cache has it and so will `manifests`; its bytes are not held
+        del self.reading[digest]
+        waiting.set_result(manifest)
+        return manifest
 
     async def fetch(
         self, client: RegistryClient, digest: str, platform: str = ""
