@@ -126,6 +126,13 @@ class _Reasons:
         self.digest[row, self.column[reason]] = True
         self.evidence[row].append(why)
 
+    def keep_many(self, rows: np.ndarray, reason: str, whys: list[str]) -> None:
+        """`keep` for each of `rows` (an index array), `whys[i]` the evidence of rows[i]."""
+        self.digest[rows, self.column[reason]] = True
+        evidence = self.evidence
+        for row, why in zip(rows.tolist(), whys, strict=True):
+            evidence[row].append(why)
+
     def keep_tag(self, tag_row: int, image_row: int, reason: str, why: str) -> None:
         self.tag[tag_row, self.column[reason]] = True
         self.evidence[image_row].append(why)
@@ -360,7 +367,7 @@ class _PullView:
 
     records: PullRecords | None
     last: np.ndarray
-    agents: list[str]
+    agents: np.ndarray  # object array: the last pull's user agent per row, "" for none
     day_rows: np.ndarray
     day_micros: np.ndarray
     day_pulls: np.ndarray
@@ -369,7 +376,7 @@ class _PullView:
     def of(cls, state: _State, pulls: PullRecords | None) -> _PullView:
         size = len(state.images)
         last = np.full(size, -1, dtype=np.int64)
-        agents = [""] * size
+        agents = np.full(size, "", dtype=object)
         empty = np.zeros(0, dtype=np.int64)
         if pulls is None:
             return cls(None, last, agents, empty, empty, empty)
@@ -377,9 +384,8 @@ class _PullView:
         micros = pulls.last["last_pull"].astype("int64").to_numpy()
         found = rows >= 0
         last[rows[found]] = micros[found]
-        user_agents = pulls.last["user_agents"].tolist()
-        for row, listed in zip(rows[found].tolist(), np.flatnonzero(found).tolist(), strict=True):
-            agents[row] = str(user_agents[listed][0]) if user_agents[listed] else ""
+        firsts = [str(listed[0]) if len(listed) else "" for listed in pulls.last["user_agents"]]
+        agents[rows[found]] = np.array(firsts, dtype=object)[found]
         for parent, kids in state.children.items():  # in edge order: indexes may nest
             for kid in kids:
                 if last[kid] > last[parent]:
@@ -407,15 +413,19 @@ class _PullView:
         counts = np.bincount(
             self.day_rows[recent], weights=self.day_pulls[recent], minlength=len(self.last)
         )
+        # a line per pulled image, built in one pass (half a million on a large registry)
         whens = np.datetime_as_string(self.last[pulled].astype("datetime64[us]"), unit="m")
-        for image, when in zip(pulled.tolist(), whens.tolist(), strict=True):
-            by = f" by {self.agents[image]}" if self.agents[image] else ""
-            state.reasons.keep(
-                image,
-                "pulled-within",
-                f"pulled-within: last pulled {when.replace('T', ' ')} UTC{by}, "
-                f"{int(counts[image])} pulls in the window ({label})",
+        lines = [
+            f"pulled-within: last pulled {when[:10]} {when[11:]} UTC"
+            f"{' by ' + agent if agent else ''}, {count} pulls in the window ({label})"
+            for when, agent, count in zip(
+                whens.tolist(),
+                self.agents[pulled].tolist(),
+                counts[pulled].astype(np.int64).tolist(),
+                strict=True,
             )
+        ]
+        state.reasons.keep_many(pulled, "pulled-within", lines)
         gaps = self.records.gaps(since, state.now) if self.records else [(since, state.now)]
         if not gaps:
             return
@@ -424,8 +434,8 @@ class _PullView:
             f"pulled-within: pull records do not cover the window ({label}): nothing "
             f"recorded {start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC; kept until they do"
         )
-        for image in np.flatnonzero(candidates & (self.last < since_us)).tolist():
-            state.reasons.keep(image, "pulled-within", why)
+        unpulled = np.flatnonzero(candidates & (self.last < since_us))
+        state.reasons.keep_many(unpulled, "pulled-within", [why] * len(unpulled))
 
     def keep_most_recent(
         self, state: _State, where: str, count: int, candidates: np.ndarray
