@@ -146,7 +146,6 @@ class RegistryClient:
         self.vendor: object = None
         self.closing: list[Callable[[], Awaitable[None]]] = []
         self.manifest_gets: dict[str, int] = {}  # repository -> manifest GETs sent
-        self.pulls_remaining = ""  # the last `ratelimit-remaining` announced (Docker Hub)
         self._rate = _RateLimit(requests_per_second) if requests_per_second else None
         self.host = registry_host(self.url)
         self._credentials = credentials
@@ -252,7 +251,7 @@ class RegistryClient:
                     await self._authenticate(response, scope)
                     continue
                 if method == "GET" and "/manifests/" in path:
-                    self._count_pull(path, response)
+                    self._count_pull(path)
                 if status < 400 or status in allow:
                     return response
                 if (
@@ -276,14 +275,10 @@ class RegistryClient:
             await asyncio.sleep(delay)
             attempt += 1
 
-    def _count_pull(self, path: str, response: httpx.Response) -> None:
-        """Count a manifest GET (what pull rate limits count; HEAD is free) per repository,
-        and keep the last `ratelimit-remaining` the registry announced."""
+    def _count_pull(self, path: str) -> None:
+        """Count a manifest GET (what pull rate limits count; HEAD is free) per repository."""
         repository = path[len("/v2/") : path.index("/manifests/")]
         self.manifest_gets[repository] = self.manifest_gets.get(repository, 0) + 1
-        remaining = response.headers.get("ratelimit-remaining")
-        if remaining is not None:
-            self.pulls_remaining = remaining
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         # Registries that keep blobs elsewhere (S3, a CDN) redirect every blob GET: after the

@@ -24,9 +24,9 @@ limits (429 with `X-RateLimit-Reset` or `Retry-After`) are waited out
 
 Pull rate limits: Docker Hub counts every manifest GET (not HEAD) against the account's
 pulls. On this kind the scan resolves every tag with a HEAD and GETs only the manifests the
-content cache does not have, even on a first scan; the report says how many GETs it sent
-and the last `ratelimit-remaining` the registry announced, and a 429 for the pull limit
-stops the repository's scan at once (incomplete: nothing is deleted there).
+content cache does not have, even on a first scan; the report says how many GETs it sent,
+and a 429 for the pull limit (`ratelimit-remaining: 0`) stops the repository's scan at once
+(incomplete: nothing is deleted there).
 """
 
 from __future__ import annotations
