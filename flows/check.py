@@ -230,7 +230,8 @@ async def _untags(client: RegistryClient, repository: str, method: str) -> Check
     from tasks.registry.vendor import PROBE_TAG, vendor_of
 
     vendor = vendor_of(client)
-
+    if vendor.tag_api:  # cleanup.untag api or overwrite: the vendor's tag delete either way
+        return Check("untag", True, f"api: tags are deleted one by one through {vendor.tag_api}")
     if method == "overwrite":
         return Check(
             "untag",
@@ -238,8 +239,6 @@ async def _untags(client: RegistryClient, repository: str, method: str) -> Check
             f"overwrite: a placeholder manifest PUT under the tag, then DELETEd by digest "
             f"(needs push and delete in {repository})",
         )
-    if vendor.tag_api:
-        return Check("untag", True, f"api: tags are deleted one by one through {vendor.tag_api}")
     try:
         supported = await vendor.deletes_tags(repository)
     except (AuthenticationFailed, AccessDenied) as exc:

@@ -134,6 +134,8 @@ async def untag_repository(
     if not targets:
         return []
     repository = targets[0].repository
+    if vendor_of(client).tag_api:  # a vendor's own tag delete untags outright: no placeholder
+        method = "api"
     if not stop and method == "api":
         try:
             if not await vendor_of(client).deletes_tags(repository):

@@ -223,3 +223,24 @@ def test_check_says_deletes_go_through_the_hub_api(
 )
 def test_immutable_tag_rules(settings: ImmutableTags, tag: str, immutable: bool) -> None:
     assert bool(settings.why(tag)) is immutable
+
+
+def test_untag_by_overwrite_uses_the_hub_api_instead(
+    registry: LocalRegistry, hub: tuple[DockerHubFake, RegistryProxy], tmp_path: Path
+) -> None:
+    """cleanup.untag: overwrite is for registries with no tag delete; Docker Hub has one
+    (and cannot delete a placeholder): the tag goes through the Hub API, nothing is PUT."""
+    fake, oci = hub
+    digests = push_images(registry.url)
+    config = load_config(write_config(tmp_path, oci, fake))
+    planned = compute_plan(config, datetime.now(UTC), local_stages())
+    puts = oci.count("PUT")
+    request = DeleteRequest(
+        apply=True, ledger_path=str(tmp_path / "l.jsonl"), force=True, untag="overwrite"
+    )
+    results = run_deletion(config, planned.plan.table, planned.registry, request)
+    outcomes = dict(zip(results["digest"], results["outcome"], strict=True))
+    assert outcomes[digests["release"]] == "untagged"
+    assert ("DELETE", "/v2/repositories/acme/web/tags/latest/") in fake.requests
+    assert oci.count("PUT") == puts
+    assert skopeo_tags(registry.url, "acme/web") == ["v1.0.0"]
