@@ -40,12 +40,14 @@ from urllib.parse import quote
 
 import httpx
 
+from tasks.core.errors import ConfigError
 from tasks.registry.errors import (
     AuthenticationFailed,
     DeleteUnsupported,
     InvalidResponse,
     RegistryError,
 )
+from tasks.registry.repositories import is_glob
 from tasks.registry.vendor import Protection, Vendor
 from tasks.registry.vendor_http import VendorHttp
 
@@ -216,6 +218,12 @@ class DockerHub(Vendor):
     async def repositories(self, globs: list[str]) -> list[str]:
         names: list[str] = []
         for namespace in sorted({glob.split("/", 1)[0] for glob in globs}):
+            if is_glob(namespace):
+                raise ConfigError(
+                    "registry.repositories",
+                    f"Docker Hub lists repositories by namespace: {namespace!r} must name one "
+                    "(acme/*, not */app)",
+                )
             names += await self.hub.repositories(namespace)
         return names
 

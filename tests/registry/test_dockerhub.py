@@ -244,3 +244,16 @@ def test_untag_by_overwrite_uses_the_hub_api_instead(
     assert ("DELETE", "/v2/repositories/acme/web/tags/latest/") in fake.requests
     assert oci.count("PUT") == puts
     assert skopeo_tags(registry.url, "acme/web") == ["v1.0.0"]
+
+
+def test_a_glob_namespace_is_refused_naming_the_field(
+    hub: tuple[DockerHubFake, RegistryProxy], tmp_path: Path
+) -> None:
+    """Docker Hub has no catalog: a glob must name its namespace. Refused before any
+    listing, naming registry.repositories (exit 2, nothing read)."""
+    fake, oci = hub
+    config = vendor_config(tmp_path, oci, "dockerhub", fake.url, ["*/web"], "/none/")
+    planned = run_cli("plan", "-c", str(config), env=dict(os.environ))
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert "registry.repositories" in planned.stderr and "'*'" in planned.stderr
+    assert not [p for m, p in fake.requests if p.startswith("/v2/namespaces")]
