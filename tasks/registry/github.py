@@ -91,8 +91,10 @@ class GitHubPackages(VendorHttp):
         scope = await self._scope(owner, package)
         return f"/{scope}/packages/container/{quote(package, safe='')}/versions"
 
-    async def list_versions(self, repository: str) -> list[PackageVersion]:
-        """Every active version of the package, every page."""
+    async def list_versions(
+        self, repository: str, pages: int | None = None
+    ) -> list[PackageVersion]:
+        """Every active version of the package, every page (or the first `pages`)."""
         base = await self._base(repository)
         found: list[PackageVersion] = []
         page = 1
@@ -104,23 +106,30 @@ class GitHubPackages(VendorHttp):
                 raise InvalidResponse(f"{repository}: versions are not a list")
             for item in body:
                 found.append(_version(repository, item))
-            if 'rel="next"' not in response.headers.get("link", ""):
+            if 'rel="next"' not in response.headers.get("link", "") or page == pages:
                 return found
             page += 1
 
     async def version_of(self, repository: str, digest: str) -> PackageVersion | None:
-        """The version whose digest is `digest` (listed once per repository, again on a
-        miss: a manifest pushed since, such as an untag placeholder)."""
+        """The version whose digest is `digest`: listed once per repository; on a miss (a
+        manifest pushed since, such as an untag placeholder) the first page again, which
+        GitHub serves newest first, and only then every page (a relist per miss was
+        O(misses x pages) on a large package)."""
         lock = self._locks.setdefault(repository, asyncio.Lock())
         async with lock:
-            for fresh in (False, True):
-                if fresh or repository not in self._versions:
-                    versions = await self.list_versions(repository)
-                    self._versions[repository] = {v.digest: v for v in versions}
-                found = self._versions[repository].get(digest)
-                if found is not None:
-                    return found
-        return None
+            known = self._versions.get(repository)
+            if known is None:  # listed just now: a miss is gone
+                known = {v.digest: v for v in await self.list_versions(repository)}
+                self._versions[repository] = known
+                return known.get(digest)
+            for pages in (1, None):
+                if digest in known:
+                    return known[digest]
+                fresh = await self.list_versions(repository, pages)
+                if pages is None:  # every page: what is not listed is gone
+                    known.clear()
+                known.update((v.digest, v) for v in fresh)
+            return known.get(digest)
 
     async def delete_version(self, repository: str, digest: str) -> int | None:
         """Delete the version of `digest`; return its id, or None when it was gone."""

@@ -260,3 +260,40 @@ def test_untag_by_overwrite_deletes_the_placeholder_version(
     assert (
         deleted != f"/orgs/acme/packages/container/app/versions/{version_id(digests['acme/app:1'])}"
     )
+
+
+def test_a_placeholder_version_is_found_on_the_first_page(
+    registry: LocalRegistry,
+    ghcr: tuple[GitHubPackagesFake, RegistryProxy],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each untag by overwrite deletes a placeholder pushed a moment before: a version the
+    listing has not seen. GitHub lists newest first, so the first page has it; listing
+    every page again for each was O(untags x pages) on a large package."""
+    from tasks.delete import untag
+
+    fake, oci = ghcr
+    monkeypatch.setattr(github, "PER_PAGE", 2)
+    monkeypatch.setattr(untag, "UNTAG_WORKERS", 1)  # one placeholder at a time
+    push(registry.url, {f"acme/app:{i}": [f"pr-{i}"] for i in range(9)})
+    shared = [f"copy-{i}" for i in range(6)]
+    push(registry.url, {"acme/app:release": ["v1.0.0", *shared]})  # 10 versions: 5 pages
+    document = yaml.safe_load(write_config(tmp_path, oci, fake).read_text())
+    document["registry"]["repositories"] = ["acme/app"]
+    document["cleanup"]["keepTags"] = ["/v.*/", "/pr-.*/"]
+    config = parse_config(document)
+    planned = compute_plan(config, datetime.now(UTC), local_stages())
+    listed = len([p for m, p in fake.requests if m == "GET" and p.endswith("/versions")])
+    request = DeleteRequest(
+        apply=True, ledger_path=str(tmp_path / "l.jsonl"), force=True, untag="overwrite"
+    )
+    results = run_deletion(config, planned.plan.table, planned.registry, request)
+    assert set(results["outcome"]) == {"untagged"} and len(results) == 6
+    pages = len([p for m, p in fake.requests if m == "GET" and p.endswith("/versions")]) - listed
+    # the deletes probe lists every page once (5, or 6 with a placeholder); then one page
+    # per placeholder
+    assert pages <= 6 + len(shared), pages
+    assert skopeo_tags(registry.url, "acme/app") == sorted(
+        ["v1.0.0", *(f"pr-{i}" for i in range(9))]
+    )

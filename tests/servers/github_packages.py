@@ -89,8 +89,10 @@ class GitHubPackagesFake(JsonApiFake):
         for link in sorted((base / "tags").glob("*/current/link")):
             tags.setdefault(link.read_text().strip(), []).append(link.parent.parent.name)
         found = []
+        pushed: dict[str, int] = {}  # digest -> when, to the nanosecond: newest first
         for link in (base / "revisions" / "sha256").glob("*/link"):
             digest = "sha256:" + link.parent.name
+            pushed[digest] = link.stat().st_mtime_ns
             created = datetime.fromtimestamp(link.stat().st_mtime, UTC)
             found.append(
                 {
@@ -105,7 +107,7 @@ class GitHubPackagesFake(JsonApiFake):
                     },
                 }
             )
-        return sorted(found, key=lambda v: (v["created_at"], v["name"]), reverse=True)
+        return sorted(found, key=lambda v: (pushed[v["name"]], v["name"]), reverse=True)
 
     def _registry(self, method: str, path: str, body: bytes | None = None, **headers: str) -> Any:
         connection = http.client.HTTPConnection("127.0.0.1", self.registry.port, timeout=30)
