@@ -112,9 +112,10 @@ class GitHubPackages(VendorHttp):
 
     async def version_of(self, repository: str, digest: str) -> PackageVersion | None:
         """The version whose digest is `digest`: listed once per repository; on a miss (a
-        manifest pushed since, such as an untag placeholder) the first page again, which
-        GitHub serves newest first, and only then every page (a relist per miss was
-        O(misses x pages) on a large package)."""
+        manifest pushed since, such as an untag placeholder) the first page again, where
+        GitHub puts the newest versions, and only then every page (a relist per miss was
+        O(misses x pages) on a large package). The order is not in GitHub's REST
+        description: if it changed, a miss would cost one page more, never a wrong answer."""
         lock = self._locks.setdefault(repository, asyncio.Lock())
         async with lock:
             known = self._versions.get(repository)
