@@ -14,7 +14,9 @@ How, by `cleanup.untag`:
   deletes are disabled no placeholder is ever PUT (``skipped-unsupported``). Its window: a
   push to the tag between the re-check and the PUT is overwritten and then untagged (the
   pushed manifest stays, by digest). If the DELETE fails the tag is pointed back at its
-  digest at once.
+  digest at once. A repository's overwrites run one at a time, and a 404 to the DELETE of
+  the placeholder just PUT (an earlier attempt took the manifest, perhaps not the tag)
+  repeats the PUT and the DELETE, so no tag is left naming a deleted manifest.
 
 Every untag re-reads the tag first (moved or gone since the scan: skipped; used by the
 cluster through that tag now: skipped) and is in the ledger: ``pending`` with the digest's
@@ -56,6 +58,7 @@ from tasks.registry.vendor import vendor_of
 log = logging.getLogger(__name__)
 
 UNTAG_WORKERS = 16
+OVERWRITE_ATTEMPTS = 3  # PUT + DELETE of a placeholder, when its DELETE finds it gone
 EMPTY_CONFIG = b"{}"  # the OCI image spec's empty descriptor content
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 PLACEHOLDER_ANNOTATION = "io.regsweep.untag"
@@ -170,7 +173,10 @@ async def untag_repository(
         if finished is not None:
             finished(1)
 
-    await for_each(targets, one, UNTAG_WORKERS)
+    # Overwrite: one tag at a time. A registry's DELETE by digest looks up the tags that
+    # name the manifest while other DELETEs remove tags in the same repository; under
+    # that race Distribution 2.8 deleted a placeholder and left its tag naming it.
+    await for_each(targets, one, 1 if method == "overwrite" else UNTAG_WORKERS)
     return sorted(out, key=lambda r: str(r["tags"]))
 
 
@@ -228,8 +234,18 @@ class _Untag:
         record = replace(record, placeholder=sha256_digest(placeholder))
         await self.ledger.record(record)
         try:
-            await put_manifest(self.client, repo, tag, placeholder, mediatypes.OCI_MANIFEST)
-            await delete_manifest(self.client, repo, record.placeholder)
+            for _ in range(OVERWRITE_ATTEMPTS):
+                await put_manifest(self.client, repo, tag, placeholder, mediatypes.OCI_MANIFEST)
+                if await delete_manifest(self.client, repo, record.placeholder):
+                    break
+                # 404 to our DELETE of what we PUT a moment ago: an earlier attempt of this
+                # DELETE (its answer lost, then retried) took the manifest but may not have
+                # taken the tag with it: the tag would name nothing. Again, from the PUT.
+            else:
+                raise RegistryError(
+                    f"{repo}:{tag}: the placeholder {record.placeholder} kept vanishing "
+                    f"before its DELETE ({OVERWRITE_ATTEMPTS} attempts)"
+                )
         except RegistryError as exc:
             detail = str(exc)
             try:  # never leave the tag on the placeholder

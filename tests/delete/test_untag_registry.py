@@ -26,6 +26,7 @@ from tasks.registry.manifest import get_manifest, resolve_tag
 from tasks.registry.vendor import IMPOSSIBLE_DIGEST, vendor_of
 from tests.delete import helpers
 from tests.servers.http_proxy import Answer, RegistryProxy
+from tests.servers.storage_view import repositories_root
 from tests.skopeo import assert_every_tag_pulls, skopeo_tags
 
 NOW = datetime.now(UTC)
@@ -265,3 +266,38 @@ def test_the_tag_delete_probe_reads_the_spec_answers(
     assert asyncio.run(go()) is deletes
     [(method, path)] = seen
     assert method == "DELETE" and path.startswith("/v2/app/manifests/regsweep-probe-tag-delete-")
+
+
+def test_a_placeholder_delete_that_took_only_the_manifest_is_done_again(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """The registry's first answer to the placeholder's DELETE is lost after it removed the
+    manifest but not the tag (Distribution 2.8 under concurrent tag writes; here a proxy
+    removes the revision and answers 500). The retried DELETE gets 404: the tag would name
+    nothing, and still be listed. The untag PUTs the placeholder again and deletes it."""
+    root = repositories_root(registry) / "app" / "_manifests" / "revisions" / "sha256"
+    hit: list[str] = []
+
+    def half_delete(method: str, path: str, headers: dict[str, str]) -> Answer | None:
+        if method == "DELETE" and IMPOSSIBLE_DIGEST not in path and not hit:
+            digest = path.rsplit("/", 1)[1]
+            hit.append(digest)
+            (root / digest.removeprefix("sha256:") / "link").unlink()
+            return 500, {"Content-Type": "text/plain"}, b"lost"
+        return None
+
+    with RegistryProxy(registry.url, intercept=half_delete) as proxy:
+
+        async def go() -> pd.DataFrame:
+            async with RegistryClient(proxy.url, backoff=0.01) as client:
+                await push_image(client, "app", ["v1.0.0", "latest"], created=OLD)
+                scan = await scan_registry(client, ["app"])
+                plan = plan_of(scan, proxy.url, "overwrite")
+                request = DeleteRequest(
+                    apply=True, ledger_path=str(tmp_path / "l.jsonl"), untag="overwrite"
+                )
+                return await execute_plan(client, plan, scan, request)
+
+        results = asyncio.run(go())
+    assert hit and outcomes(results) == {"latest": "untagged"}
+    assert assert_every_tag_pulls(registry.url, ["app"]) == {"app": ["v1.0.0"]}
