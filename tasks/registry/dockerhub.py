@@ -191,11 +191,7 @@ class HubApi(VendorHttp):
         """Delete one tag; False when it was gone."""
         namespace, name = _quoted(repository)
         path = f"/v2/repositories/{namespace}/{name}/tags/{quote(tag, safe='')}/"
-        response = await self.call("DELETE", path)
-        if response.status_code == 404:
-            return False
-        self.raise_for(response, f"{repository}:{tag}")
-        return True
+        return self.deleted(await self.call("DELETE", path), f"{repository}:{tag}")
 
 
 class DockerHub(Vendor):

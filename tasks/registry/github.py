@@ -139,9 +139,8 @@ class GitHubPackages(VendorHttp):
             return None
         base = await self._base(repository)
         response = await self.send("DELETE", f"{base}/{version.id}")
-        if response.status_code == 404:
+        if not self.deleted(response, f"{repository}@{digest} (version {version.id})"):
             return None
-        self.raise_for(response, f"{repository}@{digest} (version {version.id})")
         self._versions[repository].pop(digest, None)
         return version.id
 

@@ -118,11 +118,7 @@ class GitLabRegistry(VendorHttp):
         """Delete one tag; False when it was gone. A protected tag is refused (403)."""
         project, rid = await self.ids(repository)
         path = f"/projects/{project}/registry/repositories/{rid}/tags/{quote(tag, safe='')}"
-        response = await self.send("DELETE", path)
-        if response.status_code == 404:
-            return False
-        self.raise_for(response, f"{repository}:{tag}")
-        return True
+        return self.deleted(await self.send("DELETE", path), f"{repository}:{tag}")
 
     async def protection_rules(self, repository: str) -> list[ProtectionRule]:
         """The project's protected-tag rules (none where the GitLab has no such API)."""

@@ -129,6 +129,14 @@ class VendorHttp:
             return self._scale
         return None  # a 403 that is not a rate limit: no permission
 
+    def deleted(self, response: httpx.Response, what: str) -> bool:
+        """The answer to a DELETE: True when it deleted, False when `what` was gone already
+        (404); any other failure raised as `raise_for` does."""
+        if response.status_code == 404:
+            return False
+        self.raise_for(response, what)
+        return True
+
     def raise_for(self, response: httpx.Response, what: str) -> None:
         status = response.status_code
         if status < 300:
