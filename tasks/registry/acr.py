@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.registry.client import RegistryClient, paged_list
+from tasks.registry.client import paged_list
 from tasks.registry.vendor import Protection, Vendor
 
 PAGE = 1000
@@ -28,27 +28,6 @@ def _locked(item: dict[str, Any]) -> bool:
     return isinstance(attributes, dict) and attributes.get("deleteEnabled") is False
 
 
-async def locks(client: RegistryClient, repository: str) -> list[Protection]:
-    """(tag, digest, why) of what ACR locks in `repository`: a locked manifest with each of
-    its tags (and once with no tag: untagged, it is still locked), and each locked tag."""
-    scope = f"repository:{repository}:metadata_read"
-    found: list[Protection] = []
-    manifests = f"/acr/v1/{repository}/_manifests?n={PAGE}"
-    for manifest in await paged_list(client, manifests, scope, "manifests", dict):
-        digest = str(manifest.get("digest", ""))
-        if _locked(manifest) and digest:
-            why = "ACR manifest locked (deleteEnabled: false)"
-            found.append(("", digest, why))
-            found += [(str(tag), digest, why) for tag in manifest.get("tags") or []]
-    for tag in await paged_list(
-        client, f"/acr/v1/{repository}/_tags?n={PAGE}", scope, "tags", dict
-    ):
-        if _locked(tag) and tag.get("name"):
-            why = "ACR tag locked (deleteEnabled: false)"
-            found.append((str(tag["name"]), str(tag.get("digest", "")), why))
-    return found
-
-
 class Acr(Vendor):
     """ACR: the OCI API for everything, its locks protected."""
 
@@ -56,4 +35,21 @@ class Acr(Vendor):
     protects = True
 
     async def protected(self, repository: str, tags: list[str]) -> list[Protection]:
-        return await locks(self.client, repository)
+        """(tag, digest, why) of what ACR locks in `repository`: a locked manifest with each of
+        its tags (and once with no tag: untagged, it is still locked), and each locked tag."""
+        scope = f"repository:{repository}:metadata_read"
+        found: list[Protection] = []
+        manifests = f"/acr/v1/{repository}/_manifests?n={PAGE}"
+        for manifest in await paged_list(self.client, manifests, scope, "manifests", dict):
+            digest = str(manifest.get("digest", ""))
+            if _locked(manifest) and digest:
+                why = "ACR manifest locked (deleteEnabled: false)"
+                found.append(("", digest, why))
+                found += [(str(tag), digest, why) for tag in manifest.get("tags") or []]
+        for tag in await paged_list(
+            self.client, f"/acr/v1/{repository}/_tags?n={PAGE}", scope, "tags", dict
+        ):
+            if _locked(tag) and tag.get("name"):
+                why = "ACR tag locked (deleteEnabled: false)"
+                found.append((str(tag["name"]), str(tag.get("digest", "")), why))
+        return found

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from tasks.registry.client import RegistryClient, paged_list
+from tasks.registry.client import paged_list
 from tasks.registry.vendor import Protection, Vendor
 
 PAGE_SIZE = 100
@@ -31,17 +31,6 @@ def artifacts_path(repository: str) -> str:
     )
 
 
-async def immutable_tags(client: RegistryClient, repository: str) -> list[Protection]:
-    """(tag, digest, why) of the tags Harbor's immutability rules hold in `repository`."""
-    found: list[Protection] = []
-    for artifact in await paged_list(client, artifacts_path(repository), "", "", dict):
-        for tag in artifact.get("tags") or []:
-            if isinstance(tag, dict) and tag.get("immutable") is True and tag.get("name"):
-                why = "Harbor immutable tag (an immutability rule matches it)"
-                found.append((str(tag["name"]), str(artifact.get("digest", "")), why))
-    return found
-
-
 class Harbor(Vendor):
     """Harbor: the OCI API for everything, its immutable tags protected."""
 
@@ -49,4 +38,11 @@ class Harbor(Vendor):
     protects = True
 
     async def protected(self, repository: str, tags: list[str]) -> list[Protection]:
-        return await immutable_tags(self.client, repository)
+        """(tag, digest, why) of the tags Harbor's immutability rules hold in `repository`."""
+        found: list[Protection] = []
+        for artifact in await paged_list(self.client, artifacts_path(repository), "", "", dict):
+            for tag in artifact.get("tags") or []:
+                if isinstance(tag, dict) and tag.get("immutable") is True and tag.get("name"):
+                    why = "Harbor immutable tag (an immutability rule matches it)"
+                    found.append((str(tag["name"]), str(artifact.get("digest", "")), why))
+        return found
