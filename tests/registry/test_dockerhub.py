@@ -257,3 +257,27 @@ def test_a_glob_namespace_is_refused_naming_the_field(
     assert planned.returncode == 2, planned.stdout + planned.stderr
     assert "registry.repositories" in planned.stderr and "'*'" in planned.stderr
     assert not [p for m, p in fake.requests if p.startswith("/v2/namespaces")]
+
+
+def test_an_empty_namespace_and_an_all_immutable_repository_delete_nothing(
+    registry: LocalRegistry, hub: tuple[DockerHubFake, RegistryProxy], tmp_path: Path
+) -> None:
+    """Degenerate inputs: a namespace with no repository scans nothing (said, exit 0); a
+    repository whose every tag is immutable ("all tags are immutable": enabled, no rules)
+    keeps everything and sends no DELETE."""
+    fake, oci = hub
+    push_images(registry.url)
+    empty = vendor_config(tmp_path, oci, "dockerhub", fake.url, ["nobody/*"], "/none/")
+    planned = run_cli("plan", "-c", str(empty), env=dict(os.environ))
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "matched no repository" in planned.stderr
+    fake.immutable["acme/web"] = {"enabled": True, "rules": []}
+    config = load_config(write_config(tmp_path, oci, fake))
+    plan = compute_plan(config, datetime.now(UTC), local_stages())
+    web = plan.plan.table[plan.plan.table["repository"] == "acme/web"]
+    assert set(web["action"]) == {"keep"}
+    request = DeleteRequest(apply=True, ledger_path=str(tmp_path / "l.jsonl"), force=True)
+    results = run_deletion(config, plan.plan.table, plan.registry, request)
+    assert set(results["repository"]) == {"acme/tools"}
+    assert not [p for m, p in fake.requests if m == "DELETE" and "/acme/web/" in p]
+    assert skopeo_tags(registry.url, "acme/web") == ["latest", "pr-1", "pr-2", "v1.0.0"]
