@@ -37,8 +37,10 @@ from tasks.registry.errors import (
 from tasks.registry.transport import (
     DEFAULT_MAX_BODY,
     MAX_BODY_EXTENSION,
+    SAFE_TARGET,
     BodyTooLarge,
     LeanTransport,
+    request_head,
 )
 
 log = logging.getLogger(__name__)
@@ -174,8 +176,13 @@ class RegistryClient:
         # Requests are built from a parsed base URL: letting httpx parse and merge a path
         # string costs ~40 us a request (a tenth of a cold scan's client time).
         self._base = httpx.URL(self.url)
-        self._prefix = self._base.raw_path.rstrip(b"/")
+        self._prefix = self._base.raw_path.rstrip(b"/").decode("ascii")
         self._extensions = {"timeout": self._http.timeout.as_dict()}
+        # The direct route's request heads are written without httpx's URL and header
+        # objects: origin, Host and the client's headers are worked out once.
+        self._origin_key = (self._base.scheme, self._base.host, _origin(self._base)[2] or 80)
+        self._host_header = self._base.netloc.decode("ascii")
+        self._default_headers = {k.lower(): (k, v) for k, v in self._http.headers.items()}
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -229,9 +236,7 @@ class RegistryClient:
                 await self._rate.wait()
             try:
                 async with self._slots:
-                    request = self._build(method, path, send_headers, content)
-                    request.extensions = {**request.extensions, MAX_BODY_EXTENSION: max_body}
-                    response = await self._send(request)
+                    response = await self._send(method, path, send_headers, content, max_body)
                 if len(response.content) > max_body:  # answers that went through httpx
                     raise BodyTooLarge(f"answer larger than {max_body:,} bytes")
             except BodyTooLarge as exc:
@@ -280,37 +285,69 @@ class RegistryClient:
         repository = path[len("/v2/") : path.index("/manifests/")]
         self.manifest_gets[repository] = self.manifest_gets.get(repository, 0) + 1
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        content: bytes | None,
+        max_body: int,
+    ) -> httpx.Response:
         # Registries that keep blobs elsewhere (S3, a CDN) redirect every blob GET: after the
         # first, blobs go through httpx, which follows in one go and drops Authorization when
         # the origin changes.
-        blob = b"/blobs/" in request.url.raw_path
-        if self._direct is None or (blob and self._blobs_redirect):
-            return await self._http.send(request)
-        response = await self._direct.handle_async_request(request)
-        await response.aread()
-        response.request = request
+        blob = "/blobs/" in path
+        target = self._prefix + path
+        if (
+            self._direct is None
+            or (blob and self._blobs_redirect)
+            or not path.startswith("/")
+            or SAFE_TARGET.fullmatch(target) is None
+        ):
+            return await self._http.send(self._build(method, path, headers, content, max_body))
+        merged = dict(self._default_headers)
+        for name, value in headers.items():
+            merged[name.lower()] = (name, value)
+        try:
+            head = request_head(method, target, self._host_header, merged, content)
+        except ValueError as exc:
+            raise InvalidResponse(f"{method} {self.host}{path.split('?', 1)[0]}: {exc}") from None
+        status, answer_headers, body = await self._direct.exchange(
+            self._origin_key, method, head + (content or b""), max_body
+        )
+        response = _DirectResponse(
+            status,
+            answer_headers,
+            body,
+            lambda: self._build(method, path, headers, content, max_body),
+        )
         if response.is_redirect:
             self._blobs_redirect = self._blobs_redirect or blob
-            return await self._http.send(request)
+            return await self._http.send(response.request)
         return response
 
     def _build(
-        self, method: str, path: str, headers: dict[str, str], content: bytes | None
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        content: bytes | None,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> httpx.Request:
-        """The request for `path`: path and query from the registry's root, or an absolute
-        URL the registry gave (an upload Location), which httpx parses as usual."""
+        """The httpx request for `path`: path and query from the registry's root, or an
+        absolute URL the registry gave (an upload Location), which httpx parses as usual."""
+        extensions = {**self._extensions, MAX_BODY_EXTENSION: max_body}
         try:
             if not path.startswith("/"):
                 raise ValueError(path)
-            url = self._base.copy_with(raw_path=self._prefix + path.encode("ascii"))
+            url = self._base.copy_with(raw_path=(self._prefix + path).encode("ascii"))
         except (ValueError, httpx.InvalidURL):  # absolute, not ASCII...: httpx parses it
-            return self._http.build_request(method, path, headers=headers, content=content)
+            request = self._http.build_request(method, path, headers=headers, content=content)
+            request.extensions = {**request.extensions, MAX_BODY_EXTENSION: max_body}
+            return request
         merged = httpx.Headers(self._http.headers)
         merged.update(headers)
-        return httpx.Request(
-            method, url, headers=merged, content=content, extensions=self._extensions
-        )
+        return httpx.Request(method, url, headers=merged, content=content, extensions=extensions)
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
         told = _retry_after(response)
@@ -391,10 +428,45 @@ class RegistryClient:
         value = body.get("token") or body.get("access_token")
         if not isinstance(value, str) or not value:
             raise InvalidResponse(f"token service {realm} answered without a token")
+        if not _TOKEN.fullmatch(value):  # it goes into a header line of every request
+            raise InvalidResponse(
+                f"token service {realm} answered a token with characters a header cannot "
+                "carry (space, control or non-ASCII)"
+            )
         expires_in = body.get("expires_in", 60)
         lifetime = float(expires_in) if isinstance(expires_in, int | float) else 60.0
         # Renew a little early so a token never expires between our check and the request.
         return _Token(value, time.monotonic() + max(1.0, lifetime - 5.0))
+
+
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what a bearer token is made of
+
+
+class _DirectResponse(httpx.Response):
+    """An answer of the direct route. Its httpx request is built only when asked for (an
+    error message, a redirect): building one costs more than the rest of a HEAD."""
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        content: bytes,
+        build: Callable[[], httpx.Request],
+    ) -> None:
+        super().__init__(
+            status, headers=headers, content=content, extensions={"http_version": b"HTTP/1.1"}
+        )
+        self._build_request = build
+
+    @property
+    def request(self) -> httpx.Request:
+        if self._request is None:
+            self._request = self._build_request()
+        return self._request
+
+    @request.setter
+    def request(self, value: httpx.Request) -> None:
+        self._request = value
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -219,6 +222,37 @@ def test_quiet_prints_nothing_but_what_was_asked_for(parts: Parts) -> None:
     assert code == 0 and out == "", err
     code, out, _ = cli("--quiet", "plan", "-c", config, "--now", NOW.isoformat(), "-o", "json")
     assert code == 0 and set(json.loads(out)) == PLAN_KEYS
+
+
+def test_plan_draws_scan_progress_on_a_terminal_and_not_into_a_pipe(parts: Parts) -> None:
+    """The bars go to a terminal (stderr a pty here); piped, nothing of them is written."""
+    config = str(parts.scenario.config_path)
+    controller, terminal = pty.openpty()
+    environment = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "NO_COLOR")}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "plan", "-c", config, "--now", NOW.isoformat()],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        env=environment | {"TERM": "xterm", "COLUMNS": "120"},
+    )
+    os.close(terminal)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    out, _ = child.communicate(timeout=300)
+    os.close(controller)
+    assert child.returncode == 0, drawn.decode(errors="replace")
+    assert b"scan" in drawn and b"\x1b[" in drawn  # a bar, drawn with terminal controls
+    assert b"delete" in out  # the summary still goes to stdout
+    code, _, err = cli("plan", "-c", config, "--now", NOW.isoformat())
+    assert code == 0 and "scan" not in err and "\x1b[" not in err
 
 
 def test_debug_shows_the_traceback_of_an_expected_failure(parts: Parts, tmp_path: Path) -> None:

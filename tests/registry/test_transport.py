@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -152,3 +153,147 @@ def test_registry_client_follows_a_redirect_on_the_lean_transport() -> None:
         server.shutdown()
     assert (blob.status_code, blob.text) == (200, "/storage/v2/r/blobs/sha256:abc")
     assert (manifest.status_code, manifest.text) == (200, "/storage/v2/r/manifests/moved")
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """Answers every request 200 and records its request line, headers and body."""
+
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def answer(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        Recorder.seen.append((self.requestline, headers, body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = answer
+
+
+# (method, path, content): the direct route's cases and some that httpx must encode
+REQUESTS = [
+    ("HEAD", "/v2/team/app/manifests/v1.2", None),
+    ("GET", "/v2/team/app/tags/list?n=1000&last=v1", None),
+    ("PUT", "/v2/team/app/manifests/latest", b'{"schemaVersion": 2}'),
+    ("PUT", "/v2/team/app/manifests/empty", b""),
+    ("POST", "/v2/team/app/blobs/uploads/", None),
+    ("PATCH", "/v2/team/app/blobs/uploads/u?_state=x%3D", b"chunk"),
+    ("DELETE", "/v2/team/app/manifests/sha256:" + "a" * 64, None),
+    ("GET", "/v2/team/app/manifests/a b{c}", None),  # not a safe target: httpx encodes it
+    ("GET", "/v2/team/app/manifests/caf\u00e9", None),  # not ASCII: httpx encodes it
+]
+
+
+@pytest.mark.parametrize("prefix", ["", "/mirror"])
+def test_direct_requests_carry_what_httpx_would_send(prefix: str) -> None:
+    """The request heads the client writes itself (the direct route) say what httpx's own
+    request objects say: request line, Host, the client's headers with the request's
+    over them, Content-Length where httpx sets one, and the body."""
+    from tasks.registry.client import RegistryClient
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}{prefix}"
+    headers = {"Accept": "application/vnd.oci.image.index.v1+json", "Authorization": "Bearer t"}
+
+    async def go() -> None:
+        async with RegistryClient(url) as client:
+            for method, path, content in REQUESTS:
+                await client.request(method, path, scope="r", headers=headers, content=content)
+                request = client._build(method, path, headers, content)
+                await client._http.send(request)  # httpx's own route
+
+    Recorder.seen.clear()
+    try:
+        asyncio.run(go())
+    finally:
+        server.shutdown()
+    assert len(Recorder.seen) == 2 * len(REQUESTS)
+    for (direct, ours), (line, theirs) in zip(
+        zip(Recorder.seen[::2], REQUESTS, strict=True),
+        [(s[0], s) for s in Recorder.seen[1::2]],
+        strict=True,
+    ):
+        method, path, _ = ours
+        assert direct[0] == line, path
+        assert direct[1] == theirs[1], path
+        assert direct[2] == theirs[2], path
+        if " " not in path and path.isascii():
+            assert line == f"{method} {prefix}{path} HTTP/1.1"
+
+
+def test_a_header_value_with_a_line_break_is_never_sent() -> None:
+    """A value that would end its header line (a hostile token service's token, say) stops
+    the request: InvalidResponse, and the server receives nothing."""
+    from tasks.registry.client import RegistryClient
+    from tasks.registry.errors import InvalidResponse
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    async def go(value: str) -> None:
+        async with RegistryClient(f"http://127.0.0.1:{server.server_address[1]}") as client:
+            await client.request("GET", "/v2/", scope="", headers={"Authorization": value})
+
+    Recorder.seen.clear()
+    try:
+        for value in ("Bearer a\r\nX-Injected: 1", "Bearer a\nb", "Bearer a\x00"):
+            with pytest.raises(InvalidResponse, match="Authorization"):
+                asyncio.run(go(value))
+    finally:
+        server.shutdown()
+    assert Recorder.seen == []
+
+
+class TokenRegistry(BaseHTTPRequestHandler):
+    """A registry whose own token service (same origin) hands out a token with a line break
+    in it; records every request's headers."""
+
+    protocol_version = "HTTP/1.1"
+    token = "t\r\nX-Injected: yes"
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        TokenRegistry.seen.append({k.lower(): v for k, v in self.headers.items()})
+        if self.path.startswith("/token"):
+            body = json.dumps({"token": TokenRegistry.token}).encode()
+            self.send_response(200)
+        else:
+            host, port = self.server.server_address[:2]
+            realm = f"http://{host}:{port}/token"
+            body = b"{}"
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", f'Bearer realm="{realm}",service="reg"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize("token", ["t\r\nX-Injected: yes", "t x", "caf\u00e9"])
+def test_a_token_a_header_cannot_carry_is_refused(token: str) -> None:
+    from tasks.registry.client import RegistryClient
+    from tasks.registry.errors import InvalidResponse
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TokenRegistry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    TokenRegistry.token, TokenRegistry.seen = token, []
+
+    async def go() -> None:
+        async with RegistryClient(f"http://127.0.0.1:{server.server_address[1]}") as client:
+            await client.request("GET", "/v2/_catalog", scope="registry:catalog:*")
+
+    try:
+        with pytest.raises(InvalidResponse, match="token with characters a header cannot"):
+            asyncio.run(go())
+    finally:
+        server.shutdown()
+    assert len(TokenRegistry.seen) == 2  # the challenge and the token: nothing after
+    assert not any("x-injected" in headers for headers in TokenRegistry.seen)
