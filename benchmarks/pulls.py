@@ -7,11 +7,12 @@
     manifest GET, so the service must take events faster than the registry can serve
     them)                                                        target >= 3x
 (b) the plan with 1,000,000 recorded digests (keepImagesPulledWithin) against the same plan
-    without pull rules                                           target <= 1.2x
+    without pull rules, the fastest of three runs each           target <= 1.2x
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sqlite3
@@ -35,6 +36,7 @@ from tests.servers.storage_seed import seed_storage
 
 EVENTS = int(os.environ.get("REGSWEEP_BENCH_PULL_EVENTS", "20000"))
 DIGESTS = int(os.environ.get("REGSWEEP_BENCH_PULL_DIGESTS", "1000000"))
+PLAN_RUNS = 3
 TOKEN = "bench-token"
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
@@ -148,6 +150,10 @@ def plan_seconds(with_pulls: bool) -> float:
     return time.perf_counter() - start
 
 
+def _seconds(runs: list[float]) -> str:
+    return ", ".join(f"{r:.1f}" for r in runs)
+
+
 def main() -> None:
     results = Results()
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,9 +161,18 @@ def main() -> None:
         rate = ingest_rate(Path(tmp))
     print(f"(a) registry manifest-GET ceiling {ceiling:8.0f} GET/s")
     print(f"    our ingest, one process       {rate:8.0f} events/s ({EVENTS} events, 1 each)")
-    without = plan_seconds(with_pulls=False)
-    with_pulls = plan_seconds(with_pulls=True)
-    print(f"(b) plan, {DIGESTS:,} digests: {without:.1f} s; with pull records {with_pulls:.1f} s")
+    # This machine's speed for a plan of a million rows drifts by a third from one run to
+    # the next: each plan three times, interleaved, the fastest of each compared.
+    runs: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(PLAN_RUNS):
+        for pulls in (False, True):
+            gc.collect()  # the last plan's garbage is not this one's to collect
+            runs[pulls].append(plan_seconds(with_pulls=pulls))
+    without, with_pulls = min(runs[False]), min(runs[True])
+    print(
+        f"(b) plan, {DIGESTS:,} digests: {without:.1f} s; with pull records {with_pulls:.1f} s "
+        f"(fastest of {PLAN_RUNS}; all: {_seconds(runs[False])} / {_seconds(runs[True])})"
+    )
     results.add("ingest_vs_get_ceiling", rate / ceiling, ">=", 3.0)
     results.add("plan_with_pulls_vs_without", with_pulls / without, "<=", 1.2)
     results.exit()

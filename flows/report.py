@@ -170,11 +170,7 @@ def untag_notes(results: pd.DataFrame) -> list[str]:
 def pull_gap_notes(plan: Plan) -> list[str]:
     """The images kept only because the pull records have a gap (fail closed), counted,
     with the first gap's evidence: until the receivers' uptime covers the window."""
-    gapped = [
-        next(w for w in why if w.startswith(PULL_GAP))
-        for why in plan.evidence.values()
-        if any(w.startswith(PULL_GAP) for w in why)
-    ]
+    gapped = plan.evidence.first_lines(PULL_GAP)
     if not gapped:
         return []
     detail = gapped[0].removeprefix("pulled-within: ")

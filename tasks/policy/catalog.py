@@ -35,6 +35,8 @@ class Catalog:
     edges: list[tuple[int, int]] = field(default_factory=list)  # (index row, child row)
     _row_of: dict[Key, int] | None = None
     _image_keys: pa.Array | None = None
+    _digest_index: _DigestIndex | None = None
+    _digest_index_tried: bool = False  # an index is tried once: the digests may not allow one
 
     def __len__(self) -> int:
         return len(self.repositories)
@@ -48,9 +50,16 @@ class Catalog:
 
     def rows_of(self, frame: pd.DataFrame) -> np.ndarray:
         """The row of each (repository, digest) of `frame` among the images the registry
-        stage read, -1 where none: one Arrow hash lookup, not a dict per key."""
+        stage read, -1 where none: a sorted 64-bit key per image (`_DigestIndex`), or one
+        Arrow hash lookup where the digests are not all `sha256:` + 64 hex."""
         if frame.empty or self.images.empty:
             return np.full(len(frame), -1, dtype=np.int64)
+        if not self._digest_index_tried:
+            self._digest_index, self._digest_index_tried = _DigestIndex.of(self.images), True
+        if self._digest_index is not None:
+            rows = self._digest_index.rows_of(frame)
+            if rows is not None:
+                return rows
         if self._image_keys is None:
             self._image_keys = _keys(self.images)
         found = pc.index_in(_keys(frame), value_set=self._image_keys)
@@ -117,3 +126,86 @@ def _keys(frame: pd.DataFrame) -> pa.Array:
         arrow_strings(frame["digest"]),
         pa.scalar("\x00", pa.large_string()),
     )
+
+
+_DIGEST = b"sha256:"
+_DIGEST_LENGTH = len(_DIGEST) + 64
+_PREFIX = np.frombuffer(_DIGEST, dtype=np.uint8)
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # an odd constant: multiplying by it spreads bits
+
+
+def _digest_words(values: pa.Array) -> np.ndarray | None:
+    """The 64 hex digits of each digest of `values` as 8 uint64 words (n x 8, a view of
+    the Arrow bytes: no copy, no decoding), when every one is `sha256:` + 64 characters
+    and none is null; else None."""
+    if values.null_count or len(values) == 0:
+        return None
+    count = len(values)
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[
+        values.offset : values.offset + count + 1
+    ]
+    start = int(offsets[0])
+    if not np.array_equal(offsets - start, np.arange(count + 1, dtype=np.int64) * _DIGEST_LENGTH):
+        return None
+    data = values.buffers()[2]
+    matrix = np.frombuffer(data, dtype=np.uint8)[start : start + count * _DIGEST_LENGTH]
+    if not (matrix.reshape(count, _DIGEST_LENGTH)[:, : len(_DIGEST)] == _PREFIX).all():
+        return None
+    return np.ndarray(
+        shape=(count, 8),
+        dtype=np.uint64,
+        buffer=data,
+        offset=start + len(_DIGEST),
+        strides=(_DIGEST_LENGTH, 8),
+    )
+
+
+def _mixed(words: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """One 64-bit key per row from its digest words and repository code."""
+    with np.errstate(over="ignore"):
+        keys = codes.astype(np.uint64) * _MIX
+        for column in range(words.shape[1]):
+            keys = (keys ^ words[:, column]) * _MIX
+    return keys
+
+
+@dataclass
+class _DigestIndex:
+    """The images by a 64-bit key mixed from the digest's bytes and a code for the
+    repository, in a hash index. A lookup is confirmed on the repository code and the
+    whole digest, so two images on one key never mix up. Built only when the keys are
+    distinct and every digest is `sha256:` + 64 characters; else the exact Arrow lookup
+    serves (`rows_of` falls back)."""
+
+    repositories: pa.Array  # the distinct repositories; an image's code is its position
+    codes: np.ndarray  # per image row
+    words: np.ndarray  # per image row: its digest's 8 words
+    index: pd.Index  # per image row: its key
+
+    @classmethod
+    def of(cls, images: pd.DataFrame) -> _DigestIndex | None:
+        words = _digest_words(arrow_strings(images["digest"]))
+        if words is None:
+            return None
+        encoded = pc.dictionary_encode(arrow_strings(images["repository"]))
+        codes = encoded.indices.to_numpy().astype(np.int64)
+        index = pd.Index(_mixed(words, codes))
+        if not index.is_unique:
+            return None  # two images on one key: left to the exact lookup
+        return cls(encoded.dictionary, codes, words, index)
+
+    def rows_of(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """The image row of each (repository, digest) of `frame`, -1 where none; None when
+        the frame's digests are not all `sha256:` + 64 characters."""
+        words = _digest_words(arrow_strings(frame["digest"]))
+        if words is None:
+            return None
+        encoded = pc.dictionary_encode(arrow_strings(frame["repository"]))
+        known = pc.fill_null(pc.index_in(encoded.dictionary, value_set=self.repositories), -1)
+        codes = known.to_numpy().astype(np.int64)[encoded.indices.to_numpy()]
+        rows = np.asarray(self.index.get_indexer(_mixed(words, codes)), dtype=np.int64)
+        found = np.flatnonzero(rows >= 0)
+        same = self.codes[rows[found]] == codes[found]
+        same &= (self.words[rows[found]] == words[found]).all(axis=1)
+        rows[found[~same]] = -1
+        return rows

@@ -39,6 +39,7 @@ from tasks.core.reference import (
     split_repository_reference,
 )
 from tasks.policy.catalog import Catalog, Key, catalog
+from tasks.policy.evidence import DeferredLines, Evidence, EvidenceLines
 from tasks.policy.gitpolicy import evaluate_git_policies
 from tasks.policy.history import CommitHistory
 from tasks.policy.linking import CommitIndex, Links, link_images
@@ -97,7 +98,7 @@ class Plan:
     """The plan table plus the evidence behind every keep, for reports and `explain`."""
 
     table: pd.DataFrame
-    evidence: dict[Key, list[str]]
+    evidence: Evidence
     unknown_commits: dict[Key, set[str]]
 
 
@@ -120,22 +121,24 @@ class _Reasons:
         self.column = {name: i for i, name in enumerate(self.names)}
         self.digest = np.zeros((images, len(self.names)), dtype=bool)
         self.tag = np.zeros((tags, len(self.names)), dtype=bool)
-        self.evidence: dict[int, list[str]] = defaultdict(list)
+        self.evidence = EvidenceLines()
 
     def keep(self, row: int, reason: str, why: str) -> None:
         self.digest[row, self.column[reason]] = True
-        self.evidence[row].append(why)
+        self.evidence.add(row, why)
 
-    def keep_many(self, rows: np.ndarray, reason: str, whys: list[str]) -> None:
-        """`keep` for each of `rows` (an index array), `whys[i]` the evidence of rows[i]."""
+    def keep_many(self, rows: np.ndarray, reason: str, whys: list[str] | DeferredLines) -> None:
+        """`keep` for each of `rows` (an index array): `whys[i]` the evidence of rows[i], or
+        deferred lines of exactly these rows (formatted when read)."""
         self.digest[rows, self.column[reason]] = True
-        evidence = self.evidence
-        for row, why in zip(rows.tolist(), whys, strict=True):
-            evidence[row].append(why)
+        if isinstance(whys, DeferredLines):
+            self.evidence.add_deferred(whys)
+        else:
+            self.evidence.add_many(rows, whys)
 
     def keep_tag(self, tag_row: int, image_row: int, reason: str, why: str) -> None:
         self.tag[tag_row, self.column[reason]] = True
-        self.evidence[image_row].append(why)
+        self.evidence.add(image_row, why)
 
     def ordered(self, masks: np.ndarray) -> tuple[list[list[str]], np.ndarray]:
         """The distinct reason lists among `masks` rows, and which one each row has."""
@@ -241,7 +244,7 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
         rule(state)
     return Plan(
         table=_table(state),
-        evidence={state.images.key(row): lines for row, lines in state.reasons.evidence.items()},
+        evidence=Evidence(state.reasons.evidence, state.images),
         unknown_commits={
             state.images.key(row): values for row, values in state.links.unknown.items()
         },
@@ -362,44 +365,63 @@ def keep_pulled_within(state: _State) -> None:
 
 @dataclass
 class _PullView:
-    """The pull records in image rows: last pull (epoch us, -1 never) and its agent per
-    row, an index taking its newest child's; pulls per record day, by row."""
+    """The pull records in image rows: last pull (epoch us, -1 never) and the record it is
+    from (row of `records.last`, -1 none) per image row, an index taking its newest
+    child's. The pulls per day are looked up only for evidence lines (`pulls_since`)."""
 
+    images: Catalog  # not the whole state: the deferred evidence lines keep this alive
     records: PullRecords | None
     last: np.ndarray
-    agents: np.ndarray  # object array: the last pull's user agent per row, "" for none
-    day_rows: np.ndarray
-    day_micros: np.ndarray
-    day_pulls: np.ndarray
+    record: np.ndarray
+    _days: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def of(cls, state: _State, pulls: PullRecords | None) -> _PullView:
         size = len(state.images)
         last = np.full(size, -1, dtype=np.int64)
-        agents = np.full(size, "", dtype=object)
-        empty = np.zeros(0, dtype=np.int64)
+        record = np.full(size, -1, dtype=np.int64)
         if pulls is None:
-            return cls(None, last, agents, empty, empty, empty)
+            return cls(state.images, None, last, record)
         rows = state.images.rows_of(pulls.last)
         micros = pulls.last["last_pull"].astype("int64").to_numpy()
-        found = rows >= 0
+        found = np.flatnonzero(rows >= 0)
         last[rows[found]] = micros[found]
-        firsts = [str(listed[0]) if len(listed) else "" for listed in pulls.last["user_agents"]]
-        agents[rows[found]] = np.array(firsts, dtype=object)[found]
+        record[rows[found]] = found
         for parent, kids in state.children.items():  # in edge order: indexes may nest
             for kid in kids:
                 if last[kid] > last[parent]:
-                    last[parent], agents[parent] = last[kid], agents[kid]
-        day_rows = state.images.rows_of(pulls.days)
-        keep = day_rows >= 0
-        return cls(
-            pulls,
-            last,
-            agents,
-            day_rows[keep],
-            pulls.days["day"].astype("int64").to_numpy()[keep],
-            pulls.days["pulls"].to_numpy()[keep],
-        )
+                    last[parent], record[parent] = last[kid], record[kid]
+        return cls(state.images, pulls, last, record)
+
+    def pulls_since(self, day_start_us: int, rows: np.ndarray) -> np.ndarray:
+        """The pulls of each image row of `rows` on the record days from `day_start_us`."""
+        if self._days is None:
+            days = self.records.days if self.records is not None else None
+            if days is None or days.empty:
+                empty = np.zeros(0, dtype=np.int64)
+                self._days = (empty, empty, empty)
+            else:
+                day_rows = self.images.rows_of(days)
+                keep = day_rows >= 0
+                self._days = (
+                    day_rows[keep],
+                    days["day"].astype("int64").to_numpy()[keep],
+                    days["pulls"].to_numpy()[keep],
+                )
+        day_rows, day_micros, day_pulls = self._days
+        recent = day_micros >= day_start_us
+        counts = np.bincount(day_rows[recent], weights=day_pulls[recent], minlength=len(self.last))
+        return np.asarray(counts[rows], dtype=np.int64)
+
+    def agents(self, rows: np.ndarray) -> list[str]:
+        """The user agent of the last pull of each image row ("" for none known)."""
+        if self.records is None:
+            return [""] * len(rows)
+        listed = self.records.last["user_agents"].to_numpy()
+        return [
+            str(listed[at][0]) if at >= 0 and len(listed[at]) else ""
+            for at in self.record[rows].tolist()
+        ]
 
     def keep_in_window(
         self, state: _State, where: str, window: timedelta, candidates: np.ndarray
@@ -409,23 +431,23 @@ class _PullView:
         label = f"{where} {format_duration(window)}"
         pulled = np.flatnonzero(candidates & (self.last >= since_us))
         day_start = to_micros(datetime(since.year, since.month, since.day, tzinfo=since.tzinfo))
-        recent = self.day_micros >= day_start
-        counts = np.bincount(
-            self.day_rows[recent], weights=self.day_pulls[recent], minlength=len(self.last)
-        )
-        # a line per pulled image, built in one pass (half a million on a large registry)
-        whens = np.datetime_as_string(self.last[pulled].astype("datetime64[us]"), unit="m")
-        lines = [
-            f"pulled-within: last pulled {when[:10]} {when[11:]} UTC"
-            f"{' by ' + agent if agent else ''}, {count} pulls in the window ({label})"
-            for when, agent, count in zip(
-                whens.tolist(),
-                self.agents[pulled].tolist(),
-                counts[pulled].astype(np.int64).tolist(),
-                strict=True,
-            )
-        ]
-        state.reasons.keep_many(pulled, "pulled-within", lines)
+
+        def lines(at: np.ndarray) -> list[str]:  # formatted when read (explain, a report)
+            rows = pulled[at]
+            whens = np.datetime_as_string(self.last[rows].astype("datetime64[us]"), unit="m")
+            return [
+                f"pulled-within: last pulled {when[:10]} {when[11:]} UTC"
+                f"{' by ' + agent if agent else ''}, {count} pulls in the window ({label})"
+                for when, agent, count in zip(
+                    whens.tolist(),
+                    self.agents(rows),
+                    self.pulls_since(day_start, rows).tolist(),
+                    strict=True,
+                )
+            ]
+
+        deferred = DeferredLines(pulled, lines, "pulled-within: last pulled ")
+        state.reasons.keep_many(pulled, "pulled-within", deferred)
         gaps = self.records.gaps(since, state.now) if self.records else [(since, state.now)]
         if not gaps:
             return
@@ -556,7 +578,7 @@ def decide_referrers(state: _State) -> None:
     guarded[tag_rows[tag_stays.any(axis=1)]] = True
 
     def standing(image: int) -> list[str]:
-        return [e for e in reasons.evidence.get(image, []) if e.startswith(_STANDING)]
+        return [e for e in reasons.evidence.lines(image) if e.startswith(_STANDING)]
 
     for image, of in subjects.items():
         held = reasons.digest[image, stays].copy()
@@ -565,7 +587,9 @@ def decide_referrers(state: _State) -> None:
         reasons.digest[image, stays] = held
         kept[image] = bool(held.any() or guarded[image])
         gone = ", ".join(subject for subject, _ in of)
-        reasons.evidence[image] = [f"referrer: its subject {gone} is not kept or is gone", *why]
+        reasons.evidence.replace(
+            image, [f"referrer: its subject {gone} is not kept or is gone", *why]
+        )
     undecided = set(subjects)
     changed = bool(undecided)
     while changed:
@@ -575,7 +599,7 @@ def decide_referrers(state: _State) -> None:
             if alive:
                 undecided.discard(image)
                 reasons.digest[image, reasons.column["referrer"]] = True
-                reasons.evidence[image] = [f"referrer: of kept {alive[0]}", *standing(image)]
+                reasons.evidence.replace(image, [f"referrer: of kept {alive[0]}", *standing(image)])
                 kept[image] = changed = True
         changed = state.keep_children_of_kept(only_new=True) or changed
 
