@@ -179,12 +179,13 @@ class _DigestIndex:
 
     repositories: pa.Array  # the distinct repositories; an image's code is its position
     codes: np.ndarray  # per image row
-    words: np.ndarray  # per image row: its digest's 8 words
+    digests: pa.Array  # per image row
     index: pd.Index  # per image row: its key
 
     @classmethod
     def of(cls, images: pd.DataFrame) -> _DigestIndex | None:
-        words = _digest_words(arrow_strings(images["digest"]))
+        digests = arrow_strings(images["digest"])
+        words = _digest_words(digests)
         if words is None:
             return None
         encoded = pc.dictionary_encode(arrow_strings(images["repository"]))
@@ -192,12 +193,13 @@ class _DigestIndex:
         index = pd.Index(_mixed(words, codes))
         if not index.is_unique:
             return None  # two images on one key: left to the exact lookup
-        return cls(encoded.dictionary, codes, words, index)
+        return cls(encoded.dictionary, codes, digests, index)
 
     def rows_of(self, frame: pd.DataFrame) -> np.ndarray | None:
         """The image row of each (repository, digest) of `frame`, -1 where none; None when
         the frame's digests are not all `sha256:` + 64 characters."""
-        words = _digest_words(arrow_strings(frame["digest"]))
+        digests = arrow_strings(frame["digest"])
+        words = _digest_words(digests)
         if words is None:
             return None
         encoded = pc.dictionary_encode(arrow_strings(frame["repository"]))
@@ -205,7 +207,8 @@ class _DigestIndex:
         codes = known.to_numpy().astype(np.int64)[encoded.indices.to_numpy()]
         rows = np.asarray(self.index.get_indexer(_mixed(words, codes)), dtype=np.int64)
         found = np.flatnonzero(rows >= 0)
-        same = self.codes[rows[found]] == codes[found]
-        same &= (self.words[rows[found]] == words[found]).all(axis=1)
+        theirs = digests if len(found) == len(digests) else digests.take(found)
+        same = pc.equal(self.digests.take(rows[found]), theirs).to_numpy(zero_copy_only=False)
+        same &= self.codes[rows[found]] == codes[found]
         rows[found[~same]] = -1
         return rows

@@ -192,4 +192,12 @@ def serve(
     """Run the service until interrupted."""
     import uvicorn
 
-    uvicorn.run(make_app(store, token, ignore_user_agents), host=host, port=port, log_level="info")
+    # No access log: a line per notification was an eighth of the service's time, and the
+    # registry's own log has every pull already.
+    uvicorn.run(
+        make_app(store, token, ignore_user_agents),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+    )

@@ -94,6 +94,30 @@ class PullStore:
     def _insert(self) -> Any:
         return postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
 
+    def _upserts(self) -> tuple[Any, Any]:
+        """The two upserts a batch of pulls runs: the last pull (the later of stored and
+        new, and the batch's agents) per digest, and the pulls per digest and day."""
+        digests = self._insert(pull_digests)
+        digests = digests.on_conflict_do_update(
+            index_elements=["repository", "digest"],
+            set_={
+                "last_pull": sa.case(
+                    (
+                        digests.excluded.last_pull > pull_digests.c.last_pull,
+                        digests.excluded.last_pull,
+                    ),
+                    else_=pull_digests.c.last_pull,
+                ),
+                "user_agents": digests.excluded.user_agents,
+            },
+        )
+        days = self._insert(pull_days)
+        days = days.on_conflict_do_update(
+            index_elements=["repository", "digest", "day"],
+            set_={"pulls": pull_days.c.pulls + days.excluded.pulls},
+        )
+        return digests, days
+
     async def open(self) -> PullStore:
         try:
             async with self.engine.begin() as connection:
@@ -125,7 +149,6 @@ class PullStore:
             count += 1
         if not count:
             return 0
-        insert = self._insert
         digest_rows = [
             {
                 "repository": r,
@@ -135,33 +158,16 @@ class PullStore:
             }
             for (r, d), when in latest.items()
         ]
-        statement = insert(pull_digests).values(digest_rows)
-        statement = statement.on_conflict_do_update(
-            index_elements=["repository", "digest"],
-            set_={
-                "last_pull": sa.case(
-                    (
-                        statement.excluded.last_pull > pull_digests.c.last_pull,
-                        statement.excluded.last_pull,
-                    ),
-                    else_=pull_digests.c.last_pull,
-                ),
-                "user_agents": statement.excluded.user_agents,
-            },
-        )
         day_rows = [
             {"repository": r, "digest": d, "day": day, "pulls": n}
             for (r, d, day), n in per_day.items()
         ]
-        days = insert(pull_days).values(day_rows)
-        days = days.on_conflict_do_update(
-            index_elements=["repository", "digest", "day"],
-            set_={"pulls": pull_days.c.pulls + days.excluded.pulls},
-        )
+        digests_upsert, days_upsert = self._upserts()
         try:
             async with self.engine.begin() as connection:
-                await connection.execute(statement)
-                await connection.execute(days)
+                # one statement, many parameter sets: compiled once, not once a batch
+                await connection.execute(digests_upsert, digest_rows)
+                await connection.execute(days_upsert, day_rows)
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"pull records: writing to {self._safe_url} failed: {exc}") from exc
         return count

@@ -86,6 +86,28 @@ def test_batches_upsert_latest_pull_and_add_up_pulls_per_day(database: str) -> N
     asyncio.run(go())
 
 
+def test_a_large_batch_is_written_whole_in_one_go(database: str) -> None:
+    """A burst's batch (BATCH_EVENTS and more): every digest and every day's count lands,
+    and a second batch on the same keys adds up rather than duplicating rows."""
+    events = [pull(f"team/r{n % 7}", n % 1200, NOW - timedelta(days=n % 3)) for n in range(3600)]
+
+    async def go() -> tuple[int, dict[tuple[str, str], int], int]:
+        store = await PullStore(database).open()
+        try:
+            assert await store.record(events) == 3600
+            assert await store.record(events[:1200]) == 1200
+            digests = await store.digests()
+            week = await store.pulls_since((NOW - timedelta(days=7)).date())
+            return len(digests), week, len({(d.repository, d.digest) for d in digests})
+        finally:
+            await store.close()
+
+    rows, week, distinct = asyncio.run(go())
+    keys = {(f"team/r{n % 7}", f"sha256:{n % 1200:064x}") for n in range(3600)}
+    assert rows == distinct == len(keys)
+    assert sum(week.values()) == 4800 and set(week) == keys
+
+
 def test_an_unreachable_database_is_a_store_error_naming_it_without_its_password(
     tmp_path: Path,
 ) -> None:
