@@ -212,10 +212,10 @@ def _request_head(request: httpx.Request, body: bytes) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
-# What may stand in a request target as it is (RFC 3986: unreserved, reserved and "%"):
-# no space, quote, angle bracket, backslash, caret, backtick, brace, bar, control or
-# non-ASCII character. A path with any of those goes through httpx, which encodes it.
-SAFE_TARGET = re.compile(r"[!#-;=?-\[\]_a-z~]+")
+# What may stand in a request target as it is (RFC 3986: unreserved, reserved but "#",
+# and "%"): no space, quote, "#", angle bracket, backslash, caret, backtick, brace, bar,
+# control or non-ASCII character. A path with any of those goes through httpx.
+SAFE_TARGET = re.compile(r"[!$-;=?-\[\]_a-z~]+")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 

@@ -185,6 +185,7 @@ REQUESTS = [
     ("PATCH", "/v2/team/app/blobs/uploads/u?_state=x%3D", b"chunk"),
     ("DELETE", "/v2/team/app/manifests/sha256:" + "a" * 64, None),
     ("GET", "/v2/team/app/manifests/a b{c}", None),  # not a safe target: httpx encodes it
+    ("GET", "/v2/team/app/tags/list?last=x#y", None),  # a fragment: httpx decides
     ("GET", "/v2/team/app/manifests/caf\u00e9", None),  # not ASCII: httpx encodes it
 ]
 
@@ -223,7 +224,7 @@ def test_direct_requests_carry_what_httpx_would_send(prefix: str) -> None:
         assert direct[0] == line, path
         assert direct[1] == theirs[1], path
         assert direct[2] == theirs[2], path
-        if " " not in path and path.isascii():
+        if " " not in path and "#" not in path and path.isascii():
             assert line == f"{method} {prefix}{path} HTTP/1.1"
 
 
