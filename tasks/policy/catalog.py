@@ -50,8 +50,8 @@ class Catalog:
 
     def rows_of(self, frame: pd.DataFrame) -> np.ndarray:
         """The row of each (repository, digest) of `frame` among the images the registry
-        stage read, -1 where none: a sorted 64-bit key per image (`_DigestIndex`), or one
-        Arrow hash lookup where the digests are not all `sha256:` + 64 hex."""
+        stage read, -1 where none: a hash index of 64-bit keys (`_DigestIndex`), or one
+        Arrow hash lookup where the digests are not all `sha256:` + 64 characters."""
         if frame.empty or self.images.empty:
             return np.full(len(frame), -1, dtype=np.int64)
         if not self._digest_index_tried:

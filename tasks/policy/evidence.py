@@ -30,20 +30,22 @@ class DeferredLines:
         self._every: dict[int, str] | None = None
 
     def __contains__(self, row: object) -> bool:
-        if not isinstance(row, int):
-            return False
-        if self._every is not None:
-            return row in self._every
-        at = int(np.searchsorted(self.rows, row))
-        return at < len(self.rows) and int(self.rows[at]) == row
+        return isinstance(row, int) and self.get(row) is not None
 
-    def line(self, row: int) -> str:
+    def get(self, row: int) -> str | None:
+        """The line of `row`, None when these lines do not hold it."""
         if self._every is not None:
-            return self._every[row]
+            return self._every.get(row)
         at = int(np.searchsorted(self.rows, row))
         if at >= len(self.rows) or int(self.rows[at]) != row:
-            raise KeyError(row)
+            return None
         return self._format(np.array([at]))[0]
+
+    def line(self, row: int) -> str:
+        found = self.get(row)
+        if found is None:
+            raise KeyError(row)
+        return found
 
     def every(self) -> dict[int, str]:
         """The line of every row, formatted in one pass (then kept)."""
@@ -95,11 +97,13 @@ class EvidenceLines:
         """The lines of `row`, every one formatted."""
         listed = self.listed.get(row, [])
         unlisted = [
-            batch.line(row)
+            batch.get(row)
             for batch in self.deferred[self._cut.get(row, 0) :]
-            if row in batch and not any(line is batch for line in listed)
+            if not any(line is batch for line in listed)
         ]
-        return unlisted + [line if isinstance(line, str) else line.line(row) for line in listed]
+        return [line for line in unlisted if line is not None] + [
+            line if isinstance(line, str) else line.line(row) for line in listed
+        ]
 
     def rows(self) -> list[int]:
         """Every row with a line, in ascending order."""

@@ -374,6 +374,7 @@ class _PullView:
     last: np.ndarray
     record: np.ndarray
     _days: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    _counts: dict[int, np.ndarray] = field(default_factory=dict)  # day start -> per row
 
     @classmethod
     def of(cls, state: _State, pulls: PullRecords | None) -> _PullView:
@@ -408,9 +409,14 @@ class _PullView:
                     days["day"].astype("int64").to_numpy()[keep],
                     days["pulls"].to_numpy()[keep],
                 )
-        day_rows, day_micros, day_pulls = self._days
-        recent = day_micros >= day_start_us
-        counts = np.bincount(day_rows[recent], weights=day_pulls[recent], minlength=len(self.last))
+        counts = self._counts.get(day_start_us)
+        if counts is None:  # once per window, however many lines are read one at a time
+            day_rows, day_micros, day_pulls = self._days
+            recent = day_micros >= day_start_us
+            counts = np.bincount(
+                day_rows[recent], weights=day_pulls[recent], minlength=len(self.last)
+            ).astype(np.int64)
+            self._counts[day_start_us] = counts
         return np.asarray(counts[rows], dtype=np.int64)
 
     def agents(self, rows: np.ndarray) -> list[str]:
