@@ -145,6 +145,19 @@ def stage_notes(config: Config, registry: RegistryExtraction | None = None) -> l
             "tag(s) (every tag resolved by HEAD, which is not counted; the content cache "
             "served the manifests it had)"
         )
+    if registry is not None and not registry.pushed.empty:
+        pushed = registry.pushed
+        sources = ", ".join(sorted(set(pushed["source"])))
+        unlisted = int(pushed["pushed"].isna().sum())
+        notes.append(
+            f"push times: {sources} for {pushed['repository'].nunique()} repository(ies), "
+            f"{len(pushed)} image(s)"
+            + (
+                f"; {unlisted} not in the vendor's listing (kept: not known to be old)"
+                if unlisted
+                else ""
+            )
+        )
     if registry is not None and registry.status.empty:
         patterns = ", ".join(config.registry.repositories)
         notes.append(f"registry.repositories [{patterns}] matched no repository: nothing scanned")

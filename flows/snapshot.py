@@ -1,8 +1,9 @@
 """What a run saw, saved beside its plan, so a notebook can re-plan without the registry.
 
-`<run dir>/inputs/` holds the registry frames (images, tags, index_edges, blobs, status),
-the Git frames (refs, commits), the cluster frame and the pull records (pulls_last,
-pulls_days, pulls_uptime) when those stages ran, as Parquet, plus `run.json` (the
+`<run dir>/inputs/` holds the registry frames (images, tags, index_edges, blobs, status,
+and the vendor's protected and pushed), the Git frames (refs, commits), the cluster frame
+and the pull records (pulls_last, pulls_days, pulls_uptime) when those stages ran, as
+Parquet, plus `run.json` (the
 configuration, the run's `now` and its keep list). `replan` builds the plan again from
 them under other keepPolicies or another `now`: a what-if that touches nothing.
 """
@@ -26,6 +27,7 @@ from tasks.pulls.records import PullRecords
 from tasks.registry.extract import (
     BLOB_COLUMNS,
     PROTECTED_COLUMNS,
+    PUSHED_COLUMNS,
     STATUS_COLUMNS,
     RegistryExtraction,
 )
@@ -113,6 +115,7 @@ def load_inputs(run_dir: Path) -> tuple[Config, datetime, PlanInputs]:
         keep_list=list(run.get("keep_list", [])),
         pulls=pulls,
         protected=frame("protected"),
+        pushed=frame("pushed"),  # None in a run saved before push times were read
     )
     return parse_config(run["config"]), datetime.fromisoformat(run["now"]), inputs
 
@@ -128,6 +131,7 @@ def saved_stages(inputs: PlanInputs) -> Stages:
         protected=(
             inputs.protected if inputs.protected is not None else typed_frame([], PROTECTED_COLUMNS)
         ),
+        pushed=inputs.pushed if inputs.pushed is not None else typed_frame([], PUSHED_COLUMNS),
     )
     git = None
     if inputs.refs is not None and inputs.commits is not None:

@@ -231,8 +231,9 @@ class RegistryPolicy(_Model):
     """A registry-side keep rule for the repositories its globs match, in zot's vocabulary:
     of the images with a tag matching `tags`, keep the `mostRecentlyPushedCount` newest,
     those pushed within `pushedWithin`, the `mostRecentlyPulledCount` most recently pulled
-    and those pulled within `pulledWithin` (all OR'd). Push time is the image's `created`;
-    pulls are what `regsweep pulls serve` recorded."""
+    and those pulled within `pulledWithin` (all OR'd). Push time is the vendor's where its
+    API reports one (Harbor, ECR, GitHub, ACR, Docker Hub, GitLab), else the image's
+    `created`; pulls are what `regsweep pulls serve` recorded."""
 
     repositories: list[Annotated[str, BeforeValidator(_check_glob)]] = Field(min_length=1)
     tags: list[Annotated[str, BeforeValidator(_check_pattern)]] = Field(
@@ -262,6 +263,10 @@ class RegistryPolicy(_Model):
     def uses_pulls(self) -> bool:
         return self.most_recently_pulled_count is not None or self.pulled_within is not None
 
+    @property
+    def uses_pushes(self) -> bool:
+        return bool(self.most_recently_pushed_count) or self.pushed_within is not None
+
 
 class CleanupConfig(_Model):
     keep_policies: list[KeepPolicy] = Field(default_factory=list)
@@ -286,6 +291,12 @@ class CleanupConfig(_Model):
             if any(fnmatchcase(repository, glob) for glob in policy.repositories):
                 return index
         return None
+
+    def wants_push_times(self, repository: str) -> bool:
+        """True when the registry policy deciding `repository` has a push rule: the scan
+        then reads the vendor's push times there."""
+        index = self.registry_policy_of(repository)
+        return index is not None and self.registry_policies[index].uses_pushes
 
 
 def _check_database(value: Any) -> str:

@@ -91,6 +91,7 @@ class PlanInputs:
     keep_list: list[str] = field(default_factory=list)
     pulls: PullRecords | None = None  # None: no records (a pull rule then keeps, closed)
     protected: pd.DataFrame | None = None  # registry stage's `protected`: repository, tag, why
+    pushed: pd.DataFrame | None = None  # registry stage's `pushed`: the vendor's push times
 
 
 @dataclass
@@ -289,36 +290,101 @@ def keep_git_policies(state: _State) -> None:
 def keep_pushed_recently(state: _State) -> None:
     """pushed-recently: in a repository a cleanup.registryPolicies entry matches (the first
     that does), of the images with a tag matching its `tags`, the `mostRecentlyPushedCount`
-    newest and those pushed within `pushedWithin` (an index is as new as its newest child;
-    an image with no `created` is ranked last and is never "within")."""
+    newest and those pushed within `pushedWithin` (`_PushTimes`: the vendor's push time
+    where it reports one, else `created`; an index is as new as its newest child; an image
+    with no time is ranked last and is never "within"). Where the vendor's push times were
+    read and its listing lacks an image, that image is kept: not known to be old."""
     cleanup = state.config.cleanup
-    for (index, repository), rows in sorted(state.policy_candidates().items()):
+    candidates = state.policy_candidates()
+    if not candidates:
+        return
+    times = _PushTimes.of(state)
+    for (index, repository), rows in sorted(candidates.items()):
         policy = cleanup.registry_policies[index]
+        if not policy.uses_pushes:
+            continue
         where = f"cleanup.registryPolicies[{index}]"
+        for image in sorted(r for r in rows if times.unlisted[r]):
+            state.reasons.keep(
+                image,
+                "pushed-recently",
+                f"pushed-recently: {where}: {times.source[image]} lists no push time for it "
+                "(pushed or changed while the listing was read?): kept, not known to be old",
+            )
         if policy.most_recently_pushed_count:
             count = policy.most_recently_pushed_count
             ranked = sorted(
-                rows,
-                key=lambda r: (not state.has_created[r], -int(state.created[r]), r),
+                (r for r in rows if not times.unlisted[r]),
+                key=lambda r: (not times.known[r], -int(times.micros[r]), r),
             )
             for rank, image in enumerate(ranked[:count], start=1):
                 state.reasons.keep(
                     image,
                     "pushed-recently",
                     f"pushed-recently: {where}: {_ordinal(rank)} most recently pushed in "
-                    f"{repository} (mostRecentlyPushedCount {count})",
+                    f"{repository} (mostRecentlyPushedCount {count}{times.by(image)})",
                 )
         if policy.pushed_within is not None:
             since = to_micros(state.now - policy.pushed_within)
             for image in sorted(rows):
-                if state.has_created[image] and state.created[image] >= since:
-                    when = from_micros(int(state.created[image]))
+                if times.known[image] and times.micros[image] >= since:
+                    when = from_micros(int(times.micros[image]))
                     state.reasons.keep(
                         image,
                         "pushed-recently",
-                        f"pushed-recently: {where}: pushed {when:%Y-%m-%d %H:%M} UTC, within "
-                        f"pushedWithin {format_duration(policy.pushed_within)}",
+                        f"pushed-recently: {where}: pushed {when:%Y-%m-%d %H:%M} UTC"
+                        f"{times.by(image)}, within pushedWithin "
+                        f"{format_duration(policy.pushed_within)}",
                     )
+
+
+@dataclass
+class _PushTimes:
+    """Per image row, the time the push rules rank by (epoch us, `known`): the vendor's push
+    time where the registry stage read one (`PlanInputs.pushed`; `source` names its field),
+    else `created`. In a repository whose push times were read, `created` does not count
+    (a mirror's images carry their upstream build dates, reproducible builds 1970): an
+    image the vendor lists no time for is `unlisted`. An index takes its newest child's
+    time when that is newer."""
+
+    micros: np.ndarray
+    known: np.ndarray
+    unlisted: np.ndarray
+    source: list[str]  # per row: the vendor's field, "" for `created`
+
+    @classmethod
+    def of(cls, state: _State) -> _PushTimes:
+        images = state.images
+        size = len(images)
+        micros = np.zeros(size, dtype=np.int64)
+        known = np.zeros(size, dtype=bool)
+        column = images.images["created"]
+        known[: images.known] = column.notna().to_numpy()
+        micros[: images.known] = column.astype("int64").to_numpy()
+        source = [""] * size
+        covered = np.zeros(size, dtype=bool)
+        pushed = state.inputs.pushed
+        if pushed is not None and not pushed.empty:
+            rows = images.rows_of(pushed)
+            found = np.flatnonzero(rows >= 0)
+            at = rows[found]
+            times = pushed["pushed"]
+            covered[at] = True
+            known[at] = times.notna().to_numpy()[found]
+            micros[at] = times.astype("int64").to_numpy()[found]
+            names = pushed["source"].tolist()
+            for row, frame_row in zip(at.tolist(), found.tolist(), strict=True):
+                source[row] = str(names[frame_row])
+        for parent, kids in state.children.items():  # in edge order: indexes may nest
+            for kid in kids:
+                if known[kid] and (not known[parent] or micros[kid] > micros[parent]):
+                    micros[parent], known[parent] = micros[kid], True
+                    source[parent] = source[kid]
+        return cls(micros, known, covered & ~known, source)
+
+    def by(self, row: int) -> str:
+        """ ", by <the vendor's field>" when `row` ranks by the vendor's push time."""
+        return f", by {self.source[row]}" if self.source[row] else ""
 
 
 def _policy_candidates(state: _State) -> dict[tuple[int, str], set[int]]:

@@ -53,5 +53,6 @@ def make_plan(
         keep_list=keep_list,
         pulls=pulls,
         protected=registry.protected,
+        pushed=registry.pushed,
     )
     return build_plan(inputs, config, registry_host(config.registry.url), now)

@@ -14,8 +14,11 @@ Endpoints (https://hub.docker.com; `registry.api` overrides):
            {count, next, results: [{name, namespace}]}
     GET    /v2/namespaces/{namespace}/repositories/{repository}
            {..., immutable_tags_settings: {enabled, rules: [regex]}}
+    GET    /v2/namespaces/{namespace}/repositories/{repository}/tags?page_size=100&page=N
+           {count, next, results: [{name, digest, tag_last_pushed, images: [{digest,
+           last_pushed}]}]}: push times for the registry policies (a digest's newest)
     DELETE /v2/repositories/{namespace}/{repository}/tags/{tag}/     204; 404 gone
-The first three are in Docker's published Hub API description (2-beta). The tag delete is
+The first four are in Docker's published Hub API description (2-beta). The tag delete is
 not: it is the endpoint Docker's own `hub-tool` (docker/hub-tool, `tag rm`) sends. The
 credentials are a Docker ID and a personal access token (or an organisation and its access
 token) from REGSWEEP_DOCKERHUB_USERNAME and REGSWEEP_DOCKERHUB_TOKEN. The Hub API's rate
@@ -35,12 +38,14 @@ import asyncio
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
 from tasks.core.errors import ConfigError
+from tasks.registry.client import MAX_PAGES
 from tasks.registry.errors import (
     AuthenticationFailed,
     DeleteUnsupported,
@@ -48,7 +53,7 @@ from tasks.registry.errors import (
     RegistryError,
 )
 from tasks.registry.repositories import is_glob
-from tasks.registry.vendor import Protection, Vendor
+from tasks.registry.vendor import Protection, Vendor, vendor_time
 from tasks.registry.vendor_http import VendorHttp
 
 if TYPE_CHECKING:
@@ -168,6 +173,8 @@ class HubApi(VendorHttp):
                 found.append(f"{namespace}/{name}")
             if not body.get("next"):
                 return found
+            if page >= MAX_PAGES:
+                raise InvalidResponse(f"{what}: more than {MAX_PAGES:,} pages")
             page += 1
 
     async def immutable_tags(self, repository: str) -> ImmutableTags:
@@ -187,6 +194,38 @@ class HubApi(VendorHttp):
             )
         return self._settings[repository]
 
+    async def tag_pushes(self, repository: str) -> dict[str, datetime]:
+        """digest -> its newest push time of every tag (the tag's manifest, and each platform
+        image under it) in `repository`."""
+        namespace, name = _quoted(repository)
+        path = f"/v2/namespaces/{namespace}/repositories/{name}/tags"
+        found: dict[str, datetime] = {}
+
+        def add(digest: object, value: object) -> None:
+            if isinstance(digest, str) and digest:
+                when = vendor_time(value, f"{repository}@{digest} push time")
+                if when is not None and (digest not in found or when > found[digest]):
+                    found[digest] = when
+
+        page = 1
+        while True:
+            response = await self.call("GET", path, {"page_size": PAGE_SIZE, "page": page})
+            self.raise_for(response, f"{repository} tags")
+            body = _json(response, f"{repository} tags")
+            results = body.get("results")
+            if not isinstance(results, list) or not all(isinstance(t, dict) for t in results):
+                raise InvalidResponse(f"{repository} tags: no results list")
+            for tag in results:
+                add(tag.get("digest"), tag.get("tag_last_pushed"))
+                for image in tag.get("images") or []:
+                    if isinstance(image, dict):
+                        add(image.get("digest"), image.get("last_pushed"))
+            if not body.get("next"):
+                return found
+            if page >= MAX_PAGES:
+                raise InvalidResponse(f"{repository} tags: more than {MAX_PAGES:,} pages")
+            page += 1
+
     async def delete_tag(self, repository: str, tag: str) -> bool:
         """Delete one tag; False when it was gone."""
         namespace, name = _quoted(repository)
@@ -202,6 +241,7 @@ class DockerHub(Vendor):
     protects = True
     tag_api = "Docker Hub's Hub API"
     counts_pulls = True
+    push_times = "Docker Hub tag_last_pushed"
 
     def __init__(self, client: RegistryClient, api: str) -> None:
         super().__init__(client)
@@ -222,6 +262,9 @@ class DockerHub(Vendor):
                 )
             names += await self.hub.repositories(namespace)
         return names
+
+    async def pushed(self, repository: str, tags: list[str]) -> dict[str, datetime]:
+        return await self.hub.tag_pushes(repository)
 
     async def protected(self, repository: str, tags: list[str]) -> list[Protection]:
         settings = await self.hub.immutable_tags(repository)

@@ -4,7 +4,8 @@
 ECR serves the OCI API for reads and pushes; deletion goes through `BatchDeleteImage`, by
 digest (the image with every tag) or by tag (that tag; the image stays while it has
 others). Images in the archive storage class (`imageStatus` ARCHIVED or ACTIVATING) are
-left alone: the scan reports their tags as protected. Credentials come the AWS way (boto3's
+left alone: the scan reports their tags as protected. Each image's `imagePushedAt` is its
+push time for the registry policies. Credentials come the AWS way (boto3's
 chain: environment, profile, web identity / IRSA, instance role); the region and registry
 id come from the host `<account>.dkr.ecr.<region>.amazonaws.com`. boto3 is synchronous: each
 call runs in a thread. botocore retries throttling as AWS documents it (standard mode).
@@ -16,6 +17,7 @@ import asyncio
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tasks.core.errors import ConfigError
@@ -26,13 +28,14 @@ from tasks.registry.errors import (
     RegistryError,
     RegistryUnavailable,
 )
-from tasks.registry.vendor import Protection, Vendor
+from tasks.registry.vendor import Protection, Vendor, vendor_time
 
 if TYPE_CHECKING:
     from tasks.registry.client import RegistryClient
 
 HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr(-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com")
 ARCHIVED = ("ARCHIVED", "ACTIVATING")
+IMAGES_PAGE = 1000  # DescribeImages' largest page
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class EcrImage:
     digest: str
     tags: tuple[str, ...]
     status: str
+    pushed: datetime | None  # imagePushedAt
 
 
 class EcrRegistry:
@@ -120,33 +124,37 @@ class EcrRegistry:
             if not token:
                 return sorted(names)
 
+    async def images(self, repository: str, status: str) -> list[EcrImage]:
+        """The images of `repository` with `imageStatus` `status` (DescribeImages, paged)."""
+        found: list[EcrImage] = []
+        token: str | None = None
+        while True:
+            extra = {"nextToken": token} if token else {}
+            answer = await self._call(
+                "describe_images",
+                repository,
+                repositoryName=repository,
+                filter={"imageStatus": status},
+                maxResults=IMAGES_PAGE,
+                **extra,
+            )
+            for image in answer.get("imageDetails", []):
+                digest = str(image["imageDigest"])
+                found.append(
+                    EcrImage(
+                        digest,
+                        tuple(image.get("imageTags") or ()),
+                        str(image.get("imageStatus", status)),
+                        vendor_time(image.get("imagePushedAt"), f"{repository}@{digest}"),
+                    )
+                )
+            token = answer.get("nextToken")
+            if not token:
+                return found
+
     async def archived(self, repository: str) -> list[EcrImage]:
         """The images of `repository` in the archive storage class."""
-        found: list[EcrImage] = []
-        for status in ARCHIVED:
-            token: str | None = None
-            while True:
-                extra = {"nextToken": token} if token else {}
-                answer = await self._call(
-                    "describe_images",
-                    repository,
-                    repositoryName=repository,
-                    filter={"imageStatus": status},
-                    maxResults=1000,
-                    **extra,
-                )
-                for image in answer.get("imageDetails", []):
-                    found.append(
-                        EcrImage(
-                            str(image["imageDigest"]),
-                            tuple(image.get("imageTags") or ()),
-                            str(image.get("imageStatus", status)),
-                        )
-                    )
-                token = answer.get("nextToken")
-                if not token:
-                    break
-        return found
+        return [image for status in ARCHIVED for image in await self.images(repository, status)]
 
     async def delete(self, repository: str, image_id: dict[str, str]) -> bool:
         """BatchDeleteImage of one image id (a digest or a tag); False when it was gone."""
@@ -170,12 +178,14 @@ class Ecr(Vendor):
 
     name = "ecr"
     protects = True
+    push_times = "ECR imagePushedAt"
     tag_api = "ECR's BatchDeleteImage, by tag"
 
     def __init__(self, client: RegistryClient, endpoint: str = "") -> None:
         super().__init__(client)
         self.ecr = EcrRegistry.for_host(client.host, endpoint)
         self.api = self.ecr.api
+        self._archived: dict[str, list[EcrImage]] = {}
 
     async def aclose(self) -> None:
         await self.ecr.aclose()
@@ -183,12 +193,22 @@ class Ecr(Vendor):
     async def repositories(self, globs: list[str]) -> list[str]:
         return await self.ecr.repositories()
 
+    async def archived(self, repository: str) -> list[EcrImage]:
+        """The repository's archived images (read once a scan: protections and push times)."""
+        if repository not in self._archived:
+            self._archived[repository] = await self.ecr.archived(repository)
+        return self._archived[repository]
+
     async def protected(self, repository: str, tags: list[str]) -> list[Protection]:
         found: list[Protection] = []
-        for image in await self.ecr.archived(repository):
+        for image in await self.archived(repository):
             why = f"ECR archive storage class ({image.status}): left alone"
             found += [("", image.digest, why), *((tag, image.digest, why) for tag in image.tags)]
         return found
+
+    async def pushed(self, repository: str, tags: list[str]) -> dict[str, datetime]:
+        images = [*await self.ecr.images(repository, "ACTIVE"), *await self.archived(repository)]
+        return {image.digest: image.pushed for image in images if image.pushed is not None}
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         return await self.ecr.delete(repository, {"imageDigest": digest})

@@ -28,6 +28,13 @@ Output DataFrames (one row per ...):
 ``status`` — per repository
     repository (str); complete (bool): every tag and manifest was read;
     tags (int64); error (str): why it is incomplete, else empty
+
+``protected`` — per vendor protection: repository, tag, digest, why (str)
+
+``pushed`` — per image of a repository whose push times were asked for (`pushed_for`) and
+    that the vendor reports (`Vendor.push_times`); absent otherwise
+    repository, digest (str); pushed (datetime64[us, UTC]): the vendor's push time, NaT
+    where its listing has none for that image; source (str): the vendor's field
 """
 
 from __future__ import annotations
@@ -88,6 +95,12 @@ STATUS_COLUMNS = {
 # What a vendor protects (GitLab's protected tags, ECR's archived images, ACR's locks): a
 # tag, or a digest (tag empty), never deleted: the plan's `protected`.
 PROTECTED_COLUMNS = {"repository": "str", "tag": "str", "digest": "str", "why": "str"}
+PUSHED_COLUMNS = {
+    "repository": "str",
+    "digest": "str",
+    "pushed": "datetime64[us, UTC]",
+    "source": "str",
+}
 
 
 # Bounds on what one repository may make us do (a hostile or broken registry must not keep a
@@ -121,6 +134,7 @@ class RegistryExtraction:
     blobs: pd.DataFrame
     status: pd.DataFrame
     protected: pd.DataFrame = field(default_factory=lambda: _frame([], PROTECTED_COLUMNS))
+    pushed: pd.DataFrame = field(default_factory=lambda: _frame([], PUSHED_COLUMNS))
 
     def report_finished(self, progress: ScanProgress) -> None:
         """Tell `progress` every repository of this extraction is done (for scans whose
@@ -252,16 +266,17 @@ async def scan_registry(
     patterns: list[str],
     progress: ScanProgress | None = None,
     exclude: list[str] | None = None,
+    pushed_for: Callable[[str], bool] | None = None,
 ) -> RegistryExtraction:
     """Read every tag, manifest and config of the repositories matching `patterns` and no
-    `exclude` glob.
+    `exclude` glob; the vendor's push times too in the repositories `pushed_for` accepts.
 
     A repository that cannot be read completely is reported in ``status`` (complete=False)
     instead of raising, so the other repositories can still be cleaned. Raises
     `RegistryError` only when the repository list itself cannot be read.
     """
     names = await resolve_repositories(client, patterns, exclude)
-    return await scan_repositories(client, names, progress)
+    return await scan_repositories(client, names, progress, pushed_for=pushed_for)
 
 
 async def scan_repositories(
@@ -269,6 +284,7 @@ async def scan_repositories(
     names: list[str],
     progress: ScanProgress | None = None,
     warm: bool | None = None,
+    pushed_for: Callable[[str], bool] | None = None,
 ) -> RegistryExtraction:
     """Scan the repositories `names` (see `scan_registry`).
 
@@ -289,6 +305,9 @@ async def scan_repositories(
     extraction = _to_frames([repos[n] for n in names], client.manifest_gets)
     if vendor_of(client).protects:
         extraction = await _with_protected_tags(client, extraction)
+    wanted = [n for n in names if pushed_for is not None and pushed_for(n)]
+    if vendor_of(client).push_times and wanted:
+        extraction = await _with_push_times(client, extraction, wanted)
     return extraction
 
 
@@ -310,12 +329,57 @@ async def _with_protected_tags(
         rows += [
             {"repository": repository, "tag": t, "digest": d, "why": w} for t, d, w in protected
         ]
-    status = extraction.status.copy()
+    return dataclasses.replace(
+        extraction,
+        protected=_frame(rows, PROTECTED_COLUMNS),
+        status=_marked_incomplete(extraction.status, failed),
+    )
+
+
+async def _with_push_times(
+    client: RegistryClient, extraction: RegistryExtraction, names: list[str]
+) -> RegistryExtraction:
+    """The vendor's push time of every image of the repositories `names` (`Vendor.pushed`),
+    NaT for an image its listing lacks (the plan keeps such an image: not known to be old).
+    A repository whose push times cannot be read is incomplete (fail closed)."""
+    vendor = vendor_of(client)
+    wanted = set(names)
+    rows: list[dict[str, Any]] = []
+    failed: dict[str, str] = {}
+    tags = {str(name): t.tolist() for name, t in extraction.tags.groupby("repository")["tag"]}
+    for name, digests in extraction.images.groupby("repository", sort=True)["digest"]:
+        repository = str(name)
+        if repository not in wanted:
+            continue
+        try:
+            times = await vendor.pushed(repository, tags.get(repository, []))
+        except RegistryError as exc:
+            failed[repository] = f"reading the vendor's push times ({vendor.push_times}): {exc}"
+            continue
+        rows += [
+            {
+                "repository": repository,
+                "digest": digest,
+                "pushed": times.get(digest),
+                "source": vendor.push_times,
+            }
+            for digest in digests.tolist()
+        ]
+    return dataclasses.replace(
+        extraction,
+        pushed=_frame(rows, PUSHED_COLUMNS),
+        status=_marked_incomplete(extraction.status, failed),
+    )
+
+
+def _marked_incomplete(status: pd.DataFrame, failed: dict[str, str]) -> pd.DataFrame:
+    """`status` with each repository of `failed` incomplete, for the reason given."""
+    status = status.copy()
     for repository, why in failed.items():
         at = status["repository"] == repository
         status.loc[at, "complete"] = False
         status.loc[at, "error"] = why
-    return dataclasses.replace(extraction, protected=_frame(rows, PROTECTED_COLUMNS), status=status)
+    return status
 
 
 def _frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:

@@ -6,7 +6,8 @@ manifest is a *package version* (id, `name` = its digest, `metadata.container.ta
 `created_at`) of the package named by the repository without its owner
 (`ghcr.io/acme/team/app` is package `team/app` of owner `acme`, an organisation or a
 user), and deleting the version deletes the manifest with its tags. GitHub keeps a deleted
-version 30 days; `restore_version` brings it back with its tags.
+version 30 days; `restore_version` brings it back with its tags. A version's `created_at`
+(its first push) is its push time for the registry policies.
 
 Endpoints (GitHub's REST description, API version 2022-11-28), under `/orgs/{org}` or
 `/users/{user}` (tried in that order, per owner):
@@ -22,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from tasks.core.reference import is_digest
 from tasks.registry.errors import InvalidResponse, NotFound, RegistryError
-from tasks.registry.vendor import Vendor
+from tasks.registry.vendor import Vendor, vendor_time
 from tasks.registry.vendor_http import VendorHttp
 
 if TYPE_CHECKING:
@@ -169,6 +171,7 @@ class GitHub(Vendor):
     version id, for `regsweep restore` within GitHub's 30 days)."""
 
     name = "github"
+    push_times = "GitHub created_at"
 
     def __init__(self, client: RegistryClient, api: str) -> None:
         super().__init__(client)
@@ -177,6 +180,14 @@ class GitHub(Vendor):
 
     async def aclose(self) -> None:
         await self.packages.aclose()
+
+    async def pushed(self, repository: str, tags: list[str]) -> dict[str, datetime]:
+        found: dict[str, datetime] = {}
+        for version in await self.packages.list_versions(repository):
+            when = vendor_time(version.created, f"{repository}@{version.digest} created_at")
+            if when is not None:
+                found[version.digest] = when
+        return found
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         return await self.packages.delete_version(repository, digest) is not None

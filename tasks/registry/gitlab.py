@@ -1,4 +1,4 @@
-"""GitLab's container registry API: repositories, tag deletion and protected tags.
+"""GitLab's container registry API: repositories, tag deletion, protected tags and push times.
 
 A GitLab registry repository is `<project path>[/<image name>]`; the API knows it by the
 project's id and its own repository id. Endpoints (GitLab's REST API v4, documented under
@@ -7,6 +7,9 @@ project's id and its own repository id. Endpoints (GitLab's REST API v4, documen
     GET    /projects/:path                                          the project (its id)
     GET    /projects/:id/registry/repositories?per_page=100&page=N  its repositories
     GET    /groups/:path/registry/repositories?per_page=100&page=N  a group's (catalog)
+    GET    /projects/:id/registry/repositories/:rid/tags/:tag       {name, digest,
+           created_at, ...}: a tag's push time (a request per tag; only where a registry
+           policy's push rule needs it)
     DELETE /projects/:id/registry/repositories/:rid/tags/:tag       one tag, fast
     GET    /projects/:id/registry/protection/tag/rules             protected tags (RE2)
 
@@ -20,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from tasks.registry.errors import InvalidResponse, NotFound
-from tasks.registry.vendor import Protection, Vendor
+from tasks.registry.vendor import Protection, Vendor, vendor_time
 from tasks.registry.vendor_http import VendorHttp
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 
 TOKEN_VARIABLE = "REGSWEEP_GITLAB_TOKEN"
 PER_PAGE = 100
+TAG_DETAILS_AT_ONCE = 8  # tag detail requests in flight per repository
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,38 @@ class GitLabRegistry(VendorHttp):
         path = f"/projects/{project}/registry/repositories/{rid}/tags/{quote(tag, safe='')}"
         return self.deleted(await self.send("DELETE", path), f"{repository}:{tag}")
 
+    async def tag_pushes(self, repository: str, tags: list[str]) -> dict[str, datetime]:
+        """digest -> the newest `created_at` of its tags among `tags` (GitLab's tag details,
+        TAG_DETAILS_AT_ONCE requests at a time; a tag deleted since is skipped)."""
+        project, rid = await self.ids(repository)
+        found: dict[str, datetime] = {}
+        queue = iter(tags)
+
+        async def worker() -> None:  # a fixed number of requests in flight, however many tags
+            for tag in queue:
+                path = f"/projects/{project}/registry/repositories/{rid}/tags/{quote(tag, safe='')}"
+                response = await self.send("GET", path)
+                if response.status_code == 404:
+                    continue
+                self.raise_for(response, f"{repository}:{tag}")
+                try:
+                    body = response.json()
+                except ValueError:
+                    raise InvalidResponse(f"{repository}:{tag}: tag details not JSON") from None
+                digest = body.get("digest") if isinstance(body, dict) else None
+                if not isinstance(digest, str) or not digest:
+                    raise InvalidResponse(f"{repository}:{tag}: tag details without a digest")
+                when = vendor_time(body.get("created_at"), f"{repository}:{tag} created_at")
+                if when is not None and (digest not in found or when > found[digest]):
+                    found[digest] = when
+
+        workers = min(TAG_DETAILS_AT_ONCE, len(tags))
+        outcomes = await asyncio.gather(*(worker() for _ in range(workers)), return_exceptions=True)
+        for outcome in outcomes:  # every worker has stopped: no request outlives the call
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return found
+
     async def protection_rules(self, repository: str) -> list[ProtectionRule]:
         """The project's protected-tag rules (none where the GitLab has no such API)."""
         project, _ = await self.ids(repository)
@@ -150,6 +187,7 @@ class GitLab(Vendor):
 
     name = "gitlab"
     protects = True
+    push_times = "GitLab created_at"
     tag_api = "GitLab's registry API"
 
     def __init__(self, client: RegistryClient, api: str) -> None:
@@ -177,6 +215,9 @@ class GitLab(Vendor):
                     (tag, "", f"GitLab protection rule /{rule.pattern}/ (delete: {level})")
                 )
         return found
+
+    async def pushed(self, repository: str, tags: list[str]) -> dict[str, datetime]:
+        return await self.gitlab.tag_pushes(repository, tags)
 
     async def delete_image(self, repository: str, digest: str, tags: tuple[str, ...]) -> bool:
         """The tags through GitLab's API first (a fraction of a second each, where the

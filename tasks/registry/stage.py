@@ -162,7 +162,11 @@ def read_registry(config: Config, progress: ScanProgress | None = None) -> Regis
         async def scan() -> RegistryExtraction:
             async with make_client(config) as client:
                 return await scan_registry(
-                    client, config.registry.repositories, progress, config.registry.exclude
+                    client,
+                    config.registry.repositories,
+                    progress,
+                    config.registry.exclude,
+                    config.cleanup.wants_push_times,
                 )
 
         return run_sync(scan())
@@ -194,7 +198,9 @@ def scan_some(config: Config, names: list[str], warm: bool) -> RegistryExtractio
 
     async def scan() -> RegistryExtraction:
         async with make_client(config) as client:
-            return await scan_repositories(client, names, None, warm)
+            return await scan_repositories(
+                client, names, None, warm, pushed_for=config.cleanup.wants_push_times
+            )
 
     return run_sync(scan())
 

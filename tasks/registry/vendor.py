@@ -11,6 +11,9 @@ lands in its own module:
 - `tasks.registry.dockerhub.DockerHub`: namespaces, immutable tags, tags deleted through the
   Hub API, pull rate limits.
 
+Where a vendor's API reports when each manifest was pushed (`push_times` names the field),
+`pushed` reads it for the registry policies' push rules, which otherwise rank by `created`.
+
 `vendor_of(client)` is the one a client uses: the OCI API's unless `attach` gave it another
 (`tasks.registry.stage.make_client` does, from `registry.kind`). The client itself knows no
 vendor: it only closes what one opened (`RegistryClient.closing`).
@@ -19,9 +22,10 @@ vendor: it only closes what one opened (`RegistryClient.closing`).
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from tasks.registry.errors import DeleteUnsupported, NotFound
+from tasks.registry.errors import DeleteUnsupported, InvalidResponse, NotFound
 from tasks.registry.paths import manifest_path
 from tasks.registry.repositories import list_repositories
 
@@ -37,6 +41,7 @@ PROBE_TAG = "regsweep-probe-tag-delete"
 # A digest no manifest has: asking to delete it tells a registry with deletes enabled (404
 # MANIFEST_UNKNOWN) from one with deletes disabled (405 UNSUPPORTED), changing nothing.
 IMPOSSIBLE_DIGEST = "sha256:" + "0" * 64
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Vendor:
@@ -47,6 +52,7 @@ class Vendor:
     api = ""  # the vendor API's URL where it has one (the ledger names it)
     protects = False  # whether `protected` can find anything (else the pass is skipped)
     counts_pulls = False  # manifest GETs count against a pull rate limit: HEAD first, always
+    push_times = ""  # the vendor's field `pushed` reads, e.g. "ECR imagePushedAt" (else none)
     tag_api = ""  # the vendor API that deletes a tag alone, if any (else the OCI API, asked)
 
     def __init__(self, client: RegistryClient) -> None:
@@ -63,6 +69,13 @@ class Vendor:
     async def protected(self, repository: str, tags: list[str]) -> list[Protection]:
         """What the vendor protects in `repository` (`tags`: its scanned tags)."""
         return []
+
+    async def pushed(self, repository: str, tags: list[str]) -> dict[str, datetime]:
+        """digest -> when the vendor says the manifest was (last) pushed, for every manifest
+        its API lists in `repository` (`tags`: its scanned tags; only where `push_times`
+        names a field). Raises
+        `RegistryError` when the listing cannot be read (the repository is then incomplete)."""
+        return {}
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         """Delete the manifest `digest` with every tag on it; False when it was gone (404).
@@ -130,6 +143,27 @@ class Vendor:
     async def ledger_id(self, repository: str, digest: str) -> str:
         """What the vendor's API calls the manifest (for the ledger); empty here."""
         return ""
+
+
+def vendor_time(value: object, what: str) -> datetime | None:
+    """A vendor's timestamp (ISO 8601 with a zone, or a datetime with one) as a datetime;
+    None when the vendor gave none, or a zero time (Go's year 1, the Unix epoch): "unset",
+    not "old". Raises `InvalidResponse` for anything else: a time that cannot be read must
+    not rank an image as old."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        when = value
+    elif isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidResponse(f"{what}: {value[:64]!r} is not an ISO 8601 time") from None
+    else:
+        raise InvalidResponse(f"{what}: {value!r} is not a time")
+    if when.tzinfo is None:
+        raise InvalidResponse(f"{what}: {value!r} has no time zone")
+    return None if when <= UNIX_EPOCH else when
 
 
 def attach(client: RegistryClient, vendor: Vendor) -> None:

@@ -10,27 +10,13 @@ import pandas as pd
 from flows.pipeline import Stages, compute_plan
 from flows.snapshot import load_inputs, replan, save_inputs
 from tasks.core.config import parse_config
-from tasks.core.frames import typed_frame
-from tasks.registry.extract import (
-    BLOB_COLUMNS,
-    EDGE_COLUMNS,
-    IMAGE_COLUMNS,
-    STATUS_COLUMNS,
-    TAG_COLUMNS,
-    RegistryExtraction,
-)
+from tests.policy.helpers import extraction_of
 from tests.policy.test_pull_rules import NOW, D, config, dg, kept, records, three_images
 
 
 def test_saved_pull_records_replan_as_the_run_planned_and_answer_what_ifs(tmp_path: Path) -> None:
     reg = three_images()
-    registry = RegistryExtraction(
-        images=typed_frame(reg.images, IMAGE_COLUMNS),
-        tags=typed_frame(reg.tags, TAG_COLUMNS),
-        index_edges=typed_frame(reg.edges, EDGE_COLUMNS),
-        blobs=typed_frame([], BLOB_COLUMNS),
-        status=typed_frame([], STATUS_COLUMNS),
-    )
+    registry = extraction_of(reg)
     pulls = records({dg(1): NOW - 2 * D, dg(2): NOW - 40 * D})
     document = {"registry": {"url": "https://reg.test"}, "pulls": {}} | config(
         keepImagesPulledWithin="720h"

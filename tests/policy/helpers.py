@@ -15,7 +15,15 @@ from tasks.core.frames import typed_frame
 from tasks.git.extract import extract_git
 from tasks.policy.plan import Plan, PlanInputs, build_plan
 from tasks.pulls.records import PullRecords
-from tasks.registry.extract import EDGE_COLUMNS, IMAGE_COLUMNS, TAG_COLUMNS
+from tasks.registry.extract import (
+    BLOB_COLUMNS,
+    EDGE_COLUMNS,
+    IMAGE_COLUMNS,
+    PUSHED_COLUMNS,
+    STATUS_COLUMNS,
+    TAG_COLUMNS,
+    RegistryExtraction,
+)
 
 LABEL = "org.opencontainers.image.revision"
 HOST = "reg.test"
@@ -70,6 +78,20 @@ class Registry:
         return digest
 
 
+def extraction_of(
+    registry: Registry, pushed: list[dict[str, Any]] | None = None
+) -> RegistryExtraction:
+    """`registry` as the registry stage's output (no blobs, no status), with push times."""
+    return RegistryExtraction(
+        images=typed_frame(registry.images, IMAGE_COLUMNS),
+        tags=typed_frame(registry.tags, TAG_COLUMNS),
+        index_edges=typed_frame(registry.edges, EDGE_COLUMNS),
+        blobs=typed_frame([], BLOB_COLUMNS),
+        status=typed_frame([], STATUS_COLUMNS),
+        pushed=typed_frame(pushed or [], PUSHED_COLUMNS),
+    )
+
+
 def plan_for(
     registry: Registry,
     git: GitRepoBuilder | None,
@@ -80,6 +102,7 @@ def plan_for(
     chunk: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame,
     pulls: PullRecords | None = None,
     protected: list[dict[str, str]] | None = None,
+    pushed: list[dict[str, Any]] | None = None,
 ) -> Plan:
     """The plan of `registry` and `git` under `config`; `chunk` may rebuild every input frame
     (to vary how the frames are stored)."""
@@ -101,6 +124,7 @@ def plan_for(
         protected=pd.DataFrame(protected, columns=["repository", "tag", "digest", "why"])
         if protected is not None
         else None,
+        pushed=typed_frame(pushed, PUSHED_COLUMNS) if pushed is not None else None,
     )
     return build_plan(inputs, cfg, HOST, now)
 

@@ -5,7 +5,8 @@ the two metadata calls regsweep makes, served on the registry's own host in fron
 real registry (a proxy):
 
     GET /acr/v1/<name>/_manifests   {registry, imageName, manifests: [{digest, tags,
-                                    mediaType, changeableAttributes: {deleteEnabled,
+                                    mediaType, createdTime, lastUpdateTime (when the real
+                                    registry wrote it), changeableAttributes: {deleteEnabled,
                                     writeEnabled, readEnabled, listEnabled}}]}
     GET /acr/v1/<name>/_tags        {registry, imageName, tags: [{name, digest,
                                     changeableAttributes}]}
@@ -18,12 +19,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from flows.demo.registry_server import LocalRegistry
 from tests.servers.http_proxy import Answer, RegistryProxy
-from tests.servers.storage_view import images_of
+from tests.servers.storage_view import images_of, pushed_at
+
+
+def acr_time(when: datetime) -> str:
+    """ACR's form (.NET, seven fractional digits): 2026-11-29T10:00:00.1234560Z."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
 @dataclass
@@ -56,7 +63,13 @@ class AcrFake:
         items: list[dict[str, Any]]
         if what == "_manifests":
             items = [
-                {"digest": d, "tags": tags, "changeableAttributes": self._attributes(d)}
+                {
+                    "digest": d,
+                    "tags": tags,
+                    "createdTime": acr_time(pushed_at(self.registry, repository, d)),
+                    "lastUpdateTime": acr_time(pushed_at(self.registry, repository, d)),
+                    "changeableAttributes": self._attributes(d),
+                }
                 for d, tags in sorted(images.items())
             ]
         elif what == "_tags":

@@ -11,6 +11,10 @@ version 2-beta, docs.docker.com/reference/api/hub/latest) for what regsweep uses
            previous, results: [{name, namespace, repository_type, ...}]}
     GET    /v2/namespaces/{namespace}/repositories/{repository}      {name, namespace,
            immutable_tags_settings: {enabled, rules}}
+    GET    /v2/namespaces/{namespace}/repositories/{repository}/tags?page_size=&page=
+           {count, next, previous, results: [{name, digest, tag_last_pushed (when the real
+           registry last pointed the tag), tag_last_pulled, images}]} (no platform images
+           listed here)
 and, from Docker's own hub-tool (docker/hub-tool, pkg/hub/tags.go; the description does not
 list a tag delete):
     DELETE /v2/repositories/{namespace}/{repository}/tags/{tag}/    204; 404 unknown; 400
@@ -43,7 +47,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from flows.demo.registry_server import LocalRegistry
 from tests.servers.http_proxy import Answer, RegistryProxy
 from tests.servers.json_api import JsonApiFake, json_answer
-from tests.servers.storage_view import repositories_root
+from tests.servers.storage_view import images_of, repositories_root, tag_pushed_at
 
 WINDOW = 21600  # seconds: Docker Hub's pull-limit window (6 hours)
 
@@ -145,6 +149,9 @@ class DockerHubFake(JsonApiFake):
                 return self._repositories(namespace, query)
             if method == "GET" and len(segments) == 5 and segments[3] == "repositories":
                 return self._repository(f"{namespace}/{segments[4]}")
+            listing = segments[3::2] == ["repositories", "tags"]
+            if method == "GET" and len(segments) == 6 and listing:
+                return self._tags(f"{namespace}/{segments[4]}", query)
         is_tag = len(segments) == 6 and segments[:2] == ["v2", "repositories"]
         if method == "DELETE" and is_tag and segments[4] == "tags":
             return self._delete_tag(f"{segments[2]}/{segments[3]}", segments[5])
@@ -202,6 +209,40 @@ class DockerHubFake(JsonApiFake):
         settings = self.immutable.get(repository, {"enabled": False, "rules": []})
         return json_answer(
             200, {"name": name, "namespace": namespace, "immutable_tags_settings": settings}
+        )
+
+    def _tags(self, repository: str, query: dict[str, list[str]]) -> Answer:
+        namespace, name = repository.split("/", 1)
+        if name not in self._names(namespace):
+            return json_answer(404, {"message": "object not found", "errinfo": {}})
+        tags = sorted(
+            (tag, digest)
+            for digest, names in images_of(self.registry, repository).items()
+            for tag in names
+        )
+        size = min(int(query.get("page_size", ["10"])[0]), 100)
+        page = int(query.get("page", ["1"])[0])
+        following = (
+            f"{self.url}/v2/namespaces/{namespace}/repositories/{name}/tags"
+            f"?page={page + 1}&page_size={size}"
+            if page * size < len(tags)
+            else None
+        )
+        results: list[dict[str, Any]] = [
+            {
+                "name": tag,
+                "digest": digest,
+                "tag_status": "active",
+                "tag_last_pushed": tag_pushed_at(self.registry, repository, tag)
+                .isoformat(timespec="microseconds")
+                .replace("+00:00", "Z"),
+                "tag_last_pulled": None,
+                "images": [],
+            }
+            for tag, digest in tags[(page - 1) * size : page * size]
+        ]
+        return json_answer(
+            200, {"count": len(tags), "next": following, "previous": None, "results": results}
         )
 
     def _delete_tag(self, repository: str, tag: str) -> Answer:

@@ -6,8 +6,10 @@ this serves the three operations regsweep calls as botocore's service model
 `X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.<Operation>`):
 
     DescribeRepositories  {repositories: [{repositoryName, registryId, ...}], nextToken}
-    DescribeImages        {imageDetails: [{imageDigest, imageTags, imageStatus, ...}],
-                          nextToken}; `filter.imageStatus` (default ACTIVE only)
+    DescribeImages        {imageDetails: [{imageDigest, imageTags, imageStatus,
+                          imagePushedAt (epoch seconds: when the real registry wrote it)}],
+                          nextToken}; `filter.imageStatus` (default ACTIVE only), pages of
+                          `maxResults`
     BatchDeleteImage      {imageIds, failures: [{imageId, failureCode, failureReason}]}:
                           by digest the image and its tags; by tag that tag (and the image
                           with its last tag); ImageNotFound; ImageReferencedByManifestList
@@ -33,7 +35,7 @@ from flows.demo.registry_server import LocalRegistry
 from tasks.core import mediatypes
 from tests.servers.http_proxy import Answer, RegistryProxy
 from tests.servers.json_api import JsonApiFake
-from tests.servers.storage_view import images_of, repositories_root
+from tests.servers.storage_view import images_of, pushed_at, repositories_root
 
 TARGET = "AmazonEC2ContainerRegistry_V20150921."
 ACCOUNT = "123456789012"
@@ -103,10 +105,17 @@ class EcrFake(JsonApiFake):
                     "imageDigest": digest,
                     "imageTags": tags,
                     "imageStatus": "ARCHIVED" if digest in self.archived else "ACTIVE",
+                    "imagePushedAt": pushed_at(self.registry, repository, digest).timestamp(),
                 }
                 for digest, tags in sorted(self._images(repository).items())
             ]
-            return _ok({"imageDetails": [d for d in details if d["imageStatus"] == wanted]})
+            details = [d for d in details if d["imageStatus"] == wanted]
+            size = int(request.get("maxResults") or 100)
+            start = int(request.get("nextToken") or 0)
+            page: dict[str, Any] = {"imageDetails": details[start : start + size]}
+            if start + size < len(details):
+                page["nextToken"] = str(start + size)
+            return _ok(page)
         if operation == "BatchDeleteImage":
             return self._delete(repository, request.get("imageIds") or [])
         return _error("InvalidParameterException", f"unknown operation {operation}")

@@ -7,6 +7,9 @@ registry API", "Container registry protection tag rules API") for what regsweep 
     GET    /api/v4/projects/:id/registry/repositories?per_page=&page=    [{id, name, path,
            project_id, location, created_at}], `X-Next-Page` while more follow
     GET    /api/v4/groups/:id-or-path/registry/repositories              the same, group-wide
+    GET    /api/v4/projects/:id/registry/repositories/:rid/tags/:tag     {name, path, location,
+           revision, short_revision, digest, created_at (when the real registry last
+           pointed the tag), total_size}; 404 unknown
     DELETE /api/v4/projects/:id/registry/repositories/:rid/tags/:tag     200; 404 unknown;
            403 for a protected tag
     GET    /api/v4/projects/:id/registry/protection/tag/rules            [{id, project_id,
@@ -34,6 +37,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from flows.demo.registry_server import LocalRegistry
 from tests.servers.http_proxy import Answer, RegistryProxy
 from tests.servers.json_api import JsonApiFake, json_answer
+from tests.servers.storage_view import tag_pushed_at
 
 
 def repository_id(path: str) -> int:
@@ -111,6 +115,13 @@ class GitLabFake(JsonApiFake):
                     return json_answer(403, {"message": "403 Forbidden"})
                 return json_answer(200, self.rules.get(pid, []))
             if (
+                method == "GET"
+                and len(rest) == 5
+                and rest[:2] == ["registry", "repositories"]
+                and rest[3] == "tags"
+            ):
+                return self._tag(project, int(rest[2]), rest[4])
+            if (
                 method == "DELETE"
                 and len(rest) == 5
                 and rest[:2] == ["registry", "repositories"]
@@ -131,6 +142,29 @@ class GitLabFake(JsonApiFake):
             ]
             return _page(repositories, query)
         return json_answer(404, {"message": "404 Not Found"})
+
+    def _tag(self, project: str, rid: int, tag: str) -> Answer:
+        repository = next((r for r in self._repositories(project) if r["id"] == rid), None)
+        if repository is None:
+            return json_answer(404, {"message": "404 Repository Not Found"})
+        link = self._root() / repository["path"] / "_manifests" / "tags" / tag / "current" / "link"
+        if not link.is_file():
+            return json_answer(404, {"message": "404 Tag Not Found"})
+        digest = link.read_text().strip()
+        when = tag_pushed_at(self.registry, repository["path"], tag)
+        return json_answer(
+            200,
+            {
+                "name": tag,
+                "path": f"{repository['path']}:{tag}",
+                "location": f"{self.registry.host}/{repository['path']}:{tag}",
+                "revision": digest.removeprefix("sha256:"),
+                "short_revision": digest.removeprefix("sha256:")[:9],
+                "digest": digest,
+                "created_at": when.isoformat(timespec="milliseconds"),
+                "total_size": 0,
+            },
+        )
 
     def _delete_tag(self, project: str, rid: int, tag: str) -> Answer:
         repository = next((r for r in self._repositories(project) if r["id"] == rid), None)

@@ -7,7 +7,9 @@ regsweep makes, on the registry's own host (a proxy):
         ?with_tag=true&with_immutable_status=true&page_size=&page=
         [{digest, tags: [{name, immutable, push_time}], push_time}], `Link` rel="next"
 
-`immutable` tag names answer a DELETE of their manifest with 412, as Harbor refuses it.
+`push_time` is when the real registry wrote the manifest (`storage_view.pushed_at`), or
+what `push_times` says to serve instead (a digest -> a value, None: no field). `immutable`
+tag names answer a DELETE of their manifest with 412, as Harbor refuses it.
 Everything else goes to the registry.
 """
 
@@ -15,20 +17,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from flows.demo.registry_server import LocalRegistry
 from tests.servers.http_proxy import Answer, RegistryProxy
-from tests.servers.storage_view import images_of
+from tests.servers.storage_view import images_of, pushed_at
 
 PREFIX = "/api/v2.0/projects/"
+
+
+def harbor_time(when: datetime) -> str:
+    """Harbor's form: 2026-11-29T10:00:00.000Z."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 @dataclass
 class HarborFake:
     registry: LocalRegistry
     immutable: set[str] = field(default_factory=set)
+    push_times: dict[str, object] = field(default_factory=dict)
 
     def intercept(self, method: str, target: str, headers: dict[str, str]) -> Answer | None:
         parts = urlsplit(target)
@@ -49,13 +58,19 @@ class HarborFake:
         repository = f"{project}/{name}"
         query = parse_qs(parts.query)
         assert query.get("with_immutable_status") == ["true"], query
-        artifacts: list[dict[str, Any]] = [
-            {
+        artifacts: list[dict[str, Any]] = []
+        for digest, tags in sorted(images_of(self.registry, repository).items()):
+            artifact: dict[str, Any] = {
                 "digest": digest,
                 "tags": [{"name": t, "immutable": t in self.immutable} for t in tags],
+                "push_time": harbor_time(pushed_at(self.registry, repository, digest)),
+                "pull_time": "0001-01-01T00:00:00.000Z",
             }
-            for digest, tags in sorted(images_of(self.registry, repository).items())
-        ]
+            if digest in self.push_times:
+                artifact["push_time"] = self.push_times[digest]
+                if self.push_times[digest] is None:
+                    del artifact["push_time"]
+            artifacts.append(artifact)
         size = int(query.get("page_size", ["10"])[0])
         page = int(query.get("page", ["1"])[0])
         answer = {"Content-Type": "application/json", "X-Total-Count": str(len(artifacts))}
