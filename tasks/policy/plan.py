@@ -304,7 +304,9 @@ def keep_pushed_recently(state: _State) -> None:
         if not policy.uses_pushes:
             continue
         where = f"cleanup.registryPolicies[{index}]"
-        for image in sorted(r for r in rows if times.unlisted[r]):
+        members = np.sort(np.fromiter(rows, dtype=np.int64, count=len(rows)))
+        unlisted = times.unlisted[members]
+        for image in members[unlisted].tolist():
             state.reasons.keep(
                 image,
                 "pushed-recently",
@@ -313,11 +315,10 @@ def keep_pushed_recently(state: _State) -> None:
             )
         if policy.most_recently_pushed_count:
             count = policy.most_recently_pushed_count
-            ranked = sorted(
-                (r for r in rows if not times.unlisted[r]),
-                key=lambda r: (not times.known[r], -int(times.micros[r]), r),
-            )
-            for rank, image in enumerate(ranked[:count], start=1):
+            listed = members[~unlisted]
+            # known times first, newest first, then row order (lexsort: last key first)
+            order = np.lexsort((listed, -times.micros[listed], ~times.known[listed]))
+            for rank, image in enumerate(listed[order[:count]].tolist(), start=1):
                 state.reasons.keep(
                     image,
                     "pushed-recently",
@@ -326,16 +327,16 @@ def keep_pushed_recently(state: _State) -> None:
                 )
         if policy.pushed_within is not None:
             since = to_micros(state.now - policy.pushed_within)
-            for image in sorted(rows):
-                if times.known[image] and times.micros[image] >= since:
-                    when = from_micros(int(times.micros[image]))
-                    state.reasons.keep(
-                        image,
-                        "pushed-recently",
-                        f"pushed-recently: {where}: pushed {when:%Y-%m-%d %H:%M} UTC"
-                        f"{times.by(image)}, within pushedWithin "
-                        f"{format_duration(policy.pushed_within)}",
-                    )
+            window = format_duration(policy.pushed_within)
+            recent = times.known[members] & (times.micros[members] >= since)
+            for image in members[recent].tolist():
+                when = from_micros(int(times.micros[image]))
+                state.reasons.keep(
+                    image,
+                    "pushed-recently",
+                    f"pushed-recently: {where}: pushed {when:%Y-%m-%d %H:%M} UTC"
+                    f"{times.by(image)}, within pushedWithin {window}",
+                )
 
 
 @dataclass
@@ -350,7 +351,7 @@ class _PushTimes:
     micros: np.ndarray
     known: np.ndarray
     unlisted: np.ndarray
-    source: list[str]  # per row: the vendor's field, "" for `created`
+    source: np.ndarray  # per row: the vendor's field, "" for `created`
 
     @classmethod
     def of(cls, state: _State) -> _PushTimes:
@@ -361,7 +362,7 @@ class _PushTimes:
         column = images.images["created"]
         known[: images.known] = column.notna().to_numpy()
         micros[: images.known] = column.astype("int64").to_numpy()
-        source = [""] * size
+        source = np.full(size, "", dtype=object)
         covered = np.zeros(size, dtype=bool)
         pushed = state.inputs.pushed
         if pushed is not None and not pushed.empty:
@@ -372,9 +373,7 @@ class _PushTimes:
             covered[at] = True
             known[at] = times.notna().to_numpy()[found]
             micros[at] = times.astype("int64").to_numpy()[found]
-            names = pushed["source"].tolist()
-            for row, frame_row in zip(at.tolist(), found.tolist(), strict=True):
-                source[row] = str(names[frame_row])
+            source[at] = pushed["source"].to_numpy(dtype=object)[found]
         for parent, kids in state.children.items():  # in edge order: indexes may nest
             for kid in kids:
                 if known[kid] and (not known[parent] or micros[kid] > micros[parent]):
