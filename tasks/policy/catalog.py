@@ -88,13 +88,19 @@ class Catalog:
 
 
 def catalog(images: pd.DataFrame, tags: pd.DataFrame, edges: pd.DataFrame) -> Catalog:
-    """Number the images of the registry stage's frames."""
-    image_keys = _keys(images)
-    if pc.count_distinct(image_keys).as_py() < len(images):  # one manifest twice: last counts
-        last = {key: row for row, key in enumerate(image_keys.to_pylist())}
-        keep = np.zeros(len(images), dtype=bool)
-        keep[list(last.values())] = True
-        return catalog(images[keep], tags, edges)
+    """Number the images of the registry stage's frames. The 64-bit key index
+    (`_DigestIndex`) numbers them and finds each tag's row where it can be built (distinct
+    keys: no image twice); else Arrow's exact hash lookups do, the last of an image given
+    twice counting."""
+    index = _DigestIndex.of(images)
+    image_keys = None
+    if index is None:
+        image_keys = _keys(images)
+        if pc.count_distinct(image_keys).as_py() < len(images):  # one manifest twice
+            last = {key: row for row, key in enumerate(image_keys.to_pylist())}
+            keep = np.zeros(len(images), dtype=bool)
+            keep[list(last.values())] = True
+            return catalog(images[keep], tags, edges)
     numbered = Catalog(
         repositories=images["repository"].tolist(),
         digests=images["digest"].tolist(),
@@ -103,10 +109,13 @@ def catalog(images: pd.DataFrame, tags: pd.DataFrame, edges: pd.DataFrame) -> Ca
         tags=tags.reset_index(drop=True),
         tag_repositories=tags["repository"].tolist(),
         tag_names=tags["tag"].tolist(),
+        _image_keys=image_keys,
+        _digest_index=index,
+        _digest_index_tried=True,
     )
-    found = pc.index_in(_keys(tags), value_set=image_keys)
-    numbered.tag_rows = pc.fill_null(found, -1).to_numpy().tolist()
-    if found.null_count:  # tags of manifests the scan did not return
+    found = numbered.rows_of(tags)
+    numbered.tag_rows = found.tolist()
+    if (found < 0).any():  # tags of manifests the scan did not return
         tag_digests = tags["digest"].tolist()
         numbered.tag_rows = [
             numbered._row((numbered.tag_repositories[at], tag_digests[at])) if row < 0 else row
