@@ -382,7 +382,7 @@ class _PushTimes:
         return cls(micros, known, covered & ~known, source)
 
     def by(self, row: int) -> str:
-        """ ", by <the vendor's field>" when `row` ranks by the vendor's push time."""
+        """The evidence's ", by <the vendor's field>" where `row` ranks by the vendor's time."""
         return f", by {self.source[row]}" if self.source[row] else ""
 
 

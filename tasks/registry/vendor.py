@@ -73,8 +73,8 @@ class Vendor:
     async def pushed(self, repository: str, tags: list[str]) -> dict[str, datetime]:
         """digest -> when the vendor says the manifest was (last) pushed, for every manifest
         its API lists in `repository` (`tags`: its scanned tags; only where `push_times`
-        names a field). Raises
-        `RegistryError` when the listing cannot be read (the repository is then incomplete)."""
+        names a field). Raises `RegistryError` when the listing cannot be read (the
+        repository is then incomplete)."""
         return {}
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
@@ -159,10 +159,10 @@ def vendor_time(value: object, what: str) -> datetime | None:
             when = datetime.fromisoformat(value)
         except ValueError:
             raise InvalidResponse(f"{what}: {value[:64]!r} is not an ISO 8601 time") from None
-    else:
-        raise InvalidResponse(f"{what}: {value!r} is not a time")
+    else:  # a hostile API's value is quoted, and cut short
+        raise InvalidResponse(f"{what}: {repr(value)[:64]} is not a time")
     if when.tzinfo is None:
-        raise InvalidResponse(f"{what}: {value!r} has no time zone")
+        raise InvalidResponse(f"{what}: {repr(value)[:64]} has no time zone")
     return None if when <= UNIX_EPOCH else when
 
 
