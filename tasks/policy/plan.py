@@ -357,11 +357,7 @@ class _PushTimes:
     def of(cls, state: _State) -> _PushTimes:
         images = state.images
         size = len(images)
-        micros = np.zeros(size, dtype=np.int64)
-        known = np.zeros(size, dtype=bool)
-        column = images.images["created"]
-        known[: images.known] = column.notna().to_numpy()
-        micros[: images.known] = column.astype("int64").to_numpy()
+        micros, known = _created_column(images)
         source = np.full(size, "", dtype=object)
         covered = np.zeros(size, dtype=bool)
         pushed = state.inputs.pushed
@@ -762,16 +758,23 @@ class _TagLookup:
         return None if row is None else self._images.tag_rows[row]
 
 
-def _created_micros(
-    images: Catalog, children: dict[int, list[int]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per image row, `created` in epoch microseconds and whether it is known; an index
-    takes its newest child's time when that is newer (in edge order: indexes may nest)."""
+def _created_column(images: Catalog) -> tuple[np.ndarray, np.ndarray]:
+    """Per image row, its own `created` in epoch microseconds and whether it is known (none
+    for rows the registry stage did not read)."""
     created = np.zeros(len(images), dtype=np.int64)
     has = np.zeros(len(images), dtype=bool)
     column = images.images["created"]
     has[: images.known] = column.notna().to_numpy()
     created[: images.known] = column.astype("int64").to_numpy()
+    return created, has
+
+
+def _created_micros(
+    images: Catalog, children: dict[int, list[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per image row, `created` in epoch microseconds and whether it is known; an index
+    takes its newest child's time when that is newer (in edge order: indexes may nest)."""
+    created, has = _created_column(images)
     for parent, kids in children.items():
         times = [int(created[k]) for k in kids if has[k]]
         if times and (not has[parent] or max(times) > created[parent]):

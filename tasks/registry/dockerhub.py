@@ -156,21 +156,28 @@ class HubApi(VendorHttp):
     async def repositories(self, namespace: str) -> list[str]:
         """Every repository of `namespace` (`namespace/name`)."""
         found: list[str] = []
-        page = 1
         what = f"Docker Hub namespace {namespace}"
+        path = f"/v2/namespaces/{quote(namespace, safe='')}/repositories"
+        for item in await self.results(path, what):
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str) or not name:
+                raise InvalidResponse(f"{what}: a repository without a name")
+            found.append(f"{namespace}/{name}")
+        return found
+
+    async def results(self, path: str, what: str) -> list[Any]:
+        """Every item of the `results` of each page of `path`, following `next` (at most
+        MAX_PAGES pages)."""
+        found: list[Any] = []
+        page = 1
         while True:
-            path = f"/v2/namespaces/{quote(namespace, safe='')}/repositories"
             response = await self.call("GET", path, {"page_size": PAGE_SIZE, "page": page})
             self.raise_for(response, what)
             body = _json(response, what)
             results = body.get("results")
             if not isinstance(results, list):
                 raise InvalidResponse(f"{what}: no results list")
-            for item in results:
-                name = item.get("name") if isinstance(item, dict) else None
-                if not isinstance(name, str) or not name:
-                    raise InvalidResponse(f"{what}: a repository without a name")
-                found.append(f"{namespace}/{name}")
+            found += results
             if not body.get("next"):
                 return found
             if page >= MAX_PAGES:
@@ -207,24 +214,16 @@ class HubApi(VendorHttp):
                 if when is not None and (digest not in found or when > found[digest]):
                     found[digest] = when
 
-        page = 1
-        while True:
-            response = await self.call("GET", path, {"page_size": PAGE_SIZE, "page": page})
-            self.raise_for(response, f"{repository} tags")
-            body = _json(response, f"{repository} tags")
-            results = body.get("results")
-            if not isinstance(results, list) or not all(isinstance(t, dict) for t in results):
-                raise InvalidResponse(f"{repository} tags: no results list")
-            for tag in results:
-                add(tag.get("digest"), tag.get("tag_last_pushed"))
-                for image in tag.get("images") or []:
-                    if isinstance(image, dict):
-                        add(image.get("digest"), image.get("last_pushed"))
-            if not body.get("next"):
-                return found
-            if page >= MAX_PAGES:
-                raise InvalidResponse(f"{repository} tags: more than {MAX_PAGES:,} pages")
-            page += 1
+        what = f"{repository} tags"
+        results = await self.results(path, what)
+        if not all(isinstance(tag, dict) for tag in results):
+            raise InvalidResponse(f"{what}: no results list")
+        for tag in results:
+            add(tag.get("digest"), tag.get("tag_last_pushed"))
+            for image in tag.get("images") or []:
+                if isinstance(image, dict):
+                    add(image.get("digest"), image.get("last_pushed"))
+        return found
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
         """Delete one tag; False when it was gone."""

@@ -305,9 +305,10 @@ async def scan_repositories(
     extraction = _to_frames([repos[n] for n in names], client.manifest_gets)
     if vendor_of(client).protects:
         extraction = await _with_protected_tags(client, extraction)
-    wanted = [n for n in names if pushed_for is not None and pushed_for(n)]
-    if vendor_of(client).push_times and wanted:
-        extraction = await _with_push_times(client, extraction, wanted)
+    if vendor_of(client).push_times and pushed_for is not None:
+        wanted = [n for n in names if pushed_for(n)]
+        if wanted:
+            extraction = await _with_push_times(client, extraction, wanted)
     return extraction
 
 

@@ -27,7 +27,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from tasks.registry.errors import InvalidResponse, NotFound
+from tasks.registry.errors import InvalidResponse, NotFound, RegistryError
+from tasks.registry.extract import for_each
 from tasks.registry.vendor import Protection, Vendor, vendor_time
 from tasks.registry.vendor_http import VendorHttp
 
@@ -130,14 +131,16 @@ class GitLabRegistry(VendorHttp):
         TAG_DETAILS_AT_ONCE requests at a time; a tag deleted since is skipped)."""
         project, rid = await self.ids(repository)
         found: dict[str, datetime] = {}
-        queue = iter(tags)
+        failed: list[RegistryError] = []  # the first failure stops the other workers
 
-        async def worker() -> None:  # a fixed number of requests in flight, however many tags
-            for tag in queue:
-                path = f"/projects/{project}/registry/repositories/{rid}/tags/{quote(tag, safe='')}"
+        async def read(tag: str) -> None:
+            if failed:
+                return
+            path = f"/projects/{project}/registry/repositories/{rid}/tags/{quote(tag, safe='')}"
+            try:
                 response = await self.send("GET", path)
                 if response.status_code == 404:
-                    continue
+                    return
                 self.raise_for(response, f"{repository}:{tag}")
                 try:
                     body = response.json()
@@ -147,14 +150,15 @@ class GitLabRegistry(VendorHttp):
                 if not isinstance(digest, str) or not digest:
                     raise InvalidResponse(f"{repository}:{tag}: tag details without a digest")
                 when = vendor_time(body.get("created_at"), f"{repository}:{tag} created_at")
-                if when is not None and (digest not in found or when > found[digest]):
-                    found[digest] = when
+            except RegistryError as exc:
+                failed.append(exc)
+                return
+            if when is not None and (digest not in found or when > found[digest]):
+                found[digest] = when
 
-        workers = min(TAG_DETAILS_AT_ONCE, len(tags))
-        outcomes = await asyncio.gather(*(worker() for _ in range(workers)), return_exceptions=True)
-        for outcome in outcomes:  # every worker has stopped: no request outlives the call
-            if isinstance(outcome, BaseException):
-                raise outcome
+        await for_each(tags, read, TAG_DETAILS_AT_ONCE)
+        if failed:
+            raise failed[0]
         return found
 
     async def protection_rules(self, repository: str) -> list[ProtectionRule]:

@@ -17,7 +17,7 @@ import yaml
 from flows.demo.registry_server import LocalRegistry
 from flows.pipeline import compute_plan, local_stages
 from flows.report import stage_notes
-from tasks.core.config import load_config
+from tasks.core.config import Config, load_config
 from tasks.delete.loader import DeleteRequest
 from tasks.delete.stage import run_deletion
 from tasks.registry import acr, dockerhub, ecr, github, gitlab, harbor
@@ -212,15 +212,37 @@ def test_a_listing_without_a_time_keeps_the_image_and_a_bad_time_stops_the_repos
             "vendor's listing (kept: not known to be old)"
         ) in stage_notes(config, planned.registry)
         fake.push_times[digests["a"]] = "yesterday"
-        planned = compute_plan(config, NOW, local_stages())
-        status = planned.registry.status.set_index("repository").loc[backend.repository]
-        assert not status["complete"]
-        assert "push times (Harbor push_time)" in status["error"]
-        assert "'yesterday' is not an ISO 8601 time" in status["error"]
-        request = DeleteRequest(apply=True, ledger_path=str(tmp_path / "l.jsonl"), force=True)
-        results = run_deletion(config, planned.plan.table, planned.registry, request)
-        assert "deleted" not in set(results["outcome"])
+        nothing_deleted(config, tmp_path, backend, "'yesterday' is not an ISO 8601 time")
     assert skopeo_tags(registry.url, backend.repository) == ["a", "b", "c", "d"]
+
+
+def test_a_gitlab_tag_time_that_is_not_one_leaves_the_repository_untouched(
+    registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitLab's push times come a request per tag: one bad answer among them makes the
+    repository incomplete, and nothing there is deleted."""
+    backend = BACKENDS[4]
+    push_mirror(registry, backend.repository)
+    monkeypatch.setenv("REGSWEEP_GITLAB_TOKEN", TOKEN)
+    fake = GitLabFake(registry, TOKEN, {"acme/mirror": 7}, bad_times={"c"})
+    with serving(fake.start()) as (_, oci):
+        config = load_config(mirror_config(tmp_path, oci, backend, f"{fake.url}/api/v4"))
+        why = "acme/mirror:c created_at: 'soon' is not an ISO 8601 time"
+        nothing_deleted(config, tmp_path, backend, why)
+    assert skopeo_tags(registry.url, backend.repository) == ["a", "b", "c", "d"]
+
+
+def nothing_deleted(config: Config, root: Path, backend: Backend, why: str) -> None:
+    """Plan and apply: the repository is incomplete, reading the vendor's push times, for
+    `why`, and no deletion is sent there."""
+    planned = compute_plan(config, NOW, local_stages())
+    status = planned.registry.status.set_index("repository").loc[backend.repository]
+    assert not status["complete"]
+    assert f"push times ({backend.source})" in status["error"]
+    assert why in status["error"]
+    request = DeleteRequest(apply=True, ledger_path=str(root / "l.jsonl"), force=True)
+    results = run_deletion(config, planned.plan.table, planned.registry, request)
+    assert "deleted" not in set(results["outcome"])
 
 
 @pytest.mark.parametrize(

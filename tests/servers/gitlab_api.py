@@ -52,6 +52,7 @@ class GitLabFake(JsonApiFake):
     rules: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # project id -> rules
     limit_every: int = 0
     rules_denied: bool = False  # the token may not read the protection rules: 403
+    bad_times: set[str] = field(default_factory=set)  # tags whose details carry no real time
     requests: list[tuple[str, str]] = field(default_factory=list)
     _count: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -161,7 +162,9 @@ class GitLabFake(JsonApiFake):
                 "revision": digest.removeprefix("sha256:"),
                 "short_revision": digest.removeprefix("sha256:")[:9],
                 "digest": digest,
-                "created_at": when.isoformat(timespec="milliseconds"),
+                "created_at": "soon"
+                if tag in self.bad_times
+                else when.isoformat(timespec="milliseconds"),
                 "total_size": 0,
             },
         )
