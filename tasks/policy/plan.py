@@ -847,36 +847,51 @@ def _table(state: _State) -> pd.DataFrame:
             [arrow_strings(tags["digest"]), arrow_strings(frame["digest"]).take(untagged)]
         ),
         "tag": pa.chunked_array([arrow_strings(tags["tag"]), _empty_strings(len(untagged))]),
-        "media_type": pa.chunked_array([arrow_strings(frame["media_type"]), phantoms]).take(rows),
-        "action": pa.chunked_array(
-            [
-                pa.array(
-                    np.where(untag, "untag", np.where(keep, "keep", "delete")), pa.large_string()
-                )
-            ]
-        ),
     }
+    action = np.where(untag, 2, np.where(keep, 1, 0)).astype(np.int8)  # _ACTIONS' positions
+    # Sorted by numbers where it can be: the repository's rank among the repositories and
+    # the action's code, then the strings (4x faster than comparing four string columns)
     order = pc.sort_indices(
-        pa.table({name: columns[name] for name in ("repository", "action", "tag", "digest")}),
+        pa.table(
+            {
+                "repository": _ranks(columns["repository"]),
+                "action": action,
+                "tag": columns["tag"],
+                "digest": columns["digest"],
+            }
+        ),
         sort_keys=[(name, "ascending") for name in ("repository", "action", "tag", "digest")],
     ).to_numpy()
     rows, which = rows[order], which[order]
     micros = pd.array(created[rows], dtype="Int64")
     micros[~has_created[rows]] = pd.NA
     reason = pa.array([names[0] if names else "no-policy" for names in lists], pa.large_string())
-    return pd.DataFrame(
-        {
-            "repository": _strings(columns["repository"].take(order)),
-            "digest": _strings(columns["digest"].take(order)),
-            "tag": _strings(columns["tag"].take(order)),
-            "media_type": _strings(columns["media_type"].take(order)),
-            "created": pd.to_datetime(micros, unit="us", utc=True).astype(PLAN_COLUMNS["created"]),
-            "commits": pd.Series([sorted(commits.get(r, ())) for r in rows.tolist()], dtype=object),
-            "action": _strings(columns["action"].take(order)),
-            "reason": _strings(reason.take(which)),
-            "reasons": pd.Series([list(lists[w]) for w in which.tolist()], dtype=object),
-        }
-    )
+    table = {
+        "repository": _strings(columns["repository"].take(order)),
+        "digest": _strings(columns["digest"].take(order)),
+        "tag": _strings(columns["tag"].take(order)),
+        "media_type": _strings(
+            pa.chunked_array([arrow_strings(frame["media_type"]), phantoms]).take(rows)
+        ),
+        "created": pd.to_datetime(micros, unit="us", utc=True).astype(PLAN_COLUMNS["created"]),
+    }
+    table["commits"] = pd.Series([sorted(commits.get(r, ())) for r in rows.tolist()], dtype=object)
+    table["action"] = _strings(_ACTIONS.take(action[order]))
+    table["reason"] = _strings(reason.take(which))
+    table["reasons"] = pd.Series([list(lists[w]) for w in which.tolist()], dtype=object)
+    return pd.DataFrame(table)
+
+
+_ACTIONS = pa.array(["delete", "keep", "untag"], pa.large_string())
+"""The plan's actions in their sort order (alphabetical), by code."""
+
+
+def _ranks(values: pa.ChunkedArray) -> np.ndarray:
+    """Per value, the rank of its distinct value in Arrow's string order."""
+    encoded = pc.dictionary_encode(values.combine_chunks())
+    rank = np.empty(len(encoded.dictionary), dtype=np.int64)
+    rank[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(rank))
+    return np.asarray(rank[encoded.indices.to_numpy(zero_copy_only=False)], dtype=np.int64)
 
 
 def _empty_strings(count: int) -> pa.Array:

@@ -15,6 +15,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from flows.demo.images import push_image
 from flows.demo.registry_server import LocalRegistry
 from tasks.registry.client import RegistryClient
@@ -90,3 +92,24 @@ def test_a_failed_background_import_is_raised_where_the_module_is_needed() -> No
         "    print(json.dumps({'raised': exc.name}))\n"
     )
     assert result == {"raised": "no_such_module_for_regsweep"}
+
+
+ALLOCATED = (
+    "import json, pyarrow as pa, pandas as pd\n"
+    "import tasks.core.frames\n"
+    "pools = {'system': pa.system_memory_pool(), 'mimalloc': pa.mimalloc_memory_pool()}\n"
+    "before = {name: pool.bytes_allocated() for name, pool in pools.items()}\n"
+    "s = pd.Series([str(i) * 20 for i in range(100000)], dtype='str').str.upper()\n"
+    "grown = [name for name, pool in pools.items() if pool.bytes_allocated() > before[name]]\n"
+    "print(json.dumps({'pool': pa.default_memory_pool().backend_name, 'grown': grown}))"
+)
+
+
+def test_frames_are_allocated_by_the_system_allocator_not_mimallocs_huge_pages() -> None:
+    # mimalloc's 2 MB pages, zeroed on first touch, were a third of a large plan's time
+    assert _fresh(ALLOCATED) == {"pool": "system", "grown": ["system"]}
+
+
+def test_an_allocator_the_user_chose_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "mimalloc")
+    assert _fresh(ALLOCATED) == {"pool": "mimalloc", "grown": ["mimalloc"]}
