@@ -188,7 +188,7 @@ class _DigestIndex:
 
     repositories: pa.Array  # the distinct repositories; an image's code is its position
     codes: np.ndarray  # per image row
-    digests: pa.Array  # per image row
+    words: np.ndarray  # per image row: its digest's `_digest_words` (a view of the frame's)
     index: pd.Index  # per image row: its key
 
     @classmethod
@@ -202,7 +202,7 @@ class _DigestIndex:
         index = pd.Index(_mixed(words, codes))
         if not index.is_unique:
             return None  # two images on one key: left to the exact lookup
-        return cls(encoded.dictionary, codes, digests, index)
+        return cls(encoded.dictionary, codes, words, index)
 
     def rows_of(self, frame: pd.DataFrame) -> np.ndarray | None:
         """The image row of each (repository, digest) of `frame`, -1 where none; None when
@@ -216,8 +216,24 @@ class _DigestIndex:
         codes = known.to_numpy().astype(np.int64)[encoded.indices.to_numpy()]
         rows = np.asarray(self.index.get_indexer(_mixed(words, codes)), dtype=np.int64)
         found = np.flatnonzero(rows >= 0)
-        theirs = digests if len(found) == len(digests) else digests.take(found)
-        same = pc.equal(self.digests.take(rows[found]), theirs).to_numpy(zero_copy_only=False)
+        same = _same_words(self.words, rows[found], words, found)
         same &= self.codes[rows[found]] == codes[found]
         rows[found[~same]] = -1
         return rows
+
+
+_BLOCK = 16384
+"""Rows compared at a time by `_same_words`: its copies stay small and in cache."""
+
+
+def _same_words(
+    mine: np.ndarray, rows: np.ndarray, theirs: np.ndarray, at: np.ndarray
+) -> np.ndarray:
+    """Per i, whether digest words `mine[rows[i]]` equal `theirs[at[i]]`, compared a block of
+    rows at a time: no copy of all the digests (at a million rows, taking them to compare
+    was 80 MB of fresh memory, a third of the pull rule's time)."""
+    same = np.empty(len(rows), dtype=bool)
+    for start in range(0, len(rows), _BLOCK):
+        stop = start + _BLOCK
+        same[start:stop] = (mine[rows[start:stop]] == theirs[at[start:stop]]).all(axis=1)
+    return same

@@ -106,11 +106,16 @@ def test_digests_of_another_form_fall_back_to_the_exact_lookup() -> None:
     assert numbered.rows_of(_frame([("app", "sha256:short")])).tolist() == [-1]
 
 
-def test_a_shared_key_never_matches_the_wrong_image(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("block", [catalog_module._BLOCK, 1, 2])
+def test_a_shared_key_never_matches_the_wrong_image(
+    monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
     """With a key made of the first 8 digits only (no repository), a digest sharing them
     with an image, or its digest in another repository, meets its key: the confirmation
-    on the whole digest and on the repository rejects them."""
+    on the whole digest and on the repository rejects them, however the rows fall into
+    the confirmation's blocks."""
     monkeypatch.setattr(catalog_module, "_mixed", lambda words, codes: words[:, 0])
+    monkeypatch.setattr(catalog_module, "_BLOCK", block)
     image = "sha256:" + "12345678" + "a" * 56
     numbered = _numbered([("app", image), ("team/web", "sha256:" + "9" * 64)])
     lookalike = "sha256:" + "12345678" + "b" * 56
