@@ -153,12 +153,17 @@ def _digest_words(values: pa.Array) -> np.ndarray | None:
     offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[
         values.offset : values.offset + count + 1
     ]
-    start = int(offsets[0])
-    if not np.array_equal(offsets - start, np.arange(count + 1, dtype=np.int64) * _DIGEST_LENGTH):
+    if not (np.diff(offsets) == _DIGEST_LENGTH).all():
         return None
-    data = values.buffers()[2]
-    matrix = np.frombuffer(data, dtype=np.uint8)[start : start + count * _DIGEST_LENGTH]
-    if not (matrix.reshape(count, _DIGEST_LENGTH)[:, : len(_DIGEST)] == _PREFIX).all():
+    data, start = values.buffers()[2], int(offsets[0])
+    prefixes = np.ndarray(
+        shape=(count,),
+        dtype=f"V{len(_DIGEST)}",
+        buffer=data,
+        offset=start,
+        strides=(_DIGEST_LENGTH,),
+    )
+    if not (prefixes == np.void(_DIGEST)).all():
         return None
     return np.ndarray(
         shape=(count, 8),
@@ -170,11 +175,17 @@ def _digest_words(values: pa.Array) -> np.ndarray | None:
 
 
 def _mixed(words: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """One 64-bit key per row from its digest words and repository code."""
+    """One 64-bit key per row from its digest words and repository code, a block of rows
+    at a time (one pass over the digests, in cache, instead of one per word)."""
+    keys = codes.astype(np.uint64)
     with np.errstate(over="ignore"):
-        keys = codes.astype(np.uint64) * _MIX
-        for column in range(words.shape[1]):
-            keys = (keys ^ words[:, column]) * _MIX
+        for start in range(0, len(keys), _BLOCK):
+            block = np.ascontiguousarray(words[start : start + _BLOCK])
+            mixed = keys[start : start + _BLOCK]  # a view: mixed in place
+            np.multiply(mixed, _MIX, out=mixed)
+            for column in range(block.shape[1]):
+                np.bitwise_xor(mixed, block[:, column], out=mixed)
+                np.multiply(mixed, _MIX, out=mixed)
     return keys
 
 

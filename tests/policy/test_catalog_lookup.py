@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -135,3 +136,27 @@ def test_two_images_on_one_key_leave_the_lookup_to_arrow(monkeypatch: pytest.Mon
         }
     )
     assert _DigestIndex.of(images) is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), digests), min_size=1, max_size=40), st.integers(1, 7))
+def test_a_key_depends_on_its_row_only(rows: list[tuple[int, str]], block: int) -> None:
+    """Keys are mixed a block of rows at a time: a row's key is the same whatever block it
+    falls in, and whichever rows are mixed with it (the index and a lookup mix different
+    frames). Keys of different (repository, digest) differ here."""
+    values = pa.array([d for _, d in rows], pa.large_string())
+    words = catalog_module._digest_words(values)
+    assert words is not None
+    codes = np.array([c for c, _ in rows], dtype=np.int64)
+    whole = catalog_module._mixed(words, codes)
+    alone = [
+        int(catalog_module._mixed(words[i : i + 1], codes[i : i + 1])[0]) for i in range(len(rows))
+    ]
+    saved = catalog_module._BLOCK
+    catalog_module._BLOCK = block
+    try:
+        blocked = catalog_module._mixed(words, codes)
+    finally:
+        catalog_module._BLOCK = saved
+    assert whole.tolist() == alone == blocked.tolist()
+    assert len(set(alone)) == len(set(rows))
