@@ -836,28 +836,26 @@ def _table(state: _State) -> pd.DataFrame:
     lists, which = reasons.ordered(masks)
 
     frame, tags = images.images, images.tags
-    phantoms = _empty_strings(len(images) - images.known)
-    # Chunked, not concatenated: a column is copied once, by the take in `order` (a copy
-    # more was a quarter of a gigabyte of fresh memory at a million rows)
-    columns = {
-        "repository": pa.chunked_array(
-            [arrow_strings(tags["repository"]), arrow_strings(frame["repository"]).take(untagged)]
-        ),
-        "digest": pa.chunked_array(
-            [arrow_strings(tags["digest"]), arrow_strings(frame["digest"]).take(untagged)]
-        ),
-        "tag": pa.chunked_array([arrow_strings(tags["tag"]), _empty_strings(len(untagged))]),
-    }
+    phantoms = len(images) - images.known
+    # Per catalog row, one array each: Arrow's take concatenates a chunked column first
+    # (a copy more: a quarter of a gigabyte of fresh memory at a million rows)
+    repositories = _by_row(frame["repository"], images.repositories[images.known :])
+    digests = _by_row(frame["digest"], images.digests[images.known :])
+    tag_names = arrow_strings(tags["tag"])
+    if len(untagged):
+        tag_names = pa.concat_arrays([tag_names, _empty_strings(len(untagged))])
     action = np.where(untag, 2, np.where(keep, 1, 0)).astype(np.int8)  # _ACTIONS' positions
     # Sorted by numbers where it can be: the repository's rank among the repositories and
     # the action's code, then the strings (4x faster than comparing four string columns)
     order = pc.sort_indices(
         pa.table(
             {
-                "repository": _ranks(columns["repository"]),
+                "repository": _ranks(repositories)[rows],
                 "action": action,
-                "tag": columns["tag"],
-                "digest": columns["digest"],
+                "tag": tag_names,
+                "digest": pa.chunked_array(
+                    [arrow_strings(tags["digest"]), arrow_strings(frame["digest"]).take(untagged)]
+                ),
             }
         ),
         sort_keys=[(name, "ascending") for name in ("repository", "action", "tag", "digest")],
@@ -867,12 +865,10 @@ def _table(state: _State) -> pd.DataFrame:
     micros[~has_created[rows]] = pd.NA
     reason = pa.array([names[0] if names else "no-policy" for names in lists], pa.large_string())
     table = {
-        "repository": _strings(columns["repository"].take(order)),
-        "digest": _strings(columns["digest"].take(order)),
-        "tag": _strings(columns["tag"].take(order)),
-        "media_type": _strings(
-            pa.chunked_array([arrow_strings(frame["media_type"]), phantoms]).take(rows)
-        ),
+        "repository": _strings(repositories.take(rows)),
+        "digest": _strings(digests.take(rows)),
+        "tag": _strings(tag_names.take(order)),
+        "media_type": _strings(_by_row(frame["media_type"], [""] * phantoms).take(rows)),
         "created": pd.to_datetime(micros, unit="us", utc=True).astype(PLAN_COLUMNS["created"]),
     }
     table["commits"] = pd.Series([sorted(commits.get(r, ())) for r in rows.tolist()], dtype=object)
@@ -886,9 +882,16 @@ _ACTIONS = pa.array(["delete", "keep", "untag"], pa.large_string())
 """The plan's actions in their sort order (alphabetical), by code."""
 
 
-def _ranks(values: pa.ChunkedArray) -> np.ndarray:
+def _by_row(column: pd.Series, phantoms: list[str]) -> pa.Array:
+    """A string column of the images frame per catalog row: the frame's values, then
+    `phantoms`' for the rows only a tag or an index edge names."""
+    values = arrow_strings(column)
+    return pa.concat_arrays([values, pa.array(phantoms, pa.large_string())]) if phantoms else values
+
+
+def _ranks(values: pa.Array) -> np.ndarray:
     """Per value, the rank of its distinct value in Arrow's string order."""
-    encoded = pc.dictionary_encode(values.combine_chunks())
+    encoded = pc.dictionary_encode(values)
     rank = np.empty(len(encoded.dictionary), dtype=np.int64)
     rank[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(rank))
     return np.asarray(rank[encoded.indices.to_numpy(zero_copy_only=False)], dtype=np.int64)
