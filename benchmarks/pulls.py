@@ -10,6 +10,8 @@
     without pull rules: each arm in interpreters of its own, three plans of the same
     inputs in each; the fastest repeated plan of each arm compared  target <= 1.2x
     (the fastest first plan of each is printed beside it, not judged)
+(c) reading 1,000,000 recorded digests (and a day of pulls each) from SQLite, as a run's
+    pull-record stage does                                       printed, no target
 
 Why interpreters of their own: run one after the other in one process, the plan without
 pull records reused the memory the previous plan's 1,000,000 records had been freed from,
@@ -30,6 +32,7 @@ other's. The first plans are printed too, so a reader sees both.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -37,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -49,6 +53,8 @@ from tasks.core.config import parse_config
 from tasks.core.frames import typed_frame
 from tasks.policy.plan import PlanInputs, build_plan
 from tasks.pulls.records import DAY_COLUMNS, LAST_COLUMNS, PullRecords
+from tasks.pulls.stage import read_pulls
+from tasks.pulls.store import PullStore
 from tasks.registry.extract import EDGE_COLUMNS
 from tests.servers.pulls_process import start_pulls_serve
 from tests.servers.storage_seed import seed_storage
@@ -174,6 +180,45 @@ def plan_seconds(with_pulls: bool, plans: int = PLANS) -> list[float]:
     return seconds
 
 
+def read_seconds(tmp: Path) -> float:
+    """Seconds `read_pulls` takes for DIGESTS digests with one day row each in SQLite. The
+    rows are written straight through sqlite3 in the store's own text forms (the service
+    would take minutes to write a million); the store creates the schema."""
+    path = tmp / "pulls.db"
+    asyncio.run(_create_schema(f"sqlite:///{path}"))
+    with closing(sqlite3.connect(path)) as connection:
+        keys = [(f"team/app{i % 50:02d}", f"sha256:{i:064x}") for i in range(DIGESTS)]
+        connection.executemany(
+            "INSERT INTO pull_digests VALUES (?, ?, ?, ?)",
+            (
+                (r, d, f"2026-11-{1 + i % 29:02d} 10:00:00.000000", '["containerd/1.7"]')
+                for i, (r, d) in enumerate(keys)
+            ),
+        )
+        connection.executemany(
+            "INSERT INTO pull_days VALUES (?, ?, ?, 1)",
+            ((r, d, f"2026-11-{1 + i % 29:02d}") for i, (r, d) in enumerate(keys)),
+        )
+        connection.commit()
+    config = parse_config(
+        {
+            "registry": {"url": "https://reg.bench"},
+            "kubernetes": {"enabled": False},
+            "cleanup": {"disableGitHistoryBasedPolicy": True},
+            "pulls": {"database": f"sqlite:///{path}"},
+        }
+    )
+    start = time.perf_counter()
+    records = read_pulls(config)
+    seconds = time.perf_counter() - start
+    assert len(records.last) == len(records.days) == DIGESTS
+    return seconds
+
+
+async def _create_schema(database: str) -> None:
+    await (await PullStore(database).open()).close()
+
+
 def _fresh_plan_seconds(with_pulls: bool) -> list[float]:
     """`plan_seconds` in a new interpreter (see the module's docstring)."""
     arm = "with" if with_pulls else "without"
@@ -214,6 +259,9 @@ def main() -> None:
         f"{cold_with:.1f} s, {cold_with / cold_without:.2f}x, not judged "
         f"(all: {_seconds(first[False])} / {_seconds(first[True])})"
     )
+    with tempfile.TemporaryDirectory() as tmp:
+        read = read_seconds(Path(tmp))
+    print(f"(c) reading {DIGESTS:,} recorded digests from SQLite: {read:.1f} s")
     results.add("ingest_vs_get_ceiling", rate / ceiling, ">=", 3.0)
     results.add("plan_with_pulls_vs_without", with_pulls / without, "<=", 1.2)
     results.exit()

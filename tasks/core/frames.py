@@ -27,8 +27,11 @@ def use_system_allocator() -> None:
 use_system_allocator()  # on import: every stage's frames are built after this module loads
 
 
-def typed_frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
-    """Return a DataFrame of `rows` with exactly `columns` ({name: dtype}) in that order.
+def typed_frame(
+    rows: list[dict[str, Any]] | dict[str, Any], columns: dict[str, str]
+) -> pd.DataFrame:
+    """Return a DataFrame of `rows` (records, or {name: values}) with exactly `columns`
+    ({name: dtype}) in that order.
 
     Datetime columns accept ISO 8601 strings, datetimes or None (NaT); ``object`` columns
     are left as they are (lists, dicts).

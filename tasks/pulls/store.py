@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from tasks.core.frames import typed_frame
 from tasks.pulls.errors import StoreError
 from tasks.pulls.events import PullEvent
+from tasks.pulls.records import DAY_COLUMNS, LAST_COLUMNS, PullRecords
 
 MAX_AGENTS = 5
 
@@ -196,19 +200,33 @@ class PullStore:
             for r in rows
         ]
 
-    async def pulls_since(self, day: date) -> dict[tuple[str, str], int]:
-        """Pulls per (repository, digest) from `day` on."""
-        query = (
-            sa.select(pull_days.c.repository, pull_days.c.digest, sa.func.sum(pull_days.c.pulls))
-            .where(pull_days.c.day >= day)
-            .group_by(pull_days.c.repository, pull_days.c.digest)
+    async def records(self) -> PullRecords:
+        """Everything the store holds, as the plan reads it. The values come back as the
+        driver gives them (SQLite: text) and are converted a column at a time: a million
+        digests took 22 s a row at a time, mostly in per-row datetimes and JSON."""
+        last_query = sa.select(
+            pull_digests.c.repository,
+            pull_digests.c.digest,
+            sa.type_coerce(pull_digests.c.last_pull, sa.String),
+            pull_digests.c.user_agents,
+        )
+        days_query = sa.select(
+            pull_days.c.repository,
+            pull_days.c.digest,
+            sa.type_coerce(pull_days.c.day, sa.String),
+            pull_days.c.pulls,
         )
         try:
             async with self.engine.connect() as connection:
-                rows = (await connection.execute(query)).all()
+                last = (await connection.execute(last_query)).all()
+                days = (await connection.execute(days_query)).all()
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"pull records: reading {self._safe_url} failed: {exc}") from exc
-        return {(r[0], r[1]): int(r[2]) for r in rows}
+        return PullRecords(
+            _frame(last, LAST_COLUMNS, agents="user_agents"),
+            _frame(days, DAY_COLUMNS),
+            await self.uptime(),
+        )
 
     async def uptime(self) -> list[tuple[datetime, datetime]]:
         """The (started, last_seen) interval of every receiver."""
@@ -218,6 +236,18 @@ class PullStore:
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"pull records: reading {self._safe_url} failed: {exc}") from exc
         return [(_utc(r.started), _utc(r.last_seen)) for r in rows]
+
+
+def _frame(rows: Sequence[sa.Row[Any]], columns: dict[str, str], agents: str = "") -> pd.DataFrame:
+    """`rows` (in `columns` order) as a frame of `columns`; the `agents` column's JSON
+    lists parsed once per distinct value (rows that share one share the list)."""
+    values = dict(zip(columns, zip(*rows, strict=True), strict=True)) if rows else {}
+    if agents and rows:
+        codes, texts = pd.factorize(pd.Series(values[agents], dtype=object))
+        lists = np.empty(len(texts), dtype=object)
+        lists[:] = [json.loads(text) for text in texts]
+        values[agents] = lists[codes]
+    return typed_frame(values, columns)
 
 
 def _utc(value: datetime) -> datetime:
