@@ -171,3 +171,20 @@ def test_an_unreachable_database_is_a_store_error_naming_it_without_its_password
     asyncio.run(go())
     with pytest.raises(StoreError, match=r"pulls\.database"):
         PullStore("mysql://x")
+
+
+def test_a_table_that_cannot_be_read_is_a_store_error(database: str) -> None:
+    """Any of the tables the plan reads failing is a StoreError (the run stops: exit 3),
+    the day rows as much as the digests."""
+
+    async def go() -> None:
+        store = await PullStore(database).open()
+        try:
+            async with store.engine.begin() as connection:
+                await connection.exec_driver_sql("DROP TABLE pull_days")
+            with pytest.raises(StoreError, match="pull records: reading"):
+                await store.records()
+        finally:
+            await store.close()
+
+    asyncio.run(go())
