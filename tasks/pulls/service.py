@@ -5,7 +5,9 @@ it): 401 and nothing written without it; 400 and nothing written for a body that
 Distribution envelope or a Harbor payload; otherwise 200 at once, the pulls queued and
 written in batches (every BATCH_SECONDS or BATCH_EVENTS), so a burst never blocks the
 registry. Pulls by regsweep itself and by `ignoreUserAgents` never count. A heartbeat records
-the service's uptime, so readers know which windows the records cover. `GET /healthz` 200.
+the service's uptime, so readers know which windows the records cover: never a time whose
+accepted pulls are not written yet (a failing store stops it), nor the time around a refused
+notification (it may have carried pulls). `GET /healthz` 200.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import hmac
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -23,6 +26,7 @@ from typing import Any
 
 from tasks.pulls.errors import EventError
 from tasks.pulls.events import PullEvent, parse_events
+from tasks.pulls.records import GAP_TOLERANCE
 from tasks.pulls.store import PullStore
 
 log = logging.getLogger(__name__)
@@ -31,62 +35,149 @@ BATCH_SECONDS = 0.2
 BATCH_EVENTS = 1000
 HEARTBEAT_SECONDS = 10.0
 MAX_BODY = 4 << 20  # Distribution sends envelopes of a few events; Harbor one artifact
+MAX_QUEUED = 200_000  # pulls waiting for a failing store; past this, 503 (the sender retries)
 OWN_USER_AGENT = "regsweep*"  # tasks.core.identity.USER_AGENT: our reads are not pulls
+# A refused notification may have carried pulls the sender will not send again: the uptime
+# stops covering this long before it, longer than the readers' GAP_TOLERANCE, so it is
+# always a gap, however soon a notification is accepted again.
+REFUSAL_UNCOVERS = 2 * GAP_TOLERANCE
+REFUSAL_LOG_SECONDS = 10.0  # one warning line per this, counting the refusals since
 
 
 class Receiver:
-    """The queue between the HTTP handler and the database, and the heartbeat."""
+    """The queue between the HTTP handler and the database, and the uptime it may claim.
 
-    def __init__(self, store: PullStore, token: str, ignore_user_agents: list[str]) -> None:
+    The uptime written is the time up to which every accepted pull is in the database
+    (`covered`), not the clock: while the store fails, the batch is retried and the
+    uptime stops moving. A refused notification (401, 400, 413, 503) ends the uptime's
+    interval REFUSAL_UNCOVERS before it; the next accepted one starts a new interval."""
+
+    def __init__(
+        self,
+        store: PullStore,
+        token: str,
+        ignore_user_agents: list[str],
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+    ) -> None:
         self.store = store
         self.token = token
         self.ignored = [OWN_USER_AGENT, *ignore_user_agents]
+        self.heartbeat_seconds = heartbeat_seconds
         self.queue: asyncio.Queue[PullEvent] = asyncio.Queue()
+        self.failed: list[PullEvent] = []  # the batch the store refused, retried first
         self.id = uuid.uuid4().hex
         self.started = datetime.now(UTC)
+        self.covered = self.started  # every pull accepted before this is written
+        # the interval being covered (uptime row, start), None while refusing; and the
+        # intervals a refusal ended, to be written with their end
+        self.interval: tuple[str, datetime] | None = (self.id, self.started)
+        self.ended: list[tuple[str, datetime, datetime]] = []
+        self.intervals = 0
         self.written = 0
+        self.refused = 0
+        self._refusals_unlogged = 0
+        self._refusal_logged = 0.0
         self.stopping = asyncio.Event()
+        self.wake = asyncio.Event()  # an ended interval to write now
 
     def counts(self, event: PullEvent) -> bool:
         return not any(fnmatchcase(event.user_agent, glob) for glob in self.ignored)
 
     async def writer(self) -> None:
         """Write queued pulls in batches until `stopping` is set, then what is left. Never
-        cancelled: a batch taken off the queue is always written (or its failure logged)."""
+        cancelled: a batch taken off the queue is written, or kept and retried."""
         while not self.stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), BATCH_SECONDS)
             await self.flush()
 
     async def flush(self) -> None:
-        while not self.queue.empty():
-            batch = [self.queue.get_nowait() for _ in range(min(BATCH_EVENTS, self.queue.qsize()))]
+        """Write everything queued; on success, `covered` moves to when this began (every
+        pull accepted before then was queued, and is written now)."""
+        began = datetime.now(UTC)
+        while self.failed or not self.queue.empty():
+            if not self.failed:
+                count = min(BATCH_EVENTS, self.queue.qsize())
+                self.failed = [self.queue.get_nowait() for _ in range(count)]
             try:
-                self.written += await self.store.record(batch)
-            except Exception:  # keep receiving; the uptime stops covering the gap
-                log.exception("pulls: %d pulls could not be written", len(batch))
-                raise
+                self.written += await self.store.record(self.failed)
+            except Exception:  # keep receiving; the uptime stops at `covered`
+                log.exception(
+                    "pulls: %d pulls could not be written (retried; the records cover "
+                    "up to %s until they are)",
+                    len(self.failed),
+                    self.covered.isoformat(timespec="seconds"),
+                )
+                return
+            self.failed = []
+        self.covered = max(self.covered, began)
 
     async def heartbeat(self) -> None:
         while True:
-            await self.store.heartbeat(self.id, self.started, datetime.now(UTC))
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                await self.write_uptime()
+            except Exception:  # the uptime stays where it was written: a gap, not a claim
+                log.exception("pulls: the uptime could not be written")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.heartbeat_seconds)
+            self.wake.clear()
 
-    def take(self, authorization: bytes, body: bytes | None) -> tuple[int, bytes]:
+    async def write_uptime(self) -> None:
+        """The ended intervals, then the current one up to `covered`."""
+        while self.ended:
+            await self.store.heartbeat(*self.ended[0])
+            self.ended.pop(0)
+        if self.interval is not None:
+            receiver, started = self.interval
+            await self.store.heartbeat(receiver, started, max(started, self.covered))
+
+    def take(
+        self, authorization: bytes, body: bytes | None, address: str = ""
+    ) -> tuple[int, bytes]:
         """Answer one `POST /events` (status, body): queue its pulls, write nothing now."""
         if not hmac.compare_digest(authorization, f"Bearer {self.token}".encode()):
-            return 401, b"unauthorized\n"
+            return self._refuse(401, b"unauthorized\n", "a wrong or missing bearer token", address)
         if body is None:
-            return 413, b"body too large\n"
+            return self._refuse(413, b"body too large\n", "a body over MAX_BODY", address)
         try:
             pulls = parse_events(json.loads(body), datetime.now(UTC))
         except (ValueError, EventError) as exc:
-            return 400, f"bad notification: {exc}\n".encode()
+            return self._refuse(400, f"bad notification: {exc}\n".encode(), str(exc), address)
+        if self.queue.qsize() + len(self.failed) >= MAX_QUEUED:
+            return self._refuse(503, b"not recording: the store fails\n", "store failing", address)
         kept = [p for p in pulls if self.counts(p)]
         for pull in kept:
             self.queue.put_nowait(pull)
+        if self.interval is None:
+            self.intervals += 1
+            self.interval = (f"{self.id}-{self.intervals}", datetime.now(UTC))
         answer = {"pulls": len(kept), "ignored": len(pulls) - len(kept)}
         return 200, json.dumps(answer).encode()
+
+    def _refuse(self, status: int, body: bytes, why: str, address: str) -> tuple[int, bytes]:
+        """Answer `status`, and stop claiming the time around it as covered."""
+        now = datetime.now(UTC)
+        self.refused += 1
+        if self.interval is not None:
+            receiver, started = self.interval
+            end = max(started, min(self.covered, now - REFUSAL_UNCOVERS))
+            self.ended.append((receiver, started, end))
+            self.interval = None
+            self.wake.set()
+        self._refusals_unlogged += 1
+        if time.monotonic() - self._refusal_logged >= REFUSAL_LOG_SECONDS:
+            log.warning(
+                "pulls: refused %d notification(s), the last %d (%s) from %s: the pull "
+                "records do not cover from %s until one is accepted",
+                self._refusals_unlogged,
+                status,
+                why[:200],
+                address or "an unknown address",
+                (now - REFUSAL_UNCOVERS).isoformat(timespec="seconds"),
+            )
+            self._refusal_logged = time.monotonic()
+            self._refusals_unlogged = 0
+        return status, body
 
     async def start(self) -> list[asyncio.Task[None]]:
         await self.store.open()
@@ -100,8 +191,10 @@ class Receiver:
             await heartbeat
         self.stopping.set()
         await writer  # writes what arrived since the last batch
-        await self.store.heartbeat(self.id, self.started, datetime.now(UTC))
-        await self.store.close()
+        try:
+            await self.write_uptime()
+        finally:
+            await self.store.close()
 
 
 Scope = dict[str, Any]
@@ -114,8 +207,14 @@ class PullsApp:
     Starlette's request and response objects were a third of the cost of a notification
     (benchmarks/pulls.py)."""
 
-    def __init__(self, store: PullStore, token: str, ignore_user_agents: list[str]) -> None:
-        self.receiver = Receiver(store, token, ignore_user_agents)
+    def __init__(
+        self,
+        store: PullStore,
+        token: str,
+        ignore_user_agents: list[str],
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+    ) -> None:
+        self.receiver = Receiver(store, token, ignore_user_agents, heartbeat_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -143,7 +242,9 @@ class PullsApp:
             if method != "POST":
                 return 405, b"method not allowed\n"
             authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-            return self.receiver.take(authorization, await _body(receive))
+            client = scope.get("client")
+            address = f"{client[0]}:{client[1]}" if client else ""
+            return self.receiver.take(authorization, await _body(receive), address)
         if path == "/healthz" and method in ("GET", "HEAD"):
             return 200, b"ok\n"
         return 404, b"not found\n"
@@ -181,9 +282,14 @@ async def _body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-def make_app(store: PullStore, token: str, ignore_user_agents: list[str]) -> PullsApp:
+def make_app(
+    store: PullStore,
+    token: str,
+    ignore_user_agents: list[str],
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
+) -> PullsApp:
     """The service as an ASGI app (run by uvicorn; tests run it the same way)."""
-    return PullsApp(store, token, ignore_user_agents)
+    return PullsApp(store, token, ignore_user_agents, heartbeat_seconds)
 
 
 def serve(

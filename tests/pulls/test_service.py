@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,7 +22,8 @@ import uvicorn
 
 from flows.demo.images import push_image
 from flows.demo.registry_server import LocalRegistry, free_port
-from tasks.pulls.service import make_app
+from tasks.pulls.records import GAP_TOLERANCE, PullRecords
+from tasks.pulls.service import REFUSAL_UNCOVERS, make_app
 from tasks.pulls.store import DigestPulls, PullStore
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import scan_registry
@@ -33,10 +36,12 @@ NOW = datetime.now(UTC)
 class Service:
     """The service in a thread, on a free port, as uvicorn runs it."""
 
-    def __init__(self, database: str, ignore: list[str] | None = None) -> None:
+    def __init__(
+        self, database: str, ignore: list[str] | None = None, heartbeat_seconds: float = 10.0
+    ) -> None:
         self.port = free_port()
         self.database = database
-        self.app = make_app(PullStore(database), TOKEN, ignore or [])
+        self.app = make_app(PullStore(database), TOKEN, ignore or [], heartbeat_seconds)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -266,10 +271,17 @@ def test_the_cli_serves_until_stopped_and_refuses_to_start_without_a_token(
         }
         headers = {"Authorization": f"Bearer {TOKEN}"}
         assert httpx.post(f"{url}/events", json=event, headers=headers).status_code == 200
+        assert httpx.post(f"{url}/events", json=event).status_code == 401
     finally:
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0, err.decode()
+    # the operator sees the refusal, from where, and what it means for the records
+    assert (
+        "refused 1 notification(s), the last 401 (a wrong or missing bearer token) from "
+        in (err.decode())
+        and "do not cover from" in err.decode()
+    )
 
     async def read() -> tuple[int, int]:
         store = await PullStore(database).open()
@@ -278,7 +290,123 @@ def test_the_cli_serves_until_stopped_and_refuses_to_start_without_a_token(
         finally:
             await store.close()
 
-    assert asyncio.run(read()) == (1, 1), err.decode()  # written on the way out; uptime too
+    # written on the way out; the uptime too, the interval the refusal ended
+    assert asyncio.run(read()) == (1, 1), err.decode()
+
+
+def pull_event(digest: str) -> dict[str, object]:
+    return {
+        "events": [
+            {
+                "action": "pull",
+                "target": {
+                    "repository": "app",
+                    "digest": digest,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                },
+                "request": {"method": "GET", "useragent": "containerd/1.7"},
+            }
+        ]
+    }
+
+
+def read_records(database: str) -> PullRecords:
+    async def read() -> PullRecords:
+        store = await PullStore(database).open()
+        try:
+            return await store.records()
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def read_uptime(database: str) -> list[tuple[datetime, datetime]]:
+    async def read() -> list[tuple[datetime, datetime]]:
+        store = PullStore(database)  # not open(): that would create the tables
+        try:
+            return await store.uptime()
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def covered(uptime: list[tuple[datetime, datetime]], since: datetime, until: datetime) -> bool:
+    """True when some interval of `uptime` overlaps (since, until)."""
+    return any(started < until and seen > since for started, seen in uptime)
+
+
+@pytest.mark.parametrize("refusal", ["wrong token", "malformed"])
+def test_a_refused_notification_is_a_gap_in_the_records_until_one_is_accepted(
+    tmp_path: Path, refusal: str
+) -> None:
+    """A refused notification may have carried pulls nobody sends again: from
+    REFUSAL_UNCOVERS before it (longer than the readers' tolerance, so a receiver up for a
+    while leaves a gap the plan sees at once) until a notification is accepted, no interval
+    of the uptime covers, and the pulls accepted on either side are recorded."""
+    database = f"sqlite:///{tmp_path / 'pulls.db'}"
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    with Service(database, heartbeat_seconds=0.1) as service:
+        url = f"{service.url}/events"
+        assert httpx.post(url, json=pull_event("sha256:" + "a1" * 32), headers=good).is_success
+        wait_for(lambda: service.written() == 1)
+        time.sleep(0.5)
+        [(up_from, up_to)] = read_uptime(database)
+        assert up_to > up_from + timedelta(seconds=0.3)  # the heartbeat moves it on
+        refused_at = datetime.now(UTC)
+        if refusal == "wrong token":
+            answer = httpx.post(url, json=pull_event("sha256:" + "a2" * 32))
+        else:
+            answer = httpx.post(url, content=b'{"events": [{"action": "pull"', headers=good)
+        assert answer.status_code in (400, 401)
+        uncovered_from = max(up_from, refused_at - REFUSAL_UNCOVERS)
+        # and it stays so while nothing is accepted
+        wait_for(lambda: not covered(read_uptime(database), uncovered_from, refused_at), 2)
+        time.sleep(0.5)
+        accepted_at = datetime.now(UTC)
+        assert not covered(read_uptime(database), uncovered_from, accepted_at)
+        assert httpx.post(url, json=pull_event("sha256:" + "a3" * 32), headers=good).is_success
+        wait_for(lambda: service.written() == 2)
+        time.sleep(0.5)
+        records = read_records(database)
+        assert not covered(records.uptime, uncovered_from, accepted_at)
+        assert covered(records.uptime, accepted_at, datetime.now(UTC) - timedelta(seconds=0.3))
+        assert len(records.uptime) == 2
+        assert sorted(records.last["digest"]) == ["sha256:" + "a1" * 32, "sha256:" + "a3" * 32]
+    assert REFUSAL_UNCOVERS > GAP_TOLERANCE
+
+
+def test_while_the_store_fails_the_uptime_stops_and_the_pulls_are_written_after(
+    tmp_path: Path,
+) -> None:
+    """A pull accepted while the database refuses writes is kept and retried, and the
+    uptime does not move past it until it is written: the heartbeat goes on, but the
+    records never claim a time whose pulls they do not hold."""
+    path = tmp_path / "pulls.db"
+    database = f"sqlite:///{path}"
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    with Service(database, heartbeat_seconds=0.1) as service:
+        url = f"{service.url}/events"
+        assert httpx.post(url, json=pull_event("sha256:" + "b1" * 32), headers=good).is_success
+        wait_for(lambda: service.written() == 1)
+        with closing(sqlite3.connect(path)) as connection:
+            connection.execute("DROP TABLE pull_days")  # every batch's transaction now fails
+        failing_from = datetime.now(UTC)
+        assert httpx.post(url, json=pull_event("sha256:" + "b2" * 32), headers=good).is_success
+        time.sleep(1.5)  # fifteen heartbeats
+        [(_, last_seen)] = read_uptime(database)
+        assert last_seen <= failing_from
+        assert service.written() == 1
+        read_records(database)  # open() creates the missing table again: writes work
+        wait_for(lambda: service.written() == 2)
+        time.sleep(0.5)
+        now = datetime.now(UTC)
+        records = read_records(database)
+        [(_, last_seen)] = records.uptime
+        assert last_seen > failing_from + timedelta(seconds=1)
+        assert records.gaps(now - timedelta(seconds=5), now) == []  # nothing was lost
+        assert sorted(records.last["digest"]) == ["sha256:" + "b1" * 32, "sha256:" + "b2" * 32]
 
 
 def test_the_plan_keeps_what_skopeo_pulled_and_fails_closed_on_a_window_it_cannot_see(
@@ -340,3 +468,33 @@ def test_a_store_that_cannot_be_read_stops_the_plan_with_exit_3(
     done = run_cli("plan", "-c", str(config))
     assert done.returncode == 3, done.stderr
     assert "pull records: cannot open" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_past_max_queued_while_the_store_fails_notifications_are_503_and_a_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pulls waiting for a failing store are bounded: past MAX_QUEUED the service answers
+    503 (the sender keeps the notification and retries) and, as for any refusal, stops
+    claiming the time around it."""
+    import tasks.pulls.service
+
+    monkeypatch.setattr(tasks.pulls.service, "MAX_QUEUED", 1)
+    path = tmp_path / "pulls.db"
+    database = f"sqlite:///{path}"
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    with Service(database, heartbeat_seconds=0.1) as service:
+        url = f"{service.url}/events"
+        with closing(sqlite3.connect(path)) as connection:
+            connection.execute("DROP TABLE pull_days")
+        assert httpx.post(url, json=pull_event("sha256:" + "c1" * 32), headers=good).is_success
+        wait_for(lambda: service.app.receiver.failed)  # taken off the queue, and failed
+        answer = httpx.post(url, json=pull_event("sha256:" + "c2" * 32), headers=good)
+        assert answer.status_code == 503 and b"not recording" in answer.content
+        read_records(database)  # the table again: the waiting pull is written
+        wait_for(lambda: service.written() == 1)
+        assert httpx.post(url, json=pull_event("sha256:" + "c3" * 32), headers=good).is_success
+        wait_for(lambda: service.written() == 2)
+        time.sleep(0.3)
+        records = read_records(database)
+    assert sorted(records.last["digest"]) == ["sha256:" + "c1" * 32, "sha256:" + "c3" * 32]
+    assert len(records.uptime) == 2  # the 503 ended the first interval
