@@ -207,14 +207,8 @@ class PullsApp:
     Starlette's request and response objects were a third of the cost of a notification
     (benchmarks/pulls.py)."""
 
-    def __init__(
-        self,
-        store: PullStore,
-        token: str,
-        ignore_user_agents: list[str],
-        heartbeat_seconds: float = HEARTBEAT_SECONDS,
-    ) -> None:
-        self.receiver = Receiver(store, token, ignore_user_agents, heartbeat_seconds)
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -289,7 +283,7 @@ def make_app(
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
 ) -> PullsApp:
     """The service as an ASGI app (run by uvicorn; tests run it the same way)."""
-    return PullsApp(store, token, ignore_user_agents, heartbeat_seconds)
+    return PullsApp(Receiver(store, token, ignore_user_agents, heartbeat_seconds))
 
 
 def serve(

@@ -332,6 +332,21 @@ def read_uptime(database: str) -> list[tuple[datetime, datetime]]:
     return asyncio.run(read())
 
 
+@pytest.fixture
+def quick(tmp_path: Path) -> Iterator[tuple[Service, Path]]:
+    """The service on a fresh SQLite file, its heartbeat every 0.1 s."""
+    path = tmp_path / "pulls.db"
+    with Service(f"sqlite:///{path}", heartbeat_seconds=0.1) as service:
+        yield service, path
+
+
+def post_pull(service: Service, digest_byte: str, token: str | None = TOKEN) -> httpx.Response:
+    """A Distribution notification of one pull of `sha256:<digest_byte x 32>`."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    event = pull_event("sha256:" + digest_byte * 32)
+    return httpx.post(f"{service.url}/events", json=event, headers=headers)
+
+
 def covered(uptime: list[tuple[datetime, datetime]], since: datetime, until: datetime) -> bool:
     """True when some interval of `uptime` overlaps (since, until)."""
     return any(started < until and seen > since for started, seen in uptime)
@@ -339,74 +354,73 @@ def covered(uptime: list[tuple[datetime, datetime]], since: datetime, until: dat
 
 @pytest.mark.parametrize("refusal", ["wrong token", "malformed"])
 def test_a_refused_notification_is_a_gap_in_the_records_until_one_is_accepted(
-    tmp_path: Path, refusal: str
+    quick: tuple[Service, Path], refusal: str
 ) -> None:
     """A refused notification may have carried pulls nobody sends again: from
     REFUSAL_UNCOVERS before it (longer than the readers' tolerance, so a receiver up for a
     while leaves a gap the plan sees at once) until a notification is accepted, no interval
     of the uptime covers, and the pulls accepted on either side are recorded."""
-    database = f"sqlite:///{tmp_path / 'pulls.db'}"
-    good = {"Authorization": f"Bearer {TOKEN}"}
-    with Service(database, heartbeat_seconds=0.1) as service:
-        url = f"{service.url}/events"
-        assert httpx.post(url, json=pull_event("sha256:" + "a1" * 32), headers=good).is_success
-        wait_for(lambda: service.written() == 1)
-        time.sleep(0.5)
-        [(up_from, up_to)] = read_uptime(database)
-        assert up_to > up_from + timedelta(seconds=0.3)  # the heartbeat moves it on
-        refused_at = datetime.now(UTC)
-        if refusal == "wrong token":
-            answer = httpx.post(url, json=pull_event("sha256:" + "a2" * 32))
-        else:
-            answer = httpx.post(url, content=b'{"events": [{"action": "pull"', headers=good)
-        assert answer.status_code in (400, 401)
-        uncovered_from = max(up_from, refused_at - REFUSAL_UNCOVERS)
-        # and it stays so while nothing is accepted
-        wait_for(lambda: not covered(read_uptime(database), uncovered_from, refused_at), 2)
-        time.sleep(0.5)
-        accepted_at = datetime.now(UTC)
-        assert not covered(read_uptime(database), uncovered_from, accepted_at)
-        assert httpx.post(url, json=pull_event("sha256:" + "a3" * 32), headers=good).is_success
-        wait_for(lambda: service.written() == 2)
-        time.sleep(0.5)
-        records = read_records(database)
-        assert not covered(records.uptime, uncovered_from, accepted_at)
-        assert covered(records.uptime, accepted_at, datetime.now(UTC) - timedelta(seconds=0.3))
-        assert len(records.uptime) == 2
-        assert sorted(records.last["digest"]) == ["sha256:" + "a1" * 32, "sha256:" + "a3" * 32]
+    service, _ = quick
+    database = service.database
+    assert post_pull(service, "a1").is_success
+    wait_for(lambda: service.written() == 1)
+    time.sleep(0.5)
+    [(up_from, up_to)] = read_uptime(database)
+    assert up_to > up_from + timedelta(seconds=0.3)  # the heartbeat moves it on
+    refused_at = datetime.now(UTC)
+    if refusal == "wrong token":
+        answer = post_pull(service, "a2", token=None)
+    else:
+        answer = httpx.post(
+            f"{service.url}/events",
+            content=b'{"events": [{"action": "pull"',
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    assert answer.status_code in (400, 401)
+    uncovered_from = max(up_from, refused_at - REFUSAL_UNCOVERS)
+    # and it stays so while nothing is accepted
+    wait_for(lambda: not covered(read_uptime(database), uncovered_from, refused_at), 2)
+    time.sleep(0.5)
+    accepted_at = datetime.now(UTC)
+    assert not covered(read_uptime(database), uncovered_from, accepted_at)
+    assert post_pull(service, "a3").is_success
+    wait_for(lambda: service.written() == 2)
+    time.sleep(0.5)
+    records = read_records(database)
+    assert not covered(records.uptime, uncovered_from, accepted_at)
+    assert covered(records.uptime, accepted_at, datetime.now(UTC) - timedelta(seconds=0.3))
+    assert len(records.uptime) == 2
+    assert sorted(records.last["digest"]) == ["sha256:" + "a1" * 32, "sha256:" + "a3" * 32]
     assert REFUSAL_UNCOVERS > GAP_TOLERANCE
 
 
 def test_while_the_store_fails_the_uptime_stops_and_the_pulls_are_written_after(
-    tmp_path: Path,
+    quick: tuple[Service, Path],
 ) -> None:
     """A pull accepted while the database refuses writes is kept and retried, and the
     uptime does not move past it until it is written: the heartbeat goes on, but the
     records never claim a time whose pulls they do not hold."""
-    path = tmp_path / "pulls.db"
-    database = f"sqlite:///{path}"
-    good = {"Authorization": f"Bearer {TOKEN}"}
-    with Service(database, heartbeat_seconds=0.1) as service:
-        url = f"{service.url}/events"
-        assert httpx.post(url, json=pull_event("sha256:" + "b1" * 32), headers=good).is_success
-        wait_for(lambda: service.written() == 1)
-        with closing(sqlite3.connect(path)) as connection:
-            connection.execute("DROP TABLE pull_days")  # every batch's transaction now fails
-        failing_from = datetime.now(UTC)
-        assert httpx.post(url, json=pull_event("sha256:" + "b2" * 32), headers=good).is_success
-        time.sleep(1.5)  # fifteen heartbeats
-        [(_, last_seen)] = read_uptime(database)
-        assert last_seen <= failing_from
-        assert service.written() == 1
-        read_records(database)  # open() creates the missing table again: writes work
-        wait_for(lambda: service.written() == 2)
-        time.sleep(0.5)
-        now = datetime.now(UTC)
-        records = read_records(database)
-        [(_, last_seen)] = records.uptime
-        assert last_seen > failing_from + timedelta(seconds=1)
-        assert records.gaps(now - timedelta(seconds=5), now) == []  # nothing was lost
-        assert sorted(records.last["digest"]) == ["sha256:" + "b1" * 32, "sha256:" + "b2" * 32]
+    service, path = quick
+    database = service.database
+    assert post_pull(service, "b1").is_success
+    wait_for(lambda: service.written() == 1)
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("DROP TABLE pull_days")  # every batch's transaction now fails
+    failing_from = datetime.now(UTC)
+    assert post_pull(service, "b2").is_success
+    time.sleep(1.5)  # fifteen heartbeats
+    [(_, last_seen)] = read_uptime(database)
+    assert last_seen <= failing_from
+    assert service.written() == 1
+    read_records(database)  # open() creates the missing table again: writes work
+    wait_for(lambda: service.written() == 2)
+    time.sleep(0.5)
+    now = datetime.now(UTC)
+    records = read_records(database)
+    [(_, last_seen)] = records.uptime
+    assert last_seen > failing_from + timedelta(seconds=1)
+    assert records.gaps(now - timedelta(seconds=5), now) == []  # nothing was lost
+    assert sorted(records.last["digest"]) == ["sha256:" + "b1" * 32, "sha256:" + "b2" * 32]
 
 
 def test_the_plan_keeps_what_skopeo_pulled_and_fails_closed_on_a_window_it_cannot_see(
@@ -471,7 +485,7 @@ def test_a_store_that_cannot_be_read_stops_the_plan_with_exit_3(
 
 
 def test_past_max_queued_while_the_store_fails_notifications_are_503_and_a_gap(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    quick: tuple[Service, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pulls waiting for a failing store are bounded: past MAX_QUEUED the service answers
     503 (the sender keeps the notification and retries) and, as for any refusal, stops
@@ -479,22 +493,19 @@ def test_past_max_queued_while_the_store_fails_notifications_are_503_and_a_gap(
     import tasks.pulls.service
 
     monkeypatch.setattr(tasks.pulls.service, "MAX_QUEUED", 1)
-    path = tmp_path / "pulls.db"
-    database = f"sqlite:///{path}"
-    good = {"Authorization": f"Bearer {TOKEN}"}
-    with Service(database, heartbeat_seconds=0.1) as service:
-        url = f"{service.url}/events"
-        with closing(sqlite3.connect(path)) as connection:
-            connection.execute("DROP TABLE pull_days")
-        assert httpx.post(url, json=pull_event("sha256:" + "c1" * 32), headers=good).is_success
-        wait_for(lambda: service.app.receiver.failed)  # taken off the queue, and failed
-        answer = httpx.post(url, json=pull_event("sha256:" + "c2" * 32), headers=good)
-        assert answer.status_code == 503 and b"not recording" in answer.content
-        read_records(database)  # the table again: the waiting pull is written
-        wait_for(lambda: service.written() == 1)
-        assert httpx.post(url, json=pull_event("sha256:" + "c3" * 32), headers=good).is_success
-        wait_for(lambda: service.written() == 2)
-        time.sleep(0.3)
-        records = read_records(database)
+    service, path = quick
+    database = service.database
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("DROP TABLE pull_days")
+    assert post_pull(service, "c1").is_success
+    wait_for(lambda: service.app.receiver.failed)  # taken off the queue, and failed
+    answer = post_pull(service, "c2")
+    assert answer.status_code == 503 and b"not recording" in answer.content
+    read_records(database)  # the table again: the waiting pull is written
+    wait_for(lambda: service.written() == 1)
+    assert post_pull(service, "c3").is_success
+    wait_for(lambda: service.written() == 2)
+    time.sleep(0.3)
+    records = read_records(database)
     assert sorted(records.last["digest"]) == ["sha256:" + "c1" * 32, "sha256:" + "c3" * 32]
     assert len(records.uptime) == 2  # the 503 ended the first interval
