@@ -72,6 +72,7 @@ class Receiver:
         # intervals a refusal ended, to be written with their end
         self.interval: tuple[str, datetime] | None = (self.id, self.started)
         self.ended: list[tuple[str, datetime, datetime]] = []
+        self.uncovered_from = self.started  # where the last refusal ended the uptime
         self.intervals = 0
         self.written = 0
         self.refused = 0
@@ -160,8 +161,8 @@ class Receiver:
         self.refused += 1
         if self.interval is not None:
             receiver, started = self.interval
-            end = max(started, min(self.covered, now - REFUSAL_UNCOVERS))
-            self.ended.append((receiver, started, end))
+            self.uncovered_from = max(started, min(self.covered, now - REFUSAL_UNCOVERS))
+            self.ended.append((receiver, started, self.uncovered_from))
             self.interval = None
             self.wake.set()
         self._refusals_unlogged += 1
@@ -173,7 +174,7 @@ class Receiver:
                 status,
                 why[:200],
                 address or "an unknown address",
-                (now - REFUSAL_UNCOVERS).isoformat(timespec="seconds"),
+                self.uncovered_from.isoformat(timespec="seconds"),
             )
             self._refusal_logged = time.monotonic()
             self._refusals_unlogged = 0

@@ -109,3 +109,28 @@ def test_job_template_renders_a_valid_job_for_the_kubernetes_deployment() -> Non
     assert volumes["home"].persistent_volume_claim.claim_name == "regsweep-home"
     assert mounts == {"config": "/etc/regsweep", "home": "/home/regsweep/.regsweep"}
     assert deployment["parameters"]["config_path"].startswith(mounts["config"])
+
+
+def test_the_pulls_service_example_is_valid_and_only_the_registry_reaches_it() -> None:
+    """deployments/pulls/kubernetes.yaml through the client's own models and back (a field
+    Kubernetes does not know would be dropped and the two would differ), and the
+    NetworkPolicy the README relies on: a stray POST to /events ends the records' uptime,
+    so only the registry's pods may reach the service's port."""
+    text = (DEPLOYMENTS / "pulls" / "kubernetes.yaml").read_text()
+    documents = list(yaml.safe_load_all(text.replace("${REGSWEEP_IMAGE}", "reg.example/rs:1")))
+    api = ApiClient()
+    models = {}
+    for document in documents:
+        model = api._ApiClient__deserialize(document, f"V1{document['kind']}")  # type: ignore[attr-defined]
+        assert api.sanitize_for_serialization(model) == document
+        models[document["kind"]] = model
+    assert set(models) == {"Secret", "Deployment", "Service", "NetworkPolicy"}
+    pods = models["Deployment"].spec.template.metadata.labels
+    (container,) = models["Deployment"].spec.template.spec.containers
+    (port,) = container.ports
+    assert models["Service"].spec.selector == pods
+    policy = models["NetworkPolicy"].spec
+    assert policy.pod_selector.match_labels == pods and policy.policy_types == ["Ingress"]
+    (rule,) = policy.ingress
+    assert [p.port for p in rule.ports] == [port.container_port]
+    assert [peer.pod_selector.match_labels for peer in rule._from] == [{"app": "registry"}]
