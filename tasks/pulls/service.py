@@ -41,7 +41,7 @@ OWN_USER_AGENT = "regsweep*"  # tasks.core.identity.USER_AGENT: our reads are no
 # stops covering this long before it, longer than the readers' GAP_TOLERANCE, so it is
 # always a gap, however soon a notification is accepted again.
 REFUSAL_UNCOVERS = 2 * GAP_TOLERANCE
-REFUSAL_LOG_SECONDS = 10.0  # one warning line per this, counting the refusals since
+LOG_EVERY_SECONDS = 10.0  # one line per this for refusals (with a count) and for failed writes
 
 
 class Receiver:
@@ -75,9 +75,9 @@ class Receiver:
         self.uncovered_from = self.started  # where the last refusal ended the uptime
         self.intervals = 0
         self.written = 0
-        self.refused = 0
+        self._failure_logged = -LOG_EVERY_SECONDS
         self._refusals_unlogged = 0
-        self._refusal_logged = 0.0
+        self._refusal_logged = -LOG_EVERY_SECONDS
         self.stopping = asyncio.Event()
         self.wake = asyncio.Event()  # an ended interval to write now
 
@@ -103,12 +103,14 @@ class Receiver:
             try:
                 self.written += await self.store.record(self.failed)
             except Exception:  # keep receiving; the uptime stops at `covered`
-                log.exception(
-                    "pulls: %d pulls could not be written (retried; the records cover "
-                    "up to %s until they are)",
-                    len(self.failed),
-                    self.covered.isoformat(timespec="seconds"),
-                )
+                if time.monotonic() - self._failure_logged >= LOG_EVERY_SECONDS:
+                    log.exception(  # retried every batch, logged once per 10 s
+                        "pulls: %d pulls could not be written (retried; the records cover "
+                        "up to %s until they are)",
+                        len(self.failed) + self.queue.qsize(),
+                        self.covered.isoformat(timespec="seconds"),
+                    )
+                    self._failure_logged = time.monotonic()
                 return
             self.failed = []
         self.covered = max(self.covered, began)
@@ -158,7 +160,6 @@ class Receiver:
     def _refuse(self, status: int, body: bytes, why: str, address: str) -> tuple[int, bytes]:
         """Answer `status`, and stop claiming the time around it as covered."""
         now = datetime.now(UTC)
-        self.refused += 1
         if self.interval is not None:
             receiver, started = self.interval
             self.uncovered_from = max(started, min(self.covered, now - REFUSAL_UNCOVERS))
@@ -166,7 +167,7 @@ class Receiver:
             self.interval = None
             self.wake.set()
         self._refusals_unlogged += 1
-        if time.monotonic() - self._refusal_logged >= REFUSAL_LOG_SECONDS:
+        if time.monotonic() - self._refusal_logged >= LOG_EVERY_SECONDS:
             log.warning(
                 "pulls: refused %d notification(s), the last %d (%s) from %s: the pull "
                 "records do not cover from %s until one is accepted",

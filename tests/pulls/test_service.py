@@ -395,7 +395,7 @@ def test_a_refused_notification_is_a_gap_in_the_records_until_one_is_accepted(
 
 
 def test_while_the_store_fails_the_uptime_stops_and_the_pulls_are_written_after(
-    quick: tuple[Service, Path],
+    quick: tuple[Service, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A pull accepted while the database refuses writes is kept and retried, and the
     uptime does not move past it until it is written: the heartbeat goes on, but the
@@ -408,10 +408,12 @@ def test_while_the_store_fails_the_uptime_stops_and_the_pulls_are_written_after(
         connection.execute("DROP TABLE pull_days")  # every batch's transaction now fails
     failing_from = datetime.now(UTC)
     assert post_pull(service, "b2").is_success
-    time.sleep(1.5)  # fifteen heartbeats
+    time.sleep(1.5)  # fifteen heartbeats, seven retries
     [(_, last_seen)] = read_uptime(database)
     assert last_seen <= failing_from
     assert service.written() == 1
+    failures = [r for r in caplog.records if "could not be written" in r.getMessage()]
+    assert len(failures) == 1  # logged once per LOG_EVERY_SECONDS, not once a retry
     read_records(database)  # open() creates the missing table again: writes work
     wait_for(lambda: service.written() == 2)
     time.sleep(0.5)
