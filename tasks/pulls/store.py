@@ -201,9 +201,12 @@ class PullStore:
         ]
 
     async def records(self) -> PullRecords:
-        """Everything the store holds, as the plan reads it. The values come back as the
-        driver gives them (SQLite: text) and are converted a column at a time: a million
-        digests took 22 s a row at a time, mostly in per-row datetimes and JSON."""
+        """Everything the store holds, as the plan reads it. The uptime is read first: a
+        receiver writes a time only once every pull it accepted before then is written, so
+        the pulls read after it hold every pull of the time it claims (read after them, it
+        could claim pulls written in between). The values come back as the driver gives
+        them (SQLite: text) and are converted a column at a time: a million digests took
+        22 s a row at a time, mostly in per-row datetimes and JSON."""
         last_query = sa.select(
             pull_digests.c.repository,
             pull_digests.c.digest,
@@ -218,6 +221,7 @@ class PullStore:
         )
         try:
             async with self.engine.connect() as connection:
+                intervals = (await connection.execute(sa.select(uptime))).all()
                 last = (await connection.execute(last_query)).all()
                 days = (await connection.execute(days_query)).all()
         except sa.exc.SQLAlchemyError as exc:
@@ -225,7 +229,7 @@ class PullStore:
         return PullRecords(
             _frame(last, LAST_COLUMNS, agents="user_agents"),
             _frame(days, DAY_COLUMNS),
-            await self.uptime(),
+            _intervals(intervals),
         )
 
     async def uptime(self) -> list[tuple[datetime, datetime]]:
@@ -235,7 +239,7 @@ class PullStore:
                 rows = (await connection.execute(sa.select(uptime))).all()
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"pull records: reading {self._safe_url} failed: {exc}") from exc
-        return [(_utc(r.started), _utc(r.last_seen)) for r in rows]
+        return _intervals(rows)
 
 
 def _frame(rows: Sequence[sa.Row[Any]], columns: dict[str, str], agents: str = "") -> pd.DataFrame:
@@ -248,6 +252,10 @@ def _frame(rows: Sequence[sa.Row[Any]], columns: dict[str, str], agents: str = "
         lists[:] = [json.loads(text) for text in texts]
         values[agents] = lists[codes]
     return typed_frame(values, columns)
+
+
+def _intervals(rows: Sequence[sa.Row[Any]]) -> list[tuple[datetime, datetime]]:
+    return [(_utc(r.started), _utc(r.last_seen)) for r in rows]
 
 
 def _utc(value: datetime) -> datetime:

@@ -6,6 +6,7 @@ and neither writes anything. SQLite here; the same store on PostgreSQL in test_s
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sqlite3
 import subprocess
@@ -511,3 +512,53 @@ def test_past_max_queued_while_the_store_fails_notifications_are_503_and_a_gap(
     records = read_records(database)
     assert sorted(records.last["digest"]) == ["sha256:" + "c1" * 32, "sha256:" + "c3" * 32]
     assert len(records.uptime) == 2  # the 503 ended the first interval
+
+
+def test_the_records_never_claim_a_time_whose_pulls_they_lack(
+    quick: tuple[Service, Path],
+) -> None:
+    """The race between a run reading the records and the service writing them: pulls land
+    in batches while the plan's read is under way, and what one read returns must hold
+    every pull accepted before the latest time its uptime claims (else a pull in that time
+    looks like none, inside covered time). A large day table makes the read long enough
+    that batches and heartbeats land in the middle of it."""
+    service, path = quick
+    with closing(sqlite3.connect(path)) as connection:
+        connection.executemany(
+            "INSERT INTO pull_days VALUES ('old', ?, '2026-01-01', 1)",
+            ((f"sha256:{n:064x}",) for n in range(150_000)),
+        )
+        connection.commit()
+    posted: list[tuple[str, datetime]] = []  # digest, a time after its 200
+    stop = threading.Event()
+
+    def post() -> None:
+        with httpx.Client() as client:
+            for n in itertools.count():
+                if stop.is_set():
+                    return
+                digest = f"sha256:{n + 1:064x}"
+                answer = client.post(
+                    f"{service.url}/events",
+                    json=pull_event(digest),
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                )
+                assert answer.status_code == 200
+                posted.append((digest, datetime.now(UTC)))
+                time.sleep(0.002)
+
+    poster = threading.Thread(target=post, daemon=True)
+    poster.start()
+    try:
+        wait_for(lambda: len(posted) > 10)
+        for _ in range(3):
+            before = list(posted)
+            records = read_records(service.database)
+            claimed = max(seen for _, seen in records.uptime)
+            present = set(records.last["digest"])
+            lacking = [d for d, done in before if done < claimed and d not in present]
+            assert lacking == [], f"{len(lacking)} pulls inside claimed time are missing"
+    finally:
+        stop.set()
+        poster.join(10)
+    assert len(posted) > 100
