@@ -39,7 +39,10 @@ def run_checks(config: Config) -> Iterator[Check]:
     """Yield the checks of `config`, each as soon as it is done."""
     yield from _keep_list(config)
     yield _kind(config)
-    yield from _registry(config)
+    registry = list(_registry(config))
+    yield from registry
+    if all(c.ok for c in registry if c.part in ("registry", "listing")):
+        yield _whole(config)
     if config.uses_git:
         yield _git(config)
     if config.uses_kubernetes:
@@ -130,6 +133,21 @@ def _registry(config: Config) -> Iterator[Check]:
 
     asyncio.run(go())
     yield from results
+
+
+def _whole(config: Config) -> Check:
+    """Every tag names a manifest, and no earlier run's ledger record is open: what a crash
+    mid-DELETE would leave (`tasks.delete.reconcile`). Reads tags and ledgers; changes
+    nothing."""
+    from tasks.delete.stage import repair_registry
+
+    try:
+        _, damage = repair_registry(config, None)
+    except RegistryError as exc:
+        return Check("tags", False, str(exc))
+    if damage.dangling or damage.open_records:
+        return Check("tags", False, "; ".join(damage.notes()))
+    return Check("tags", True, "every tag names a manifest; no ledger record left open")
 
 
 async def _deletes(client: RegistryClient, repository: str) -> Check:

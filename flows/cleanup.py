@@ -31,7 +31,7 @@ from tasks.core.config import Config, load_config
 from tasks.core.home import regsweep_home
 from tasks.delete.guards import cluster_refusal, git_refusal, unmatched_hosts
 from tasks.delete.loader import DeleteRequest
-from tasks.delete.task import delete_task, in_use_task
+from tasks.delete.task import delete_task, in_use_task, reconcile_task, verify_task
 from tasks.git.task import extract_git_task
 from tasks.policy.plan import Plan
 from tasks.policy.task import plan_task
@@ -101,10 +101,20 @@ def cleanup(
         in_use=in_use,
         untag=config.cleanup.untag,
     )
+    # First finish what earlier runs' crashes cut short (tags naming nothing, open records).
+    repairs, damage = reconcile_task(config, registry, str(ledger_path) if apply else None, run_id)
     delete_step = delete_fanned_out if slots else delete_task
     results: pd.DataFrame = delete_step(config, plan.table, registry, request)
+    if not repairs.empty:
+        results = pd.concat([repairs, results], ignore_index=True)
+    # Then read again what must survive: a loss fails the run, whoever caused it.
+    verdict = verify_task(config, plan.table, registry, in_use, str(ledger_path)) if apply else None
 
     notes = stage_notes(config, registry) + pull_gap_notes(plan) + untag_notes(results)
+    if not apply:
+        notes += damage.notes()
+    elif verdict is not None:
+        notes += [f"not whole after the run: {line}" for line in verdict.lines()]
     unknown = sum(len(v) for v in plan.unknown_commits.values())
     if unknown:
         notes.append(f"{unknown} image link(s) name commits Git does not know")
@@ -143,6 +153,7 @@ def cleanup(
         notes=notes,
         problems=problems(results),
         refusals=refusals(results),
+        damage=verdict.lines() if verdict is not None else [],
     )
     failure = run_failure(result)
     if failure is not None:

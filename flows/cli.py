@@ -281,7 +281,10 @@ def plan(
     if out is not None:
         write_plan(planned.plan.table, out)
         errors.print(f"plan written to {out}", soft_wrap=True, highlight=False, markup=False)
-    notes = stage_notes(cfg, planned.registry) + pull_gap_notes(planned.plan)
+    from tasks.delete.stage import run_reconcile
+
+    _, damage = run_reconcile(cfg, planned.registry, None)  # reads ledgers, sends nothing
+    notes = stage_notes(cfg, planned.registry) + pull_gap_notes(planned.plan) + damage.notes()
     if output == "json":
         print_json(plan_document(cfg, moment, planned, notes))
     else:
@@ -652,6 +655,76 @@ def check(config: ConfigOption, werf_config: WerfOption = None) -> None:
     if failed:
         errors.print(f"regsweep: {failed} check(s) failed", highlight=False)
         raise typer.Exit(3)
+
+
+@app.command()
+def verify(config: ConfigOption, output: OutputOption = "table") -> None:
+    """Is the registry whole? Every tag of the configured repositories names a manifest and
+    every image the cluster uses is there. Deletes nothing; exit 0 only when whole (4 when
+    something is missing or dangling, 3 when a part cannot be read)."""
+    output = output_format(output)
+    cfg = _config(config)
+    from tasks.delete.stage import verify_registry
+
+    try:
+        verdict = verify_registry(cfg)
+    except expected_errors() as exc:
+        raise fail(exc) from None
+    if output == "json":
+        print_json({"whole": verdict.whole, "problems": verdict.lines()})
+    else:
+        for line in verdict.lines():
+            say(line)
+        say(
+            f"{'whole' if verdict.whole else 'NOT whole'}: {verdict.repositories} "
+            f"repositories, {verdict.tags} tags, {verdict.needed} images in use read; "
+            f"{len(verdict.missing)} missing, {len(verdict.dangling)} dangling"
+        )
+    if verdict.errors:
+        raise typer.Exit(3)
+    if not verdict.whole:
+        raise typer.Exit(4)
+
+
+@app.command()
+def repair(
+    config: ConfigOption,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="really remove them (default: show what it would do)")
+    ] = False,
+    ledger: Annotated[
+        Path | None, typer.Option("--ledger", help="where to record the repairs")
+    ] = None,
+) -> None:
+    """Remove tags that name nothing (a deletion cut short by a crash, or another tool's
+    damage), whoever left them, and close ledger records earlier runs left open."""
+    cfg = _config(config)
+    from datetime import UTC, datetime
+
+    from flows.cleanup import runs_home
+    from tasks.delete.stage import repair_registry
+
+    path = None
+    if apply:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        path = ledger or runs_home() / f"repair-{stamp}" / "ledger.jsonl"
+    try:
+        rows, damage = repair_registry(cfg, str(path) if path else None)
+    except expected_errors() as exc:
+        raise fail(exc) from None
+    for row in rows.itertuples(index=False):
+        tags = ", ".join(row.tags)
+        at = f" (named {row.digest})" if row.digest else ""
+        say(f"{row.outcome}: {row.repository}:{tags}{at} — {row.detail}")
+    if rows.empty and not damage.open_records:
+        say("nothing to repair: every tag names a manifest")
+    elif damage.open_records:
+        verb = "closed" if apply else "to close"
+        say(f"{len(damage.open_records)} open ledger record(s) {verb}")
+    if path is not None and not rows.empty:
+        say(f"ledger {path}")
+    if (rows["outcome"] == "failed").any():
+        raise typer.Exit(4)
 
 
 pulls_app = typer.Typer(help="Pull records: what the registry says was pulled.")

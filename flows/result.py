@@ -32,6 +32,8 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # failed/refused deletions, one line each
     refusals: list[str] = field(default_factory=list)  # why deletions were refused, distinct
+    # after an apply, what `tasks.delete.verify` found missing or dangling, one line each
+    damage: list[str] = field(default_factory=list)
 
 
 class RunFailed(Exception):
@@ -75,14 +77,22 @@ def refusals(results: pd.DataFrame) -> list[str]:
 
 
 def run_failure(result: RunResult) -> RunFailed | None:
-    """The failure `result` ends in, if any: refused or failed deletions (exit 4) come
-    before an incomplete listing (exit 3), since they need the ledger."""
+    """The failure `result` ends in, if any: a registry left not whole, refused or failed
+    deletions (exit 4) come before an incomplete listing (exit 3), since they need the
+    ledger or a person."""
     failed = sum(n for outcome, n in result.outcomes.items() if outcome in FAILED_OUTCOMES)
     refused = sum(n for outcome, n in result.outcomes.items() if outcome in REFUSED_OUTCOMES)
     deleted = result.outcomes.get("deleted", 0)
     scope = ", ".join(f"{repo} ({why})" for repo, why in sorted(result.incomplete.items()))
-    if failed or refused:
+    if failed or refused or result.damage:
         parts = []
+        if result.damage:
+            restored = sum("put back from this run's ledger" in line for line in result.damage)
+            parts.append(
+                f"the registry is not whole after the run: {len(result.damage)} problem(s)"
+                + (f", {restored} put back from the ledger" if restored else "")
+                + f" ({result.damage[0]}{'; ...' if len(result.damage) > 1 else ''})"
+            )
         if failed:
             parts.append(f"{failed} deletion(s) failed or were not attempted")
         if refused:

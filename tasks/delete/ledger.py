@@ -8,7 +8,8 @@ Record fields: time (ISO 8601 UTC), state, registry (host), registry_url (with i
 what `regsweep restore` talks to), repository, digest, tags (list),
 media_type, manifest (base64 of the exact bytes), reason, flow_run_id, detail, action
 (``delete``: the digest and every tag on it; ``untag``: the one tag in `tags`, the digest
-stays), placeholder (an untag by overwrite: the digest of the placeholder manifest the
+stays; ``repair``: dangling tags removed, see `tasks.delete.reconcile`: nothing to restore),
+placeholder (an untag by overwrite: the digest of the placeholder manifest the
 tag was pointed at before it was deleted, so a restore knows that tag as its own) and
 vendor, vendor_api, vendor_id (a deletion through a vendor's API: which, where, and its id
 of the manifest; `regsweep restore` asks that API to restore it).
@@ -25,10 +26,11 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tasks.core.home import regsweep_home
 from tasks.delete.errors import LedgerError
 
 STATES = ("pending", "done", "gone", "failed")
-ACTIONS = ("delete", "untag")
+ACTIONS = ("delete", "untag", "repair")
 
 
 @dataclass
@@ -56,8 +58,42 @@ class LedgerRecord:
         return base64.b64decode(self.manifest)
 
 
+def ledger_index() -> Path:
+    """The file listing every ledger regsweep has written on this machine, one absolute path
+    a line: how a run finds earlier runs' ledgers (`tasks.delete.reconcile`), wherever
+    `--ledger` put them."""
+    return regsweep_home() / "ledgers"
+
+
+def known_ledgers() -> list[Path]:
+    """Every ledger in the index that still exists, oldest first."""
+    try:
+        lines = ledger_index().read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    paths = [Path(line) for line in dict.fromkeys(line.strip() for line in lines) if line]
+    return [p for p in paths if p.is_file()]
+
+
+def _index(path: Path) -> None:
+    index = ledger_index()
+    line = f"{path.resolve()}\n"
+    try:
+        if line in index.read_text(encoding="utf-8").splitlines(keepends=True):
+            return
+    except FileNotFoundError:
+        index.parent.mkdir(parents=True, exist_ok=True)
+    # One append of one line on O_APPEND: concurrent writers never tear each other's lines.
+    fd = os.open(index, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
 class Ledger:
-    """Append records to the ledger file at `path` (created with its directory).
+    """Append records to the ledger file at `path` (created with its directory, and named in
+    the `ledger_index`).
 
     Every append returns only once its record is on disk (fsync). Concurrent `record` calls
     are committed as a group: records that arrive while a write is in progress go to disk
@@ -67,6 +103,7 @@ class Ledger:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _index(self.path)
         self._queue: list[tuple[str, asyncio.Future[None]]] = []
         self._flushing = False
 

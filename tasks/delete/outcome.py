@@ -19,6 +19,9 @@ Outcome = Literal[
     "would-untag",  # an untag, dry run
     "skipped-unsupported",  # an untag the registry cannot do (cleanup.untag: api), or a
     # manifest its vendor has no way to delete (Docker Hub: an untagged one): not a failure
+    "repaired",  # tags that named nothing (a deletion cut short) removed (tasks.delete.reconcile)
+    "would-repair",  # the same, dry run
+    "damaged",  # a tag that names nothing and no ledger of ours explains: left, reported
 ]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 FAILED_OUTCOMES = frozenset({"failed", "not-attempted"})

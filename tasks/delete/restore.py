@@ -57,7 +57,7 @@ def restorable(path: str | Path, registry: str, selection: RestoreFilter) -> lis
     by_url = "://" in registry
     sent: dict[tuple[str, str, str, str, tuple[str, ...]], tuple[int, LedgerRecord]] = {}
     for number, record in numbered_records(path):
-        if record.state == "pending":
+        if record.state == "pending" and record.action != "repair":  # a repair: nothing to put back
             where = record.registry_url if by_url else record.registry
             # an untag and a later deletion of the same digest are two things to put back
             key = (where, record.repository, record.digest, record.action, tuple(record.tags))
@@ -76,7 +76,9 @@ def restorable(path: str | Path, registry: str, selection: RestoreFilter) -> lis
 def ledger_registries(path: str | Path) -> list[str]:
     """The registry URLs the ledger's pending records name (empty strings for records written
     before the URL was recorded)."""
-    return sorted({r.registry_url for r in read_ledger(path) if r.state == "pending"})
+    return sorted(
+        {r.registry_url for r in read_ledger(path) if r.state == "pending" and r.action != "repair"}
+    )
 
 
 def check_record(record: LedgerRecord) -> None:

@@ -28,8 +28,10 @@ from tasks.delete.loader import (
     settle_closures,
 )
 from tasks.delete.recheck import InUse
-from tasks.delete.stage import read_in_use, run_deletion, run_marker
+from tasks.delete.reconcile import Damage
+from tasks.delete.stage import read_in_use, run_deletion, run_marker, run_reconcile, run_verify
 from tasks.delete.untag import UntagTarget
+from tasks.delete.verify import Verdict
 from tasks.registry.extract import RegistryExtraction
 from tasks.registry.stage import make_client
 
@@ -38,6 +40,34 @@ from tasks.registry.stage import make_client
 def in_use_task(config: Config) -> InUse:
     """Prefect task: `read_in_use`, never cached (the whole point is a fresh read)."""
     return read_in_use(config)
+
+
+@task(name="reconcile", cache_policy=NO_CACHE)
+def reconcile_task(
+    config: Config, registry: RegistryExtraction, ledger_path: str | None, flow_run_id: str
+) -> tuple[pd.DataFrame, Damage]:
+    """Prefect task: `run_reconcile` (tags naming nothing, earlier runs' open records)."""
+    return run_reconcile(config, registry, ledger_path, flow_run_id)
+
+
+@task(name="verify", cache_policy=NO_CACHE)
+def verify_task(
+    config: Config,
+    plan: pd.DataFrame,
+    registry: RegistryExtraction,
+    in_use: InUse | None,
+    ledger_path: str,
+) -> Verdict:
+    """Prefect task: `run_verify`, after the delete step."""
+    verdict = run_verify(config, plan, registry, in_use, ledger_path)
+    get_run_logger().info(
+        "verify: %d repositories, %d tags, %d needed images read: %s",
+        verdict.repositories,
+        verdict.tags,
+        verdict.needed,
+        "whole" if verdict.whole else f"{len(verdict.lines())} problem(s)",
+    )
+    return verdict
 
 
 @task(name="delete", cache_policy=NO_CACHE)

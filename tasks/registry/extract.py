@@ -31,6 +31,12 @@ Output DataFrames (one row per ...):
 
 ``protected`` — per vendor protection: repository, tag, digest, why (str)
 
+``dangling`` — per listed tag that names nothing: repository, tag (str). The tag list has it
+    (twice: listed, its manifest not found, and listed again after), but its manifest is
+    gone: what a DELETE cut short leaves on Distribution, which removes a manifest's revision
+    before its tags. Such a tag is damage, never an image to keep or delete
+    (`tasks.delete.reconcile` finishes what our ledgers explain).
+
 ``pushed`` — per image of a repository whose push times were asked for (`pushed_for`) and
     that the vendor reports (`Vendor.push_times`); absent otherwise
     repository, digest (str); pushed (datetime64[us, UTC]): the vendor's push time, NaT
@@ -95,6 +101,7 @@ STATUS_COLUMNS = {
 # What a vendor protects (GitLab's protected tags, ECR's archived images, ACR's locks): a
 # tag, or a digest (tag empty), never deleted: the plan's `protected`.
 PROTECTED_COLUMNS = {"repository": "str", "tag": "str", "digest": "str", "why": "str"}
+DANGLING_COLUMNS = {"repository": "str", "tag": "str"}
 PUSHED_COLUMNS = {
     "repository": "str",
     "digest": "str",
@@ -135,6 +142,7 @@ class RegistryExtraction:
     status: pd.DataFrame
     protected: pd.DataFrame = field(default_factory=lambda: _frame([], PROTECTED_COLUMNS))
     pushed: pd.DataFrame = field(default_factory=lambda: _frame([], PUSHED_COLUMNS))
+    dangling: pd.DataFrame = field(default_factory=lambda: _frame([], DANGLING_COLUMNS))
 
     def report_finished(self, progress: ScanProgress) -> None:
         """Tell `progress` every repository of this extraction is done (for scans whose
@@ -158,6 +166,8 @@ class _Repository:
     config_errors: dict[str, str] = field(default_factory=dict)  # config digest -> why
     error: str = ""
     reading: dict[str, asyncio.Future[Manifest]] = field(default_factory=dict)
+    not_found: list[str] = field(default_factory=list)  # listed tags whose manifest 404'd
+    dangling: list[str] = field(default_factory=list)  # ...and still listed after the reads
 
     async def read_once(self, client: RegistryClient, digest: str) -> Manifest:
         """The manifest `digest`, read once however many tags name it: the tags on one
@@ -420,13 +430,15 @@ async def _scan_repository(
             try:
                 if warm:
                     digest = await resolve_tag(client, name, tag)
-                    if digest is None:  # deleted since the listing: not a tag any more
+                    if digest is None:  # deleted since the listing, or dangling
+                        repo.not_found.append(tag)
                         return
                     manifest = await repo.read_once(client, digest)
                 else:
                     try:
                         manifest = await get_manifest(client, name, tag)
-                    except NotFound:  # deleted since the listing: not a tag any more
+                    except NotFound:  # deleted since the listing, or dangling
+                        repo.not_found.append(tag)
                         return
             except UnreadableManifest as exc:
                 repo.tags[tag] = exc.digest
@@ -440,6 +452,9 @@ async def _scan_repository(
                 progress(name, done, len(tags))
 
         await for_each(tags, read_tag, TAG_WORKERS)
+        if repo.not_found:  # a tag deleted since the listing is not listed any more
+            listed = set(await list_tags(client, name))
+            repo.dangling = sorted(t for t in repo.not_found if t in listed)
         await _read_children(client, repo)
         await _read_referrers(client, repo)
         for manifest, _ in list(repo.manifests.values()):  # children and referrers
@@ -561,6 +576,7 @@ def _to_frames(repos: list[_Repository], gets: dict[str, int]) -> RegistryExtrac
     # memory; a repository may have a million tags.
     blobs: dict[str, list[Any]] = {name: [] for name in BLOB_COLUMNS}
     status: list[dict[str, Any]] = []
+    dangling = [{"repository": repo.name, "tag": tag} for repo in repos for tag in repo.dangling]
     for repo in repos:
         status.append(
             {
@@ -632,6 +648,7 @@ def _to_frames(repos: list[_Repository], gets: dict[str, int]) -> RegistryExtrac
         index_edges=typed_frame(edges, EDGE_COLUMNS),
         blobs=pd.DataFrame(blobs).astype(BLOB_COLUMNS),
         status=typed_frame(status, STATUS_COLUMNS),
+        dangling=typed_frame(dangling, DANGLING_COLUMNS),
     )
 
 
