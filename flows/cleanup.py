@@ -100,6 +100,7 @@ def cleanup(
         refusal=refusal,
         in_use=in_use,
         untag=config.cleanup.untag,
+        pushes=config.pulls.database if config.pulls.watch_pushes else "",
     )
     # First finish what earlier runs' crashes cut short (tags naming nothing, open records).
     repairs, damage = reconcile_task(config, registry, str(ledger_path) if apply else None, run_id)

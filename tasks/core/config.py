@@ -318,6 +318,10 @@ class PullsConfig(_Model):
     database: Annotated[str, BeforeValidator(_check_database)] = "sqlite:///~/.regsweep/pulls.db"
     ignore_user_agents: list[str] = Field(default_factory=list)
     token_secret: str | None = None
+    # The registry's notifications reach `pulls serve`, which records pushes too: the delete
+    # step reads them right before each DELETE and heals a tag pushed onto a deleted
+    # manifest (tasks.delete.pushes).
+    watch_pushes: bool = False
 
 
 class SafetyConfig(_Model):

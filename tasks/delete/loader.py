@@ -11,8 +11,12 @@
 
 The step, per repository: settle the guards (no request), then for each batch of closures
 re-read every tag (and, once per run, the cluster) and delete the closures the re-check does
-not cancel, each in its levels. A failure stays in its repository; a failed holder stops
-its closure, so nothing it names is deleted while it survives.
+not cancel, each in its levels; right before each level's DELETE, the tags named since the
+re-check are read again (`tasks.delete.pushes.FreshTags`), and a change that names a member
+left cancels the rest of its closure. With push records (`pulls.watchPushes`), tags pushed
+onto a deleted manifest during the step are put back afterwards (`tasks.delete.pushes.heal`).
+A failure stays in its repository; a failed holder stops its closure, so nothing it names is
+deleted while it survives.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import base64
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -30,8 +35,10 @@ from tasks.core.progress import DeleteProgress
 from tasks.delete.closure import Closure, Target, build_closures, deletion_targets, holds_from_scan
 from tasks.delete.ledger import Ledger, LedgerRecord
 from tasks.delete.outcome import Outcome
+from tasks.delete.pushes import Deleted, FreshTags, PushFeed, heal
 from tasks.delete.recheck import IndexChildren, InUse, cancelled_closures, current_tags
 from tasks.delete.untag import UntagTarget, untag_repository, untag_result, untag_targets
+from tasks.pulls.errors import PullsError
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import DeleteUnsupported, NotFound, RegistryError, RegistryUnavailable
 from tasks.registry.extract import RegistryExtraction
@@ -85,6 +92,7 @@ class DeleteRequest:
     refusal: str = ""
     in_use: InUse | None = None
     untag: str = "api"  # cleanup.untag: how an untag is done (`tasks.delete.untag`)
+    pushes: str = ""  # pulls.database where pushes are recorded (pulls.watchPushes), else ""
 
 
 @dataclass(frozen=True)
@@ -268,9 +276,21 @@ async def delete_repository(
     untags: list[UntagTarget] | None = None,
 ) -> list[dict[str, object]]:
     """Re-check and delete one repository's `closures` in batches, then untag its `untags`;
-    return one result per member and per untag. Never raises a registry error: whatever
-    fails is in the results."""
-    out, stop = await _delete_closures(client, closures, scanned, ledger, request, finished)
+    return one result per member and per untag (and per tag healed). Never raises a
+    registry error: whatever fails is in the results."""
+    feed = PushFeed(request.pushes) if request.pushes else None
+    try:
+        out, stop, step = await _delete_closures(
+            client, closures, scanned, ledger, request, finished, feed
+        )
+        if feed is not None and step is not None:
+            try:
+                out += await heal(client, step.repository, feed, step.deleted, step.fresh)
+            except PullsError as exc:
+                log.warning("delete: reading the push records failed, nothing healed: %s", exc)
+    finally:
+        if feed is not None:
+            await feed.close()
     if untags:
         out += await untag_repository(
             client,
@@ -292,69 +312,111 @@ async def _delete_closures(
     ledger: Ledger,
     request: DeleteRequest,
     finished: Callable[[int], None] | None,
-) -> tuple[list[dict[str, object]], str]:
-    """The closures' results, and why nothing more may be sent to the repository (empty
-    while the registry still answers)."""
+    feed: PushFeed | None = None,
+) -> tuple[list[dict[str, object]], str, _Step | None]:
+    """The closures' results, why nothing more may be sent to the repository (empty while
+    the registry still answers), and the step (what it saw and deleted)."""
     if not closures:
-        return [], ""
+        return [], "", None
     repo = closures[0].repository
     children = IndexChildren(client, repo, scanned.index_children)
     size = max(RECHECK_BATCH, len(scanned.tags) // RECHECK_SHARE)
+    fresh = FreshTags(client, repo, feed)
+    step = _Step(client, ledger, request.flow_run_id, fresh, children, scanned, Deleted())
     out: list[dict[str, object]] = []
     stop = ""  # once set, why nothing more is sent in this repository
     for batch in _batches(closures, size):
         cancelled: dict[str, tuple[Outcome, str]] = {}
         if not stop:
             try:
+                began = datetime.now(UTC)
                 now = await current_tags(client, repo)
                 cancelled = await cancelled_closures(
                     batch, now, set(scanned.tags), set(scanned.digests), children, request.in_use
                 )
+                fresh.rebase(now, began)
             except RegistryError as exc:
                 stop = f"re-checking {repo} failed, nothing more sent there: {exc}"
                 log.warning("delete: %s", stop)
         for done in await asyncio.gather(
-            *(
-                _delete_closure(client, c, ledger, request.flow_run_id, stop, cancelled.get(c.root))
-                for c in batch
-            )
+            *(step.closure(c, stop, cancelled.get(c.root)) for c in batch)
         ):
             rows, fatal = done
             out += rows
             stop = stop or fatal
             if finished is not None:
                 finished(len(rows))
-    return out, stop
+    return out, stop, step
 
 
-async def _delete_closure(
-    client: RegistryClient,
-    closure: Closure,
-    ledger: Ledger,
-    flow_run_id: str,
-    stop: str,
-    cancelled: tuple[Outcome, str] | None,
-) -> tuple[list[dict[str, object]], str]:
-    """Delete one closure level by level; return its results and, when the registry can take
-    no more DELETEs, why."""
-    if stop:
-        return _results(closure, "not-attempted", stop), ""
-    if cancelled is not None:
-        outcome, why = cancelled
-        return _results(closure, outcome, why), ""
-    out: list[dict[str, object]] = []
-    for at, level in enumerate(closure.levels):
-        done = await asyncio.gather(
-            *(_delete(client, closure, t, ledger, flow_run_id) for t in level)
-        )
-        out += [row for row, _ in done]
-        fatal = next((why for _, why in done if why), "")
-        survivors = [str(row["digest"]) for row in out if row["outcome"] not in LEFT_BEHIND_OK]
-        if survivors:
-            why = fatal or f"{survivors[0]}, which holds it, was not deleted"
-            rest = Closure(closure.repository, closure.levels[at + 1 :])
-            return out + (_results(rest, "not-attempted", why) if len(rest) else []), fatal
-    return out, ""
+@dataclass
+class _Step:
+    """One repository's delete step: what each closure's levels need."""
+
+    client: RegistryClient
+    ledger: Ledger
+    flow_run_id: str
+    fresh: FreshTags
+    children: IndexChildren
+    scanned: RepositoryScan
+    deleted: Deleted
+
+    @property
+    def repository(self) -> str:
+        return self.fresh.repository
+
+    async def changed_since_recheck(self, closure: Closure) -> str:
+        """Why the members of `closure` may not be deleted now: a tag named since the
+        re-check names one, or an index holding one; else empty. Raises `RegistryError`."""
+        members = {t.digest for t in closure.members}
+        try:
+            changed = await self.fresh.changed()
+        except PullsError as exc:
+            raise RegistryError(f"reading the push records failed: {exc}") from exc
+        for tag, digest in sorted(changed.items()):
+            if digest in members:
+                return f"tag {tag} now names {digest} (named since the re-check)"
+            reached = await self.children.reach(digest, set(self.scanned.digests))
+            held = sorted(reached & members)
+            if held:
+                return f"tag {tag} now names index {digest}, which holds {held[0]}"
+        return ""
+
+    async def closure(
+        self, closure: Closure, stop: str, cancelled: tuple[Outcome, str] | None
+    ) -> tuple[list[dict[str, object]], str]:
+        """Delete one closure level by level; return its results and, when the registry
+        can take no more DELETEs, why."""
+        if stop:
+            return _results(closure, "not-attempted", stop), ""
+        if cancelled is not None:
+            outcome, why = cancelled
+            return _results(closure, outcome, why), ""
+        return await self._levels(closure)
+
+    async def _levels(self, closure: Closure) -> tuple[list[dict[str, object]], str]:
+        client, ledger, flow_run_id = self.client, self.ledger, self.flow_run_id
+        out: list[dict[str, object]] = []
+        for at, level in enumerate(closure.levels):
+            rest = Closure(closure.repository, closure.levels[at:])
+            try:
+                why = await self.changed_since_recheck(rest)
+            except RegistryError as exc:
+                why = f"re-checking before the DELETE failed: {exc}"
+                return out + _results(rest, "not-attempted", why), ""
+            if why:
+                return out + _results(rest, "skipped-moved", why), ""
+            done = await asyncio.gather(
+                *(_delete(client, closure, t, ledger, flow_run_id, self.deleted) for t in level)
+            )
+            out += [row for row, _ in done]
+            fatal = next((why for _, why in done if why), "")
+            survivors = [str(row["digest"]) for row in out if row["outcome"] not in LEFT_BEHIND_OK]
+            if survivors:
+                why = fatal or f"{survivors[0]}, which holds it, was not deleted"
+                rest = Closure(closure.repository, closure.levels[at + 1 :])
+                return out + (_results(rest, "not-attempted", why) if len(rest) else []), fatal
+        return out, ""
 
 
 # What lets a closure go on to its next level: the manifest is gone, or the vendor has no
@@ -381,7 +443,12 @@ def _result(closure: Closure, target: Target, outcome: Outcome, detail: str) -> 
 
 
 async def _delete(
-    client: RegistryClient, closure: Closure, target: Target, ledger: Ledger, flow_run_id: str
+    client: RegistryClient,
+    closure: Closure,
+    target: Target,
+    ledger: Ledger,
+    flow_run_id: str,
+    deleted: Deleted,
 ) -> tuple[dict[str, object], str]:
     """Delete one manifest with its ledger records; return its result and, when the registry
     can take no more DELETEs, why."""
@@ -435,8 +502,12 @@ async def _delete(
         await record("failed", str(exc))
         return _result(closure, target, "refused", str(exc)), str(exc)
     except RegistryError as exc:
-        return await _after_failed_delete(client, closure, target, exc, record)
+        row, fatal = await _after_failed_delete(client, closure, target, exc, record)
+        if row["outcome"] == "deleted":
+            deleted.add(digest, raw, media_type)
+        return row, fatal
     await record("done" if existed else "gone")
+    deleted.add(digest, raw, media_type)
     detail = "" if existed else "already gone"
     return _result(closure, target, "deleted" if existed else "gone", detail), ""
 

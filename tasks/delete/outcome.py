@@ -22,6 +22,7 @@ Outcome = Literal[
     "repaired",  # tags that named nothing (a deletion cut short) removed (tasks.delete.reconcile)
     "would-repair",  # the same, dry run
     "damaged",  # a tag that names nothing and no ledger of ours explains: left, reported
+    "healed",  # a tag pushed onto a manifest while the step deleted it: put back (pushes.py)
 ]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 FAILED_OUTCOMES = frozenset({"failed", "not-attempted"})

@@ -8,7 +8,10 @@
   {"repository": {"repo_full_name"}, "resources": [{"digest", "tag"}]}}`.
 
 Only manifest pulls count: a blob GET is part of a pull already counted, a HEAD is a
-check (regsweep's scan sends them), and push or delete events are not pulls.
+check (regsweep's scan sends them), and push or delete events are not pulls. Manifest
+pushes are read apart (`parse_pushes`, Harbor's ``PUSH_ARTIFACT``): the delete step asks
+for them right before each DELETE and heals a tag pushed onto a digest it deleted
+(`tasks.delete.pushes`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,44 @@ class PullEvent:
     time: datetime
     user_agent: str
     address: str
+
+
+@dataclass(frozen=True)
+class PushEvent:
+    """A manifest pushed: `tag` (empty for a push by digest) names `digest` from `time`."""
+
+    repository: str
+    digest: str
+    tag: str
+    time: datetime
+
+
+def parse_pushes(body: Any, received: datetime) -> list[PushEvent]:
+    """The manifest pushes in one notification body (see `parse_events`, which has checked
+    the body's form)."""
+    if isinstance(body, dict) and isinstance(body.get("events"), list):
+        out = []
+        for event in body["events"]:
+            target = event.get("target") if isinstance(event, dict) else None
+            if not isinstance(target, dict) or event.get("action") != "push":
+                continue
+            if target.get("mediaType") not in MANIFEST_TYPES:
+                continue  # a blob: part of a push, not a tag
+            pull = _event(
+                target.get("repository"),
+                target.get("digest"),
+                target.get("tag") or "",
+                _time(event.get("timestamp"), received),
+                "",
+                "",
+            )
+            out.append(PushEvent(pull.repository, pull.digest, pull.tag, pull.time))
+        return out
+    if isinstance(body, dict) and body.get("type") == "PUSH_ARTIFACT":
+        return [
+            PushEvent(e.repository, e.digest, e.tag, e.time) for e in _artifacts(body, received)
+        ]
+    return []
 
 
 def parse_events(body: Any, received: datetime) -> list[PullEvent]:
@@ -66,8 +107,11 @@ def _distribution(event: Any, received: datetime) -> PullEvent | None:
 
 
 def _harbor(body: dict[str, Any], received: datetime) -> list[PullEvent]:
-    if body["type"] != "PULL_ARTIFACT":
-        return []
+    return _artifacts(body, received) if body["type"] == "PULL_ARTIFACT" else []
+
+
+def _artifacts(body: dict[str, Any], received: datetime) -> list[PullEvent]:
+    """One event per artifact of a Harbor payload."""
     data = body.get("event_data")
     if not isinstance(data, dict) or not isinstance(data.get("resources"), list):
         raise EventError("a Harbor payload without event_data.resources")

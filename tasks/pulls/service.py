@@ -2,7 +2,8 @@
 
 `POST /events` with `Authorization: Bearer <token>` (the registry's endpoint `headers` carry
 it): 401 and nothing written without it; 400 and nothing written for a body that is not a
-Distribution envelope or a Harbor payload; otherwise 200 at once, the pulls queued and
+Distribution envelope or a Harbor payload; otherwise 200 at once, the pulls (and manifest
+pushes, which the delete step reads: `tasks.delete.pushes`) queued and
 written in batches (every BATCH_SECONDS or BATCH_EVENTS), so a burst never blocks the
 registry. Pulls by regsweep itself and by `ignoreUserAgents` never count. A heartbeat records
 the service's uptime, so readers know which windows the records cover: never a time whose
@@ -25,7 +26,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from tasks.pulls.errors import EventError
-from tasks.pulls.events import PullEvent, parse_events
+from tasks.pulls.events import PullEvent, PushEvent, parse_events, parse_pushes
 from tasks.pulls.records import GAP_TOLERANCE
 from tasks.pulls.store import PullStore
 
@@ -63,8 +64,8 @@ class Receiver:
         self.token = token
         self.ignored = [OWN_USER_AGENT, *ignore_user_agents]
         self.heartbeat_seconds = heartbeat_seconds
-        self.queue: asyncio.Queue[PullEvent] = asyncio.Queue()
-        self.failed: list[PullEvent] = []  # the batch the store refused, retried first
+        self.queue: asyncio.Queue[PullEvent | PushEvent] = asyncio.Queue()
+        self.failed: list[PullEvent | PushEvent] = []  # the batch the store refused, retried
         self.id = uuid.uuid4().hex
         self.started = datetime.now(UTC)
         self.covered = self.started  # every pull accepted before this is written
@@ -143,14 +144,17 @@ class Receiver:
         if body is None:
             return self._refuse(413, b"body too large\n", "a body over MAX_BODY", address)
         try:
-            pulls = parse_events(json.loads(body), datetime.now(UTC))
+            data, received = json.loads(body), datetime.now(UTC)
+            pulls = parse_events(data, received)
+            pushes = parse_pushes(data, received)
         except (ValueError, EventError) as exc:
             return self._refuse(400, f"bad notification: {exc}\n".encode(), str(exc), address)
         if self.queue.qsize() + len(self.failed) >= MAX_QUEUED:
             return self._refuse(503, b"not recording: the store fails\n", "store failing", address)
         kept = [p for p in pulls if self.counts(p)]
-        for pull in kept:
-            self.queue.put_nowait(pull)
+        events: list[PullEvent | PushEvent] = [*kept, *pushes]
+        for event in events:
+            self.queue.put_nowait(event)
         if self.interval is None:
             self.intervals += 1
             self.interval = (f"{self.id}-{self.intervals}", datetime.now(UTC))

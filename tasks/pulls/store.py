@@ -7,7 +7,9 @@ Tables:
 list, the agents of the latest batch that pulled it, at most 5)
 ``pull_days`` — per (repository, digest, day): ``pulls`` that day (UTC)
 ``uptime`` — per receiver process: ``started`` and ``last_seen`` (a heartbeat): the service
-only knows "not pulled" for the time these intervals cover
+only knows "not pulled" (and "not pushed") for the time these intervals cover
+``pushes`` — per manifest push: repository, tag (empty for a push by digest), digest, time
+(UTC); read by the delete step (`pushes_since`), kept PUSH_DAYS
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tasks.core.frames import typed_frame
 from tasks.pulls.errors import StoreError
-from tasks.pulls.events import PullEvent
+from tasks.pulls.events import PullEvent, PushEvent
 from tasks.pulls.records import DAY_COLUMNS, LAST_COLUMNS, PullRecords
 
 MAX_AGENTS = 5
+PUSH_DAYS = 7  # pushes older than this are dropped as new ones are written
 
 metadata = sa.MetaData()
 pull_digests = sa.Table(
@@ -56,6 +59,15 @@ uptime = sa.Table(
     sa.Column("receiver", sa.String(64), primary_key=True),
     sa.Column("started", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+pushes = sa.Table(
+    "pushes",
+    metadata,
+    sa.Column("repository", sa.String(255), primary_key=True),
+    sa.Column("tag", sa.String(128), primary_key=True),
+    sa.Column("digest", sa.String(71), primary_key=True),
+    sa.Column("time", sa.DateTime(timezone=True), primary_key=True),
 )
 
 
@@ -137,13 +149,18 @@ class PullStore:
     def _safe_url(self) -> str:
         return sa.engine.make_url(self.url).render_as_string(hide_password=True)
 
-    async def record(self, events: Iterable[PullEvent]) -> int:
-        """Write a batch of pulls in one transaction; return how many."""
+    async def record(self, events: Iterable[PullEvent | PushEvent]) -> int:
+        """Write a batch of pulls (and pushes) in one transaction; return how many pulls."""
         latest: dict[tuple[str, str], datetime] = {}
         agents: dict[tuple[str, str], list[str]] = defaultdict(list)
         per_day: dict[tuple[str, str, date], int] = defaultdict(int)
+        pushed: set[tuple[str, str, str, datetime]] = set()
         count = 0
         for event in events:
+            if isinstance(event, PushEvent):
+                when = event.time.astimezone(UTC)
+                pushed.add((event.repository, event.tag, event.digest, when))
+                continue
             key = (event.repository, event.digest)
             when = event.time.astimezone(UTC)
             latest[key] = max(latest.get(key, when), when)
@@ -151,6 +168,8 @@ class PullStore:
                 agents[key] = [event.user_agent, *agents[key]][:MAX_AGENTS]
             per_day[(*key, when.date())] += 1
             count += 1
+        if pushed:
+            await self._record_pushes(pushed)
         if not count:
             return 0
         digest_rows = [
@@ -175,6 +194,29 @@ class PullStore:
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"pull records: writing to {self._safe_url} failed: {exc}") from exc
         return count
+
+    async def _record_pushes(self, rows: set[tuple[str, str, str, datetime]]) -> None:
+        insert = self._insert(pushes).on_conflict_do_nothing()
+        oldest = max(when for *_, when in rows) - timedelta(days=PUSH_DAYS)
+        values = [{"repository": r, "tag": t, "digest": d, "time": w} for r, t, d, w in rows]
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(insert, values)
+                await connection.execute(sa.delete(pushes).where(pushes.c.time < oldest))
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"pull records: writing to {self._safe_url} failed: {exc}") from exc
+
+    async def pushes_since(self, since: datetime, repository: str | None = None) -> list[PushEvent]:
+        """The manifest pushes at or after `since` (in `repository`, or all), oldest first."""
+        query = sa.select(pushes).where(pushes.c.time >= since).order_by(pushes.c.time)
+        if repository is not None:
+            query = query.where(pushes.c.repository == repository)
+        try:
+            async with self.engine.connect() as connection:
+                rows = (await connection.execute(query)).all()
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"pull records: reading {self._safe_url} failed: {exc}") from exc
+        return [PushEvent(r.repository, r.digest, r.tag, _utc(r.time)) for r in rows]
 
     async def heartbeat(self, receiver: str, started: datetime, now: datetime) -> None:
         """Record that `receiver` (started at `started`) is up at `now`."""
