@@ -598,6 +598,17 @@ def restore(
             say(f"  tag {tag}: restored")
         for tag, now_at in sorted(done.skipped.items()):
             say(f"  tag {tag}: skipped, it now points at {now_at}")
+    if restored:
+        window = _config(config).safety.keep_restored_for if config else None
+        from tasks.core.duration import format_duration
+
+        how_long = format_duration(window) if window else "7 days by default"
+        say(
+            f"later runs keep what was restored for safety.keepRestoredFor ({how_long}) from "
+            "now (keep reason `restored`); to keep an image for good, add it to the file "
+            "cleanup.keepList names, e.g. "
+            f"{restored[0].record.repository}@{restored[0].record.digest}"
+        )
 
 
 @app.command()

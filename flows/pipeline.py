@@ -8,13 +8,14 @@ this process, and a what-if replan reads them from a run's saved inputs; all thr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from tasks.core.config import Config
 from tasks.core.progress import ScanProgress
-from tasks.policy.stage import make_plan, read_keep_list
+from tasks.core.restored import RestoredImage
+from tasks.policy.stage import make_plan, read_keep_list, read_restores
 
 if TYPE_CHECKING:  # imported where used: `regsweep plan` imports pandas during its scan
     import pandas as pd
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # imported where used: `regsweep plan` imports pandas during 
             datetime,
             list[str],
             PullRecords | None,
+            list[RestoredImage] | None,
         ],
         Plan,
     ]
@@ -48,6 +50,7 @@ class Stages:
     keep_list: Callable[[Config], list[str]] = read_keep_list
     plan: PlanStep = make_plan
     pulls: Callable[[Config], PullRecords | None] = lambda _: None
+    restored: Callable[[Config], list[RestoredImage]] = read_restores
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Planned:
     cluster: pd.DataFrame | None
     keep_list: list[str]
     pulls: PullRecords | None = None
+    restored: list[RestoredImage] = field(default_factory=list)
 
 
 def compute_plan(config: Config, now: datetime, stages: Stages) -> Planned:
@@ -70,8 +74,9 @@ def compute_plan(config: Config, now: datetime, stages: Stages) -> Planned:
     cluster = stages.cluster(config) if config.uses_kubernetes else None
     pulls = stages.pulls(config) if config.uses_pulls else None
     keep_list = stages.keep_list(config)
-    plan = stages.plan(config, registry, git, cluster, now, keep_list, pulls)
-    return Planned(plan, registry, git, cluster, keep_list, pulls)
+    restored = stages.restored(config)
+    plan = stages.plan(config, registry, git, cluster, now, keep_list, pulls, restored)
+    return Planned(plan, registry, git, cluster, keep_list, pulls, restored)
 
 
 def local_stages(progress: ScanProgress | None = None) -> Stages:

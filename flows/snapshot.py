@@ -11,7 +11,7 @@ them under other keepPolicies or another `now`: a what-if that touches nothing.
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import asdict, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import pandas as pd
 from flows.pipeline import Planned, Stages, compute_plan
 from tasks.core.config import Config, parse_config
 from tasks.core.frames import STRING_LISTS, typed_frame
+from tasks.core.restored import RestoredImage
 from tasks.git.extract import GitExtraction
 from tasks.policy.plan import Plan, PlanInputs
 from tasks.pulls.records import PullRecords
@@ -67,6 +68,7 @@ def save_inputs(run_dir: Path, config: Config, now: datetime, planned: Planned) 
         "config": config.model_dump(mode="json", by_alias=True, exclude_none=True),
         "now": now.isoformat(),
         "keep_list": planned.keep_list,
+        "restored": [asdict(r) for r in planned.restored],
     }
     (out / "run.json").write_text(json.dumps(run, indent=2))
     return out
@@ -113,6 +115,7 @@ def load_inputs(run_dir: Path) -> tuple[Config, datetime, PlanInputs]:
         commits=frame("commits"),
         cluster=frame("cluster"),
         keep_list=list(run.get("keep_list", [])),
+        restored=[RestoredImage(**r) for r in run.get("restored", [])],
         pulls=pulls,
         protected=frame("protected"),
         pushed=frame("pushed"),  # None in a run saved before push times were read
@@ -141,6 +144,7 @@ def saved_stages(inputs: PlanInputs) -> Stages:
         git=lambda _: git,
         cluster=lambda _: inputs.cluster,
         keep_list=lambda _: inputs.keep_list,
+        restored=lambda _: inputs.restored,
         pulls=lambda _: inputs.pulls,
     )
 

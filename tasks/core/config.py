@@ -326,6 +326,8 @@ class PullsConfig(_Model):
 
 class SafetyConfig(_Model):
     max_delete_fraction: float = Field(default=0.8, gt=0, le=1)
+    # An image `regsweep restore` put back is kept this long (keep reason `restored`).
+    keep_restored_for: Duration = timedelta(days=7)
 
 
 class Config(_Model):

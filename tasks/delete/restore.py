@@ -12,11 +12,12 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tasks.core import mediatypes
 from tasks.core.reference import is_digest, is_repository_name, is_tag_name
+from tasks.core.restored import RestoredImage, record_restored
 from tasks.delete.errors import LedgerError, RestoreError
 from tasks.delete.ledger import LedgerRecord, numbered_records, read_ledger
 from tasks.registry.blob import blob_exists
@@ -184,6 +185,11 @@ async def restore(client: RegistryClient, records: list[LedgerRecord]) -> list[R
     finally:
         for packages in apis.values():
             await packages.aclose()
+        # The next runs keep what was put back (keep reason `restored`), for a grace period.
+        when = datetime.now(UTC).isoformat()
+        record_restored(
+            [RestoredImage(client.host, d.record.repository, d.record.digest, when) for d in done]
+        )
     return done
 
 

@@ -38,6 +38,7 @@ from tasks.core.reference import (
     registry_names,
     split_repository_reference,
 )
+from tasks.core.restored import RestoredImage
 from tasks.policy.catalog import Catalog, Key, catalog
 from tasks.policy.evidence import DeferredLines, Evidence, EvidenceLines
 from tasks.policy.gitpolicy import evaluate_git_policies
@@ -52,6 +53,7 @@ Reason = Literal[
     "git-policy",  # reachable under a keepPolicies entry (git-policy[i] in the plan)
     "pushed-recently",  # kept by a cleanup.registryPolicies entry (most recent, or within)
     "keep-list",  # named in cleanup.keepList
+    "restored",  # put back by `regsweep restore` within safety.keepRestoredFor
     "keep-tag",  # a tag matching cleanup.keepTags
     "built-within",  # created within keepImagesBuiltWithinLastNHours
     "unlinked",  # no commit link, with cleanup.unlinked: keep
@@ -92,6 +94,7 @@ class PlanInputs:
     pulls: PullRecords | None = None  # None: no records (a pull rule then keeps, closed)
     protected: pd.DataFrame | None = None  # registry stage's `protected`: repository, tag, why
     pushed: pd.DataFrame | None = None  # registry stage's `pushed`: the vendor's push times
+    restored: list[RestoredImage] = field(default_factory=list)  # `regsweep restore`'s records
 
 
 @dataclass
@@ -565,6 +568,22 @@ def keep_listed(state: _State) -> None:
             reasons.keep_tag(tag_row, images.tag_rows[tag_row], "keep-list", f"keep-list: {entry}")
 
 
+def keep_restored(state: _State) -> None:
+    """restored: a digest `regsweep restore` put back, for safety.keepRestoredFor after."""
+    window = state.config.safety.keep_restored_for
+    for entry in state.inputs.restored:
+        until = entry.moment + window
+        image = state.images.find((entry.repository, entry.digest))
+        if image is not None and state.known[image] and state.now < until:
+            state.reasons.keep(
+                image,
+                "restored",
+                f"restored: put back by `regsweep restore` at {entry.moment:%Y-%m-%d %H:%M} "
+                f"UTC, kept until {until:%Y-%m-%d %H:%M} UTC (safety.keepRestoredFor "
+                f"{format_duration(window)}; cleanup.keepList keeps it for good)",
+            )
+
+
 def keep_matching_tags(state: _State) -> None:
     """keep-tag: a tag matching cleanup.keepTags (anchored)."""
     patterns = [name_pattern(p) for p in state.config.cleanup.keep_tags]
@@ -727,6 +746,7 @@ RULES: tuple[Callable[[_State], None], ...] = (
     keep_git_policies,
     keep_pushed_recently,
     keep_listed,
+    keep_restored,
     keep_matching_tags,
     keep_built_recently,
     keep_unlinked,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from tasks.core.config import Config
 from tasks.core.errors import ConfigError
 from tasks.core.reference import registry_host
+from tasks.core.restored import RestoredImage, read_restored
 
 if TYPE_CHECKING:  # the plan's pandas is imported when a plan is made (tasks.core.preload)
     import pandas as pd
@@ -31,6 +32,11 @@ def read_keep_list(config: Config) -> list[str]:
     return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
 
 
+def read_restores(config: Config) -> list[RestoredImage]:
+    """What `regsweep restore` put back in the configured registry (`tasks.core.restored`)."""
+    return read_restored(registry_host(config.registry.url))
+
+
 def make_plan(
     config: Config,
     registry: RegistryExtraction,
@@ -39,8 +45,10 @@ def make_plan(
     now: datetime,
     keep_list: list[str],
     pulls: PullRecords | None = None,
+    restored: list[RestoredImage] | None = None,
 ) -> Plan:
-    """Build the plan from the stage outputs and the keep list (`read_keep_list`)."""
+    """Build the plan from the stage outputs, the keep list (`read_keep_list`) and what was
+    restored (`read_restores`)."""
     from tasks.policy.plan import PlanInputs, build_plan
 
     inputs = PlanInputs(
@@ -54,5 +62,6 @@ def make_plan(
         pulls=pulls,
         protected=registry.protected,
         pushed=registry.pushed,
+        restored=restored or [],
     )
     return build_plan(inputs, config, registry_host(config.registry.url), now)

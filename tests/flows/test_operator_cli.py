@@ -161,6 +161,7 @@ def test_check_passes_every_part_of_the_demo(parts: Parts) -> None:
         "listing",
         "deletes",
         "untag",
+        "tags",
         "git",
         "kubernetes fixture",
     ]
@@ -168,6 +169,7 @@ def test_check_passes_every_part_of_the_demo(parts: Parts) -> None:
     assert "ok   kind: distribution (the default): reads and lists through the OCI API" in out
     # Distribution 2.8 under the default cleanup.untag: api: said, and not a failure
     assert "ok   untag: api: demo/app does not delete tags (400 or 405" in out
+    assert "ok   tags: every tag names a manifest; no ledger record left open" in out
 
 
 def test_check_fails_on_disabled_deletes_and_a_kind_it_may_not_list(
