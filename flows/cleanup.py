@@ -116,6 +116,7 @@ def cleanup(
         notes += damage.notes()
     elif verdict is not None:
         notes += [f"not whole after the run: {line}" for line in verdict.lines()]
+        notes += [f"tag naming nothing: {line}" for line in verdict.repaired]
     unknown = sum(len(v) for v in plan.unknown_commits.values())
     if unknown:
         notes.append(f"{unknown} image link(s) name commits Git does not know")

@@ -62,6 +62,10 @@ RESULT_COLUMNS = {
 # of the raw DELETE ceiling; see the README for the figures of the value chosen.
 RECHECK_BATCH = 50
 RECHECK_SHARE = 2
+# Levels of closures sent at once per repository, each right after a tag listing that began
+# after it asked: the window a new tag can fall in is one listing plus one wave of this many
+# DELETEs (a wave of a whole batch was 40 s at 5,000 deletions; benchmarks/delete.py).
+LEVEL_SLOTS = 4
 
 
 def check_fraction(plan: pd.DataFrame, max_fraction: float) -> dict[str, float]:
@@ -360,6 +364,7 @@ class _Step:
     children: IndexChildren
     scanned: RepositoryScan
     deleted: Deleted
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LEVEL_SLOTS))
 
     @property
     def repository(self) -> str:
@@ -399,16 +404,17 @@ class _Step:
         out: list[dict[str, object]] = []
         for at, level in enumerate(closure.levels):
             rest = Closure(closure.repository, closure.levels[at:])
-            try:
-                why = await self.changed_since_recheck(rest)
-            except RegistryError as exc:
-                why = f"re-checking before the DELETE failed: {exc}"
-                return out + _results(rest, "not-attempted", why), ""
-            if why:
-                return out + _results(rest, "skipped-moved", why), ""
-            done = await asyncio.gather(
-                *(_delete(client, closure, t, ledger, flow_run_id, self.deleted) for t in level)
-            )
+            async with self.slots:
+                try:
+                    why = await self.changed_since_recheck(rest)
+                except RegistryError as exc:
+                    why = f"re-checking before the DELETE failed: {exc}"
+                    return out + _results(rest, "not-attempted", why), ""
+                if why:
+                    return out + _results(rest, "skipped-moved", why), ""
+                done = await asyncio.gather(
+                    *(_delete(client, closure, t, ledger, flow_run_id, self.deleted) for t in level)
+                )
             out += [row for row, _ in done]
             fatal = next((why for _, why in done if why), "")
             survivors = [str(row["digest"]) for row in out if row["outcome"] not in LEFT_BEHIND_OK]

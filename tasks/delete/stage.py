@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -88,8 +89,9 @@ def run_verify(
     in_use: InUse | None,
     ledger_path: str,
 ) -> Verdict:
-    """Re-read what must survive the run (`tasks.delete.verify`) and put back from the run's
-    ledger whatever it removed of that; return the verdict."""
+    """Re-read what must survive the run (`tasks.delete.verify`), put back from the run's
+    ledger whatever it removed of that, and finish at once a deletion of ours that left
+    tags naming nothing (a crash during this very step); return the verdict."""
     seen = set(column_rows(registry.images, "repository", "digest"))
     seen |= set(column_rows(registry.tags, "repository", "tag"))
     needed = plan_needs(plan) + (cluster_needs(in_use, seen) if in_use is not None else [])
@@ -98,6 +100,12 @@ def run_verify(
     async def go() -> Verdict:
         async with make_client(config) as client:
             verdict = await verify(client, repositories, needed)
+            if verdict.dangling:
+                damage = assess(client, verdict.dangling, skip=Path(ledger_path))
+                if damage.explained:
+                    ledger = Ledger(ledger_path)
+                    rows = await reconcile(client, replace(damage, unexplained={}), ledger)
+                    verdict = verdict.after_repairs(rows)
             return await restore_missing(client, verdict, ledger_path)
 
     return run_sync(go())

@@ -72,6 +72,23 @@ class Verdict:
     missing: list[Missing] = field(default_factory=list)
     dangling: list[tuple[str, str]] = field(default_factory=list)  # (repository, tag)
     errors: list[str] = field(default_factory=list)  # repositories that could not be read
+    repaired: list[str] = field(default_factory=list)  # dangling tags finished at once
+
+    def after_repairs(self, rows: list[dict[str, object]]) -> Verdict:
+        """The verdict once the dangling tags in `rows` (`tasks.delete.reconcile` results)
+        that were repaired are gone."""
+        done = {
+            (str(r["repository"]), str(t))
+            for r in rows
+            if r["outcome"] in ("repaired", "gone")
+            for t in r["tags"]  # type: ignore[attr-defined]
+        }
+        lines = [f"{r}:{t}: a deletion of ours cut short, finished" for r, t in sorted(done)]
+        return replace(
+            self,
+            dangling=[d for d in self.dangling if d not in done],
+            repaired=self.repaired + lines,
+        )
 
     @property
     def whole(self) -> bool:
