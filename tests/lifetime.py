@@ -109,6 +109,7 @@ class Life:
         self.pushed_total = 0
         self.raced: list[str] = []  # tags CI pushed during tonight's delete step
         self.late: list[tuple[str, str]] = []  # (repository, digest) a late Pod uses
+        self.late_tags: set[str] = set()  # the tags on those digests (in use: not freed)
         self.config_path = root / "regsweep.yaml"
         kube.write_kubeconfig(root / "kubeconfig")
         self._write_config()
@@ -275,9 +276,10 @@ class Life:
             faults.append("late pod")
             dry = self._run(moment, apply=False)
             plan = _read_plan(dry.plan_path)
-            doomed = sorted(d for r, d, a in plan if a == "delete" and r == APP)
+            doomed = sorted(d for r, d, _, a in plan if a == "delete" and r == APP)
             if doomed:  # a Pod starts on an image the dry run deletes
                 self.late.append((APP, doomed[0]))
+                self.late_tags |= {t for r, d, t, _ in plan if d == doomed[0] and t}
                 self._deploy(n)
         if n in self.faults.crash:
             faults.append("registry killed mid-DELETE")
@@ -382,7 +384,9 @@ class Life:
                 broken.append(f"needed {reference} is missing: {done.stderr.strip()[-200:]}")
         for branch, deleted in self.deleted_branches.items():  # freed a day after
             if n - deleted >= 1:
-                left = [t for t in listed[APP] if t.startswith(f"{branch}-")]
+                left = [
+                    t for t in listed[APP] if t.startswith(f"{branch}-") and t not in self.late_tags
+                ]
                 if left:
                     broken.append(f"{branch}, deleted on night {deleted}, still has {left}")
         return broken, sum(len(t) for t in listed.values())
@@ -399,11 +403,13 @@ def _skopeo_inspect(url: str, reference: str) -> str:
     return "" if done.returncode == 0 else done.stderr.strip()[-200:]
 
 
-def _read_plan(path: str) -> list[tuple[str, str, str]]:
+def _read_plan(path: str) -> list[tuple[str, str, str, str]]:
+    """(repository, digest, tag, action) of each row of a saved plan."""
     import pandas as pd
 
     plan = pd.read_parquet(path)
-    return list(zip(plan["repository"], plan["digest"], plan["action"], strict=True))
+    columns = (plan["repository"], plan["digest"], plan["tag"], plan["action"])
+    return list(zip(*columns, strict=True))
 
 
 def summary(nights: list[Night]) -> dict[str, object]:

@@ -89,13 +89,17 @@ def run_verify(
     in_use: InUse | None,
     ledger_path: str,
 ) -> Verdict:
-    """Re-read what must survive the run (`tasks.delete.verify`), put back from the run's
-    ledger whatever it removed of that, and finish at once a deletion of ours that left
-    tags naming nothing (a crash during this very step); return the verdict."""
+    """Re-read what must survive the run (`tasks.delete.verify`) in the repositories the
+    scan read whole, put back from the run's ledger whatever it removed of that, and finish
+    at once a deletion of ours that left tags naming nothing (a crash during this very
+    step); return the verdict."""
     seen = set(column_rows(registry.images, "repository", "digest"))
     seen |= set(column_rows(registry.tags, "repository", "tag"))
     needed = plan_needs(plan) + (cluster_needs(in_use, seen) if in_use is not None else [])
-    repositories = [str(r) for r in registry.status["repository"]]
+    # A repository the scan could not read whole fails the run already (exit 3), untouched.
+    incomplete = set(registry.incomplete())
+    needed = [n for n in needed if n.repository not in incomplete]
+    repositories = [str(r) for r in registry.status["repository"] if r not in incomplete]
 
     async def go() -> Verdict:
         async with make_client(config) as client:
