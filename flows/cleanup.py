@@ -111,7 +111,8 @@ def cleanup(
     # Then read again what must survive: a loss fails the run, whoever caused it.
     verdict = verify_task(config, plan.table, registry, in_use, str(ledger_path)) if apply else None
 
-    notes = stage_notes(config, registry) + pull_gap_notes(plan) + untag_notes(results)
+    notes = stage_notes(config, registry) + plan.notes + pull_gap_notes(plan)
+    notes += untag_notes(results)
     if not apply:
         notes += damage.notes()
     elif verdict is not None:

@@ -284,7 +284,8 @@ def plan(
     from tasks.delete.stage import run_reconcile
 
     _, damage = run_reconcile(cfg, planned.registry, None)  # reads ledgers, sends nothing
-    notes = stage_notes(cfg, planned.registry) + pull_gap_notes(planned.plan) + damage.notes()
+    notes = stage_notes(cfg, planned.registry) + planned.plan.notes + pull_gap_notes(planned.plan)
+    notes += damage.notes()
     if output == "json":
         print_json(plan_document(cfg, moment, planned, notes))
     else:

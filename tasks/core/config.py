@@ -167,6 +167,9 @@ class KubernetesConfig(_Model):
 
 
 class LinkConfig(_Model):
+    # auto: a repository werf wrote (meta records, stages labelled `werf`) is read the werf
+    # way (tasks.policy.werf_layout); werf: every repository; oci: none
+    source: Literal["auto", "oci", "werf"] = "auto"
     label: str = "org.opencontainers.image.revision"
     tag_pattern: str | None = None
 
@@ -371,13 +374,17 @@ DEFAULT_POLICY_NAMES = (
     "werf default: the 10 newest tags",
     "werf default: branches of the last 7 days (at most 10), their 2 newest images "
     "of the last 7 days",
-    "werf default: main, master, staging, production: their 2 newest images",
+    "werf default: main, master, staging, production: their 10 newest images (werf's code; "
+    "its docs say 2)",
 )
 """What each of `default_policies()` keeps, in words (`explain` says which one kept it)."""
 
 
 def default_policies() -> list[KeepPolicy]:
-    """werf's default keepPolicies, as werf 2 has them since 2025 (werf PR #6668)."""
+    """werf's default keepPolicies, as werf 2's code has them (werf/werf
+    `pkg/cleaning/git_history_based_cleanup/reference_to_scan.go`): PR #6668 set the main
+    branches to 2 in February 2025, #6708 set 10 again in March 2025; werf's docs still say
+    2. regsweep follows the code, which is what werf users get."""
     return [
         KeepPolicy.model_validate({"references": {"tag": "/.*/", "limit": {"last": 10}}}),
         KeepPolicy.model_validate(
@@ -392,7 +399,7 @@ def default_policies() -> list[KeepPolicy]:
         KeepPolicy.model_validate(
             {
                 "references": {"branch": "/^(main|master|staging|production)$/"},
-                "imagesPerReference": {"last": 2},
+                "imagesPerReference": {"last": 10},
             }
         ),
     ]

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 
 from tasks.core.config import Config, name_pattern
 from tasks.core.duration import format_duration
+from tasks.core.errors import ConfigError
 from tasks.core.frames import arrow_strings, from_micros, gc_paused, to_micros
 from tasks.core.reference import (
     canonical_registry,
@@ -44,6 +45,7 @@ from tasks.policy.evidence import DeferredLines, Evidence, EvidenceLines
 from tasks.policy.gitpolicy import evaluate_git_policies
 from tasks.policy.history import CommitHistory
 from tasks.policy.linking import CommitIndex, Links, link_images
+from tasks.policy.werf_layout import WerfRepository, werf_repositories
 from tasks.pulls.records import PullRecords
 
 Reason = Literal[
@@ -58,6 +60,9 @@ Reason = Literal[
     "built-within",  # created within keepImagesBuiltWithinLastNHours
     "unlinked",  # no commit link, with cleanup.unlinked: keep
     "index-child",  # listed by a kept index
+    "stage-parent",  # werf: an ancestor stage of a kept stage (werf.io/parent-stage-id)
+    "stage-source",  # werf: an import or dependency source of a stage kept by a non-Git rule
+    "werf-record",  # werf: a meta, custom-tag, import or managed-image record werf keeps
     "referrer",  # a signature, attestation or SBOM of a kept image
     "shared-digest",  # another tag on the digest is kept
     "unreadable",  # a manifest or config regsweep cannot parse
@@ -104,6 +109,7 @@ class Plan:
     table: pd.DataFrame
     evidence: Evidence
     unknown_commits: dict[Key, set[str]]
+    notes: list[str] = field(default_factory=list)  # what the run's notes should say
 
 
 def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: datetime) -> Plan:
@@ -180,6 +186,9 @@ class _State:
     subjects: dict[int, list[tuple[str, int | None]]]
     kept: np.ndarray
     untag: np.ndarray  # tag rows: the tag goes, its digest stays (see decide_untags)
+    werf: dict[str, WerfRepository] = field(default_factory=dict)  # repositories werf wrote
+    # per werf image (repository, imageMetadataID): its stage rows and their commits
+    werf_links: dict[tuple[str, str], dict[int, set[str]]] = field(default_factory=dict)
     held: set[int] = field(default_factory=set)
     _candidates: dict[tuple[int, str], set[int]] | None = None
 
@@ -197,6 +206,8 @@ class _State:
         links = link_images(
             images, CommitIndex(history), config.link.label, config.link.tag_pattern
         )
+        werf = werf_repositories(images, config.link.source)
+        werf_links = _werf_links(werf, links, CommitIndex(history))
         children: dict[int, list[int]] = defaultdict(list)
         for parent, child in images.edges:
             children[parent].append(child)
@@ -218,6 +229,8 @@ class _State:
             subjects=_referrers(images, children),
             kept=np.zeros(len(images), dtype=bool),
             untag=np.zeros(len(images.tag_rows), dtype=bool),
+            werf=werf,
+            werf_links=werf_links,
         )
 
     def keep_children_of_kept(self, only_new: bool = False) -> bool:
@@ -242,6 +255,33 @@ class _State:
         return changed
 
 
+def _werf_links(
+    werf: dict[str, WerfRepository], links: Links, commits: CommitIndex
+) -> dict[tuple[str, str], dict[int, set[str]]]:
+    """Per werf image, its stage rows and the commits its meta records publish them at.
+
+    In a repository werf wrote that is a stage's only link: its labels and tags are not
+    read (werf's `werf-project-repo-commit` names the commit a stage was built at, not the
+    commits that use it) and its records are linked to nothing. `links` gets the union, so
+    a stage linked at all is not unlinked; a commit Git does not know is recorded as such
+    (the Git guard counts it)."""
+    out: dict[tuple[str, str], dict[int, set[str]]] = {}
+    for repository in werf.values():
+        for row in repository.rows():
+            links.commits.pop(row, None)
+            links.unknown.pop(row, None)
+        for row, published in repository.published.items():
+            for image, commit in sorted(published):
+                sha, known = commits.resolve(commit)
+                if sha is None:
+                    continue
+                out.setdefault((repository.name, image), {}).setdefault(row, set()).add(sha)
+                links.commits.setdefault(row, set()).add(sha)
+                if not known:
+                    links.unknown.setdefault(row, set()).add(commit)
+    return out
+
+
 def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: datetime) -> Plan:
     state = _State.start(inputs, config, registry_host, now)
     for rule in RULES:
@@ -252,6 +292,10 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
         unknown_commits={
             state.images.key(row): values for row, values in state.links.unknown.items()
         },
+        notes=[
+            f"{repository.summary()}: decided as werf decides (link.source: {config.link.source})"
+            for _, repository in sorted(state.werf.items())
+        ],
     )
 
 
@@ -277,17 +321,43 @@ def keep_images_in_use(state: _State) -> None:
 
 
 def keep_git_policies(state: _State) -> None:
-    """git-policy[i]: reachable from a live branch or tag under keepPolicies[i]."""
+    """git-policy[i]: reachable from a live branch or tag under keepPolicies[i]; in a
+    repository werf wrote, per werf image over the commits of its meta records, as werf
+    ranks them (`tasks.policy.werf_layout`)."""
     refs, history = state.inputs.refs, state.history
     if not state.config.uses_git or refs is None or history is None:
         return
     policies = state.config.effective_policies()
-    git_keeps = evaluate_git_policies(
-        refs, history, state.links.commits, state.images.repositories, policies, state.now
-    )
+    werf_rows = {row for repository in state.werf.values() for row in repository.rows()}
+    plain = {r: c for r, c in state.links.commits.items() if r not in werf_rows}
+    repositories = state.images.repositories
+    git_keeps = evaluate_git_policies(refs, history, plain, repositories, policies, state.now)
     for image, keeps in git_keeps.items():
         for k in keeps:
             state.reasons.keep(image, f"git-policy[{k.policy}]", k.describe())
+    for (_, werf_image), commits in sorted(state.werf_links.items()):
+        found = evaluate_git_policies(refs, history, commits, repositories, policies, state.now)
+        for image, keeps in found.items():
+            for k in keeps:
+                why = f"{k.describe()} (werf image {werf_image})"
+                state.reasons.keep(image, f"git-policy[{k.policy}]", why)
+
+
+def refuse_unlinked_delete_on_werf(state: _State) -> None:
+    """A guard, not a rule: `cleanup.unlinked: delete` deleted every stage, record and live
+    image of a werf repository read as plain OCI. Where werf's layout is recognised it is
+    refused: regsweep decides such a repository as werf does, and `unlinked` does not
+    apply there."""
+    if state.config.cleanup.unlinked != "delete" or not state.werf:
+        return
+    names = ", ".join(sorted(state.werf))
+    raise ConfigError(
+        "link.source",
+        f"cleanup.unlinked: delete is refused: {names} look(s) werf-managed (meta records, "
+        "stages labelled werf), and regsweep reads them as werf does, where unlinked does not "
+        "apply. Remove cleanup.unlinked: delete, or set link.source: oci to treat them as "
+        "plain images (that deletes werf's records and the parent stages of live images)",
+    )
 
 
 def keep_pushed_recently(state: _State) -> None:
@@ -603,6 +673,8 @@ def keep_built_recently(state: _State) -> None:
         return
     since = to_micros(state.now - timedelta(hours=cleanup.keep_images_built_within_last_n_hours))
     recent = state.has_created & (state.created >= since)
+    for repository in state.werf.values():  # werf's records follow their stage, not their age
+        recent[list(repository.records())] = False
     for image in np.flatnonzero(recent).tolist():
         when = from_micros(int(state.created[image]))
         state.reasons.keep(
@@ -618,6 +690,8 @@ def keep_unlinked(state: _State) -> None:
         return
     unlinked = state.known.copy()
     unlinked[list(state.links.commits)] = False
+    for repository in state.werf.values():  # werf decides there (keep_werf_stage_graph...)
+        unlinked[list(repository.rows())] = False
     unlinked[[child for kids in state.children.values() for child in kids]] = False
     unlinked[list(state.subjects)] = False
     if state.config.cleanup.registry_policies:  # there, the registry policy decides instead
@@ -642,6 +716,75 @@ def keep_index_children(state: _State) -> None:
     """index-child: every manifest a kept index lists (a surviving index never names a
     deleted manifest)."""
     state.keep_children_of_kept()
+
+
+def keep_werf_stage_graph(state: _State) -> None:
+    """stage-parent, stage-source: as werf's cleanup protects relatives: every kept stage
+    keeps its ancestors (werf.io/parent-stage-id), and a stage kept by anything but the Git
+    policy its import and dependency sources too (werf: the Git policy keeps those through
+    their own meta records); to a fixpoint with index children."""
+    if not state.werf:
+        return
+    reasons, labels = state.reasons, state.images.images["labels"].tolist()
+    git = np.array([n.startswith("git-policy[") for n in reasons.names], dtype=bool)
+    tag_rows = np.array(state.images.tag_rows, dtype=np.int64)
+    by_tag = np.zeros(len(state.images), dtype=bool)  # kept through a tag (never the policy)
+    by_tag[tag_rows[reasons.tag.any(axis=1)]] = True
+
+    def keep(row: int, reason: str, why: str) -> bool:
+        if reasons.digest[row, reasons.column[reason]]:
+            return False
+        reasons.keep(row, reason, why)
+        new = not state.kept[row]
+        state.kept[row] = True
+        return new
+
+    changed = True
+    while changed:
+        changed = False
+        for repository in state.werf.values():
+            stage_of = {row: stage for stage, row in repository.stages.items()}
+            for row in sorted(r for r in stage_of if state.kept[r]):
+                own = labels[row] if row < state.images.known and labels[row] else {}
+                parents, sources = repository.stage_rows_of(own)
+                for parent in parents:
+                    why = f"stage-parent: parent of kept stage {stage_of[row]}"
+                    changed = keep(parent, "stage-parent", why) or changed
+                if by_tag[row] or (reasons.digest[row] & ~git).any():
+                    for source in sources:
+                        why = f"stage-source: import or dependency source of {stage_of[row]}"
+                        changed = keep(source, "stage-source", why) or changed
+        changed = state.keep_children_of_kept() or changed
+
+
+def keep_werf_records(state: _State) -> None:
+    """werf-record: werf's records follow their stage, as werf cleans them: a meta record
+    while its stage is kept by the Git policy and its commit is known (werf deletes the
+    others: of deleted stages, of stages only other rules keep, of commits Git does not
+    know); a custom-tag or import record while its stage is kept; managed-image records
+    always (werf drops one only with the image from werf.yaml); rejected-stage records
+    never."""
+    if not state.werf:
+        return
+    reasons = state.reasons
+    git = [i for n, i in reasons.column.items() if n.startswith("git-policy[")]
+    known = set(state.history.shas.to_pylist()) if state.history is not None else set()
+
+    def keep(row: int, why: str) -> None:
+        reasons.keep(row, "werf-record", f"werf-record: {why}")
+        state.kept[row] = True
+
+    for repository in state.werf.values():
+        for row, image, commit, stage in repository.meta:
+            stage_row = repository.stages.get(stage)
+            if stage_row is not None and reasons.digest[stage_row, git].any() and commit in known:
+                keep(row, f"image {image} at commit {commit[:7]} as kept stage {stage}")
+        for row, stage in [*repository.custom.items(), *repository.imports.items()]:
+            stage_row = repository.stages.get(stage)
+            if stage_row is not None and state.kept[stage_row]:
+                keep(row, f"record of kept stage {stage}")
+        for row in repository.managed:
+            keep(row, "managed-image record (werf drops it with the image from werf.yaml)")
 
 
 def decide_referrers(state: _State) -> None:
@@ -741,6 +884,7 @@ def decide_untags(state: _State) -> None:
 
 
 RULES: tuple[Callable[[_State], None], ...] = (
+    refuse_unlinked_delete_on_werf,
     keep_images_in_use,
     keep_pulled_within,
     keep_git_policies,
@@ -753,6 +897,8 @@ RULES: tuple[Callable[[_State], None], ...] = (
     keep_protected,
     decide_digests,
     keep_index_children,
+    keep_werf_stage_graph,
+    keep_werf_records,
     decide_referrers,
     keep_unreadable,
     decide_untags,

@@ -211,10 +211,11 @@ def default_policies(git: GitRepoBuilder, reg: Registry) -> tuple[dict[str, Any]
     for i, sha in enumerate(feature):
         reg.image(dg(20 + i), [f"f{i}"], OLD, sha)
     reg.image(dg(30), ["stale"], OLD, stale)
-    # werf 2's defaults (werf PR #6668): main keeps its last 2 -> m10, m11 (werf 1 kept 10);
-    # feature: last 2 within 168h -> f1, f2; stale: a branch older than 168h is not selected
-    # by the /.*/ policy.
-    expected = {dg(11), dg(12), dg(21), dg(22)}
+    # werf 2's defaults as its code has them (reference_to_scan.go; #6668 set main to 2 in
+    # February 2025, #6708 back to 10 in March; the docs still say 2): main keeps its last
+    # 10 -> m2..m11; feature: last 2 within 168h -> f1, f2; stale: a branch older than 168h
+    # is not selected by the /.*/ policy.
+    expected = {dg(i) for i in range(3, 13)} | {dg(21), dg(22)}
     return {"cleanup": {"unlinked": "delete"}}, expected
 
 

@@ -1,0 +1,134 @@
+"""werf's own registries, as werf writes them (`tests.werf_fixture`, pushed through the real
+registry): regsweep recognises the layout, links stages through werf's meta records, decides
+per werf image as werf's cleanup does (parents kept, records following their stages), and a
+real client (skopeo) pulls every tag left after an apply, each kept stage's parent chain
+included. The expected decisions are werf's, derived from its code (`pkg/cleaning/
+cleanup.go`: git history per image over meta records, `protectRelativeStageDescSetByStageDesc`,
+`cleanupImageMetadata`, `deleteRejectedStagesWithLinkedTags`, `deleteUnusedCustomTags`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.demo.registry_server import LocalRegistry
+from flows.pipeline import compute_plan, local_stages
+from tasks.core.config import load_config
+from tasks.core.errors import ConfigError
+from tasks.delete.loader import DeleteRequest
+from tasks.delete.stage import run_deletion
+from tests.skopeo import assert_every_tag_pulls
+from tests.werf_fixture import REPOSITORY, WerfFixture, build_werf_repository
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _config(tmp_path: Path, fixture: WerfFixture, url: str, **cleanup: object) -> Path:
+    path = tmp_path / "regsweep.yaml"
+    document = {
+        "registry": {"url": url, "repositories": [REPOSITORY], "cache": False},
+        "git": {"path": str(fixture.git.checkout_path)},
+        "kubernetes": {"enabled": False},
+        "cleanup": {"keepImagesBuiltWithinLastNHours": 1, **cleanup},
+    }
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def werf_decisions(fixture: WerfFixture) -> dict[str, str]:
+    """What werf's cleanup deletes of the fixture under its default keepPolicies, tag by tag
+    (every other tag is kept): the deleted feature branch's stage chain (its final stage
+    and its own from and install stages: no kept stage names them as parent) and its meta
+    record (`cleanupImageMetadata`: a stage not reached; the commit is not in Git either),
+    the rejected stage and its record (`deleteRejectedStagesWithLinkedTags`)."""
+    deleted = {
+        fixture.stages["backend@f1/from"],
+        fixture.stages["backend@f1/install"],
+        fixture.stages["backend@f1/final"],
+    }
+    deleted |= {t for t, kind in fixture.kinds.items() if kind == "meta record: backend at f1"}
+    deleted |= {t for t, kind in fixture.kinds.items() if "rejected" in kind}
+    return {tag: "delete" if tag in deleted else "keep" for tag in fixture.kinds}
+
+
+@pytest.fixture
+def werf_repo(registry: LocalRegistry, tmp_path: Path) -> WerfFixture:
+    return build_werf_repository(tmp_path / "werf", registry.url, NOW)
+
+
+def _plan(config: Path):  # type: ignore[no-untyped-def]
+    return compute_plan(load_config(config), NOW, local_stages())
+
+
+def test_a_werf_repository_is_decided_as_werf_decides_it_and_pulls_whole_after(
+    registry: LocalRegistry, werf_repo: WerfFixture, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, werf_repo, registry.url)
+    planned = _plan(config)
+    table = planned.plan.table
+    ours = dict(zip(table["tag"], table["action"], strict=True))
+    reasons = dict(zip(table["tag"], table["reason"], strict=True))
+    expected = werf_decisions(werf_repo)
+    rows = [
+        f"{werf_repo.kinds[t]:38} {t[:40]:40} werf {expected[t]:6} regsweep {ours[t]:6} "
+        f"{reasons[t]}"
+        for t in sorted(expected, key=lambda t: werf_repo.kinds[t])
+    ]
+    print("\n".join(rows))
+    assert {t: ours[t] for t in expected} == expected
+    # Stages are linked through the meta records, per werf image; parents have their reason.
+    assert reasons[werf_repo.stages["backend@c1/final"]].startswith("git-policy")
+    assert reasons[werf_repo.stages["backend@c1/install"]] == "stage-parent"
+    assert reasons["managed-image-backend"] == "werf-record"
+    assert any("werf layout" in note for note in planned.plan.notes), planned.plan.notes
+
+    results = run_deletion(
+        load_config(config),
+        table,
+        planned.registry,
+        DeleteRequest(apply=True, ledger_path=str(tmp_path / "ledger.jsonl")),
+    )
+    assert set(results["outcome"]) == {"deleted"}
+    left = assert_every_tag_pulls(registry.url, [REPOSITORY])[REPOSITORY]
+    assert sorted(left) == sorted(t for t, a in expected.items() if a == "keep")
+    for image in ("backend", "frontend"):  # every kept final stage's chain is whole
+        for name in ("c1", "c3", "c5"):
+            for step in ("from", "install", "final"):
+                stage = werf_repo.stages.get(f"{image}@{name}/{step}")
+                if stage is not None:
+                    assert stage in left, f"{image}@{name}/{step} was deleted"
+
+
+def test_the_readme_lever_unlinked_delete_is_refused_on_a_werf_repository(
+    registry: LocalRegistry, werf_repo: WerfFixture, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, werf_repo, registry.url, unlinked="delete")
+    with pytest.raises(ConfigError) as refused:
+        _plan(config)
+    assert refused.value.field == "link.source"
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "plan", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "link.source" in done.stderr and "werf-managed" in done.stderr
+
+
+def test_link_source_oci_reads_it_as_plain_images(
+    registry: LocalRegistry, werf_repo: WerfFixture, tmp_path: Path
+) -> None:
+    """The old reading, on request: every stage unlinked and kept, nothing deleted."""
+    config = tmp_path / "oci.yaml"
+    document = yaml.safe_load(_config(tmp_path, werf_repo, registry.url).read_text())
+    document["link"] = {"source": "oci"}
+    config.write_text(yaml.safe_dump(document))
+    table = _plan(config).plan.table
+    assert set(table["action"]) == {"keep"}
+    assert set(table["reason"]) <= {"unlinked", "built-within"}  # records pushed just now
