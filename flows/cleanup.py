@@ -26,9 +26,11 @@ from flows.scale_out import (
     extract_registry_fanned_out,
 )
 from flows.snapshot import save_inputs
+from flows.werf_report import cleanup_reports, save_cleanup_reports
 from tasks.cluster.task import extract_cluster_task
 from tasks.core.config import Config, load_config
 from tasks.core.home import regsweep_home
+from tasks.core.reference import registry_host
 from tasks.delete.guards import cluster_refusal, git_refusal, unmatched_hosts
 from tasks.delete.loader import DeleteRequest
 from tasks.delete.task import delete_task, in_use_task, reconcile_task, verify_task
@@ -53,8 +55,10 @@ def cleanup(
     ledger: str | None = None,
     force: bool = False,
     werf_config: str | None = None,
+    cleanup_report: str | None = None,
 ) -> RunResult:
-    """Plan and (with `apply`) delete; return what the run did.
+    """Plan and (with `apply`) delete; return what the run did; with `cleanup_report`, write
+    werf's cleanup report of each werf repository there (`flows.werf_report`).
 
     Raises `RunFailed` (carrying the same result) when a listing was incomplete or deletions
     were refused or failed, so the flow run ends Failed.
@@ -128,6 +132,17 @@ def cleanup(
             notes.append(
                 f"cluster images on other registries (not this one or an alias): {listing}"
             )
+    if cleanup_report and plan.werf:
+        reports = cleanup_reports(
+            plan.table,
+            plan.werf,
+            registry_host(config.registry.url),
+            not apply,
+            config.cleanup.keep_images_built_within_last_n_hours,
+            results,
+        )
+        for written in save_cleanup_reports(Path(cleanup_report), reports):
+            logger.info("werf cleanup report written to %s", written)
     incomplete = registry.incomplete()
     activity = planned.pulls.activity(moment) if planned.pulls is not None else None
     report = RunReport.build(plan.table, registry.blobs, results, incomplete, notes, activity)

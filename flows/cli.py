@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from flows.pipeline import Planned
     from flows.result import RunResult
     from tasks.core.config import Config
+    from tasks.policy.plan import Plan
 
 # regsweep's own warnings (registry retries, failed deletions) go to the flow run's logs too.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks")
@@ -77,6 +78,13 @@ WerfOption = Annotated[
 ]
 NowOption = Annotated[
     str | None, typer.Option("--now", help="fix 'now' (ISO 8601) for every time window")
+]
+CleanupReportOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--save-cleanup-report",
+        help="write werf's cleanup-report JSON of each werf repository to this path",
+    ),
 ]
 OutputOption = Annotated[
     str, typer.Option("--output", "-o", help="table (default) or json: one JSON document")
@@ -264,6 +272,7 @@ def plan(
     werf_config: WerfOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="PLAN.parquet or PLAN.csv")] = None,
     output: OutputOption = "table",
+    cleanup_report: CleanupReportOption = None,
 ) -> None:
     """Preview the plan: extract and decide in this process; delete nothing."""
     output = output_format(output)
@@ -281,6 +290,8 @@ def plan(
     if out is not None:
         write_plan(planned.plan.table, out)
         errors.print(f"plan written to {out}", soft_wrap=True, highlight=False, markup=False)
+    if cleanup_report is not None:
+        save_werf_report(cleanup_report, cfg, planned.plan, dry_run=True)
     from tasks.delete.stage import run_reconcile
 
     _, damage = run_reconcile(cfg, planned.registry, None)  # reads ledgers, sends nothing
@@ -293,6 +304,26 @@ def plan(
             errors.print(f"warning: {note}", soft_wrap=True, highlight=False, markup=False)
         print_summary(summarise(planned.plan.table, planned.registry.blobs))
     exit_if_incomplete(planned)
+
+
+def save_werf_report(path: Path, config: Config, plan: Plan, dry_run: bool) -> None:
+    """werf's cleanup report of the plan's werf repositories (`flows.werf_report`)."""
+    from flows.werf_report import cleanup_reports, save_cleanup_reports
+    from tasks.core.reference import registry_host
+
+    hours = config.cleanup.keep_images_built_within_last_n_hours
+    reports = cleanup_reports(
+        plan.table, plan.werf, registry_host(config.registry.url), dry_run, hours
+    )
+    if not reports:
+        errors.print(
+            "warning: --save-cleanup-report: no repository here is werf's: nothing written",
+            highlight=False,
+            markup=False,
+        )
+        return
+    for written in save_cleanup_reports(path, reports):
+        errors.print(f"werf cleanup report written to {written}", highlight=False, markup=False)
 
 
 def exit_if_incomplete(planned: Planned) -> None:
@@ -338,6 +369,7 @@ def run(
     ledger: Annotated[Path | None, typer.Option("--ledger", help="deletion ledger path")] = None,
     force: Annotated[bool, typer.Option("--force", help="override maxDeleteFraction")] = False,
     werf_config: WerfOption = None,
+    cleanup_report: CleanupReportOption = None,
     task_runner: Annotated[
         str | None,
         typer.Option(
@@ -385,6 +417,7 @@ def run(
             ledger=str(ledger) if ledger else None,
             force=force,
             werf_config=str(werf_config.resolve()) if werf_config else None,
+            cleanup_report=str(cleanup_report.resolve()) if cleanup_report else None,
         )
     except RunFailed as exc:
         print_run(exc.result)
@@ -511,7 +544,7 @@ def explain(
         planned = plan_here(cfg, moment, show_progress=False)
     except expected_errors() as exc:
         raise fail(exc) from None
-    found = explanations(planned.plan, cfg, repository, tag, digest)
+    found = explanations(planned.plan, cfg, repository, tag, digest, planned.git, moment)
     if not found:
         exit_if_incomplete(planned)
         errors.print(

@@ -18,6 +18,7 @@ from tasks.registry.kind import registry_kind
 
 if TYPE_CHECKING:
     from flows.pipeline import Planned
+    from tasks.git.extract import GitExtraction
 
 
 def human_bytes(n: float) -> str:
@@ -194,11 +195,18 @@ _GIT_POLICY = re.compile(r"^git-policy\[(\d+)\]")
 
 
 def explanations(
-    plan: Plan, config: Config, repository: str, tag: str, digest: str
+    plan: Plan,
+    config: Config,
+    repository: str,
+    tag: str,
+    digest: str,
+    git: GitExtraction | None = None,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """For `explain`: each digest `repository` + (`digest`, or `tag`, default `latest`)
     names, with its tags, commits, decision and every line of evidence. Under werf's default
-    policies, a git-policy line says which default kept it."""
+    policies, a git-policy line says which default kept it; with the `git` extraction and
+    `now`, a deleted image linked to commits says how close each policy came."""
     table = plan.table
     rows = table[table["repository"] == repository]
     rows = rows[rows["digest"] == digest] if digest else rows[rows["tag"] == (tag or "latest")]
@@ -223,6 +231,8 @@ def explanations(
             evidence.insert(0, "no keep rule applies")
             if row.commits:
                 evidence.append("its commits are not among the images any keepPolicy keeps")
+                if git is not None and now is not None and config.uses_git:
+                    evidence += _near_misses(plan, config, git, now, row.repository, row.digest)
             unknown = plan.unknown_commits.get(key)
             if unknown:
                 evidence.append(f"Git does not know: {', '.join(sorted(unknown))}")
@@ -239,6 +249,33 @@ def explanations(
             }
         )
     return found
+
+
+def _near_misses(
+    plan: Plan, config: Config, git: GitExtraction, now: datetime, repository: str, digest: str
+) -> list[str]:
+    """`tasks.policy.why_not` over the images ranked with this one: its repository's, or in
+    a repository werf wrote, its werf image's (from the meta records' tags)."""
+    from tasks.policy.history import CommitHistory
+    from tasks.policy.werf_layout import META_TAG
+    from tasks.policy.why_not import near_misses
+
+    table = plan.table[plan.table["repository"] == repository]
+    images = table.drop_duplicates("digest")
+    peers = {str(d): set(c) for d, c in zip(images["digest"], images["commits"], strict=True)}
+    if repository in plan.werf:  # ranks count per werf image: its stages and their commits
+        digest_of = dict(zip(table["tag"], table["digest"], strict=True))
+        published: dict[str, dict[str, set[str]]] = {}
+        for tag in table["tag"]:
+            if meta := META_TAG.match(str(tag)):
+                image, commit, stage = meta.groups()
+                if stage in digest_of:
+                    published.setdefault(image, {}).setdefault(digest_of[stage], set()).add(commit)
+        mine = [p for p in published.values() if digest in p]
+        peers = mine[0] if mine else peers
+    history = CommitHistory.from_frame(git.commits)
+    lines = near_misses(git.refs, history, peers, digest, config.effective_policies(), now)
+    return [f"why not: {line}" for line in lines]
 
 
 def _name_default(line: str) -> str:

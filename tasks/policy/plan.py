@@ -110,6 +110,7 @@ class Plan:
     evidence: Evidence
     unknown_commits: dict[Key, set[str]]
     notes: list[str] = field(default_factory=list)  # what the run's notes should say
+    werf: list[str] = field(default_factory=list)  # repositories read the werf way
 
 
 def build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: datetime) -> Plan:
@@ -296,6 +297,7 @@ def _build_plan(inputs: PlanInputs, config: Config, registry_host: str, now: dat
             f"{repository.summary()}: decided as werf decides (link.source: {config.link.source})"
             for _, repository in sorted(state.werf.items())
         ],
+        werf=sorted(state.werf),
     )
 
 

@@ -8,6 +8,7 @@ cleanup.go`: git history per image over meta records, `protectRelativeStageDescS
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -132,3 +133,37 @@ def test_link_source_oci_reads_it_as_plain_images(
     table = _plan(config).plan.table
     assert set(table["action"]) == {"keep"}
     assert set(table["reason"]) <= {"unlinked", "built-within"}  # records pushed just now
+
+
+def test_werf_cleanup_report_lists_what_werf_would(
+    registry: LocalRegistry, werf_repo: WerfFixture, tmp_path: Path
+) -> None:
+    """`plan --save-cleanup-report`: werf's JSON, the items werf's cleanup would write."""
+    config = _config(tmp_path, werf_repo, registry.url)
+    out = tmp_path / "report.json"
+    command = ["plan", "-c", str(config), "--save-cleanup-report", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    print(json.dumps(report, indent=1)[:3000])
+    assert set(report) == {"command", "dryRun", "repo", "kept", "deleted"}
+    assert report["dryRun"] is True and report["repo"].endswith("/" + REPOSITORY)
+    deleted = {(i["type"], i.get("tag") or i.get("commit")) for i in report["deleted"]}
+    feature = {werf_repo.stages[f"backend@f1/{s}"] for s in ("from", "install", "final")}
+    assert {("stage", t) for t in feature} <= deleted
+    assert ("imageMetadata", werf_repo.commits["f1"]) in deleted
+    assert {t for kind, t in deleted if kind == "rejectedStage"} and {
+        t for kind, t in deleted if kind == "rejectedStageMarker"
+    }
+    kept = {i["tag"]: i.get("reason") for i in report["kept"]}
+    assert kept[werf_repo.stages["backend@c5/final"]] == "git policy"
+    assert kept[werf_repo.stages["backend@c5/install"]] == "ancestor"
+    assert "backend-latest" in kept  # a custom tag, kept with its stage
+    # A keep-list built from it with jq's `.kept[] | select(.type == "stage") | .tag`:
+    stages = [i["tag"] for i in report["kept"] if i["type"] == "stage"]
+    assert len(stages) == len(set(stages)) and not feature & set(stages)
