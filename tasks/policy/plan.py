@@ -190,6 +190,8 @@ class _State:
     werf: dict[str, WerfRepository] = field(default_factory=dict)  # repositories werf wrote
     # per werf image (repository, imageMetadataID): its stage rows and their commits
     werf_links: dict[tuple[str, str], dict[int, set[str]]] = field(default_factory=dict)
+    # (werf image, stage row, commit): a keepPolicy reached the stage through that commit
+    werf_hits: set[tuple[str, int, str]] = field(default_factory=set)
     held: set[int] = field(default_factory=set)
     _candidates: dict[tuple[int, str], set[int]] | None = None
 
@@ -343,6 +345,7 @@ def keep_git_policies(state: _State) -> None:
             for k in keeps:
                 why = f"{k.describe()} (werf image {werf_image})"
                 state.reasons.keep(image, f"git-policy[{k.policy}]", why)
+                state.werf_hits.add((werf_image, image, k.commit))
 
 
 def refuse_unlinked_delete_on_werf(state: _State) -> None:
@@ -761,16 +764,15 @@ def keep_werf_stage_graph(state: _State) -> None:
 
 def keep_werf_records(state: _State) -> None:
     """werf-record: werf's records follow their stage, as werf cleans them: a meta record
-    while its stage is kept by the Git policy and its commit is known (werf deletes the
-    others: of deleted stages, of stages only other rules keep, of commits Git does not
-    know); a custom-tag or import record while its stage is kept; managed-image records
-    always (werf drops one only with the image from werf.yaml); rejected-stage records
-    never."""
+    while a keepPolicy reaches its stage through its commit (werf's `cleanupImageMetadata`:
+    a reference's walk hits a stage at the newest commit it visits of it, so on one branch
+    only the newest record of a reused stage stays; the others go, and so do those of
+    deleted stages, of stages only other rules keep, of commits Git does not know); a
+    custom-tag or import record while its stage is kept; managed-image records always
+    (werf drops one only with the image from werf.yaml); rejected-stage records never."""
     if not state.werf:
         return
     reasons = state.reasons
-    git = [i for n, i in reasons.column.items() if n.startswith("git-policy[")]
-    known = set(state.history.shas.to_pylist()) if state.history is not None else set()
 
     def keep(row: int, why: str) -> None:
         reasons.keep(row, "werf-record", f"werf-record: {why}")
@@ -779,8 +781,12 @@ def keep_werf_records(state: _State) -> None:
     for repository in state.werf.values():
         for row, image, commit, stage in repository.meta:
             stage_row = repository.stages.get(stage)
-            if stage_row is not None and reasons.digest[stage_row, git].any() and commit in known:
-                keep(row, f"image {image} at commit {commit[:7]} as kept stage {stage}")
+            if stage_row is not None and (image, stage_row, commit) in state.werf_hits:
+                keep(
+                    row,
+                    f"image {image} at commit {commit[:7]}, through which a keepPolicy "
+                    f"reaches stage {stage}",
+                )
         for row, stage in [*repository.custom.items(), *repository.imports.items()]:
             stage_row = repository.stages.get(stage)
             if stage_row is not None and state.kept[stage_row]:

@@ -43,16 +43,31 @@ def _config(tmp_path: Path, fixture: WerfFixture, url: str, **cleanup: object) -
 
 def werf_decisions(fixture: WerfFixture) -> dict[str, str]:
     """What werf's cleanup deletes of the fixture under its default keepPolicies, tag by tag
-    (every other tag is kept): the deleted feature branch's stage chain (its final stage
-    and its own from and install stages: no kept stage names them as parent) and its meta
-    record (`cleanupImageMetadata`: a stage not reached; the commit is not in Git either),
-    the rejected stage and its record (`deleteRejectedStagesWithLinkedTags`)."""
+    (every other tag is kept), followed through its code:
+    - the deleted feature branch's stage chain (its final stage and its own from and
+      install stages: no kept stage names them as parent) and its meta record;
+    - the rejected stage and its record (`deleteRejectedStagesWithLinkedTags`);
+    - the meta records of a reused stage at commits no reference's walk hits it through
+      (`cleanupImageMetadata` keeps `hitStageIDCommitList` only; a walk hits a stage at the
+      newest commit it visits of it, werf's e2e "should keep image metadata only for the
+      latest commit (one branch)"): main hits backend's c1 build at c2, its c3 build at c4,
+      frontend's c1 build at c3 and its c4 build at c5; tag v1.0.0 hits both images at c2.
+      So backend's records at c1 and c3, frontend's at c1 and c4, go."""
     deleted = {
         fixture.stages["backend@f1/from"],
         fixture.stages["backend@f1/install"],
         fixture.stages["backend@f1/final"],
     }
-    deleted |= {t for t, kind in fixture.kinds.items() if kind == "meta record: backend at f1"}
+    gone_records = {
+        "backend at f1",
+        "backend at c1",
+        "backend at c3",
+        "frontend at c1",
+        "frontend at c4",
+    }
+    deleted |= {
+        t for t, kind in fixture.kinds.items() if kind.removeprefix("meta record: ") in gone_records
+    }
     deleted |= {t for t, kind in fixture.kinds.items() if "rejected" in kind}
     return {tag: "delete" if tag in deleted else "keep" for tag in fixture.kinds}
 
