@@ -43,6 +43,8 @@ def run_checks(config: Config) -> Iterator[Check]:
     yield from registry
     if all(c.ok for c in registry if c.part in ("registry", "listing")):
         yield _whole(config)
+        if config.link.source != "oci":
+            yield _werf(config)
     if config.uses_git:
         yield _git(config)
     if config.uses_kubernetes:
@@ -148,6 +150,47 @@ def _whole(config: Config) -> Check:
     if damage.dangling or damage.open_records:
         return Check("tags", False, "; ".join(damage.notes()))
     return Check("tags", True, "every tag names a manifest; no ledger record left open")
+
+
+def _werf(config: Config) -> Check:
+    """Which repositories werf wrote (its meta records among the tags): those are read and
+    decided as werf does (`tasks.policy.werf_layout`). One tag listing per repository."""
+    from tasks.policy.werf_layout import META_TAG
+    from tasks.registry.extract import resolve_repositories
+    from tasks.registry.stage import make_client
+    from tasks.registry.tag import list_tags
+
+    async def go() -> list[str]:
+        async with make_client(config, max_retries=1) as client:
+            names = await resolve_repositories(
+                client, config.registry.repositories, config.registry.exclude
+            )
+            found = []
+            for name in names:
+                if any(META_TAG.match(tag) for tag in await list_tags(client, name)):
+                    found.append(name)
+            return found
+
+    try:
+        found = asyncio.run(go())
+    except RegistryError as exc:
+        return Check("werf", False, str(exc))
+    if not found:
+        return Check("werf", True, "no repository has werf's meta records: read as OCI images")
+    names = ", ".join(found)
+    if config.cleanup.unlinked == "delete":
+        return Check(
+            "werf",
+            False,
+            f"{names}: werf layout, and cleanup.unlinked: delete is refused there (see "
+            "link.source): remove it, or set link.source: oci",
+        )
+    return Check(
+        "werf",
+        True,
+        f"{names}: werf layout recognised: read and decided as werf does "
+        f"(link.source: {config.link.source})",
+    )
 
 
 async def _deletes(client: RegistryClient, repository: str) -> Check:

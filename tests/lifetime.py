@@ -281,6 +281,8 @@ class Life:
                 self.late.append((APP, doomed[0]))
                 self.late_tags |= {t for r, d, t, _ in plan if d == doomed[0] and t}
                 self._deploy(n)
+        if n in self.faults.rollback and len(self.releases) > 1:
+            faults.append("rollback")
         if n in self.faults.crash:
             faults.append("registry killed mid-DELETE")
             self.proxy.intercept = self._crash_once()

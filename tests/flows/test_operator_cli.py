@@ -162,6 +162,7 @@ def test_check_passes_every_part_of_the_demo(parts: Parts) -> None:
         "deletes",
         "untag",
         "tags",
+        "werf",
         "git",
         "kubernetes fixture",
     ]

@@ -137,6 +137,19 @@ def test_the_readme_lever_unlinked_delete_is_refused_on_a_werf_repository(
     assert "link.source" in done.stderr and "werf-managed" in done.stderr
 
 
+def test_check_says_the_repository_is_werfs(
+    registry: LocalRegistry, werf_repo: WerfFixture, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, werf_repo, registry.url)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "check", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert f"ok   werf: {REPOSITORY}: werf layout recognised" in done.stdout, done.stdout
+
+
 def test_link_source_oci_reads_it_as_plain_images(
     registry: LocalRegistry, werf_repo: WerfFixture, tmp_path: Path
 ) -> None:
