@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +38,8 @@ from tasks.core import mediatypes
 from tasks.core.aio import run_sync
 from tasks.registry.client import RegistryClient
 from tests.servers.http_proxy import Answer, RegistryProxy
-from tests.servers.storage_view import _revision_link, repositories_root
+from tests.servers.registry_crash import kill_as_delete_arrives
+from tests.servers.storage_view import repositories_root
 from tests.skopeo import skopeo_copy_all, skopeo_tags
 
 LABEL = "org.opencontainers.image.revision"
@@ -285,7 +285,7 @@ class Life:
             faults.append("rollback")
         if n in self.faults.crash:
             faults.append("registry killed mid-DELETE")
-            self.proxy.intercept = self._crash_once()
+            self.proxy.intercept = kill_as_delete_arrives(self.registry)
         elif n in self.faults.push_race:
             faults.append("push during the delete step")
             self.proxy.intercept = self._race_once(n)
@@ -311,30 +311,6 @@ class Life:
 
     def _run(self, moment: str, apply: bool) -> RunResult:
         return cleanup(config_path=str(self.config_path), apply=apply, now=moment)
-
-    def _crash_once(self) -> object:
-        fired = threading.Event()
-        registry = self.registry
-
-        def intercept(method: str, path: str, headers: dict[str, str]) -> Answer | None:
-            if method != "DELETE" or fired.is_set() or "/manifests/sha256:" not in path:
-                return None
-            fired.set()
-            repository = path.split("/v2/", 1)[1].rsplit("/manifests/", 1)[0]
-            digest = path.rsplit("/", 1)[1]
-            link = _revision_link(registry, repository, digest)
-            if link.exists():  # what Distribution does first; then it dies
-                link.unlink()
-            registry.kill()
-
-            def restart() -> None:
-                time.sleep(1.5)
-                registry.start()
-
-            threading.Thread(target=restart, daemon=True).start()
-            return None
-
-        return intercept
 
     def _race_once(self, n: int) -> object:
         fired = threading.Event()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -21,6 +20,7 @@ from tasks.registry.extract import scan_registry
 from tests.cli import run_cli
 from tests.delete.helpers import plan_rows, scan_and_delete, setup
 from tests.servers.http_proxy import Answer, RegistryProxy
+from tests.servers.registry_crash import kill_as_delete_arrives
 from tests.servers.storage_view import _revision_link
 from tests.skopeo import assert_every_tag_pulls, skopeo_tags
 
@@ -35,6 +35,14 @@ def _config(url: str) -> Config:
     )
 
 
+def _pushed(registry: LocalRegistry) -> dict[str, str]:
+    async def push() -> dict[str, str]:
+        async with RegistryClient(registry.url) as client:
+            return await setup(client)
+
+    return asyncio.run(push())
+
+
 def _scan(url: str):  # type: ignore[no-untyped-def]
     async def go():  # type: ignore[no-untyped-def]
         async with RegistryClient(url) as client:
@@ -43,37 +51,12 @@ def _scan(url: str):  # type: ignore[no-untyped-def]
     return asyncio.run(go())
 
 
-def _crash_on_delete(registry: LocalRegistry, digest: str) -> RegistryProxy:
-    """A proxy that, when the DELETE of `digest` arrives, does what Distribution does first
-    (remove the manifest's revision link) and kills the registry before it removes the tags;
-    the registry is back 1.5 s later, and the client's retry gets 404."""
-    killed = threading.Event()
-
-    def intercept(method: str, path: str, headers: dict[str, str]) -> Answer | None:
-        if method == "DELETE" and path.endswith(digest) and not killed.is_set():
-            killed.set()
-            _revision_link(registry, "r", digest).unlink()
-            registry.kill()
-
-            def restart() -> None:
-                time.sleep(1.5)
-                registry.start()
-
-            threading.Thread(target=restart, daemon=True).start()
-        return None
-
-    return RegistryProxy(registry.url, intercept=intercept)
-
-
 def test_a_crash_mid_delete_leaves_tags_naming_nothing_and_the_next_run_finishes_it(
     registry: LocalRegistry, tmp_path: Path
 ) -> None:
-    async def push() -> dict[str, str]:
-        async with RegistryClient(registry.url) as client:
-            return await setup(client)
-
-    digests = asyncio.run(push())
-    with _crash_on_delete(registry, digests["a"]) as proxy:  # the same URL every night
+    digests = _pushed(registry)
+    crash = kill_as_delete_arrives(registry, digests["a"])
+    with RegistryProxy(registry.url, intercept=crash) as proxy:  # the same URL every night
         _nights_after_a_crash(proxy.url, registry.url, digests["a"], tmp_path)
 
 
@@ -119,11 +102,7 @@ def _nights_after_a_crash(url: str, judge: str, digest: str, tmp_path: Path) -> 
 def test_a_pending_record_of_a_run_that_died_is_closed_by_the_next_run(
     registry: LocalRegistry, tmp_path: Path
 ) -> None:
-    async def push() -> dict[str, str]:
-        async with RegistryClient(registry.url) as client:
-            return await setup(client)
-
-    digests = asyncio.run(push())
+    digests = _pushed(registry)
     first = tmp_path / "first.jsonl"
     asyncio.run(_delete_with_ledger(registry.url, {"b"}, first))
     # As if the run had died after writing `pending` for b: drop its closing record.
@@ -146,11 +125,7 @@ async def _delete_with_ledger(url: str, tags: set[str], ledger: Path) -> None:
 def test_damage_nothing_of_ours_explains_is_reported_and_repaired_only_on_request(
     registry: LocalRegistry, tmp_path: Path
 ) -> None:
-    async def push() -> dict[str, str]:
-        async with RegistryClient(registry.url) as client:
-            return await setup(client)
-
-    digests = asyncio.run(push())
+    digests = _pushed(registry)
     _revision_link(registry, "r", digests["c"]).unlink()  # someone else's tool, by hand
     config = _config(registry.url)
     scan = _scan(registry.url)
@@ -199,11 +174,7 @@ def _env() -> dict[str, str]:
 def test_verify_puts_back_what_this_run_removed_and_still_fails_the_run(
     registry: LocalRegistry, tmp_path: Path
 ) -> None:
-    async def push() -> dict[str, str]:
-        async with RegistryClient(registry.url) as client:
-            return await setup(client)
-
-    digests = asyncio.run(push())
+    digests = _pushed(registry)
     scan = _scan(registry.url)
     ledger = tmp_path / "ledger.jsonl"
     asyncio.run(_delete_with_ledger(registry.url, {"b"}, ledger))
