@@ -113,7 +113,11 @@ def cleanup(
     if not repairs.empty:
         results = pd.concat([repairs, results], ignore_index=True)
     # Then read again what must survive: a loss fails the run, whoever caused it.
-    verdict = verify_task(config, plan.table, registry, in_use, str(ledger_path)) if apply else None
+    verdict = (
+        verify_task(config, plan.table, registry, in_use, str(ledger_path), run_id)
+        if apply
+        else None
+    )
 
     notes = stage_notes(config, registry) + plan.notes + pull_gap_notes(plan)
     notes += untag_notes(results)

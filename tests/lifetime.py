@@ -66,6 +66,8 @@ class Night:
     pushed_total: int
     notes: list[str]
     faults: list[str]
+    ledger: str = ""  # the night's ledger (empty when nothing was sent)
+    run_id: str = ""
     broken: list[str] = field(default_factory=list)  # invariants that failed
 
     def line(self) -> str:
@@ -305,6 +307,8 @@ class Life:
             pushed_total=self.pushed_total,
             notes=result.notes,
             faults=faults,
+            ledger=result.ledger_path,
+            run_id=result.flow_run_id,
         )
         night.broken, night.tags = self._invariants(n)
         return night

@@ -88,6 +88,7 @@ def run_verify(
     registry: RegistryExtraction,
     in_use: InUse | None,
     ledger_path: str,
+    flow_run_id: str = "",
 ) -> Verdict:
     """Re-read what must survive the run (`tasks.delete.verify`) in the repositories the
     scan read whole, put back from the run's ledger whatever it removed of that, and finish
@@ -108,7 +109,8 @@ def run_verify(
                 damage = assess(client, verdict.dangling, skip=Path(ledger_path))
                 if damage.explained:
                     ledger = Ledger(ledger_path)
-                    rows = await reconcile(client, replace(damage, unexplained={}), ledger)
+                    explained = replace(damage, unexplained={})
+                    rows = await reconcile(client, explained, ledger, flow_run_id)
                     verdict = verdict.after_repairs(rows)
             return await restore_missing(client, verdict, ledger_path)
 

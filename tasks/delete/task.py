@@ -57,9 +57,10 @@ def verify_task(
     registry: RegistryExtraction,
     in_use: InUse | None,
     ledger_path: str,
+    flow_run_id: str,
 ) -> Verdict:
     """Prefect task: `run_verify`, after the delete step."""
-    verdict = run_verify(config, plan, registry, in_use, ledger_path)
+    verdict = run_verify(config, plan, registry, in_use, ledger_path, flow_run_id)
     get_run_logger().info(
         "verify: %d repositories, %d tags, %d needed images read: %s",
         verdict.repositories,

@@ -92,8 +92,8 @@ def _nights_after_a_crash(url: str, judge: str, digest: str, tmp_path: Path) -> 
     assert skopeo_tags(judge, "r") == ["b", "c", "drop-me", "keep-me"]
     assert_every_tag_pulls(judge, ["r"])
     assert verify_registry(config).whole
-    states = [(r.action, r.state) for r in read_ledger(ledger)]
-    assert states == [("repair", "pending"), ("repair", "done")]
+    states = [(r.action, r.state, r.flow_run_id) for r in read_ledger(ledger)]
+    assert states == [("repair", "pending", "night2"), ("repair", "done", "night2")]
     # Nothing is left to do the night after.
     rows, damage = run_reconcile(config, _scan(url), str(tmp_path / "n3.jsonl"))
     assert rows.empty and not damage.dangling and not damage.open_records

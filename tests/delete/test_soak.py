@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flows.demo.kube_api import KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
+from tasks.delete.ledger import read_ledger
 from tests.lifetime import Faults, Life, summary
 
 NIGHTS = 6
@@ -40,6 +41,8 @@ def test_six_nights_with_a_crash_a_race_a_late_pod_and_a_rollback(
     crash = nights[2]
     print(crash.notes)
     assert any(note.startswith("tag naming nothing") for note in crash.notes), crash.notes
+    # Every record of the night, its repairs included, is the night's run's.
+    assert {r.flow_run_id for r in read_ledger(crash.ledger)} == {crash.run_id}
     assert nights[-1].exit_code == 0
     # Bounded: what is stored stops growing with what is pushed.
     assert nights[-1].manifests < 0.6 * nights[-1].pushed_total, figures
