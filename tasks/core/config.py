@@ -28,7 +28,12 @@ from pydantic.alias_generators import to_camel
 from tasks.core.duration import MAX_HOURS, format_duration, parse_duration
 from tasks.core.errors import ConfigError
 from tasks.core.reference import normalise_url, registry_names
-from tasks.core.werf import merge_werf_cleanup, read_werf_cleanup
+from tasks.core.werf import (
+    merge_werf_cleanup,
+    merge_werf_images,
+    read_werf_cleanup,
+    read_werf_images,
+)
 from tasks.core.yamlfile import read_yaml
 
 DEFAULT_CONCURRENCY = 64  # requests in flight to the registry (registry.concurrency)
@@ -170,6 +175,9 @@ class LinkConfig(_Model):
     # auto: a repository werf wrote (meta records, stages labelled `werf`) is read the werf
     # way (tasks.policy.werf_layout); werf: every repository; oci: none
     source: Literal["auto", "oci", "werf"] = "auto"
+    # the werf images werf.yaml defines (read from --werf-config): the meta records of any
+    # other image are cleaned as werf cleans them; None: every werf image is managed
+    werf_images: list[str] | None = None
     label: str = "org.opencontainers.image.revision"
     tag_pattern: str | None = None
 
@@ -443,6 +451,7 @@ def load_config(path: str | Path, werf_config: str | Path | None = None) -> Conf
     if werf_config is None:
         return parse_config(data, str(file))
     werf_cleanup = read_werf_cleanup(werf_config)
+    data = merge_werf_images(data, read_werf_images(werf_config))
     try:
         return parse_config(merge_werf_cleanup(data, werf_cleanup, str(werf_config)), str(file))
     except ConfigError as exc:

@@ -45,6 +45,29 @@ def read_werf_cleanup(path: str | Path) -> dict[str, Any]:
     return cleanup
 
 
+def read_werf_images(path: str | Path) -> list[str]:
+    """The image names werf.yaml defines (`image: NAME` documents): the images werf's
+    cleanup manages; the records of any other are an image's no longer built."""
+    file = Path(path)
+    text = read_yaml_text(file, "--werf-config")
+    documents = parse_yaml_documents(text, file, "--werf-config")
+    return [
+        str(d["image"])
+        for d in documents
+        if isinstance(d, dict) and isinstance(d.get("image"), str) and d["image"]
+    ]
+
+
+def merge_werf_images(data: Any, images: list[str]) -> Any:
+    """Put werf.yaml's image names in `link.werfImages`, unless the configuration says."""
+    if not isinstance(data, dict):
+        return data
+    link = data.get("link") or {}
+    if not isinstance(link, dict) or "werfImages" in link:
+        return data
+    return {**data, "link": {**link, "werfImages": images}}
+
+
 def merge_werf_cleanup(data: Any, werf_cleanup: dict[str, Any], werf_file: str) -> Any:
     """Put werf's cleanup keys into the regsweep configuration `data`.
 

@@ -45,7 +45,7 @@ from tasks.policy.evidence import DeferredLines, Evidence, EvidenceLines
 from tasks.policy.gitpolicy import evaluate_git_policies
 from tasks.policy.history import CommitHistory
 from tasks.policy.linking import CommitIndex, Links, link_images
-from tasks.policy.werf_layout import WerfRepository, werf_repositories
+from tasks.policy.werf_layout import WerfRepository, murmur3_32, werf_repositories
 from tasks.pulls.records import PullRecords
 
 Reason = Literal[
@@ -339,7 +339,11 @@ def keep_git_policies(state: _State) -> None:
     for image, keeps in git_keeps.items():
         for k in keeps:
             state.reasons.keep(image, f"git-policy[{k.policy}]", k.describe())
+    managed = state.config.link.werf_images
+    ids = {murmur3_32(name) for name in managed} if managed is not None else None
     for (_, werf_image), commits in sorted(state.werf_links.items()):
+        if ids is not None and werf_image not in ids:
+            continue  # an image werf.yaml no longer builds: werf drops its records
         found = evaluate_git_policies(refs, history, commits, repositories, policies, state.now)
         for image, keeps in found.items():
             for k in keeps:

@@ -195,3 +195,22 @@ def test_werf_cleanup_report_lists_what_werf_would(
     # A keep-list built from it with jq's `.kept[] | select(.type == "stage") | .tag`:
     stages = [i["tag"] for i in report["kept"] if i["type"] == "stage"]
     assert len(stages) == len(set(stages)) and not feature & set(stages)
+
+
+def test_an_image_dropped_from_werf_yaml_loses_its_records_and_stages(
+    registry: LocalRegistry, werf_repo: WerfFixture, tmp_path: Path
+) -> None:
+    """With --werf-config, the images werf.yaml no longer defines are werf's "nonexistent
+    images" (`cleanupNonexistentImageMetadata`): their meta records go, and their stages,
+    which no Git policy protects any more, with them; the rest is decided as before."""
+    werf_yaml = tmp_path / "werf.yaml"
+    werf_yaml.write_text("project: project\nconfigVersion: 1\n---\nimage: backend\n")
+    config = load_config(_config(tmp_path, werf_repo, registry.url), werf_yaml)
+    assert config.link.werf_images == ["backend"]
+    table = compute_plan(config, NOW, local_stages()).plan.table
+    ours = dict(zip(table["tag"], table["action"], strict=True))
+    expected = werf_decisions(werf_repo)
+    for tag, kind in werf_repo.kinds.items():
+        if kind.startswith(("frontend", "meta record: frontend")):
+            expected[tag] = "delete"
+    assert {t: ours[t] for t in expected} == expected
