@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import resource
 import sys
 import time
@@ -23,8 +24,14 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
+SMOKE = os.environ.get("REGSWEEP_BENCH_SMOKE") == "1"
+"""A size of seconds, as `make test` runs every benchmark so none can rot: the figures are
+printed, the targets not judged (a busy machine misses them, a broken benchmark crashes)."""
+
+
 class Results:
-    """Collect `RESULT <name> <value> (target <op> <value>)` lines; exit 0 only if all pass."""
+    """Collect `RESULT <name> <value> (target <op> <value>)` lines; exit 0 only if all pass
+    (at a smoke size, always: the targets are printed, not judged)."""
 
     def __init__(self) -> None:
         self.ok = True
@@ -36,6 +43,9 @@ class Results:
         print(f"RESULT {name} {value:.3f} (target {op} {target}){mark}", flush=True)
 
     def exit(self) -> None:
+        if SMOKE:
+            print("smoke size: the targets above are not judged", flush=True)
+            sys.exit(0)
         sys.exit(0 if self.ok else 1)
 
 

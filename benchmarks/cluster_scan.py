@@ -3,7 +3,9 @@
 10,000 Pods, 2,000 workloads (all seven workload kinds) and 500 Helm release revisions are
 served by the Kubernetes API fixture. The reference lists exactly the endpoints our
 extraction lists (same page size, same selectors) with urllib3 — the HTTP library under the
-official client — and only decodes the JSON. Target: ours <= 2x the raw listing.
+official client — and only decodes the JSON, over the same https with the fixture's CA
+(the fixture moved to https and the reference, still on http, crashed for a wave). Target:
+ours <= 2x the raw listing. REGSWEEP_BENCH_SMOKE=1: a few hundred objects.
 """
 
 from __future__ import annotations
@@ -13,16 +15,16 @@ import tempfile
 from pathlib import Path
 
 import urllib3
-from _common import Results, peak_rss_mib, timed
+from _common import SMOKE, Results, peak_rss_mib, timed
 
 from flows.demo.kube_api import KubeAPIFixture, helm_release_secret, pod, workload
 from tasks.cluster import extract as extract_module
 from tasks.cluster.extract import extract_cluster
 from tasks.cluster.kinds import KINDS
 
-PODS = 10_000
-WORKLOADS = 2_000
-RELEASES, REVISIONS = 100, 5
+PODS = 200 if SMOKE else 10_000
+WORKLOADS = 50 if SMOKE else 2_000
+RELEASES, REVISIONS = (5, 5) if SMOKE else (100, 5)
 NAMESPACES = 20
 WORKLOAD_KINDS = (
     ("Deployment", "deployments"),
@@ -54,7 +56,12 @@ def seed(kube: KubeAPIFixture) -> None:
 
 def raw_listing(kube: KubeAPIFixture) -> int:
     """GET every list endpoint our extraction reads, page by page; decode JSON only."""
-    http = urllib3.PoolManager(maxsize=1)
+    ca = kube.ca_pem
+    http = urllib3.PoolManager(
+        maxsize=1,
+        cert_reqs="CERT_REQUIRED" if ca else "CERT_NONE",
+        ca_cert_data=ca.decode() if ca else None,
+    )
     headers = {"Authorization": f"Bearer {kube.token}"}
     prefixes = {
         "CoreV1Api": "/api/v1",

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import pygit2
-from _common import Results, peak_rss_mib, plan_fingerprint, timed
+from _common import SMOKE, Results, peak_rss_mib, plan_fingerprint, timed
 
 from flows.demo.registry_server import LocalRegistry
 from tasks.core.config import parse_config
@@ -37,13 +37,15 @@ from tests.servers.storage_seed import seed_storage
 
 LABEL = "org.opencontainers.image.revision"
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
-MAIN_COMMITS = 24_000
+MAIN_COMMITS = 600 if SMOKE else 24_000
 MERGE_EVERY, SIDE_LENGTH = 40, 5
 LIVE_BRANCHES, LIVE_LENGTH = 200, 12
-TAGS = 1_500
-IMAGES = 10_000
+TAGS = 40 if SMOKE else 1_500
+IMAGES = 300 if SMOKE else 10_000
 REPOSITORIES = 5
-REPEATS = 5  # every part-1 timing is the best of this many runs (this machine drifts)
+REPEATS = (
+    1 if SMOKE else 5
+)  # every part-1 timing is the best of this many runs (this machine drifts)
 rng = random.Random(7)
 
 
@@ -72,7 +74,7 @@ def generate_repository(path: Path) -> pygit2.Repository:
         main_line.append(head)
     repo.references.create("refs/heads/main", head)
     for b in range(LIVE_BRANCHES):
-        base = main_line[-1 - rng.randrange(2_000)]
+        base = main_line[-1 - rng.randrange(min(2_000, len(main_line)))]
         tip = base
         age = timedelta(hours=rng.randrange(1, 24 * 30))
         for j in range(LIVE_LENGTH):
@@ -282,7 +284,7 @@ def main() -> None:
     results = Results()
     seconds: dict[str, float] = {}
     part1(results, seconds)
-    part2(results, 1_000_000, 100_000)
+    part2(results, *((20_000, 2_000) if SMOKE else (1_000_000, 100_000)))
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")
     results.exit()
 

@@ -24,14 +24,14 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from _common import Results
+from _common import SMOKE, Results
 
 from tasks.core import mediatypes
 from tasks.core.config import parse_config
 from tasks.registry.stage import read_registry
 
-TAGS = int(os.environ.get("REGSWEEP_BENCH_HUGE_TAGS", "1000000"))
-IMAGES = 1000
+TAGS = int(os.environ.get("REGSWEEP_BENCH_HUGE_TAGS", "5000" if SMOKE else "1000000"))
+IMAGES = 50 if SMOKE else 1000
 REPOSITORY = "bench/huge"
 
 

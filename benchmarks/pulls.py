@@ -45,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-from _common import Results, raw_ceiling
+from _common import SMOKE, Results, raw_ceiling
 
 from flows.demo.registry_server import LocalRegistry, free_port
 from tasks.core import mediatypes
@@ -59,10 +59,10 @@ from tasks.registry.extract import EDGE_COLUMNS
 from tests.servers.pulls_process import start_pulls_serve
 from tests.servers.storage_seed import seed_storage
 
-EVENTS = int(os.environ.get("REGSWEEP_BENCH_PULL_EVENTS", "20000"))
-DIGESTS = int(os.environ.get("REGSWEEP_BENCH_PULL_DIGESTS", "1000000"))
-PLAN_INTERPRETERS = 3  # per arm, interleaved
-PLANS = 3  # per interpreter: the first, then repeated plans of the same inputs
+EVENTS = int(os.environ.get("REGSWEEP_BENCH_PULL_EVENTS", "500" if SMOKE else "20000"))
+DIGESTS = int(os.environ.get("REGSWEEP_BENCH_PULL_DIGESTS", "5000" if SMOKE else "1000000"))
+PLAN_INTERPRETERS = 1 if SMOKE else 3  # per arm, interleaved
+PLANS = 2 if SMOKE else 3  # per interpreter: the first, then repeated plans of the same inputs
 TOKEN = "bench-token"
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-SMOKED = ["delete.py", "soak.py"]
+SMOKED = sorted(p.name for p in BENCHMARKS.glob("[!_]*.py"))
 
 
 @pytest.mark.parametrize("script", SMOKED)

@@ -54,7 +54,14 @@ def test_werf_cleanup_equals_the_same_section_inline(tmp_path: Path) -> None:
     inline = WERF_CLEANUP.replace(
         "cleanup:\n", "cleanup:\n  keepTags: ['/^v\\d+/']\n  unlinked: delete\n"
     )
-    assert with_werf == load_config(_write(tmp_path, "inline.yaml", REGSWEEP + inline))
+    # werf.yaml also says which images werf manages (link.werfImages, tasks.policy.plan)
+    assert with_werf.link.werf_images == ["backend", "frontend"]
+    inline_config = load_config(_write(tmp_path, "inline.yaml", REGSWEEP + inline))
+    assert with_werf == inline_config.model_copy(
+        update={
+            "link": inline_config.link.model_copy(update={"werf_images": ["backend", "frontend"]})
+        }
+    )
     assert len(with_werf.cleanup.keep_policies) == 2
     assert with_werf.cleanup.keep_tags == ["/^v\\d+/"]
 
