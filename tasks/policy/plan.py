@@ -740,30 +740,39 @@ def keep_werf_stage_graph(state: _State) -> None:
     by_tag = np.zeros(len(state.images), dtype=bool)  # kept through a tag (never the policy)
     by_tag[tag_rows[reasons.tag.any(axis=1)]] = True
 
-    def keep(row: int, reason: str, why: str) -> bool:
-        if reasons.digest[row, reasons.column[reason]]:
-            return False
-        reasons.keep(row, reason, why)
-        new = not state.kept[row]
-        state.kept[row] = True
-        return new
+    def keep(row: int, reason: str, why: str) -> None:
+        if not reasons.digest[row, reasons.column[reason]]:
+            reasons.keep(row, reason, why)
+            state.kept[row] = True
 
-    changed = True
-    while changed:
-        changed = False
-        for repository in state.werf.values():
-            stage_of = {row: stage for stage, row in repository.stages.items()}
-            for row in sorted(r for r in stage_of if state.kept[r]):
-                own = labels[row] if row < state.images.known and labels[row] else {}
-                parents, sources = repository.stage_rows_of(own)
-                for parent in parents:
-                    why = f"stage-parent: parent of kept stage {stage_of[row]}"
-                    changed = keep(parent, "stage-parent", why) or changed
-                if by_tag[row] or (reasons.digest[row] & ~git).any():
-                    for source in sources:
-                        why = f"stage-source: import or dependency source of {stage_of[row]}"
-                        changed = keep(source, "stage-source", why) or changed
-        changed = state.keep_children_of_kept() or changed
+    stage_of = {
+        row: (repository, stage)
+        for repository in state.werf.values()
+        for stage, row in repository.stages.items()
+    }
+    # A worklist, not passes over every stage: each stage is handled once, and once more if
+    # it gains a reason other than the Git policy (then its sources are kept too).
+    handled: dict[int, bool] = {}  # stage row -> handled with its sources
+    pending = [row for row in stage_of if state.kept[row]]
+    while pending:
+        while pending:
+            row = pending.pop()
+            with_sources = bool(by_tag[row] or (reasons.digest[row] & ~git).any())
+            if row in handled and (handled[row] or not with_sources):
+                continue
+            handled[row] = with_sources
+            repository, stage = stage_of[row]
+            own = labels[row] if row < state.images.known and labels[row] else {}
+            parents, sources = repository.stage_rows_of(own)
+            for parent in parents:
+                keep(parent, "stage-parent", f"stage-parent: parent of kept stage {stage}")
+                pending.append(parent)
+            for source in sources if with_sources else []:
+                why = f"stage-source: import or dependency source of {stage}"
+                keep(source, "stage-source", why)
+                pending.append(source)
+        if state.keep_children_of_kept():  # an index kept so holds its platforms' stages
+            pending = [row for row in stage_of if state.kept[row] and row not in handled]
 
 
 def keep_werf_records(state: _State) -> None:
