@@ -31,10 +31,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tasks.core import mediatypes
 from tasks.delete.ledger import Ledger, LedgerRecord, known_ledgers, numbered_records
 from tasks.delete.outcome import Outcome
-from tasks.delete.untag import EMPTY_CONFIG, OVERWRITE_ATTEMPTS, placeholder_manifest
+from tasks.delete.untag import EMPTY_CONFIG, overwrite_and_delete, placeholder_manifest
 from tasks.registry.blob import upload_blob
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import RegistryError
@@ -293,12 +292,7 @@ async def _remove_tag(
             await delete_tag(client, repository, tag)
         else:
             await upload_blob(client, repository, EMPTY_CONFIG)
-            for _ in range(OVERWRITE_ATTEMPTS):
-                await put_manifest(client, repository, tag, placeholder, mediatypes.OCI_MANIFEST)
-                if await delete_manifest(client, repository, record.placeholder):
-                    break
-            else:
-                raise RegistryError(f"{repository}:{tag}: the placeholder kept vanishing")
+            await overwrite_and_delete(client, repository, tag, placeholder)
     except RegistryError as exc:
         await _close_record(ledger, record, "failed", str(exc))
         return _row(repository, digest or "", [tag], "failed", f"removing the tag: {exc}")

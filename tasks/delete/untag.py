@@ -122,6 +122,25 @@ def placeholder_manifest(repository: str, tag: str) -> bytes:
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
 
+async def overwrite_and_delete(
+    client: RegistryClient, repository: str, tag: str, placeholder: bytes
+) -> None:
+    """Point `tag` at `placeholder` and DELETE the placeholder by digest, which takes the tag
+    with it; raise `RegistryError` when that cannot be done. A 404 to our DELETE of what we
+    PUT a moment ago means an earlier attempt of this DELETE (its answer lost, then retried)
+    took the manifest but may not have taken the tag: the tag would name nothing, so again,
+    from the PUT (OVERWRITE_ATTEMPTS times)."""
+    digest = sha256_digest(placeholder)
+    for _ in range(OVERWRITE_ATTEMPTS):
+        await put_manifest(client, repository, tag, placeholder, mediatypes.OCI_MANIFEST)
+        if await delete_manifest(client, repository, digest):
+            return
+    raise RegistryError(
+        f"{repository}:{tag}: the placeholder {digest} kept vanishing before its DELETE "
+        f"({OVERWRITE_ATTEMPTS} attempts)"
+    )
+
+
 async def untag_repository(
     client: RegistryClient,
     targets: list[UntagTarget],
@@ -234,18 +253,7 @@ class _Untag:
         record = replace(record, placeholder=sha256_digest(placeholder))
         await self.ledger.record(record)
         try:
-            for _ in range(OVERWRITE_ATTEMPTS):
-                await put_manifest(self.client, repo, tag, placeholder, mediatypes.OCI_MANIFEST)
-                if await delete_manifest(self.client, repo, record.placeholder):
-                    break
-                # 404 to our DELETE of what we PUT a moment ago: an earlier attempt of this
-                # DELETE (its answer lost, then retried) took the manifest but may not have
-                # taken the tag with it: the tag would name nothing. Again, from the PUT.
-            else:
-                raise RegistryError(
-                    f"{repo}:{tag}: the placeholder {record.placeholder} kept vanishing "
-                    f"before its DELETE ({OVERWRITE_ATTEMPTS} attempts)"
-                )
+            await overwrite_and_delete(self.client, repo, tag, placeholder)
         except RegistryError as exc:
             detail = str(exc)
             try:  # never leave the tag on the placeholder
