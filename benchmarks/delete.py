@@ -36,7 +36,7 @@ from tasks.delete.loader import DeleteRequest, execute_plan
 from tasks.registry.cache import ContentCache
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry
-from tasks.registry.vendor import Vendor
+from tasks.registry.vendors.base import Vendor
 from tests.servers.storage_seed import seed_storage
 
 TAGS = 220 if SMOKE else 5_600  # some tags share a digest: about 5,000 distinct digests

@@ -20,7 +20,6 @@ from tasks.registry.client import RegistryClient
 from tasks.registry.errors import (
     AccessDenied,
     AuthenticationFailed,
-    DeleteUnsupported,
     RegistryError,
 )
 
@@ -53,7 +52,7 @@ def run_checks(config: Config) -> Iterator[Check]:
 
 def _kind(config: Config) -> Check:
     """Which API each operation uses (reads: the OCI API everywhere)."""
-    from tasks.registry.kind import registry_kind
+    from tasks.registry.vendors import registry_kind
 
     kind = registry_kind(config)
     lists = kind.lists_through
@@ -123,7 +122,7 @@ def _registry(config: Config) -> Iterator[Check]:
                     f"({names[0]}: {len(tags)} tags)",
                 )
             )
-            from tasks.registry.vendor import vendor_of
+            from tasks.registry.vendors.base import vendor_of
 
             told = await vendor_of(client).check_deletes(names[0])
             if told is not None:  # through a vendor's API: it says
@@ -194,33 +193,30 @@ def _werf(config: Config) -> Check:
 
 
 async def _deletes(client: RegistryClient, repository: str) -> Check:
-    """Deletes enabled and allowed? DELETE of a digest that cannot exist: Distribution
-    answers 404 (MANIFEST_UNKNOWN) when deletes are enabled, 405 (UNSUPPORTED) when they are
-    disabled, 401/403 when the credentials may not delete. Nothing can be deleted by it."""
-    from tasks.registry.paths import manifest_path
-    from tasks.registry.vendor import IMPOSSIBLE_DIGEST
+    """Deletes enabled and allowed? The vendor's own probe (`Vendor.deletes_manifests`:
+    DELETE of a digest that cannot exist; Distribution answers 404 when deletes are enabled,
+    405 when they are disabled, 401/403 when the credentials may not delete). Nothing can
+    be deleted by it."""
+    from tasks.registry.vendors.base import vendor_of
 
-    path = manifest_path(repository, IMPOSSIBLE_DIGEST)
     try:
-        response = await client.request(
-            "DELETE", path, scope=f"repository:{repository}:delete", allow=frozenset({404})
-        )
-    except DeleteUnsupported:
+        enabled = await vendor_of(client).deletes_manifests(repository)
+    except (AuthenticationFailed, AccessDenied) as exc:
+        return Check("deletes", False, f"the credentials may not delete in {repository}: {exc}")
+    except RegistryError as exc:
+        return Check("deletes", False, f"DELETE probe in {repository}: {exc}")
+    if not enabled:
         return Check(
             "deletes",
             False,
             f"{client.host} has deletion disabled (405 to DELETE of a digest that cannot "
             "exist; Distribution: storage.delete.enabled: true)",
         )
-    except (AuthenticationFailed, AccessDenied) as exc:
-        return Check("deletes", False, f"the credentials may not delete in {repository}: {exc}")
-    except RegistryError as exc:
-        return Check("deletes", False, f"DELETE probe in {repository}: {exc}")
     return Check(
         "deletes",
         True,
-        f"enabled and allowed in {repository} ({response.status_code} to DELETE of a "
-        "digest that cannot exist; 405 would mean disabled)",
+        f"enabled and allowed in {repository} (404 to DELETE of a digest that cannot "
+        "exist; 405 would mean disabled)",
     )
 
 
@@ -288,7 +284,7 @@ async def _untags(client: RegistryClient, repository: str, method: str) -> Check
     """How an untag will be done: `api` asks (DELETE of a tag that cannot exist: 404 when
     the registry deletes tags, 400 or 405 when it does not); `overwrite` needs push (PUT)
     and delete rights, which the deletes line has checked for delete."""
-    from tasks.registry.vendor import PROBE_TAG, vendor_of
+    from tasks.registry.vendors.base import PROBE_TAG, vendor_of
 
     vendor = vendor_of(client)
     if vendor.tag_api:  # cleanup.untag api or overwrite: the vendor's tag delete either way

@@ -30,7 +30,6 @@ from flows.werf_report import cleanup_reports, save_cleanup_reports
 from tasks.cluster.task import extract_cluster_task
 from tasks.core.config import Config, load_config
 from tasks.core.home import regsweep_home
-from tasks.core.reference import registry_host
 from tasks.delete.guards import cluster_refusal, git_refusal, unmatched_hosts
 from tasks.delete.loader import DeleteRequest
 from tasks.delete.task import delete_task, in_use_task, reconcile_task, verify_task
@@ -140,7 +139,7 @@ def cleanup(
         reports = cleanup_reports(
             plan.table,
             plan.werf,
-            registry_host(config.registry.url),
+            config.registry.host,
             not apply,
             config.cleanup.keep_images_built_within_last_n_hours,
             results,

@@ -309,12 +309,9 @@ def plan(
 def save_werf_report(path: Path, config: Config, plan: Plan, dry_run: bool) -> None:
     """werf's cleanup report of the plan's werf repositories (`flows.werf_report`)."""
     from flows.werf_report import cleanup_reports, save_cleanup_reports
-    from tasks.core.reference import registry_host
 
     hours = config.cleanup.keep_images_built_within_last_n_hours
-    reports = cleanup_reports(
-        plan.table, plan.werf, registry_host(config.registry.url), dry_run, hours
-    )
+    reports = cleanup_reports(plan.table, plan.werf, config.registry.host, dry_run, hours)
     if not reports:
         errors.print(
             "warning: --save-cleanup-report: no repository here is werf's: nothing written",
@@ -581,32 +578,33 @@ def restore(
     it records the registry URL; credentials come from docker config or the environment)."""
     import asyncio
 
+    from tasks.core.config import registry_only
     from tasks.core.errors import ConfigError
-    from tasks.core.reference import normalise_url, registry_host
     from tasks.delete.errors import DeletionError, LedgerError
     from tasks.delete.restore import Restored, RestoreFilter, ledger_registries, restorable
     from tasks.delete.restore import restore as do_restore
-    from tasks.registry.client import RegistryClient
-    from tasks.registry.credentials import load_credentials
     from tasks.registry.errors import RegistryError
+    from tasks.registry.stage import make_client
 
     if not ledger.is_file():
         raise fail(ConfigError("--ledger", f"{ledger} is not a file"))
     selection = RestoreFilter(repository, digest, _now(since) if since else None)
-    given = registry or (_config(config).registry.url if config else None)
+    base = _config(config) if config else None
+    given = registry or (base.registry.url if base else None)
     try:
         if given is not None:  # matched by host: works for ledgers without URLs too
-            url = normalise_url(given)
-            records = restorable(ledger, registry_host(url), selection)
+            settings = registry_only(given, base)
+            records = restorable(ledger, settings.registry.host, selection)
         else:
             recorded = ledger_registries(ledger)
             if "" in recorded or len(recorded) > 1:
                 which = "it predates registry URLs" if "" in recorded else ", ".join(recorded)
                 raise ConfigError("--registry", f"the ledger names no single registry ({which})")
-            url = recorded[0] if recorded else ""
-            records = restorable(ledger, url, selection) if url else []
-    except ValueError as exc:
-        raise fail(ConfigError("--registry", str(exc))) from None
+            if not recorded:
+                records = []
+            else:
+                settings = registry_only(recorded[0], field="--ledger")
+                records = restorable(ledger, recorded[0], selection)
     except (LedgerError, OSError) as exc:
         raise fail(ConfigError("--ledger", str(exc))) from None
     except ConfigError as exc:
@@ -616,14 +614,15 @@ def restore(
         return
 
     async def go() -> list[Restored]:
-        async with RegistryClient(url, credentials=load_credentials(registry_host(url))) as client:
+        # The scan's client factory: credentials, vendor, limits and cache as `run` has them.
+        async with make_client(settings) as client:
             return await do_restore(client, records)
 
     try:
         restored = asyncio.run(go())
     except LedgerError as exc:
         raise fail(ConfigError("--ledger", str(exc))) from None
-    except (DeletionError, RegistryError) as exc:
+    except (DeletionError, RegistryError, ConfigError) as exc:
         raise fail(exc) from None
     for done in restored:
         untag = done.record.action == "untag"  # the digest stayed: only its tag comes back

@@ -14,7 +14,7 @@ from tasks.core.config import DEFAULT_POLICY_NAMES, Config
 from tasks.policy.plan import Plan
 from tasks.policy.summary import by_reason, summarise
 from tasks.registry.extract import RegistryExtraction
-from tasks.registry.kind import registry_kind
+from tasks.registry.vendors import registry_kind
 
 if TYPE_CHECKING:
     from flows.pipeline import Planned
@@ -138,11 +138,12 @@ def stage_notes(config: Config, registry: RegistryExtraction | None = None) -> l
     kind = registry_kind(config)
     if kind.name != "distribution":
         notes.append(kind.describe())
-    if kind.name == "dockerhub" and registry is not None and "manifest_gets" in registry.status:
+    counted = kind.vendor.counts_pulls and registry is not None
+    if counted and registry is not None and "manifest_gets" in registry.status:
         gets = int(registry.status["manifest_gets"].sum())
         tags = int(registry.status["tags"].sum())
         notes.append(
-            f"Docker Hub pull rate limit: the scan sent {gets} manifest GET(s) for {tags} "
+            f"{kind.name} pull rate limit: the scan sent {gets} manifest GET(s) for {tags} "
             "tag(s) (every tag resolved by HEAD, which is not counted; the content cache "
             "served the manifests it had)"
         )

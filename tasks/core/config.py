@@ -27,7 +27,8 @@ from pydantic.alias_generators import to_camel
 
 from tasks.core.duration import MAX_HOURS, format_duration, parse_duration
 from tasks.core.errors import ConfigError
-from tasks.core.reference import normalise_url, registry_names
+from tasks.core.reference import normalise_url, registry_host, registry_names
+from tasks.core.registry_kinds import REGISTRY_KINDS
 from tasks.core.werf import (
     merge_werf_cleanup,
     merge_werf_images,
@@ -109,11 +110,13 @@ class RegistryConfig(_Model):
     cache: bool | str = True  # manifest/config cache: True = $REGSWEEP_HOME/cache, or a path
     credentials_secret: str | None = None  # Prefect Secret block: {username, password}
     aliases: list[str] = Field(default_factory=list)  # other hosts naming this registry
-    # distribution | github | gitlab | dockerhub | ecr | acr | harbor; None: from the host
-    kind: (
-        Literal["distribution", "github", "gitlab", "dockerhub", "ecr", "acr", "harbor"] | None
-    ) = None
+    kind: str | None = None  # a key of tasks.core.registry_kinds.REGISTRY_KINDS; None: host
     api: str | None = None  # the vendor API's URL (github: https://api.github.com)
+
+    @property
+    def host(self) -> str:
+        """`host[:port]` of `url`, as image references name the registry."""
+        return registry_host(self.url)
 
     @property
     def names(self) -> frozenset[str]:
@@ -132,6 +135,14 @@ class RegistryConfig(_Model):
     @classmethod
     def _url(cls, value: str) -> str:
         return checked_url(value, "registry.url")
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str | None) -> str | None:
+        if value is not None and value not in REGISTRY_KINDS:
+            known = ", ".join(sorted(REGISTRY_KINDS))
+            raise ValueError(f"{value!r} is not a registry kind regsweep knows ({known})")
+        return value
 
     @field_validator("api")
     @classmethod
@@ -439,6 +450,23 @@ def parse_config(data: Any, source: str = "config") -> Config:
         count = exc.error_count()
         more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
         raise ConfigError(field_path(loc), message + more) from None
+
+
+def registry_only(url: str, base: Config | None = None, field: str = "--registry") -> Config:
+    """The configuration of a job on the registry at `url` alone (`regsweep restore`): the
+    registry settings of `base` (credentials, kind, API, limits, cache) at that URL, else
+    the defaults; no Git, no cluster. The URL is checked and normalised as `registry.url`
+    is; a bad one raises `ConfigError` naming `field`."""
+    registry = base.registry.model_dump(by_alias=True, exclude_none=True) if base else {}
+    document = {
+        "registry": {**registry, "url": url},
+        "kubernetes": {"enabled": False},
+        "cleanup": {"disableGitHistoryBasedPolicy": True},
+    }
+    try:
+        return parse_config(document, field)
+    except ConfigError as exc:
+        raise ConfigError(field, exc.message) from None
 
 
 def load_config(path: str | Path, werf_config: str | Path | None = None) -> Config:

@@ -164,5 +164,7 @@ def normalise_url(url: str) -> str:
 
 
 def registry_host(url: str) -> str:
-    """Return `host[:port]` of a registry URL, as image references name it."""
-    return httpx.URL(normalise_url(url)).netloc.decode()
+    """Return `host[:port]` of a registry URL as `normalise_url` made it (the configuration
+    normalises `registry.url` once, and `RegistryConfig.host` is this), as image references
+    name it."""
+    return httpx.URL(url).netloc.decode()

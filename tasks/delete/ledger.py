@@ -49,7 +49,7 @@ class LedgerRecord:
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     action: str = "delete"  # or "untag" (absent in ledgers written before untag existed)
     placeholder: str = ""
-    vendor: str = ""  # "github" when its REST API deleted it (`tasks.registry.github`)
+    vendor: str = ""  # "github" when its REST API deleted it (`tasks.registry.vendors.github`)
     vendor_api: str = ""  # that API's URL
     vendor_id: str = ""  # and what it calls the manifest (GitHub: the package version id)
 

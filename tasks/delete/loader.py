@@ -43,7 +43,7 @@ from tasks.registry.client import RegistryClient
 from tasks.registry.errors import DeleteUnsupported, NotFound, RegistryError, RegistryUnavailable
 from tasks.registry.extract import RegistryExtraction
 from tasks.registry.manifest import manifest_by_digest, resolve_tag
-from tasks.registry.vendor import vendor_of
+from tasks.registry.vendors.base import vendor_of
 
 log = logging.getLogger(__name__)
 

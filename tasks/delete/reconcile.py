@@ -45,7 +45,7 @@ from tasks.registry.manifest import (
     sha256_digest,
 )
 from tasks.registry.tag import list_tags
-from tasks.registry.vendor import vendor_of
+from tasks.registry.vendors.base import vendor_of
 
 log = logging.getLogger(__name__)
 

@@ -10,23 +10,22 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tasks.core import mediatypes
 from tasks.core.reference import is_digest, is_repository_name, is_tag_name
+from tasks.core.registry_kinds import REGISTRY_KINDS
 from tasks.core.restored import RestoredImage, record_restored
 from tasks.delete.errors import LedgerError, RestoreError
 from tasks.delete.ledger import LedgerRecord, numbered_records, read_ledger
 from tasks.registry.blob import blob_exists
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import NotFound
-from tasks.registry.github import GITHUB_API_VARIABLE, GitHub, GitHubPackages
-from tasks.registry.kind import DEFAULT_API
 from tasks.registry.manifest import get_manifest, put_manifest, resolve_tag, sha256_digest
-from tasks.registry.vendor import vendor_of
+from tasks.registry.vendors import vendor_class
+from tasks.registry.vendors.base import Vendor, vendor_of
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +104,9 @@ def check_record(record: LedgerRecord) -> None:
         body = json.loads(raw)
     except ValueError:
         raise LedgerError(f"{record.digest}: the manifest is not JSON") from None
-    if record.vendor not in ("", "github"):
+    if record.vendor and (
+        record.vendor not in REGISTRY_KINDS or not vendor_class(record.vendor).restores_versions
+    ):
         raise LedgerError(f"{record.digest}: unknown vendor {record.vendor!r}")
     if record.vendor and not (record.vendor_id.isdigit() and record.vendor_api):
         raise LedgerError(f"{record.digest}: a {record.vendor} record without its version id")
@@ -178,13 +179,11 @@ async def restore(client: RegistryClient, records: list[LedgerRecord]) -> list[R
     # Image manifests before the indexes that name them.
     ordered = sorted(records, key=lambda r: r.media_type in mediatypes.INDEXES)
     done = []
-    apis: dict[str, GitHubPackages] = {}
+    vendors: dict[tuple[str, str], Vendor] = {}
     try:
         for record in ordered:
-            done.append(await _restore_one(client, record, apis))
+            done.append(await _restore_one(client, record, vendors))
     finally:
-        for packages in apis.values():
-            await packages.aclose()
         # The next runs keep what was put back (keep reason `restored`), for a grace period.
         when = datetime.now(UTC).isoformat()
         record_restored(
@@ -194,14 +193,14 @@ async def restore(client: RegistryClient, records: list[LedgerRecord]) -> list[R
 
 
 async def _restore_one(
-    client: RegistryClient, record: LedgerRecord, apis: dict[str, GitHubPackages]
+    client: RegistryClient, record: LedgerRecord, vendors: dict[tuple[str, str], Vendor]
 ) -> Restored:
-    """Put one record back: the manifest (GitHub: its version restored), then its tags."""
+    """Put one record back: the manifest (where a vendor's API deleted it, through that
+    API: GitHub restores the version), then its tags."""
     raw = record.manifest_bytes
-    if record.vendor == "github":
-        await _packages(client, record, apis).restore_version(
-            record.repository, int(record.vendor_id)
-        )
+    if record.vendor:
+        vendor = _vendor(client, record, vendors)
+        await vendor.restore_version(record.repository, record.vendor_id)
     else:
         await put_manifest(client, record.repository, record.digest, raw, record.media_type)
     tags, skipped = [], {}
@@ -219,27 +218,17 @@ async def _restore_one(
     return Restored(record, tuple(tags), skipped)
 
 
-def trusted_github_api(url: str) -> str:
-    """`url` if regsweep may send the GitHub token there: https://api.github.com, or the API
-    REGSWEEP_GITHUB_API names (GitHub Enterprise Server). A ledger is a file anyone with
-    write access could edit: it must not be able to send the token elsewhere."""
-    trusted = {DEFAULT_API["github"], os.environ.get(GITHUB_API_VARIABLE, "").rstrip("/")}
-    if url.rstrip("/") not in trusted - {""}:
-        raise LedgerError(
-            f"the ledger names the GitHub API {url!r}: set {GITHUB_API_VARIABLE}={url} to "
-            "trust it with the token"
-        )
-    return url.rstrip("/")
-
-
-def _packages(
-    client: RegistryClient, record: LedgerRecord, apis: dict[str, GitHubPackages]
-) -> GitHubPackages:
-    """The GitHub API client for `record`: the run's own, or one per trusted API."""
+def _vendor(
+    client: RegistryClient, record: LedgerRecord, vendors: dict[tuple[str, str], Vendor]
+) -> Vendor:
+    """The vendor that deleted `record`, at the API it names: the client's own, or one per
+    API the vendor trusts (a ledger is a file anyone with write access could edit); closed
+    with the client."""
     api = record.vendor_api.rstrip("/")
     vendor = vendor_of(client)
-    if isinstance(vendor, GitHub) and vendor.api == api:
-        return vendor.packages
-    if api not in apis:
-        apis[api] = GitHubPackages(trusted_github_api(api))
-    return apis[api]
+    if vendor.name == record.vendor and vendor.api == api:
+        return vendor
+    key = (record.vendor, api)
+    if key not in vendors:
+        vendors[key] = vendor_class(record.vendor).for_restore(client, api)
+    return vendors[key]

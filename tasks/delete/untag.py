@@ -53,7 +53,7 @@ from tasks.registry.manifest import (
     resolve_tag,
     sha256_digest,
 )
-from tasks.registry.vendor import vendor_of
+from tasks.registry.vendors.base import vendor_of
 
 log = logging.getLogger(__name__)
 

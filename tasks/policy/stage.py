@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from tasks.core.config import Config
 from tasks.core.errors import ConfigError
-from tasks.core.reference import registry_host
 from tasks.core.restored import RestoredImage, read_restored
 
 if TYPE_CHECKING:  # the plan's pandas is imported when a plan is made (tasks.core.preload)
@@ -34,7 +33,7 @@ def read_keep_list(config: Config) -> list[str]:
 
 def read_restores(config: Config) -> list[RestoredImage]:
     """What `regsweep restore` put back in the configured registry (`tasks.core.restored`)."""
-    return read_restored(registry_host(config.registry.url))
+    return read_restored(config.registry.host)
 
 
 def make_plan(
@@ -64,4 +63,4 @@ def make_plan(
         pushed=registry.pushed,
         restored=restored or [],
     )
-    return build_plan(inputs, config, registry_host(config.registry.url), now)
+    return build_plan(inputs, config, config.registry.host, now)

@@ -25,7 +25,7 @@ import httpx
 
 from tasks.core.config import DEFAULT_CONCURRENCY
 from tasks.core.identity import USER_AGENT
-from tasks.core.reference import normalise_url, registry_host
+from tasks.core.reference import registry_host
 from tasks.registry.cache import ContentCache
 from tasks.registry.errors import (
     AuthenticationFailed,
@@ -140,10 +140,10 @@ class RegistryClient:
         cache: ContentCache | None = None,
         requests_per_second: float | None = None,
     ) -> None:
-        self.url = normalise_url(url)
+        self.url = url  # as the configuration normalised it (`tasks.core.reference`)
         self.cache = cache
         # The vendor this client lists, protects and deletes through (set and read by
-        # `tasks.registry.vendor`, which this module does not know), and what `aclose`
+        # `tasks.registry.vendors.base`, which this module does not know), and what `aclose`
         # awaits to close what the vendor opened.
         self.vendor: object = None
         self.closing: list[Callable[[], Awaitable[None]]] = []

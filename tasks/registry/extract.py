@@ -68,7 +68,7 @@ from tasks.registry.manifest import (
 )
 from tasks.registry.repositories import is_glob, select_repositories
 from tasks.registry.tag import list_tags
-from tasks.registry.vendor import vendor_of
+from tasks.registry.vendors.base import vendor_of
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -12,7 +12,7 @@ from tasks.core.reference import is_tag_name
 from tasks.registry.client import RegistryClient, json_object
 from tasks.registry.errors import InvalidResponse, UnreadableManifest
 from tasks.registry.paths import checked_digest, manifest_path, referrers_path
-from tasks.registry.vendor import vendor_of
+from tasks.registry.vendors.base import vendor_of
 
 # The distribution spec: registries should accept manifests of at least 4 MiB and may
 # refuse larger ones. A larger answer is not a manifest anyone pushed through a registry.
@@ -164,7 +164,7 @@ async def put_manifest(
 
 async def delete_manifest(client: RegistryClient, repository: str, digest: str) -> bool:
     """Delete the manifest `digest` (and with it every tag on it), the vendor's way
-    (`tasks.registry.vendor`). Returns False when it was already gone. Raises
+    (`tasks.registry.vendors.base`). Returns False when it was already gone. Raises
     `DeleteUnsupported` when the registry refuses deletes."""
     if ":" not in digest:
         raise ValueError(f"delete takes a digest, not {digest!r}")
@@ -172,7 +172,7 @@ async def delete_manifest(client: RegistryClient, repository: str, digest: str) 
 
 
 async def delete_tag(client: RegistryClient, repository: str, tag: str) -> bool:
-    """Delete the tag `tag` and nothing else, the vendor's way (`tasks.registry.vendor`).
+    """Delete the tag `tag` and nothing else, the vendor's way (`tasks.registry.vendors.base`).
     Returns False when the tag was already gone; raises `DeleteUnsupported` when the
     registry does not delete tags."""
     if not is_tag_name(tag):

@@ -14,7 +14,6 @@ from tasks.core.aio import run_sync
 from tasks.core.config import Config
 from tasks.core.home import regsweep_home
 from tasks.core.progress import ScanProgress
-from tasks.core.reference import registry_host
 from tasks.registry.cache import ContentCache
 from tasks.registry.client import Credentials, RegistryClient
 from tasks.registry.credentials import load_credentials, secret_credentials
@@ -26,14 +25,13 @@ from tasks.registry.extract import (
     scan_registry,
     scan_repositories,
 )
-from tasks.registry.kind import RegistryKind, registry_kind
-from tasks.registry.vendor import Vendor, attach
+from tasks.registry.vendors import registry_kind
 
 
 def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
     """Return a client for the configured registry with its credentials, limits and cache."""
     registry = config.registry
-    host = registry_host(registry.url)
+    host = registry.host
     credentials: Credentials | None
     if registry.credentials_secret:
         credentials = secret_credentials(registry.credentials_secret)
@@ -51,38 +49,8 @@ def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
         cache=cache,
         max_retries=max_retries,
     )
-    attach(client, vendor_for(registry_kind(config), client))
+    registry_kind(config).attach_to(client)
     return client
-
-
-def vendor_for(kind: RegistryKind, client: RegistryClient) -> Vendor:
-    """The vendor `kind` names, for `client` (its module imported only then: boto3 only
-    for ECR)."""
-    if kind.name == "github":
-        from tasks.registry.github import GitHub
-
-        return GitHub(client, kind.api)
-    if kind.name == "gitlab" and kind.api:
-        from tasks.registry.gitlab import GitLab
-
-        return GitLab(client, kind.api)
-    if kind.name == "ecr":
-        from tasks.registry.ecr import Ecr
-
-        return Ecr(client, kind.api)
-    if kind.name == "acr":
-        from tasks.registry.acr import Acr
-
-        return Acr(client)
-    if kind.name == "harbor":
-        from tasks.registry.harbor import Harbor
-
-        return Harbor(client)
-    if kind.name == "dockerhub":
-        from tasks.registry.dockerhub import DockerHub
-
-        return DockerHub(client, kind.api)
-    return Vendor(client)
 
 
 def probe_registry(config: Config) -> None:

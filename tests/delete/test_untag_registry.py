@@ -23,7 +23,7 @@ from tasks.delete.untag import PLACEHOLDER_ANNOTATION, UNSUPPORTED_HINT
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry
 from tasks.registry.manifest import get_manifest, resolve_tag
-from tasks.registry.vendor import IMPOSSIBLE_DIGEST, vendor_of
+from tasks.registry.vendors.base import IMPOSSIBLE_DIGEST, vendor_of
 from tests.delete import helpers
 from tests.servers.http_proxy import Answer, RegistryProxy
 from tests.servers.storage_view import repositories_root

@@ -17,8 +17,7 @@ from flows.pipeline import compute_plan, local_stages
 from tasks.core.config import load_config, parse_config
 from tasks.delete.loader import DeleteRequest
 from tasks.delete.stage import run_deletion
-from tasks.registry import acr
-from tasks.registry.kind import registry_kind
+from tasks.registry.vendors import acr, registry_kind
 from tests.registry.vendors import push, vendor_config
 from tests.servers.acr_api import AcrFake
 from tests.servers.http_proxy import RegistryProxy

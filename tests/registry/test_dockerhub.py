@@ -23,8 +23,8 @@ from tasks.core.config import load_config
 from tasks.delete.loader import DeleteRequest
 from tasks.delete.stage import run_deletion
 from tasks.registry.client import RegistryClient
-from tasks.registry.dockerhub import HubApi, ImmutableTags
 from tasks.registry.errors import AuthenticationFailed
+from tasks.registry.vendors.dockerhub import HubApi, ImmutableTags
 from tests.cli import run_cli
 from tests.registry.vendors import OLD, serving, vendor_config
 from tests.servers.dockerhub_api import DockerHubFake

@@ -21,7 +21,7 @@ from tasks.core.config import load_config, parse_config
 from tasks.delete.loader import DeleteRequest
 from tasks.delete.stage import run_deletion
 from tasks.registry.client import RegistryClient
-from tasks.registry.kind import registry_kind
+from tasks.registry.vendors import registry_kind
 from tests.cli import run_cli
 from tests.registry.vendors import OLD, push, serving, vendor_config
 from tests.servers.ecr_api import EcrFake

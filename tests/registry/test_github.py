@@ -19,15 +19,12 @@ from flows.demo.registry_server import LocalRegistry
 from flows.pipeline import compute_plan, local_stages
 from tasks.core.config import Config, load_config, parse_config
 from tasks.core.errors import ConfigError
-from tasks.delete.errors import LedgerError
 from tasks.delete.ledger import read_ledger
 from tasks.delete.loader import DeleteRequest
-from tasks.delete.restore import trusted_github_api
 from tasks.delete.stage import run_deletion
-from tasks.registry import github
 from tasks.registry.errors import AuthenticationFailed
-from tasks.registry.github import GitHubPackages
-from tasks.registry.kind import registry_kind
+from tasks.registry.vendors import github, registry_kind
+from tasks.registry.vendors.github import GitHubPackages, trusted_api
 from tests.cli import run_cli
 from tests.registry.vendors import push, serving, vendor_config
 from tests.servers.github_packages import LAST_TAGGED, GitHubPackagesFake, version_id
@@ -214,11 +211,11 @@ def test_a_ledger_cannot_send_the_token_to_an_api_nobody_trusted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("REGSWEEP_GITHUB_API", raising=False)
-    assert trusted_github_api("https://api.github.com/") == "https://api.github.com"
-    with pytest.raises(LedgerError, match=re.escape("REGSWEEP_GITHUB_API=https://evil.example")):
-        trusted_github_api("https://evil.example")
+    assert trusted_api("https://api.github.com/") == "https://api.github.com"
+    with pytest.raises(ConfigError, match=re.escape("REGSWEEP_GITHUB_API=https://evil.example")):
+        trusted_api("https://evil.example")
     monkeypatch.setenv("REGSWEEP_GITHUB_API", "https://github.corp.example/api/v3")
-    assert trusted_github_api("https://github.corp.example/api/v3")
+    assert trusted_api("https://github.corp.example/api/v3")
 
 
 def test_check_says_deletes_go_through_the_api_and_the_plan_names_the_kind(

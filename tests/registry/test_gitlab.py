@@ -21,8 +21,8 @@ from tasks.core.config import load_config, parse_config
 from tasks.delete.loader import DeleteRequest
 from tasks.delete.stage import run_deletion
 from tasks.registry.errors import AuthenticationFailed
-from tasks.registry.gitlab import GitLabRegistry
-from tasks.registry.kind import registry_kind
+from tasks.registry.vendors import registry_kind
+from tasks.registry.vendors.gitlab import GitLabRegistry
 from tests.cli import run_cli
 from tests.registry.vendors import push, serving, vendor_config
 from tests.servers.gitlab_api import GitLabFake, repository_id

@@ -17,8 +17,8 @@ from flows.pipeline import compute_plan, local_stages
 from tasks.core.config import load_config
 from tasks.delete.loader import DeleteRequest
 from tasks.delete.stage import run_deletion
-from tasks.registry import harbor
 from tasks.registry.client import RegistryClient
+from tasks.registry.vendors import harbor
 from tests.registry.vendors import OLD, push, vendor_config
 from tests.servers.harbor_api import HarborFake
 from tests.skopeo import assert_every_tag_pulls

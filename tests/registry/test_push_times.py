@@ -20,9 +20,9 @@ from flows.report import stage_notes
 from tasks.core.config import Config, load_config
 from tasks.delete.loader import DeleteRequest
 from tasks.delete.stage import run_deletion
-from tasks.registry import acr, dockerhub, ecr, github, gitlab, harbor
 from tasks.registry.errors import InvalidResponse
-from tasks.registry.vendor import vendor_time
+from tasks.registry.vendors import acr, dockerhub, ecr, github, gitlab, harbor
+from tasks.registry.vendors.base import vendor_time
 from tests.registry.vendors import push, serving, vendor_config
 from tests.servers.acr_api import AcrFake
 from tests.servers.dockerhub_api import DockerHubFake

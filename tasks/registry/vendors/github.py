@@ -16,28 +16,31 @@ Endpoints (GitHub's REST description, API version 2022-11-28), under `/orgs/{org
     POST   .../packages/container/{package}/versions/{id}/restore          204
 A token (classic PAT with read:packages and delete:packages) comes from
 REGSWEEP_GITHUB_TOKEN. Rate limits are waited out as GitHub documents them
-(`tasks.registry.vendor_http`).
+(`tasks.registry.vendors.rest`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from tasks.core.errors import ConfigError
 from tasks.core.reference import is_digest
 from tasks.registry.errors import InvalidResponse, NotFound, RegistryError
-from tasks.registry.vendor import Vendor, vendor_time
-from tasks.registry.vendor_http import VendorHttp
+from tasks.registry.vendors.base import Vendor, vendor_time
+from tasks.registry.vendors.rest import VendorHttp
 
 if TYPE_CHECKING:
     from tasks.registry.client import RegistryClient
 
 TOKEN_VARIABLE = "REGSWEEP_GITHUB_TOKEN"
 # A GitHub API other than api.github.com (Enterprise Server) that `regsweep restore` may
-# send the token to when a ledger names it (tasks.delete.restore.trusted_github_api).
+# send the token to when a ledger names it (`trusted_api`).
 GITHUB_API_VARIABLE = "REGSWEEP_GITHUB_API"
 API_VERSION = "2022-11-28"
 PER_PAGE = 100
@@ -173,13 +176,29 @@ class GitHub(Vendor):
     name = "github"
     push_times = "GitHub created_at"
 
-    def __init__(self, client: RegistryClient, api: str) -> None:
+    detect = re.compile(r"^ghcr\.io(:443)?$")
+    restores_versions = True
+    default_api = "https://api.github.com"
+    has_api = True
+
+    @classmethod
+    def deletes_through(cls, api: str) -> str:
+        return f"GitHub's packages REST API ({api})"
+
+    def __init__(self, client: RegistryClient, api: str = "") -> None:
         super().__init__(client)
-        self.packages = GitHubPackages(api)
+        self.packages = GitHubPackages(api or self.default_api)
         self.api = self.packages.api
 
     async def aclose(self) -> None:
         await self.packages.aclose()
+
+    @classmethod
+    def for_restore(cls, client: RegistryClient, api: str) -> GitHub:
+        return cls(client, trusted_api(api))
+
+    async def restore_version(self, repository: str, vendor_id: str) -> None:
+        await self.packages.restore_version(repository, int(vendor_id))
 
     async def pushed(self, repository: str, tags: list[str]) -> dict[str, datetime]:
         found: dict[str, datetime] = {}
@@ -208,3 +227,17 @@ class GitHub(Vendor):
     async def ledger_id(self, repository: str, digest: str) -> str:
         version = await self.packages.version_of(repository, digest)
         return "" if version is None else str(version.id)
+
+
+def trusted_api(url: str) -> str:
+    """`url` if regsweep may send the GitHub token there: https://api.github.com, or the API
+    REGSWEEP_GITHUB_API names (GitHub Enterprise Server). A ledger is a file anyone with
+    write access could edit: it must not be able to send the token elsewhere."""
+    trusted = {GitHub.default_api, os.environ.get(GITHUB_API_VARIABLE, "").rstrip("/")}
+    if url.rstrip("/") not in trusted - {""}:
+        raise ConfigError(
+            GITHUB_API_VARIABLE,
+            f"the ledger names the GitHub API {url!r}: set {GITHUB_API_VARIABLE}={url} to "
+            "trust it with the token",
+        )
+    return url.rstrip("/")

@@ -23,7 +23,7 @@ not: it is the endpoint Docker's own `hub-tool` (docker/hub-tool, `tag rm`) send
 credentials are a Docker ID and a personal access token (or an organisation and its access
 token) from REGSWEEP_DOCKERHUB_USERNAME and REGSWEEP_DOCKERHUB_TOKEN. The Hub API's rate
 limits (429 with `X-RateLimit-Reset` or `Retry-After`) are waited out
-(`tasks.registry.vendor_http`).
+(`tasks.registry.vendors.rest`).
 
 Pull rate limits: Docker Hub counts every manifest GET (not HEAD) against the account's
 pulls. On this kind the scan resolves every tag with a HEAD and GETs only the manifests the
@@ -53,8 +53,8 @@ from tasks.registry.errors import (
     RegistryError,
 )
 from tasks.registry.repositories import is_glob
-from tasks.registry.vendor import Protection, Vendor, vendor_time
-from tasks.registry.vendor_http import VendorHttp
+from tasks.registry.vendors.base import Protection, Vendor, vendor_time
+from tasks.registry.vendors.rest import VendorHttp
 
 if TYPE_CHECKING:
     from tasks.registry.client import RegistryClient
@@ -242,9 +242,24 @@ class DockerHub(Vendor):
     counts_pulls = True
     push_times = "Docker Hub tag_last_pushed"
 
-    def __init__(self, client: RegistryClient, api: str) -> None:
+    detect = re.compile(r"(^|\.)docker\.io(:443)?$")
+    default_api = HUB_API
+    has_api = True
+
+    @classmethod
+    def lists_through(cls, api: str) -> str:
+        return f"Docker Hub's Hub API, by namespace ({api})"
+
+    @classmethod
+    def deletes_through(cls, api: str) -> str:
+        return (
+            f"Docker Hub's Hub API ({api}): each image's tags; the untagged manifest "
+            "is left to Docker Hub"
+        )
+
+    def __init__(self, client: RegistryClient, api: str = "") -> None:
         super().__init__(client)
-        self.hub = HubApi(api)
+        self.hub = HubApi(api or self.default_api)
         self.api = self.hub.api
 
     async def aclose(self) -> None:

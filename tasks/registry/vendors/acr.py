@@ -18,11 +18,12 @@ Locked ones are kept as `protected` and never sent. A manifest's `lastUpdateTime
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tasks.registry.client import paged_list
-from tasks.registry.vendor import Protection, Vendor, vendor_time
+from tasks.registry.vendors.base import Protection, Vendor, vendor_time
 
 if TYPE_CHECKING:
     from tasks.registry.client import RegistryClient
@@ -42,7 +43,9 @@ class Acr(Vendor):
     protects = True
     push_times = "ACR lastUpdateTime"
 
-    def __init__(self, client: RegistryClient) -> None:
+    detect = re.compile(r"\.azurecr\.(io|cn|us)(:443)?$")
+
+    def __init__(self, client: RegistryClient, api: str = "") -> None:
         super().__init__(client)
         self._manifests: dict[str, list[dict[str, Any]]] = {}
 

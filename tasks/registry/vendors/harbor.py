@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from tasks.registry.client import paged_list
-from tasks.registry.vendor import Protection, Vendor, vendor_time
+from tasks.registry.vendors.base import Protection, Vendor, vendor_time
 
 PAGE_SIZE = 100
 
@@ -45,7 +45,7 @@ class Harbor(Vendor):
     protects = True
     push_times = "Harbor push_time"
 
-    def __init__(self, client: RegistryClient) -> None:
+    def __init__(self, client: RegistryClient, api: str = "") -> None:
         super().__init__(client)
         self._artifacts: dict[str, list[dict[str, Any]]] = {}
 

@@ -28,7 +28,7 @@ from tasks.registry.errors import (
     RegistryError,
     RegistryUnavailable,
 )
-from tasks.registry.vendor import Protection, Vendor, vendor_time
+from tasks.registry.vendors.base import Protection, Vendor, vendor_time
 
 if TYPE_CHECKING:
     from tasks.registry.client import RegistryClient
@@ -181,9 +181,20 @@ class Ecr(Vendor):
     push_times = "ECR imagePushedAt"
     tag_api = "ECR's BatchDeleteImage, by tag"
 
-    def __init__(self, client: RegistryClient, endpoint: str = "") -> None:
+    detect = re.compile(r"^\d+\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?(:443)?$")
+    has_api = True  # registry.api: another endpoint for ECR's API (else AWS's own)
+
+    @classmethod
+    def lists_through(cls, api: str) -> str:
+        return "ECR's DescribeRepositories"
+
+    @classmethod
+    def deletes_through(cls, api: str) -> str:
+        return "ECR's BatchDeleteImage (boto3; AWS credentials the AWS way)"
+
+    def __init__(self, client: RegistryClient, api: str = "") -> None:
         super().__init__(client)
-        self.ecr = EcrRegistry.for_host(client.host, endpoint)
+        self.ecr = EcrRegistry.for_host(client.host, api)
         self.api = self.ecr.api
         self._archived: dict[str, list[EcrImage]] = {}
 

@@ -1,29 +1,21 @@
-"""What a registry's vendor does its own way: listing repositories, protections and
-deletes. `Vendor` is the OCI distribution API (Distribution, and reads everywhere); each
-vendor's class overrides only what its API does instead or in addition, so a new backend
-lands in its own module:
-
-- `tasks.registry.github.GitHub`: deletes package versions (ghcr.io answers 405);
-- `tasks.registry.gitlab.GitLab`: lists groups, deletes tags fast, protected tags;
-- `tasks.registry.ecr.Ecr`: DescribeRepositories, BatchDeleteImage, the archive class;
-- `tasks.registry.acr.Acr`: locked manifests and tags;
-- `tasks.registry.harbor.Harbor`: immutable tags;
-- `tasks.registry.dockerhub.DockerHub`: namespaces, immutable tags, tags deleted through the
-  Hub API, pull rate limits.
+"""The OCI distribution API as a vendor (`Vendor`, kind `distribution`), and the interface
+every backend's class overrides where its vendor does otherwise (see the package).
 
 Where a vendor's API reports when each manifest was pushed (`push_times` names the field),
 `pushed` reads it for the registry policies' push rules, which otherwise rank by `created`.
 
-`vendor_of(client)` is the one a client uses: the OCI API's unless `attach` gave it another
-(`tasks.registry.stage.make_client` does, from `registry.kind`). The client itself knows no
-vendor: it only closes what one opened (`RegistryClient.closing`).
+`vendor_of(client)` is the one a client uses: the OCI API's unless
+`RegistryKind.attach_to` gave it another (`tasks.registry.stage.make_client` does, from
+`registry.kind`). The client itself knows no vendor: it only closes what one opened
+(`RegistryClient.closing`).
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from tasks.registry.errors import DeleteUnsupported, InvalidResponse, NotFound
 from tasks.registry.paths import manifest_path
@@ -46,16 +38,48 @@ UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 class Vendor:
     """The OCI distribution API: the catalog lists, DELETE by digest deletes a manifest with
-    its tags, DELETE by tag deletes a tag where the registry offers it (asked)."""
+    its tags, DELETE by tag deletes a tag where the registry offers it (asked).
 
-    name = "distribution"
+    The class attributes and class methods describe the kind before any client exists:
+    how it is detected, its default API, what `check` and the report say about it."""
+
+    name = "distribution"  # its kind: the key of tasks.core.registry_kinds.REGISTRY_KINDS
+    detect: ClassVar[re.Pattern[str] | None] = None  # hosts that are this kind (None: named)
+    default_api = ""  # the vendor API's URL when registry.api does not name one
+    has_api = False  # whether the kind has an API besides the OCI one (registry.api)
     api = ""  # the vendor API's URL where it has one (the ledger names it)
+    restores_versions = False  # what its API deleted, its API restores (`restore_version`)
     protects = False  # whether `protected` can find anything (else the pass is skipped)
     counts_pulls = False  # manifest GETs count against a pull rate limit: HEAD first, always
     push_times = ""  # the vendor's field `pushed` reads, e.g. "ECR imagePushedAt" (else none)
     tag_api = ""  # the vendor API that deletes a tag alone, if any (else the OCI API, asked)
 
-    def __init__(self, client: RegistryClient) -> None:
+    @classmethod
+    def api_for(cls, configured: str, host: str) -> str:
+        """The vendor API's URL: `registry.api` (`configured`), else the default; empty for
+        a kind with none."""
+        return (configured or cls.default_api).rstrip("/") if cls.has_api else ""
+
+    @classmethod
+    def serves(cls, api: str) -> bool:
+        """Whether this class can speak for the registry with `api` (else the OCI one does)."""
+        return True
+
+    @classmethod
+    def lists_through(cls, api: str) -> str:
+        """Where the repositories come from (tags and manifests: the OCI API everywhere)."""
+        return "the OCI API"
+
+    @classmethod
+    def deletes_through(cls, api: str) -> str:
+        return "the OCI distribution API (DELETE /v2/<name>/manifests/<digest>)"
+
+    @classmethod
+    def advice(cls, api: str) -> str:
+        """What to configure to use this kind fully ("" when nothing is missing)."""
+        return ""
+
+    def __init__(self, client: RegistryClient, api: str = "") -> None:
         self.client = client
         client.closing.append(self.aclose)
 
@@ -144,6 +168,16 @@ class Vendor:
         """What the vendor's API calls the manifest (for the ledger); empty here."""
         return ""
 
+    @classmethod
+    def for_restore(cls, client: RegistryClient, api: str) -> Vendor:
+        """This vendor at `api`, as a ledger record names it, for `restore_version`.
+        Raises `DeleteUnsupported` where the vendor's API restores nothing."""
+        raise DeleteUnsupported(f"{cls.name}: its API restores nothing that was deleted")
+
+    async def restore_version(self, repository: str, vendor_id: str) -> None:
+        """Put back what this vendor's API deleted as `vendor_id` (its ledger record's id)."""
+        raise DeleteUnsupported(f"{self.name}: its API restores nothing that was deleted")
+
 
 def vendor_time(value: object, what: str) -> datetime | None:
     """A vendor's timestamp (ISO 8601 with a zone, or a datetime with one) as a datetime;
@@ -164,11 +198,6 @@ def vendor_time(value: object, what: str) -> datetime | None:
     if when.tzinfo is None:
         raise InvalidResponse(f"{what}: {repr(value)[:64]} has no time zone")
     return None if when <= UNIX_EPOCH else when
-
-
-def attach(client: RegistryClient, vendor: Vendor) -> None:
-    """Make `vendor` the one `client` uses."""
-    client.vendor = vendor
 
 
 def vendor_of(client: RegistryClient) -> Vendor:

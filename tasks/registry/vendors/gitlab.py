@@ -15,7 +15,7 @@ project's id and its own repository id. Endpoints (GitLab's REST API v4, documen
 
 Pages follow `X-Next-Page`. The token (a personal, project or group access token with the
 `api` scope) comes from REGSWEEP_GITLAB_TOKEN and is sent as `PRIVATE-TOKEN`; it is not the
-registry's JWT, which the OCI side gets as usual. Rate limits: `tasks.registry.vendor_http`.
+registry's JWT, which the OCI side gets as usual. Rate limits: `tasks.registry.vendors.rest`.
 """
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ from urllib.parse import quote
 
 from tasks.registry.errors import InvalidResponse, NotFound, RegistryError
 from tasks.registry.extract import for_each
-from tasks.registry.vendor import Protection, Vendor, vendor_time
-from tasks.registry.vendor_http import VendorHttp
+from tasks.registry.vendors.base import Protection, Vendor, vendor_time
+from tasks.registry.vendors.rest import VendorHttp
 
 if TYPE_CHECKING:
     from tasks.registry.client import RegistryClient
 
 TOKEN_VARIABLE = "REGSWEEP_GITLAB_TOKEN"
+GITLAB_COM_API = "https://gitlab.com/api/v4"  # registry.gitlab.com; self-managed: registry.api
 PER_PAGE = 100
 TAG_DETAILS_AT_ONCE = 8  # tag detail requests in flight per repository
 
@@ -194,7 +195,35 @@ class GitLab(Vendor):
     push_times = "GitLab created_at"
     tag_api = "GitLab's registry API"
 
-    def __init__(self, client: RegistryClient, api: str) -> None:
+    detect = re.compile(r"(^registry\.gitlab\.com$|gitlab)")
+    has_api = True
+
+    @classmethod
+    def api_for(cls, configured: str, host: str) -> str:
+        if not configured and host == "registry.gitlab.com":
+            return GITLAB_COM_API
+        return super().api_for(configured, host)
+
+    @classmethod
+    def serves(cls, api: str) -> bool:
+        return bool(api)  # without its API, GitLab's registry is read and deleted as OCI
+
+    @classmethod
+    def advice(cls, api: str) -> str:
+        return "" if api else "set registry.api (https://<gitlab>/api/v4) to use GitLab's API"
+
+    @classmethod
+    def lists_through(cls, api: str) -> str:
+        return f"GitLab's registry API, by group ({api})"
+
+    @classmethod
+    def deletes_through(cls, api: str) -> str:
+        return (
+            f"GitLab's registry API for the tags ({api}), then the OCI API for the "
+            "untagged manifest"
+        )
+
+    def __init__(self, client: RegistryClient, api: str = "") -> None:
         super().__init__(client)
         self.gitlab = GitLabRegistry(api)
         self.api = api
