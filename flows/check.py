@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from tasks.cluster.errors import ClusterError
@@ -34,20 +35,47 @@ class Check:
     detail: str
 
 
-def run_checks(config: Config) -> Iterator[Check]:
-    """Yield the checks of `config`, each as soon as it is done."""
-    yield from _keep_list(config)
+def run_checks(config: Config, now: datetime) -> Iterator[Check]:
+    """Yield the checks of `config`, each as soon as it is done (`now`: the plan's)."""
+    done: list[Check] = []
+    done += _keep_list(config)
+    yield from done
     yield _kind(config)
     registry = list(_registry(config))
+    done += registry
     yield from registry
     if all(c.ok for c in registry if c.part in ("registry", "listing")):
         yield _whole(config)
         if config.link.source != "oci":
             yield _werf(config)
     if config.uses_git:
-        yield _git(config)
+        done.append(_git(config))
+        yield done[-1]
     if config.uses_kubernetes:
-        yield from _kubernetes(config)
+        kubernetes = list(_kubernetes(config))
+        done += kubernetes
+        yield from kubernetes
+    if all(c.ok for c in done):
+        yield _guards(config, now)
+
+
+def _guards(config: Config, now: datetime) -> Check:
+    """The plan, made as `plan` makes it, and the refusals a run of it would meet
+    (`flows.guards`: maxDeleteFraction, the cluster and Git guards). Reads; deletes nothing."""
+    from flows.guards import refusals_of
+    from flows.pipeline import compute_plan, local_stages
+    from tasks.pulls.errors import PullsError
+
+    try:
+        planned = compute_plan(config, now, local_stages())
+    except (ConfigError, RegistryError, GitError, ClusterError, PullsError) as exc:
+        return Check("guards", False, f"no plan to check: {exc}")
+    refused = refusals_of(config, planned)
+    if refused:
+        return Check("guards", False, "a run would refuse deletions: " + "; ".join(refused))
+    table = planned.plan.table
+    deletions = table.loc[table["action"] == "delete", "digest"].nunique()
+    return Check("guards", True, f"a run would refuse nothing ({deletions} digest(s) to delete)")
 
 
 def _kind(config: Config) -> Check:

@@ -15,9 +15,10 @@ from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Failed
 
+from flows.guards import RunOptions, delete_request, run_notes
 from flows.history import PLAN_ARTIFACT, REPORT_ARTIFACT
 from flows.pipeline import Stages, compute_plan, parse_now
-from flows.report import RunReport, pull_gap_notes, stage_notes, untag_notes, write_plan
+from flows.report import RunReport, untag_notes, write_plan
 from flows.result import RunResult, problems, refusals, run_failure
 from flows.scale_out import (
     dask_slots,
@@ -30,11 +31,8 @@ from flows.werf_report import cleanup_reports, save_cleanup_reports
 from tasks.cluster.task import extract_cluster_task
 from tasks.core.config import Config, load_config
 from tasks.core.home import regsweep_home
-from tasks.delete.guards import cluster_refusal, git_refusal, unmatched_hosts
-from tasks.delete.loader import DeleteRequest
 from tasks.delete.task import delete_task, in_use_task, reconcile_task, verify_task
 from tasks.git.task import extract_git_task
-from tasks.policy.plan import Plan
 from tasks.policy.task import plan_task
 from tasks.pulls.task import extract_pulls_task
 from tasks.registry.extract import RegistryExtraction
@@ -85,26 +83,16 @@ def cleanup(
         pulls=lambda config: extract_pulls_task(config, snapshot),
     )
     planned = compute_plan(config, moment, stages)
-    plan, registry, cluster = planned.plan, planned.registry, planned.cluster
+    plan, registry = planned.plan, planned.registry
     plan_path = write_plan(plan.table, run_dir / "plan.parquet")
     save_inputs(run_dir, config, moment, planned)
     logger.info("plan saved to %s (inputs for what-if analysis beside it)", plan_path)
 
     ledger_path = Path(ledger).expanduser() if ledger else run_dir / "ledger.jsonl"
-    refusal = "" if force else sanity_refusal(config, plan, cluster)
     # Fresh eyes: the cluster is read again right before deleting, whatever the cache holds.
     in_use = in_use_task(config) if apply and config.uses_kubernetes else None
-    request = DeleteRequest(
-        apply=apply,
-        ledger_path=str(ledger_path),
-        max_delete_fraction=config.safety.max_delete_fraction,
-        force=force,
-        flow_run_id=run_id,
-        refusal=refusal,
-        in_use=in_use,
-        untag=config.cleanup.untag,
-        pushes=config.pulls.database if config.pulls.watch_pushes else "",
-    )
+    options = RunOptions(apply, force, str(ledger_path), run_id, in_use)
+    request = delete_request(config, planned, options)
     # First finish what earlier runs' crashes cut short (tags naming nothing, open records).
     repairs, damage = reconcile_task(config, registry, str(ledger_path) if apply else None, run_id)
     delete_step = delete_fanned_out if slots else delete_task
@@ -118,23 +106,10 @@ def cleanup(
         else None
     )
 
-    notes = stage_notes(config, registry) + plan.notes + pull_gap_notes(plan)
-    notes += untag_notes(results)
-    if not apply:
-        notes += damage.notes()
-    elif verdict is not None:
+    notes = run_notes(config, planned, None if apply else damage) + untag_notes(results)
+    if verdict is not None:
         notes += [f"not whole after the run: {line}" for line in verdict.lines()]
         notes += [f"tag naming nothing: {line}" for line in verdict.repaired]
-    unknown = sum(len(v) for v in plan.unknown_commits.values())
-    if unknown:
-        notes.append(f"{unknown} image link(s) name commits Git does not know")
-    if cluster is not None:
-        others = unmatched_hosts(cluster, config.registry.names)
-        if others:
-            listing = ", ".join(f"{host} ({n})" for host, n in others.items())
-            notes.append(
-                f"cluster images on other registries (not this one or an alias): {listing}"
-            )
     if cleanup_report and plan.werf:
         reports = cleanup_reports(
             plan.table,
@@ -183,13 +158,3 @@ def cleanup(
         logger.error("%s", failure)
         return Failed(message=str(failure), data=failure)  # type: ignore[return-value]
     return result
-
-
-def sanity_refusal(config: Config, plan: Plan, cluster: pd.DataFrame | None) -> str:
-    """Why every deletion of this run is refused (`tasks.delete.guards`), else empty."""
-    reasons = []
-    if cluster is not None and config.uses_kubernetes:
-        reasons.append(cluster_refusal(cluster, config.registry.names))
-    if config.uses_git:
-        reasons.append(git_refusal(plan))
-    return "; ".join(r for r in reasons if r)

@@ -273,8 +273,12 @@ def plan(
     out: Annotated[Path | None, typer.Option("--out", help="PLAN.parquet or PLAN.csv")] = None,
     output: OutputOption = "table",
     cleanup_report: CleanupReportOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="preview `run --force`: guards overridden")
+    ] = False,
 ) -> None:
-    """Preview the plan: extract and decide in this process; delete nothing."""
+    """Preview the plan: extract and decide in this process; delete nothing. Exits 4 with
+    the reasons where `run` would refuse deletions."""
     output = output_format(output)
     if out is not None and out.suffix not in (".parquet", ".csv"):
         bad_argument("--out", f"must end in .parquet or .csv, not {out.name!r}")
@@ -284,7 +288,8 @@ def plan(
         planned = plan_here(cfg, moment, show_progress=output == "table")
     except expected_errors() as exc:
         raise fail(exc) from None
-    from flows.report import plan_document, pull_gap_notes, stage_notes, write_plan
+    from flows.guards import refusals_of, run_notes
+    from flows.report import plan_document, write_plan
     from tasks.policy.summary import summarise
 
     if out is not None:
@@ -295,15 +300,32 @@ def plan(
     from tasks.delete.stage import run_reconcile
 
     _, damage = run_reconcile(cfg, planned.registry, None)  # reads ledgers, sends nothing
-    notes = stage_notes(cfg, planned.registry) + planned.plan.notes + pull_gap_notes(planned.plan)
-    notes += damage.notes()
+    # The notes and refusals `run` would give: the same functions work them out.
+    notes = run_notes(cfg, planned, damage)
+    refused = refusals_of(cfg, planned, force)
     if output == "json":
-        print_json(plan_document(cfg, moment, planned, notes))
+        print_json(plan_document(cfg, moment, planned, notes, refused))
     else:
         for note in notes:
             errors.print(f"warning: {note}", soft_wrap=True, highlight=False, markup=False)
         print_summary(summarise(planned.plan.table, planned.registry.blobs))
+    exit_if_refused(refused)
     exit_if_incomplete(planned)
+
+
+def exit_if_refused(refused: list[str]) -> None:
+    """Exit 4 naming each reason a run of this plan would refuse deletions, as `run` does
+    (its dry run too): the preview refuses what the run refuses."""
+    if not refused:
+        return
+    for why in refused:
+        errors.print(
+            f"regsweep: a run would refuse deletions: {why}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+    raise typer.Exit(4)
 
 
 def save_werf_report(path: Path, config: Config, plan: Plan, dry_run: bool) -> None:
@@ -681,14 +703,14 @@ def history(
 
 
 @app.command()
-def check(config: ConfigOption, werf_config: WerfOption = None) -> None:
+def check(config: ConfigOption, werf_config: WerfOption = None, now: NowOption = None) -> None:
     """Check every part before a first --apply, deleting nothing: one line each; exit 0
     only when all pass (3 otherwise)."""
     from flows.check import run_checks
 
     cfg = _config(config, werf_config)
     failed = 0
-    for result in run_checks(cfg):
+    for result in run_checks(cfg, _now(now)):
         mark = "[green]ok[/]  " if result.ok else "[bold red]FAIL[/]"
         console.print(
             f"{mark} {escape(result.part)}: {escape(result.detail)}",

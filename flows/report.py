@@ -287,7 +287,7 @@ def _name_default(line: str) -> str:
 
 
 def plan_document(
-    config: Config, now: datetime, planned: Planned, notes: list[str]
+    config: Config, now: datetime, planned: Planned, notes: list[str], refusals: list[str]
 ) -> dict[str, Any]:
     """`regsweep plan --output json`: the plan as one JSON document (keys in the README)."""
     table = planned.plan.table
@@ -312,5 +312,6 @@ def plan_document(
         "now": now.isoformat(),
         "summary": summary.to_dict(orient="records"),
         "notes": notes,
+        "refusals": refusals,
         "plan": rows,
     }

@@ -25,7 +25,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -201,6 +201,15 @@ def settle_closures(
             settled.untags.setdefault(repo, []).append(target)
     settled.scans = repository_scans(scan, set(settled.repositories))
     return settled
+
+
+def dry_run_results(
+    plan: pd.DataFrame, scan: RegistryExtraction, request: DeleteRequest
+) -> pd.DataFrame:
+    """The results table a dry run of `plan` reports (`request.apply` is ignored): every
+    guard of `settle_closures` applied, no request sent."""
+    dry = replace(request, apply=False)
+    return results_frame(settle_closures(plan, scan, dry).results)
 
 
 async def execute_plan(

@@ -24,7 +24,7 @@ from tests.cli import run_cli
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 DIGEST = re.compile(r"sha256:[0-9a-f]+")
-PLAN_KEYS = {"registry", "now", "summary", "notes", "plan"}
+PLAN_KEYS = {"registry", "now", "summary", "notes", "refusals", "plan"}
 ROW_KEYS = {
     "repository",
     "digest",
@@ -165,12 +165,73 @@ def test_check_passes_every_part_of_the_demo(parts: Parts) -> None:
         "werf",
         "git",
         "kubernetes fixture",
+        "guards",
     ]
     assert all(line.startswith("ok") for line in lines)
     assert "ok   kind: distribution (the default): reads and lists through the OCI API" in out
     # Distribution 2.8 under the default cleanup.untag: api: said, and not a failure
     assert "ok   untag: api: demo/app does not delete tags (400 or 405" in out
     assert "ok   tags: every tag names a manifest; no ledger record left open" in out
+    assert "ok   guards: a run would refuse nothing (" in out
+
+
+def wrong_git_repository(root: Path) -> Path:
+    """A Git checkout the demo's images were not built from (a few commits of its own)."""
+    path = root / "other-project"
+    path.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=path, check=True)
+    for i in range(3):
+        (path / "README").write_text(f"other project, change {i}\n")
+        subprocess.run(["git", "add", "README"], cwd=path, check=True)
+        subprocess.run(
+            ["git", "-c", "user.name=o", "-c", "user.email=o@x", "commit", "-qm", f"c{i}"],
+            cwd=path,
+            check=True,
+        )
+    # as a clone of it has it: the branch under refs/remotes/origin/
+    subprocess.run(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], cwd=path, check=True)
+    return path
+
+
+def test_plan_and_check_refuse_what_the_run_refuses(parts: Parts, tmp_path: Path) -> None:
+    """git.path at the wrong repository (#31, tried as a new user): `plan` used to show the
+    deletions with no warning and `check` said ok; only `run` refused. Now the three agree,
+    by the same code (`flows.guards`), and nothing is deleted by any of them."""
+    text = parts.scenario.config_path.read_text()
+    config = tmp_path / "wrong-git.yaml"
+    right = str(parts.scenario.config_path.parent / "git" / "checkout")
+    assert right in text
+    config.write_text(text.replace(right, str(wrong_git_repository(tmp_path))))
+    git_guard = "name only commits the Git repository does not know"
+
+    code, out, err = cli("plan", "-c", str(config), "--now", NOW.isoformat())
+    assert code == 4, out + err
+    assert "regsweep: a run would refuse deletions: " in err and git_guard in err
+    assert "warning:" in err and "image link(s) name commits Git does not know" in err
+    code, out, _ = cli("plan", "-c", str(config), "--now", NOW.isoformat(), "-o", "json")
+    document = json.loads(out)
+    assert code == 4 and len(document["refusals"]) == 1 and git_guard in document["refusals"][0]
+    assert any("commits Git does not know" in note for note in document["notes"])
+
+    code, out, err = cli("run", "-c", str(config), "--now", NOW.isoformat())
+    assert code == 4, out + err
+    assert git_guard in out + err
+    code, out, _ = cli("check", "-c", str(config), "--now", NOW.isoformat())
+    assert code != 0 and "FAIL guards: a run would refuse deletions: " in out, out
+    assert git_guard in out
+    assert parts.scenario.present(parts.registry.url) >= parts.scenario.expect_deleted
+
+
+def test_plan_exits_4_where_max_delete_fraction_would_refuse(parts: Parts, tmp_path: Path) -> None:
+    text = parts.scenario.config_path.read_text()
+    config = tmp_path / "tight.yaml"
+    config.write_text(text + "safety:\n  maxDeleteFraction: 0.1\n")
+    code, out, err = cli("plan", "-c", str(config), "--now", NOW.isoformat())
+    assert code == 4, out + err
+    assert "regsweep: a run would refuse deletions: the plan deletes 33% of demo/app, over " in err
+    assert "safety.maxDeleteFraction=10%" in err
+    code, _, err = cli("plan", "-c", str(config), "--now", NOW.isoformat(), "--force")
+    assert code == 0 and "would refuse" not in err  # as `run --force` would go ahead
 
 
 def test_check_fails_on_disabled_deletes_and_a_kind_it_may_not_list(
