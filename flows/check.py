@@ -112,6 +112,7 @@ def _keep_list(config: Config) -> Iterator[Check]:
 
 def _registry(config: Config) -> Iterator[Check]:
     from tasks.registry.extract import resolve_repositories
+    from tasks.registry.retry import ONE_RETRY
     from tasks.registry.stage import make_client
     from tasks.registry.tag import list_tags
 
@@ -119,7 +120,7 @@ def _registry(config: Config) -> Iterator[Check]:
     results: list[Check] = []
 
     async def go() -> None:
-        async with make_client(config, max_retries=1) as client:
+        async with make_client(config, ONE_RETRY) as client:
             try:
                 await client.request("GET", "/v2/", scope="")
             except (AuthenticationFailed, AccessDenied) as exc:
@@ -184,11 +185,12 @@ def _werf(config: Config) -> Check:
     decided as werf does (`tasks.policy.werf_layout`). One tag listing per repository."""
     from tasks.policy.werf_layout import META_TAG
     from tasks.registry.extract import resolve_repositories
+    from tasks.registry.retry import ONE_RETRY
     from tasks.registry.stage import make_client
     from tasks.registry.tag import list_tags
 
     async def go() -> list[str]:
-        async with make_client(config, max_retries=1) as client:
+        async with make_client(config, ONE_RETRY) as client:
             names = await resolve_repositories(
                 client, config.registry.repositories, config.registry.exclude
             )

@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import random
 import re
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -32,8 +30,8 @@ from tasks.registry.errors import (
     InvalidResponse,
     RegistryUnavailable,
     error_for_status,
-    pull_limit_reached,
 )
+from tasks.registry.retry import DEFAULT_RETRY, RetryPolicy, send_with_retries
 from tasks.registry.transport import (
     DEFAULT_MAX_BODY,
     MAX_BODY_EXTENSION,
@@ -45,7 +43,6 @@ from tasks.registry.transport import (
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 T = TypeVar("T")
 
 
@@ -95,21 +92,6 @@ def next_page(response: httpx.Response) -> str | None:
     return path if path.startswith("/") else "/" + path
 
 
-def _retry_after(response: httpx.Response | None) -> float | None:
-    if response is None:
-        return None
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
-
-
 @dataclass
 class _Token:
     value: str
@@ -119,8 +101,8 @@ class _Token:
 class RegistryClient:
     """Async client for one registry.
 
-    `concurrency` bounds requests in flight; `max_retries` bounds retries of one request on
-    transport errors, 429 (honouring Retry-After) and 5xx, with exponential backoff and jitter.
+    `concurrency` bounds requests in flight; `retry` is how one request is retried
+    (`tasks.registry.retry`: transport errors, 429, 5xx, rate limits, Retry-After).
     `cache` (optional) keeps manifests and configs by digest across runs;
     `requests_per_second` (optional) spaces every request, retries included, evenly.
     """
@@ -131,9 +113,7 @@ class RegistryClient:
         *,
         credentials: Credentials | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
-        max_retries: int = 5,
-        backoff: float = 0.2,
-        max_backoff: float = 30.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
         timeout: float = 30.0,
         verify: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -151,9 +131,7 @@ class RegistryClient:
         self._rate = _RateLimit(requests_per_second) if requests_per_second else None
         self.host = registry_host(self.url)
         self._credentials = credentials
-        self._max_retries = max_retries
-        self._backoff = backoff
-        self._max_backoff = max_backoff
+        self.retry = retry
         self._slots = asyncio.Semaphore(concurrency)
         self._tokens: dict[str, _Token] = {}
         self._token_locks: dict[str, asyncio.Lock] = {}
@@ -225,60 +203,54 @@ class RegistryClient:
         reading there). Raises a `RegistryError` subclass for every other failure.
         """
         authenticated_again = False
-        attempt = 0
-        while True:
-            send_headers = dict(headers or {})
-            auth = self._authorization(scope)
-            if auth:
-                send_headers["Authorization"] = auth
-            response: httpx.Response | None = None
-            if self._rate is not None:
-                await self._rate.wait()
-            try:
-                async with self._slots:
-                    response = await self._send(method, path, send_headers, content, max_body)
-                if len(response.content) > max_body:  # answers that went through httpx
-                    raise BodyTooLarge(f"answer larger than {max_body:,} bytes")
-            except BodyTooLarge as exc:
-                raise InvalidResponse(
-                    f"{method} {self.host}{path.split('?', 1)[0]}: {exc}"
-                ) from None
-            except httpx.TransportError as exc:
-                if attempt >= self._max_retries:
-                    raise RegistryUnavailable(
-                        f"{method} {self.url}{path}: {type(exc).__name__}: {exc}"
-                        + transport_hint(self.url, exc)
-                    ) from exc
-            else:
-                status = response.status_code
-                if status == 401 and not authenticated_again and status not in allow:
-                    authenticated_again = True
-                    await self._authenticate(response, scope)
-                    continue
-                if method == "GET" and "/manifests/" in path:
-                    self._count_pull(path)
-                if status < 400 or status in allow:
-                    return response
-                if (
-                    status not in RETRY_STATUSES
-                    or attempt >= self._max_retries
-                    or (status == 429 and pull_limit_reached(response))
-                ):
-                    raise error_for_status(response)
-            delay = self._delay(attempt, response)
-            what = f"HTTP {response.status_code}" if response is not None else "no answer"
-            log.warning(  # a registry struggling is news to whoever watches the run
-                "%s %s%s: %s; retry %d of %d in %.1f s",
-                method,
-                self.host,
-                path.split("?", 1)[0],
-                what,
-                attempt + 1,
-                self._max_retries,
-                delay,
-            )
-            await asyncio.sleep(delay)
-            attempt += 1
+
+        async def attempt() -> httpx.Response:
+            nonlocal authenticated_again
+            response = await self._attempt(method, path, scope, headers, content, max_body)
+            if response.status_code == 401 and 401 not in allow and not authenticated_again:
+                authenticated_again = True  # once a request: then the 401 stands
+                await self._authenticate(response, scope)
+                response = await self._attempt(method, path, scope, headers, content, max_body)
+            if method == "GET" and "/manifests/" in path:
+                self._count_pull(path)
+            return response
+
+        response = await send_with_retries(
+            attempt,
+            self.retry,
+            f"{method} {self.host}{path.split('?', 1)[0]}",
+            allow=allow,
+            hint=lambda exc: transport_hint(self.url, exc),
+        )
+        if response.status_code < 400 or response.status_code in allow:
+            return response
+        raise error_for_status(response)
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        scope: str,
+        headers: dict[str, str] | None,
+        content: bytes | None,
+        max_body: int,
+    ) -> httpx.Response:
+        """One request: its authorization, its place under the rate limit and the
+        concurrency bound, and the bound on its answer's size."""
+        send_headers = dict(headers or {})
+        auth = self._authorization(scope)
+        if auth:
+            send_headers["Authorization"] = auth
+        if self._rate is not None:
+            await self._rate.wait()
+        try:
+            async with self._slots:
+                response = await self._send(method, path, send_headers, content, max_body)
+            if len(response.content) > max_body:  # answers that went through httpx
+                raise BodyTooLarge(f"answer larger than {max_body:,} bytes")
+        except BodyTooLarge as exc:
+            raise InvalidResponse(f"{method} {self.host}{path.split('?', 1)[0]}: {exc}") from None
+        return response
 
     def _count_pull(self, path: str) -> None:
         """Count a manifest GET (what pull rate limits count; HEAD is free) per repository."""
@@ -348,13 +320,6 @@ class RegistryClient:
         merged = httpx.Headers(self._http.headers)
         merged.update(headers)
         return httpx.Request(method, url, headers=merged, content=content, extensions=extensions)
-
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        told = _retry_after(response)
-        if told is not None:
-            return min(told, self._max_backoff)
-        ceiling = min(self._max_backoff, self._backoff * (2**attempt))
-        return random.uniform(ceiling / 2, ceiling)
 
     def _authorization(self, scope: str) -> str | None:
         token = self._tokens.get(scope)

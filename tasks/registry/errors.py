@@ -11,10 +11,15 @@ Callers branch on the class, never on message text::
     ├── InvalidResponse            a body or header the client cannot make sense of
     └── CredentialHelperFailed     the docker credential helper crashed or answered nothing usable
 
-`error_for_status` is the one place that turns an HTTP status into one of these.
+`error_for_status` is the one place that turns an HTTP status into one of these, for the
+registry and the vendors' APIs alike; `told_wait` the one reading of what an answer says
+about waiting (Retry-After, rate-limit headers).
 """
 
 from __future__ import annotations
+
+import time
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -68,12 +73,16 @@ def _describe(response: httpx.Response) -> str:
     return f"{where} -> {response.status_code}" + (f": {body}" if body else "")
 
 
-def error_for_status(response: httpx.Response) -> RegistryError:
-    """Return the error class for a failed response (status >= 400)."""
+def error_for_status(response: httpx.Response, what: str = "", hint: str = "") -> RegistryError:
+    """Return the error class for a failed response (status >= 400), of the registry or a
+    vendor's API; `what` is prefixed to the message (the vendor's words for the request),
+    `hint` follows a refusal of the credentials (which variable to set)."""
     status = response.status_code
-    text = _describe(response)
+    text = (f"{what}: " if what else "") + _describe(response)
     if status == 401:
-        return AuthenticationFailed(text)
+        return AuthenticationFailed(f"{text} ({hint})" if hint else text)
+    if status in (403, 429) and told_wait(response) is not None:
+        return RegistryUnavailable(f"{text}: still rate limited after every retry")
     if status == 403:
         return AccessDenied(text)
     if status == 404:
@@ -96,8 +105,33 @@ def error_for_status(response: httpx.Response) -> RegistryError:
     return InvalidResponse(text)
 
 
+def told_wait(response: httpx.Response) -> float | None:
+    """Seconds `response` asks the client to wait: `Retry-After` (seconds or an HTTP date),
+    else a rate-limit reset (epoch seconds) when `x-ratelimit-remaining` (GitHub, Docker
+    Hub's Hub API) or `ratelimit-remaining` (GitLab) is 0; None when it says nothing."""
+    value = response.headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    for prefix in ("x-ratelimit", "ratelimit"):
+        remaining = response.headers.get(f"{prefix}-remaining", "").split(";", 1)[0].strip()
+        reset = response.headers.get(f"{prefix}-reset")
+        if remaining == "0" and reset:
+            try:
+                return max(1.0, float(reset) - time.time())
+            except ValueError:
+                return None
+    return None
+
+
 def pull_limit_reached(response: httpx.Response) -> bool:
-    """A 429 for a pull rate limit (Docker Hub's `ratelimit-remaining: 0;w=21600`): waiting
-    a few seconds will not help, so it is not retried."""
+    """A 429 for a pull rate limit (Docker Hub's `ratelimit-remaining: 0;w=21600`, no reset
+    time: its window is hours): waiting a few seconds will not help, so it is not retried."""
     remaining: str = response.headers.get("ratelimit-remaining", "")
-    return remaining.split(";", 1)[0].strip() == "0"
+    no_reset = not response.headers.get("ratelimit-reset")
+    return remaining.split(";", 1)[0].strip() == "0" and no_reset

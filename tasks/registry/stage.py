@@ -25,10 +25,11 @@ from tasks.registry.extract import (
     scan_registry,
     scan_repositories,
 )
+from tasks.registry.retry import DEFAULT_RETRY, ONE_RETRY, RetryPolicy
 from tasks.registry.vendors import registry_kind
 
 
-def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
+def make_client(config: Config, retry: RetryPolicy = DEFAULT_RETRY) -> RegistryClient:
     """Return a client for the configured registry with its credentials, limits and cache."""
     registry = config.registry
     host = registry.host
@@ -47,7 +48,7 @@ def make_client(config: Config, max_retries: int = 5) -> RegistryClient:
         concurrency=registry.concurrency,
         requests_per_second=registry.requests_per_second,
         cache=cache,
-        max_retries=max_retries,
+        retry=retry,
     )
     registry_kind(config).attach_to(client)
     return client
@@ -58,7 +59,7 @@ def probe_registry(config: Config) -> None:
     does not speak the API, or refuses our credentials; the message says what to change."""
 
     async def go() -> None:
-        async with make_client(config, max_retries=1) as client:
+        async with make_client(config, ONE_RETRY) as client:
             await client.request("GET", "/v2/", scope="")
 
     run_sync(go())

@@ -20,6 +20,7 @@ from tasks.delete.loader import DeleteRequest, execute_plan
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import scan_registry
 from tasks.registry.manifest import get_manifest, resolve_tag
+from tasks.registry.retry import RetryPolicy
 from tests.delete.helpers import OLD, plan_of
 from tests.servers.http_proxy import Answer, RegistryProxy
 from tests.skopeo import assert_every_tag_pulls, skopeo_copy_all
@@ -272,7 +273,9 @@ def test_deletes_whose_answers_are_lost_are_reported_as_what_the_registry_did(
         async def go() -> pd.DataFrame:
             async with RegistryClient(registry.url) as client:
                 scan = await scan_registry(client, ["app"])
-            async with RegistryClient(proxy.url, max_retries=2, backoff=0.01) as client:
+            async with RegistryClient(
+                proxy.url, retry=RetryPolicy(max_retries=2, backoff=0.01)
+            ) as client:
                 return await execute_plan(
                     client,
                     plan_of(scan, registry.url),

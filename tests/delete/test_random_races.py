@@ -43,6 +43,7 @@ from tasks.registry.client import RegistryClient
 from tasks.registry.errors import NotFound
 from tasks.registry.extract import RegistryExtraction, scan_registry
 from tasks.registry.manifest import get_manifest, resolve_tag
+from tasks.registry.retry import RetryPolicy
 from tests.delete.helpers import OLD, plan_of
 from tests.servers.http_proxy import Answer, RegistryProxy
 from tests.skopeo import skopeo_copy_all, skopeo_tags
@@ -269,7 +270,8 @@ def apply(
 ) -> pd.DataFrame:
     async def go() -> pd.DataFrame:
         async with RegistryClient(
-            url, max_retries=retries, backoff=0.01, max_backoff=0.05
+            url,
+            retry=RetryPolicy(max_retries=retries, backoff=0.01, max_backoff=0.05, max_wait=0.05),
         ) as client:
             return await execute_plan(
                 client,

@@ -23,6 +23,7 @@ from tasks.delete.untag import PLACEHOLDER_ANNOTATION, UNSUPPORTED_HINT
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import RegistryExtraction, scan_registry
 from tasks.registry.manifest import get_manifest, resolve_tag
+from tasks.registry.retry import RetryPolicy
 from tasks.registry.vendors.base import IMPOSSIBLE_DIGEST, vendor_of
 from tests.delete import helpers
 from tests.servers.http_proxy import Answer, RegistryProxy
@@ -289,7 +290,7 @@ def test_a_placeholder_delete_that_took_only_the_manifest_is_done_again(
     with RegistryProxy(registry.url, intercept=half_delete) as proxy:
 
         async def go() -> pd.DataFrame:
-            async with RegistryClient(proxy.url, backoff=0.01) as client:
+            async with RegistryClient(proxy.url, retry=RetryPolicy(backoff=0.01)) as client:
                 await push_image(client, "app", ["v1.0.0", "latest"], created=OLD)
                 scan = await scan_registry(client, ["app"])
                 plan = plan_of(scan, proxy.url, "overwrite")

@@ -22,6 +22,7 @@ from tasks.registry.errors import InvalidResponse
 from tasks.registry.extract import MAX_REFERRER_DEPTH, for_each, scan_registry
 from tasks.registry.manifest import MAX_MANIFEST_BYTES
 from tasks.registry.repositories import list_repositories
+from tasks.registry.retry import RetryPolicy
 from tests.servers.http_proxy import Answer, RegistryProxy
 
 OLD = datetime.now(UTC) - timedelta(days=30)
@@ -163,7 +164,9 @@ def test_an_endless_chunked_body_is_cut_at_the_limit(tmp_path: Path) -> None:
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         try:
-            async with RegistryClient(f"http://127.0.0.1:{port}", max_retries=0) as client:
+            async with RegistryClient(
+                f"http://127.0.0.1:{port}", retry=RetryPolicy(max_retries=0)
+            ) as client:
                 await client.request("GET", "/v2/x/manifests/t", scope="x", max_body=1 << 20)
         finally:
             server.close()

@@ -23,6 +23,7 @@ from tasks.registry.errors import (
 from tasks.registry.extract import scan_registry
 from tasks.registry.manifest import delete_manifest, get_manifest
 from tasks.registry.repositories import list_repositories
+from tasks.registry.retry import RetryPolicy
 from tasks.registry.tag import list_tags
 
 T = TypeVar("T")
@@ -33,9 +34,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def client(handler: Handler, **kw: Any) -> RegistryClient:
+def client(handler: Handler, max_retries: int = 5, **kw: Any) -> RegistryClient:
+    retry = RetryPolicy(max_retries=max_retries, backoff=0.001)
     return RegistryClient(
-        "http://reg.test", transport=httpx.MockTransport(handler), backoff=0.001, **kw
+        "http://reg.test", transport=httpx.MockTransport(handler), retry=retry, **kw
     )
 
 

@@ -24,6 +24,7 @@ from tasks.delete.loader import DeleteRequest
 from tasks.delete.stage import run_deletion
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import AuthenticationFailed
+from tasks.registry.retry import RetryPolicy
 from tasks.registry.vendors.dockerhub import HubApi, ImmutableTags
 from tests.cli import run_cli
 from tests.registry.vendors import OLD, serving, vendor_config
@@ -167,7 +168,7 @@ def test_sign_in_again_when_the_token_expires_and_wait_out_the_api_rate_limit(
     fake.token_uses, fake.limit_every = 2, 4
 
     async def go(secret: str) -> list[object]:
-        api = HubApi(fake.url, USER, secret, sleep=0.01)
+        api = HubApi(fake.url, USER, secret, retry=RetryPolicy(scale=0.01))
         try:
             return [
                 await api.repositories("acme"),

@@ -23,6 +23,7 @@ from tasks.delete.ledger import read_ledger
 from tasks.delete.loader import DeleteRequest
 from tasks.delete.stage import run_deletion
 from tasks.registry.errors import AuthenticationFailed
+from tasks.registry.retry import RetryPolicy
 from tasks.registry.vendors import github, registry_kind
 from tasks.registry.vendors.github import GitHubPackages, trusted_api
 from tests.cli import run_cli
@@ -131,7 +132,7 @@ def test_every_page_is_read_and_the_secondary_rate_limit_is_waited_out(
     fake.secondary_every = 2  # every other request: 403, retry-after: 1
 
     async def go() -> list[github.PackageVersion]:
-        packages = GitHubPackages(fake.url, token=TOKEN, sleep=0.01)
+        packages = GitHubPackages(fake.url, token=TOKEN, retry=RetryPolicy(scale=0.01))
         try:
             return await packages.list_versions("acme/app")
         finally:
@@ -151,7 +152,7 @@ def test_a_refused_token_says_which_variable_to_set(
     push(registry.url, {"acme/app:1": ["v1"]})
 
     async def go() -> None:
-        packages = GitHubPackages(fake.url, token="wrong", sleep=0.01)
+        packages = GitHubPackages(fake.url, token="wrong", retry=RetryPolicy(scale=0.01))
         try:
             await packages.list_versions("acme/app")
         finally:

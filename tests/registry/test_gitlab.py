@@ -21,6 +21,7 @@ from tasks.core.config import load_config, parse_config
 from tasks.delete.loader import DeleteRequest
 from tasks.delete.stage import run_deletion
 from tasks.registry.errors import AuthenticationFailed
+from tasks.registry.retry import RetryPolicy
 from tasks.registry.vendors import registry_kind
 from tasks.registry.vendors.gitlab import GitLabRegistry
 from tests.cli import run_cli
@@ -136,7 +137,7 @@ def test_a_429_is_waited_out_and_a_refused_token_names_the_variable(
     fake.limit_every = 2
 
     async def go(token: str) -> list[str]:
-        api = GitLabRegistry(f"{fake.url}/api/v4", token=token, sleep=0.01)
+        api = GitLabRegistry(f"{fake.url}/api/v4", token=token, retry=RetryPolicy(scale=0.01))
         try:
             return await api.group_repositories("acme")
         finally:

@@ -25,6 +25,7 @@ from tasks.core.config import parse_config
 from tasks.registry.client import Credentials, RegistryClient
 from tasks.registry.errors import InvalidResponse
 from tasks.registry.extract import RegistryExtraction
+from tasks.registry.retry import RetryPolicy
 from tasks.registry.stage import read_registry
 from tests.servers.http_proxy import Answer, RegistryProxy
 
@@ -278,7 +279,7 @@ def test_credentials_go_only_to_a_trusted_token_realm(
             registry_url,
             credentials=Credentials("ci", "s3cret"),
             transport=httpx.MockTransport(handler),
-            max_retries=0,
+            retry=RetryPolicy(max_retries=0),
         ) as client:
             await client.request("GET", "/v2/_catalog", scope="registry:catalog:*")
 

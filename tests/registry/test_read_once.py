@@ -12,6 +12,7 @@ from flows.demo.images import push_image
 from flows.demo.registry_server import LocalRegistry
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import scan_repositories
+from tasks.registry.retry import RetryPolicy
 from tests.registry.vendors import OLD
 
 DIGEST = "sha256:" + "ab" * 32
@@ -48,7 +49,9 @@ def test_a_failing_read_fails_every_tag_waiting_on_it_with_one_request() -> None
 
     async def go() -> tuple[bool, str]:
         transport = httpx.MockTransport(answer)
-        async with RegistryClient("http://reg.test", transport=transport, max_retries=0) as c:
+        async with RegistryClient(
+            "http://reg.test", transport=transport, retry=RetryPolicy(max_retries=0)
+        ) as c:
             extraction = await scan_repositories(c, ["app"], warm=True)
         return bool(extraction.status["complete"].iloc[0]), str(extraction.status["error"].iloc[0])
 

@@ -53,6 +53,7 @@ from tasks.registry.errors import (
     RegistryError,
 )
 from tasks.registry.repositories import is_glob
+from tasks.registry.retry import DEFAULT_RETRY, RetryPolicy
 from tasks.registry.vendors.base import Protection, Vendor, vendor_time
 from tasks.registry.vendors.rest import VendorHttp
 
@@ -112,13 +113,13 @@ class HubApi(VendorHttp):
         username: str | None = None,
         token: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: float = 1.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self._identifier = (
             username if username is not None else os.environ.get(USERNAME_VARIABLE, "")
         )
         self._secret = token if token is not None else os.environ.get(TOKEN_VARIABLE, "")
-        super().__init__(api, token="", transport=transport, sleep=sleep)
+        super().__init__(api, token="", transport=transport, retry=retry)
 
     def start(self) -> None:
         self._jwt = ""

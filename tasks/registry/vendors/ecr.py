@@ -8,7 +8,8 @@ left alone: the scan reports their tags as protected. Each image's `imagePushedA
 push time for the registry policies. Credentials come the AWS way (boto3's
 chain: environment, profile, web identity / IRSA, instance role); the region and registry
 id come from the host `<account>.dkr.ecr.<region>.amazonaws.com`. boto3 is synchronous: each
-call runs in a thread. botocore retries throttling as AWS documents it (standard mode).
+call runs in a thread. botocore retries throttling as AWS documents it (standard mode), as
+many times as `tasks.registry.retry` retries everything else.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tasks.registry.errors import (
     RegistryError,
     RegistryUnavailable,
 )
+from tasks.registry.retry import DEFAULT_RETRY
 from tasks.registry.vendors.base import Protection, Vendor, vendor_time
 
 if TYPE_CHECKING:
@@ -64,7 +66,7 @@ class EcrRegistry:
             "ecr",
             region_name=region,
             endpoint_url=endpoint or None,
-            config=Config(retries={"mode": "standard", "max_attempts": 8}),
+            config=Config(retries=DEFAULT_RETRY.botocore_retries()),
         )
 
     @classmethod

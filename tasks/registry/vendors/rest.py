@@ -1,34 +1,18 @@
-"""The HTTP side shared by the vendor REST APIs (GitHub Packages, GitLab, Docker Hub):
-retries on transport errors and 5xx, and rate limits waited out as the vendors document them.
-
-A 403 or 429 with `retry-after` waits that many seconds (GitHub's secondary limits,
-GitLab's 429); with `x-ratelimit-remaining: 0` or `ratelimit-remaining: 0` it waits until
-the matching `...-reset` (epoch seconds); each wait is capped at MAX_WAIT and a request is
-tried at most MAX_ATTEMPTS times. Statuses become the registry errors callers branch on.
+"""The base of the vendors' REST API clients (GitHub Packages, GitLab, Docker Hub's Hub API):
+one httpx client per API, the token in its headers, and every request through the one retry
+policy of `tasks.registry.retry` (transport errors, 5xx, rate limits waited out as the
+vendors document them) and the one status mapping of `tasks.registry.errors`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
-import time
 
 import httpx
 
 from tasks.core.identity import USER_AGENT
-from tasks.registry.errors import (
-    AccessDenied,
-    AuthenticationFailed,
-    NotFound,
-    RegistryError,
-    RegistryUnavailable,
-)
-
-log = logging.getLogger(__name__)
-
-MAX_ATTEMPTS = 5
-MAX_WAIT = 60.0
+from tasks.registry.errors import error_for_status
+from tasks.registry.retry import DEFAULT_RETRY, RetryPolicy, send_with_retries
 
 
 class VendorHttp:
@@ -44,7 +28,7 @@ class VendorHttp:
         api: str,
         token: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: float = 1.0,  # the unit of every wait; tests shrink it
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         token = token if token is not None else os.environ.get(self.token_variable, "")
         self.api = api.rstrip("/")
@@ -54,7 +38,7 @@ class VendorHttp:
             transport=transport,
             timeout=30.0,
         )
-        self._scale = sleep
+        self.retry = retry
         self.start()
 
     def start(self) -> None:
@@ -76,58 +60,15 @@ class VendorHttp:
         body: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        response: httpx.Response | None = None
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                response = await self._http.request(
-                    method, path, params=params or None, json=body, headers=headers
-                )
-            except httpx.HTTPError as exc:
-                if attempt == MAX_ATTEMPTS:
-                    raise RegistryUnavailable(f"{self.api}: {method} {path}: {exc}") from exc
-                await asyncio.sleep(self._scale * attempt)
-                continue
-            wait = self._rate_limited(response)
-            if wait is None:
-                if response.status_code >= 500 and attempt < MAX_ATTEMPTS:
-                    await asyncio.sleep(self._scale * attempt)
-                    continue
-                return response
-            if attempt == MAX_ATTEMPTS:
-                break
-            log.warning(
-                "%s API rate limit on %s %s: waiting %.0f s (%s)",
-                self.name,
-                method,
-                path,
-                wait,
-                message(response),
-            )
-            await asyncio.sleep(wait)
-        assert response is not None
-        raise RegistryUnavailable(
-            f"{self.api}: {method} {path}: still rate limited after {MAX_ATTEMPTS} attempts "
-            f"({message(response)})"
+        """One request, retried as `tasks.registry.retry` says; the answer, whatever its
+        status (`raise_for` and `deleted` read it)."""
+        return await send_with_retries(
+            lambda: self._http.request(
+                method, path, params=params or None, json=body, headers=headers
+            ),
+            self.retry,
+            f"{self.name} API {method} {self.api}{path}",
         )
-
-    def _rate_limited(self, response: httpx.Response) -> float | None:
-        """Seconds to wait when `response` is a rate-limit answer, else None."""
-        if response.status_code not in (403, 429):
-            return None
-        headers = response.headers
-        retry_after = headers.get("retry-after")
-        if retry_after is not None:
-            try:
-                return min(MAX_WAIT, max(float(retry_after), 1.0)) * self._scale
-            except ValueError:
-                return MAX_WAIT * self._scale
-        for prefix in ("x-ratelimit", "ratelimit"):
-            if headers.get(f"{prefix}-remaining") == "0":
-                reset = float(headers.get(f"{prefix}-reset") or 0)
-                return min(MAX_WAIT, max(reset - time.time(), 1.0)) * self._scale
-        if response.status_code == 429:
-            return self._scale
-        return None  # a 403 that is not a rate limit: no permission
 
     def deleted(self, response: httpx.Response, what: str) -> bool:
         """The answer to a DELETE: True when it deleted, False when `what` was gone already
@@ -138,25 +79,7 @@ class VendorHttp:
         return True
 
     def raise_for(self, response: httpx.Response, what: str) -> None:
-        status = response.status_code
-        if status < 300:
-            return
-        text = f"{what}: {self.name} answered {status}: {message(response)}"
-        if status == 401:
-            raise AuthenticationFailed(f"{text} ({self.token_hint})")
-        if status == 403:
-            raise AccessDenied(text)
-        if status == 404:
-            raise NotFound(text)
-        if status >= 500:
-            raise RegistryUnavailable(text)
-        raise RegistryError(text)
-
-
-def message(response: httpx.Response) -> str:
-    """The vendor's own words: its JSON `message`, else the start of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    return str(body.get("message", "")) if isinstance(body, dict) else response.text[:200]
+        """Raise the registry error of a failed answer (`error_for_status`): `what` and the
+        vendor's name lead the message, a refused token says what to set."""
+        if response.status_code >= 300:
+            raise error_for_status(response, f"{what}: {self.name}", self.token_hint)
