@@ -35,7 +35,8 @@ from tasks.delete import loader, pushes
 from tasks.delete.loader import DeleteRequest, execute_plan
 from tasks.registry.cache import ContentCache
 from tasks.registry.client import RegistryClient
-from tasks.registry.extract import RegistryExtraction, scan_registry
+from tasks.registry.extract import scan_registry
+from tasks.registry.frames import RegistryExtraction
 from tasks.registry.vendors.base import Vendor
 from tests.servers.storage_seed import seed_storage
 

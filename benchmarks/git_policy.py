@@ -32,7 +32,8 @@ from tasks.core.frames import typed_frame
 from tasks.git.extract import extract_git
 from tasks.policy.plan import PlanInputs, build_plan
 from tasks.registry.client import RegistryClient
-from tasks.registry.extract import EDGE_COLUMNS, IMAGE_COLUMNS, TAG_COLUMNS, scan_registry
+from tasks.registry.extract import scan_registry
+from tasks.registry.frames import EDGE_COLUMNS, IMAGE_COLUMNS, TAG_COLUMNS
 from tests.servers.storage_seed import seed_storage
 
 LABEL = "org.opencontainers.image.revision"

@@ -55,7 +55,7 @@ from tasks.policy.plan import PlanInputs, build_plan
 from tasks.pulls.records import DAY_COLUMNS, LAST_COLUMNS, PullRecords
 from tasks.pulls.stage import read_pulls
 from tasks.pulls.store import PullStore
-from tasks.registry.extract import EDGE_COLUMNS
+from tasks.registry.frames import EDGE_COLUMNS
 from tests.servers.pulls_process import start_pulls_serve
 from tests.servers.storage_seed import seed_storage
 

@@ -35,7 +35,7 @@ from tasks.delete.task import delete_task, in_use_task, reconcile_task, verify_t
 from tasks.git.task import extract_git_task
 from tasks.policy.task import plan_task
 from tasks.pulls.task import extract_pulls_task
-from tasks.registry.extract import RegistryExtraction
+from tasks.registry.frames import RegistryExtraction
 from tasks.registry.task import extract_registry_task
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # imported where used: `regsweep plan` imports pandas during 
     from tasks.git.extract import GitExtraction
     from tasks.policy.plan import Plan
     from tasks.pulls.records import PullRecords
-    from tasks.registry.extract import RegistryExtraction
+    from tasks.registry.frames import RegistryExtraction
 
     PlanStep = Callable[
         [

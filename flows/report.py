@@ -13,7 +13,7 @@ import pandas as pd
 from tasks.core.config import DEFAULT_POLICY_NAMES, Config
 from tasks.policy.plan import Plan
 from tasks.policy.summary import by_reason, summarise
-from tasks.registry.extract import RegistryExtraction
+from tasks.registry.frames import RegistryExtraction
 from tasks.registry.vendors import registry_kind
 
 if TYPE_CHECKING:

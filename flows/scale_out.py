@@ -26,7 +26,7 @@ from tasks.core.progress import deletion_progress, scan_progress
 from tasks.delete.loader import DeleteRequest, results_frame
 from tasks.delete.stage import run_marker
 from tasks.delete.task import delete_repository_task, settle_task
-from tasks.registry.extract import RegistryExtraction
+from tasks.registry.frames import RegistryExtraction
 from tasks.registry.stage import scan_in_shares
 from tasks.registry.task import list_repositories_task, scan_repositories_task
 

@@ -25,7 +25,7 @@ from tasks.core.restored import RestoredImage
 from tasks.git.extract import GitExtraction
 from tasks.policy.plan import Plan, PlanInputs
 from tasks.pulls.records import PullRecords
-from tasks.registry.extract import (
+from tasks.registry.frames import (
     BLOB_COLUMNS,
     PROTECTED_COLUMNS,
     PUSHED_COLUMNS,

@@ -41,7 +41,7 @@ from tasks.delete.untag import UntagTarget, untag_repository, untag_result, unta
 from tasks.pulls.errors import PullsError
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import DeleteUnsupported, NotFound, RegistryError, RegistryUnavailable
-from tasks.registry.extract import RegistryExtraction
+from tasks.registry.frames import RegistryExtraction
 from tasks.registry.manifest import manifest_by_digest, resolve_tag
 from tasks.registry.vendors.base import vendor_of
 

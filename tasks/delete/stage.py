@@ -25,7 +25,8 @@ from tasks.delete.verify import (
     verify,
 )
 from tasks.registry.client import RegistryClient
-from tasks.registry.extract import RegistryExtraction, resolve_repositories
+from tasks.registry.extract import resolve_repositories
+from tasks.registry.frames import RegistryExtraction
 from tasks.registry.stage import make_client
 
 

@@ -32,7 +32,7 @@ from tasks.delete.reconcile import Damage
 from tasks.delete.stage import read_in_use, run_deletion, run_marker, run_reconcile, run_verify
 from tasks.delete.untag import UntagTarget
 from tasks.delete.verify import Verdict
-from tasks.registry.extract import RegistryExtraction
+from tasks.registry.frames import RegistryExtraction
 from tasks.registry.stage import make_client
 
 

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from tasks.core import mediatypes
+from tasks.core.aio import for_each
 from tasks.core.frames import column_rows
 from tasks.delete.ledger import Ledger, LedgerRecord
 from tasks.delete.outcome import Outcome
@@ -44,7 +45,6 @@ from tasks.delete.recheck import InUse
 from tasks.registry.blob import upload_blob
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import DeleteUnsupported, RegistryError, RegistryUnavailable
-from tasks.registry.extract import for_each
 from tasks.registry.manifest import (
     delete_manifest,
     delete_tag,

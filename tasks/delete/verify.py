@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tasks.core.aio import for_each
 from tasks.core.frames import column_rows
 from tasks.delete.errors import LedgerError, RestoreError
 from tasks.delete.ledger import LedgerRecord
@@ -31,7 +32,6 @@ from tasks.delete.recheck import InUse
 from tasks.delete.restore import RestoreFilter, restorable, restore
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import NotFound, RegistryError
-from tasks.registry.extract import for_each
 from tasks.registry.manifest import resolve_tag
 from tasks.registry.tag import list_tags
 

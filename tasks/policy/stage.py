@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the plan's pandas is imported when a plan is made (tasks.co
     from tasks.git.extract import GitExtraction
     from tasks.policy.plan import Plan
     from tasks.pulls.records import PullRecords
-    from tasks.registry.extract import RegistryExtraction
+    from tasks.registry.frames import RegistryExtraction
 
 
 def read_keep_list(config: Config) -> list[str]:

@@ -18,13 +18,12 @@ from tasks.registry.cache import ContentCache
 from tasks.registry.client import Credentials, RegistryClient
 from tasks.registry.credentials import load_credentials, secret_credentials
 from tasks.registry.extract import (
-    RegistryExtraction,
     cache_is_warm,
-    merge_extractions,
     resolve_repositories,
     scan_registry,
     scan_repositories,
 )
+from tasks.registry.frames import RegistryExtraction, merge_extractions
 from tasks.registry.retry import DEFAULT_RETRY, ONE_RETRY, RetryPolicy
 from tasks.registry.vendors import registry_kind
 

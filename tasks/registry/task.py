@@ -7,7 +7,7 @@ from prefect import get_run_logger, task
 from tasks.core.config import Config
 from tasks.core.progress import scan_progress
 from tasks.core.task_options import EXTRACTION_TASK_OPTIONS
-from tasks.registry.extract import RegistryExtraction
+from tasks.registry.frames import RegistryExtraction
 from tasks.registry.stage import list_registry, read_registry, scan_some
 
 

@@ -13,7 +13,8 @@ from tasks.core.config import parse_config
 from tasks.delete.loader import DeleteRequest, execute_plan
 from tasks.policy.plan import PlanInputs, build_plan
 from tasks.registry.client import RegistryClient
-from tasks.registry.extract import RegistryExtraction, scan_registry
+from tasks.registry.extract import scan_registry
+from tasks.registry.frames import RegistryExtraction
 
 OLD = datetime.now(UTC) - timedelta(days=30)
 NOW = datetime.now(UTC)

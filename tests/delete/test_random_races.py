@@ -41,7 +41,8 @@ from tasks.delete.outcome import FAILED_OUTCOMES
 from tasks.delete.recheck import current_tags
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import NotFound
-from tasks.registry.extract import RegistryExtraction, scan_registry
+from tasks.registry.extract import scan_registry
+from tasks.registry.frames import RegistryExtraction
 from tasks.registry.manifest import get_manifest, resolve_tag
 from tasks.registry.retry import RetryPolicy
 from tests.delete.helpers import OLD, plan_of

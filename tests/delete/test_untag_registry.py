@@ -21,7 +21,8 @@ from tasks.delete.loader import DeleteRequest, execute_plan
 from tasks.delete.restore import RestoreFilter, restorable, restore
 from tasks.delete.untag import PLACEHOLDER_ANNOTATION, UNSUPPORTED_HINT
 from tasks.registry.client import RegistryClient
-from tasks.registry.extract import RegistryExtraction, scan_registry
+from tasks.registry.extract import scan_registry
+from tasks.registry.frames import RegistryExtraction
 from tasks.registry.manifest import get_manifest, resolve_tag
 from tasks.registry.retry import RetryPolicy
 from tasks.registry.vendors.base import IMPOSSIBLE_DIGEST, vendor_of

@@ -15,7 +15,7 @@ from tasks.core.frames import typed_frame
 from tasks.git.extract import extract_git
 from tasks.policy.plan import Plan, PlanInputs, build_plan
 from tasks.pulls.records import PullRecords
-from tasks.registry.extract import (
+from tasks.registry.frames import (
     BLOB_COLUMNS,
     EDGE_COLUMNS,
     IMAGE_COLUMNS,

@@ -9,7 +9,7 @@ import pytest
 
 from tasks.core.frames import typed_frame
 from tasks.policy.catalog import catalog
-from tasks.registry.extract import EDGE_COLUMNS, IMAGE_COLUMNS, TAG_COLUMNS
+from tasks.registry.frames import EDGE_COLUMNS, IMAGE_COLUMNS, TAG_COLUMNS
 
 
 def image(repository: str, digest: str, media_type: str = "m") -> dict[str, Any]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import tasks.policy.catalog as catalog_module
 from tasks.core.frames import typed_frame
 from tasks.policy.catalog import Catalog, _DigestIndex, catalog
-from tasks.registry.extract import EDGE_COLUMNS
+from tasks.registry.frames import EDGE_COLUMNS
 
 REPOSITORIES = ["app", "team/web", "mirror/nginx"]
 hexes = st.text("0123456789abcdef", min_size=64, max_size=64)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tasks.core.frames import typed_frame
 from tasks.policy.catalog import catalog
 from tasks.policy.evidence import DeferredLines, Evidence, EvidenceLines
-from tasks.registry.extract import EDGE_COLUMNS
+from tasks.registry.frames import EDGE_COLUMNS
 
 ROWS = 12
 

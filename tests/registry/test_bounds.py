@@ -16,11 +16,13 @@ import pytest
 from flows.demo.images import push_image
 from flows.demo.registry_server import LocalRegistry
 from tasks.core import mediatypes
+from tasks.core.aio import for_each
 from tasks.registry import client as client_module
 from tasks.registry.client import RegistryClient
 from tasks.registry.errors import InvalidResponse
-from tasks.registry.extract import MAX_REFERRER_DEPTH, for_each, scan_registry
+from tasks.registry.extract import scan_registry
 from tasks.registry.manifest import MAX_MANIFEST_BYTES
+from tasks.registry.readers import MAX_REFERRER_DEPTH
 from tasks.registry.repositories import list_repositories
 from tasks.registry.retry import RetryPolicy
 from tests.servers.http_proxy import Answer, RegistryProxy

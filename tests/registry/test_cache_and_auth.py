@@ -23,7 +23,8 @@ from tasks.registry.cache import ContentCache
 from tasks.registry.client import Credentials, RegistryClient
 from tasks.registry.credentials import load_credentials
 from tasks.registry.errors import AuthenticationFailed, CredentialHelperFailed
-from tasks.registry.extract import RegistryExtraction, scan_registry
+from tasks.registry.extract import scan_registry
+from tasks.registry.frames import RegistryExtraction
 from tasks.registry.manifest import sha256_digest
 from tasks.registry.stage import read_registry
 from tests.servers.http_proxy import RegistryProxy

@@ -24,7 +24,7 @@ from tasks.core import mediatypes
 from tasks.core.config import parse_config
 from tasks.registry.client import Credentials, RegistryClient
 from tasks.registry.errors import InvalidResponse
-from tasks.registry.extract import RegistryExtraction
+from tasks.registry.frames import RegistryExtraction
 from tasks.registry.retry import RetryPolicy
 from tasks.registry.stage import read_registry
 from tests.servers.http_proxy import Answer, RegistryProxy

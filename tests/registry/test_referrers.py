@@ -12,7 +12,8 @@ import httpx
 from flows.demo.registry_server import LocalRegistry
 from tasks.core import mediatypes
 from tasks.registry.client import RegistryClient
-from tasks.registry.extract import RegistryExtraction, scan_registry
+from tasks.registry.extract import scan_registry
+from tasks.registry.frames import RegistryExtraction
 from tasks.registry.manifest import sha256_digest
 from tests.servers.storage_seed import seed_storage
 

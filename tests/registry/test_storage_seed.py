@@ -9,7 +9,8 @@ from flows.demo.registry_server import LocalRegistry
 from tasks.core.config import parse_config
 from tasks.core.frames import column_rows
 from tasks.registry.client import RegistryClient
-from tasks.registry.extract import RegistryExtraction, scan_registry
+from tasks.registry.extract import scan_registry
+from tasks.registry.frames import RegistryExtraction
 from tasks.registry.stage import read_registry
 from tests.servers.storage_seed import seed_storage
 

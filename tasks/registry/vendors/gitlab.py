@@ -27,8 +27,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from tasks.core.aio import for_each
 from tasks.registry.errors import InvalidResponse, NotFound, RegistryError
-from tasks.registry.extract import for_each
 from tasks.registry.vendors.base import Protection, Vendor, vendor_time
 from tasks.registry.vendors.rest import VendorHttp
 
