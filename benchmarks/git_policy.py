@@ -30,7 +30,8 @@ from flows.demo.registry_server import LocalRegistry
 from tasks.core.config import parse_config
 from tasks.core.frames import typed_frame
 from tasks.git.extract import extract_git
-from tasks.policy.plan import PlanInputs, build_plan
+from tasks.policy.plan import build_plan
+from tasks.policy.state import PlanInputs
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import scan_registry
 from tasks.registry.frames import EDGE_COLUMNS, IMAGE_COLUMNS, TAG_COLUMNS

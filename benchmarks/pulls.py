@@ -51,7 +51,8 @@ from flows.demo.registry_server import LocalRegistry, free_port
 from tasks.core import mediatypes
 from tasks.core.config import parse_config
 from tasks.core.frames import typed_frame
-from tasks.policy.plan import PlanInputs, build_plan
+from tasks.policy.plan import build_plan
+from tasks.policy.state import PlanInputs
 from tasks.pulls.records import DAY_COLUMNS, LAST_COLUMNS, PullRecords
 from tasks.pulls.stage import read_pulls
 from tasks.pulls.store import PullStore

@@ -23,7 +23,8 @@ from tasks.core.config import Config, parse_config
 from tasks.core.frames import STRING_LISTS, typed_frame
 from tasks.core.restored import RestoredImage
 from tasks.git.extract import GitExtraction
-from tasks.policy.plan import Plan, PlanInputs
+from tasks.policy.plan import Plan
+from tasks.policy.state import PlanInputs
 from tasks.pulls.records import PullRecords
 from tasks.registry.frames import (
     BLOB_COLUMNS,

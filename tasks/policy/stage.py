@@ -48,7 +48,8 @@ def make_plan(
 ) -> Plan:
     """Build the plan from the stage outputs, the keep list (`read_keep_list`) and what was
     restored (`read_restores`)."""
-    from tasks.policy.plan import PlanInputs, build_plan
+    from tasks.policy.plan import build_plan
+    from tasks.policy.state import PlanInputs
 
     inputs = PlanInputs(
         images=registry.images,

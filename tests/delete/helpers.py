@@ -11,7 +11,8 @@ import pandas as pd
 from flows.demo.images import push_image
 from tasks.core.config import parse_config
 from tasks.delete.loader import DeleteRequest, execute_plan
-from tasks.policy.plan import PlanInputs, build_plan
+from tasks.policy.plan import build_plan
+from tasks.policy.state import PlanInputs
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import scan_registry
 from tasks.registry.frames import RegistryExtraction

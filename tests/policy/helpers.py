@@ -13,7 +13,8 @@ from flows.demo.gitrepo import GitRepoBuilder
 from tasks.core.config import parse_config
 from tasks.core.frames import typed_frame
 from tasks.git.extract import extract_git
-from tasks.policy.plan import Plan, PlanInputs, build_plan
+from tasks.policy.plan import Plan, build_plan
+from tasks.policy.state import PlanInputs
 from tasks.pulls.records import PullRecords
 from tasks.registry.frames import (
     BLOB_COLUMNS,

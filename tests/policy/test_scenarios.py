@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from flows.demo.gitrepo import GitRepoBuilder
-from tasks.policy.plan import PLAN_COLUMNS
+from tasks.policy.table import PLAN_COLUMNS
 from tests.policy.helpers import Registry, kept, plan_for
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.policy.plan import PLAN_COLUMNS_ORDER
+from tasks.policy.table import PLAN_COLUMNS_ORDER
 from tests.policy.helpers import Registry, plan_for
 from tests.policy.test_pull_rules import dg
 

@@ -19,7 +19,8 @@ from flows.demo.registry_server import LocalRegistry
 from tasks.core import mediatypes
 from tasks.core.config import parse_config
 from tasks.delete.loader import DeleteRequest, execute_plan
-from tasks.policy.plan import PlanInputs, build_plan
+from tasks.policy.plan import build_plan
+from tasks.policy.state import PlanInputs
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import scan_registry
 from tasks.registry.frames import RegistryExtraction
