@@ -8,7 +8,8 @@ type `--force`.
 - `delete_request`: the delete step's request, its run-wide refusal (`tasks.delete.guards`)
   and `safety.maxDeleteFraction` included;
 - `refusals_of`: why the delete step would refuse deletions, worked out by the delete step's
-  own guards (`settle_closures`) as a dry run does, without a request sent.
+  own guards (`tasks.delete.loader.refusals`, what `settle_closures` applies), without a
+  request sent.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from typing import TYPE_CHECKING
 
 from flows.pipeline import Planned
 from flows.report import pull_gap_notes, stage_notes
-from flows.result import refusals
 from tasks.core.config import Config
 from tasks.delete.guards import cluster_refusal, git_refusal, unmatched_hosts
-from tasks.delete.loader import DeleteRequest, dry_run_results
+from tasks.delete.loader import DeleteRequest, refusals
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,7 +87,7 @@ def delete_request(config: Config, planned: Planned, options: RunOptions) -> Del
 
 
 def refusals_of(config: Config, planned: Planned, force: bool = False) -> list[str]:
-    """Why a run of this plan would refuse deletions (exit 4), distinct, in the order met:
-    the delete step's own guards, as a dry run applies them (no request sent)."""
+    """Why a run of this plan would refuse deletions (exit 4), distinct: the delete step's
+    own guards (no request sent)."""
     request = delete_request(config, planned, RunOptions(force=force))
-    return refusals(dry_run_results(planned.plan.table, planned.registry, request))
+    return refusals(planned.plan.table, planned.registry, request)

@@ -25,7 +25,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -162,39 +162,31 @@ def settle_closures(
     repositories proceed. The same guards hold for untags.
     """
     over = {} if request.force else check_fraction(plan, request.max_delete_fraction)
-    refusal, apply = request.refusal, request.apply
+    apply = request.apply
     incomplete = set(scan.incomplete())
     holds = holds_from_scan(scan.images, scan.tags, scan.index_edges)
     settled = Settled([], {}, {})
     for closure in build_closures(deletion_targets(plan), holds):
         repo = closure.repository
+        refused = _refusal(repo, over, request)[0]
         if repo in incomplete:
             settled.results += _results(
                 closure, "skipped-incomplete", "the repository's listing was incomplete"
             )
-        elif refusal:
-            settled.results += _results(closure, "refused", refusal)
-        elif repo in over:
-            why = (
-                f"the plan deletes {over[repo]:.0%} of {repo}, over safety.maxDeleteFraction="
-                f"{request.max_delete_fraction:.0%}; check the plan, rerun with --force if it "
-                "is right"
-            )
-            settled.results += _results(closure, "refused", why)
+        elif refused:
+            settled.results += _results(closure, "refused", refused)
         elif not apply:
             settled.results += _results(closure, "would-delete", "")
         else:
             settled.live.setdefault(repo, []).append(closure)
     for target in untag_targets(plan):
         repo = target.repository
+        refused = _refusal(repo, over, request)[1]
         if repo in incomplete:
             why = "the repository's listing was incomplete"
             settled.results.append(untag_result(target, "skipped-incomplete", why))
-        elif refusal:
-            settled.results.append(untag_result(target, "refused", refusal))
-        elif repo in over:
-            why = f"the plan of {repo} is refused: it deletes {over[repo]:.0%} of it"
-            settled.results.append(untag_result(target, "refused", why))
+        elif refused:
+            settled.results.append(untag_result(target, "refused", refused))
         elif not apply:
             settled.results.append(untag_result(target, "would-untag", ""))
         else:
@@ -203,13 +195,37 @@ def settle_closures(
     return settled
 
 
-def dry_run_results(
-    plan: pd.DataFrame, scan: RegistryExtraction, request: DeleteRequest
-) -> pd.DataFrame:
-    """The results table a dry run of `plan` reports (`request.apply` is ignored): every
-    guard of `settle_closures` applied, no request sent."""
-    dry = replace(request, apply=False)
-    return results_frame(settle_closures(plan, scan, dry).results)
+def _refusal(repo: str, over: dict[str, float], request: DeleteRequest) -> tuple[str, str]:
+    """Why `repo`'s deletions and why its untags are refused ("" where they are not): the
+    run-wide refusal, else `safety.maxDeleteFraction` (`over`)."""
+    if request.refusal:
+        return request.refusal, request.refusal
+    if repo in over:
+        return (
+            f"the plan deletes {over[repo]:.0%} of {repo}, over safety.maxDeleteFraction="
+            f"{request.max_delete_fraction:.0%}; check the plan, rerun with --force if it "
+            "is right",
+            f"the plan of {repo} is refused: it deletes {over[repo]:.0%} of it",
+        )
+    return "", ""
+
+
+def refusals(plan: pd.DataFrame, scan: RegistryExtraction, request: DeleteRequest) -> list[str]:
+    """Why `settle_closures` refuses deletions and untags of `plan`, distinct, by repository:
+    its guards, without building closures (a preview's cost is a scan's, not a delete
+    step's)."""
+    over = {} if request.force else check_fraction(plan, request.max_delete_fraction)
+    incomplete = set(scan.incomplete())
+    acting = plan.loc[plan["action"].isin(("delete", "untag")), ["repository", "action"]]
+    found: list[str] = []
+    for repo, actions in acting.groupby("repository", sort=True)["action"]:
+        if str(repo) in incomplete:
+            continue
+        deletes, untags = _refusal(str(repo), over, request)
+        present = set(actions)
+        found += [deletes] if "delete" in present and deletes else []
+        found += [untags] if "untag" in present and untags else []
+    return list(dict.fromkeys(found))
 
 
 async def execute_plan(

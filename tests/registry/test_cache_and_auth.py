@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.cli import exit_code
+from flows.cli.render import exit_code
 from flows.demo.registry_server import LocalRegistry
 from tasks.core.config import parse_config
 from tasks.registry.cache import ContentCache
