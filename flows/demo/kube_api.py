@@ -13,7 +13,6 @@ status, a delay, an expired continue token).
 from __future__ import annotations
 
 import base64
-import contextlib
 import gzip
 import json
 import ssl
@@ -27,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from flows.demo.loopback import LoopbackServer, loopback_tls
+from flows.demo.loopback import LoopbackServer, QuietHandler, loopback_tls
 
 # plural -> (group/version prefix, List kind)
 RESOURCES: dict[str, tuple[str, str]] = {
@@ -146,9 +145,8 @@ class KubeAPIFixture(LoopbackServer):
     def handler(self) -> type[BaseHTTPRequestHandler]:
         fixture = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+        class Handler(QuietHandler):
+            protocol_version = "HTTP/1.0"  # the fixture answered HTTP/1.0 from the start
 
             def do_GET(self) -> None:
                 status, body = fixture._answer(
@@ -156,25 +154,14 @@ class KubeAPIFixture(LoopbackServer):
                     self.headers.get("Authorization", ""),
                     self.headers.get("Accept", ""),
                 )
-                self._send(status, body)
+                self.reply_json(status, body)
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                request = json.loads(self.rfile.read(length) or b"{}")
+                request = json.loads(self.read_body() or b"{}")
                 status, body = fixture._review(
                     self.path, self.headers.get("Authorization", ""), request
                 )
-                self._send(status, body)
-
-            def _send(self, status: int, body: dict[str, Any]) -> None:
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                # A client that gave up (the timeout tests) closed its end: nothing to answer.
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(payload)
+                self.reply_json(status, body)
 
         return Handler
 

@@ -1,16 +1,57 @@
-"""Base of the stdlib HTTP fixtures (Kubernetes API, Git smart HTTP): one server thread on
-127.0.0.1, an ephemeral port, start/stop and a context manager."""
+"""Bases of the stdlib HTTP fixtures (the Kubernetes API here; the tests' Git smart HTTP,
+token server and vendor API fakes): `LoopbackServer`, one server thread on 127.0.0.1, an
+ephemeral port, start/stop and a context manager; `QuietHandler`, the request handler they
+share (no log lines, a body read whole, an answer with its length)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
+import json
 import ssl
 import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing, reads a request's body whole (by its length, or
+    chunked) and answers with a Content-Length; a client that gave up is not an error."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().strip(), 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def reply(
+        self, status: int, headers: dict[str, str] | list[tuple[str, str]], payload: bytes
+    ) -> None:
+        self.send_response(status)
+        for name, value in headers.items() if isinstance(headers, dict) else headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(payload)
+
+    def reply_json(self, status: int, body: Any) -> None:
+        self.reply(status, {"Content-Type": "application/json"}, json.dumps(body).encode())
 
 
 class LoopbackServer:

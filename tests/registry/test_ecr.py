@@ -74,7 +74,7 @@ def test_plan_apply_restore_through_batch_delete_image(
         },
     )
     fake.archived.add(digests["team/app:old"])  # in the archive storage class: left alone
-    fake.throttle_every = 5  # botocore retries ThrottlingException
+    fake.limit_every = 5  # botocore retries ThrottlingException
     config = load_config(write_config(tmp_path, oci, fake))
     planned = compute_plan(config, datetime.now(UTC), local_stages())
     table = planned.plan.table.set_index(["repository", "tag"])

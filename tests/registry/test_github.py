@@ -129,7 +129,7 @@ def test_every_page_is_read_and_the_secondary_rate_limit_is_waited_out(
     fake, _ = ghcr
     monkeypatch.setattr(github, "PER_PAGE", 3)
     pushed = push(registry.url, {f"acme/app:{i}": [f"t{i}"] for i in range(8)})
-    fake.secondary_every = 2  # every other request: 403, retry-after: 1
+    fake.limit_every = 2  # every other request: 403, retry-after: 1
 
     async def go() -> list[github.PackageVersion]:
         packages = GitHubPackages(fake.url, token=TOKEN, retry=RetryPolicy(scale=0.01))

@@ -38,35 +38,28 @@ import json
 import re
 import secrets
 import shutil
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from flows.demo.registry_server import LocalRegistry
 from tests.servers.http_proxy import Answer, RegistryProxy
-from tests.servers.json_api import JsonApiFake, json_answer
+from tests.servers.json_api import VendorApiFake, json_answer
 from tests.servers.storage_view import images_of, repositories_root, tag_pushed_at
 
 WINDOW = 21600  # seconds: Docker Hub's pull-limit window (6 hours)
 
 
 @dataclass
-class DockerHubFake(JsonApiFake):
-    registry: LocalRegistry
+class DockerHubFake(VendorApiFake):
     username: str
     secret: str
     immutable: dict[str, dict[str, Any]] = field(default_factory=dict)  # repo -> settings
     pull_limit: int = 1000  # manifest GETs allowed in the window
     token_uses: int = 1000  # requests an access token is good for
-    limit_every: int = 0  # every n-th API request is rate limited (429)
-    requests: list[tuple[str, str]] = field(default_factory=list)
     pulls: int = 0  # manifest GETs the registry side counted
     heads: int = 0  # manifest HEADs (free)
     _tokens: dict[str, int] = field(default_factory=dict)  # token -> uses left
-    _count: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- the registry side --------------------------------------------------------------
 
@@ -122,10 +115,7 @@ class DockerHubFake(JsonApiFake):
 
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
         parts = urlsplit(target)
-        with self._lock:
-            self._count += 1
-            self.requests.append((method, parts.path))
-            limited = self.limit_every and self._count % self.limit_every == 0
+        limited = self.note_request(method, parts.path)
         if limited:
             reset = str(int(time.time()) + 1)
             return json_answer(

@@ -23,33 +23,26 @@ ARCHIVED status. The OCI side (`oci()`) refuses DELETE of a manifest and serves 
 
 from __future__ import annotations
 
-import http.client
 import json
 import shutil
-import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from flows.demo.registry_server import LocalRegistry
 from tasks.core import mediatypes
 from tests.servers.http_proxy import Answer, RegistryProxy
-from tests.servers.json_api import JsonApiFake
-from tests.servers.storage_view import images_of, pushed_at, repositories_root
+from tests.servers.json_api import VendorApiFake
+from tests.servers.storage_view import images_of, pushed_at
 
 TARGET = "AmazonEC2ContainerRegistry_V20150921."
 ACCOUNT = "123456789012"
 
 
 @dataclass
-class EcrFake(JsonApiFake):
-    registry: LocalRegistry
+class EcrFake(VendorApiFake):
+    """`requests`: those answered, as (operation, repository); `limit_every`: throttled."""
+
     archived: set[str] = field(default_factory=set)
-    throttle_every: int = 0
-    requests: list[tuple[str, str]] = field(default_factory=list)  # answered: (operation, repo)
     throttled: int = 0
-    _count: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def oci(self) -> RegistryProxy:
         def refuse(method: str, path: str, headers: dict[str, str]) -> Answer | None:
@@ -60,26 +53,15 @@ class EcrFake(JsonApiFake):
 
         return RegistryProxy(self.registry.url, intercept=refuse)
 
-    def _root(self) -> Path:
-        return repositories_root(self.registry)
-
     def _images(self, repository: str) -> dict[str, list[str]]:
         return images_of(self.registry, repository)
-
-    def _registry(self, method: str, path: str, **headers: str) -> tuple[int, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.registry.port, timeout=30)
-        connection.request(method, path, headers=headers)
-        response = connection.getresponse()
-        body = response.read()
-        connection.close()
-        return response.status, body
 
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
         operation = headers.get("x-amz-target", "").removeprefix(TARGET)
         request = json.loads(body or b"{}")
         with self._lock:
             self._count += 1
-            throttled = self.throttle_every and self._count % self.throttle_every == 0
+            throttled = self.limit_every and self._count % self.limit_every == 0
             self.throttled += bool(throttled)
         if not headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 Credential="):
             return _error("UnrecognizedClientException", "The security token is invalid.")
@@ -89,12 +71,12 @@ class EcrFake(JsonApiFake):
             self.requests.append((operation, str(request.get("repositoryName", ""))))
         if operation == "DescribeRepositories":
             names = sorted(
-                str(p.parent.relative_to(self._root())) for p in self._root().glob("**/_manifests")
+                str(p.parent.relative_to(self.root())) for p in self.root().glob("**/_manifests")
             )
             repos = [{"repositoryName": n, "registryId": ACCOUNT} for n in names]
             return _ok({"repositories": repos})
         repository = str(request.get("repositoryName", ""))
-        if not (self._root() / repository / "_manifests").is_dir():
+        if not (self.root() / repository / "_manifests").is_dir():
             return _error("RepositoryNotFoundException", f"repository {repository} not found")
         if operation == "DescribeImages":
             wanted = (request.get("filter") or {}).get("imageStatus", "ACTIVE")
@@ -138,7 +120,7 @@ class EcrFake(JsonApiFake):
                 continue
             if "imageTag" in image_id and len(images[digest]) > 1:  # the tag only
                 shutil.rmtree(
-                    self._root() / repository / "_manifests" / "tags" / image_id["imageTag"]
+                    self.root() / repository / "_manifests" / "tags" / image_id["imageTag"]
                 )
                 done.append(image_id)
                 continue
@@ -151,7 +133,9 @@ class EcrFake(JsonApiFake):
                     }
                 )
                 continue
-            status, body = self._registry("DELETE", f"/v2/{repository}/manifests/{digest}")
+            status, _, body = self.registry_request(
+                "DELETE", f"/v2/{repository}/manifests/{digest}"
+            )
             assert status == 202, (status, body)
             done.append({"imageDigest": digest, **image_id})
         return _ok({"imageIds": done, "failures": failures})
@@ -162,7 +146,7 @@ class EcrFake(JsonApiFake):
         for other in images:
             if other == digest:
                 continue
-            status, raw = self._registry(
+            status, _, raw = self.registry_request(
                 "GET", f"/v2/{repository}/manifests/{other}", Accept=mediatypes.ACCEPT
             )
             body = json.loads(raw) if status == 200 else {}

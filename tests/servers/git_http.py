@@ -11,10 +11,9 @@ import subprocess
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from flows.demo.loopback import LoopbackServer
+from flows.demo.loopback import LoopbackServer, QuietHandler
 
 
 def _http_backend() -> str:
@@ -37,9 +36,8 @@ class GitHTTPServer(LoopbackServer):
         server = self
         backend = _http_backend()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+        class Handler(QuietHandler):
+            protocol_version = "HTTP/1.0"
 
             def do_GET(self) -> None:
                 self._serve()
@@ -47,25 +45,10 @@ class GitHTTPServer(LoopbackServer):
             def do_POST(self) -> None:
                 self._serve()
 
-            def _body(self) -> bytes:
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    chunks: list[bytes] = []
-                    while True:
-                        size = int(self.rfile.readline().strip(), 16)
-                        if size == 0:
-                            self.rfile.readline()
-                            return b"".join(chunks)
-                        chunks.append(self.rfile.read(size))
-                        self.rfile.readline()
-                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
             def _serve(self) -> None:
                 server.requests.append(f"{self.command} {self.path}")
                 if server.username and not self._authorised():
-                    self.send_response(401)
-                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                    self.reply(401, {"WWW-Authenticate": 'Basic realm="git"'}, b"")
                     return
                 parts = urlsplit(self.path)
                 env = {
@@ -79,7 +62,7 @@ class GitHTTPServer(LoopbackServer):
                     "REMOTE_ADDR": "127.0.0.1",
                     "HTTP_GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
                 }
-                body = self._body() if self.command == "POST" else b""
+                body = self.read_body() if self.command == "POST" else b""
                 env["CONTENT_LENGTH"] = str(len(body))
                 done = subprocess.run([backend], input=body, env=env, capture_output=True)
                 head, _, payload = done.stdout.partition(b"\r\n\r\n")
@@ -91,12 +74,7 @@ class GitHTTPServer(LoopbackServer):
                         status = int(value.strip().split()[0])
                     elif name:
                         headers.append((name, value.strip()))
-                self.send_response(status)
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.reply(status, headers, payload)
 
             def _authorised(self) -> bool:
                 expected = base64.b64encode(

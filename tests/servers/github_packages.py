@@ -12,7 +12,7 @@ No GitHub runs here, so this follows GitHub's published REST description (API ve
     POST   .../packages/container/{package}/versions/{id}/restore     204 within 30 days
 
 with a bearer token (401 `Bad credentials` otherwise), 404 under the wrong kind of owner,
-and GitHub's secondary rate limit on demand: every `secondary_every`-th request answers 403
+and GitHub's secondary rate limit on demand: every `limit_every`-th request answers 403
 with `retry-after: 1` and "You have exceeded a secondary rate limit". The versions are the
 real registry's manifests (read from its storage layout), so the OCI side (`oci`, a proxy
 in front of the registry) and the REST side agree; as on ghcr.io the OCI side refuses
@@ -21,9 +21,7 @@ DELETE of a manifest (405 UNSUPPORTED). Every request is recorded in `requests`.
 
 from __future__ import annotations
 
-import http.client
 import json
-import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -32,10 +30,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from flows.demo.registry_server import LocalRegistry
 from tasks.core import mediatypes
 from tests.servers.http_proxy import Answer, RegistryProxy
-from tests.servers.json_api import JsonApiFake, json_answer
+from tests.servers.json_api import VendorApiFake, json_answer
 
 LAST_TAGGED = (
     "You cannot delete the last tagged version of a package. You must delete the package instead."
@@ -57,15 +54,10 @@ class _Deleted:
 
 
 @dataclass
-class GitHubPackagesFake(JsonApiFake):
-    registry: LocalRegistry
+class GitHubPackagesFake(VendorApiFake):
     token: str
     owners: dict[str, str]  # owner -> "orgs" or "users"
-    secondary_every: int = 0
-    requests: list[tuple[str, str]] = field(default_factory=list)
     deleted: dict[int, _Deleted] = field(default_factory=dict)
-    _count: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def oci(self) -> RegistryProxy:
         """The registry as ghcr.io serves it: everything but DELETE of a manifest."""
@@ -80,8 +72,7 @@ class GitHubPackagesFake(JsonApiFake):
 
     # -- the registry's manifests, from its storage layout --------------------------------
     def _repo_dir(self, repository: str) -> Path:
-        root = self.registry.root / "data" / "docker" / "registry" / "v2" / "repositories"
-        return root / repository / "_manifests"
+        return self.root() / repository / "_manifests"
 
     def _versions(self, repository: str) -> list[dict[str, Any]]:
         base = self._repo_dir(repository)
@@ -109,20 +100,9 @@ class GitHubPackagesFake(JsonApiFake):
             )
         return sorted(found, key=lambda v: (pushed[v["name"]], v["name"]), reverse=True)
 
-    def _registry(self, method: str, path: str, body: bytes | None = None, **headers: str) -> Any:
-        connection = http.client.HTTPConnection("127.0.0.1", self.registry.port, timeout=30)
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        payload = response.read()
-        connection.close()
-        return response.status, dict(response.getheaders()), payload
-
     # -- the REST API -----------------------------------------------------------------------
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
-        with self._lock:
-            self._count += 1
-            self.requests.append((method, urlsplit(target).path))
-            limited = self.secondary_every and self._count % self.secondary_every == 0
+        limited = self.note_request(method, urlsplit(target).path)
         if headers.get("authorization") != f"Bearer {self.token}":
             return json_answer(401, {"message": "Bad credentials"})
         if limited:
@@ -168,13 +148,13 @@ class GitHubPackagesFake(JsonApiFake):
         if tags and len(tagged) == 1:
             return json_answer(400, {"message": LAST_TAGGED})
         digest = version["name"]
-        status, answer, raw = self._registry(
+        status, answer, raw = self.registry_request(
             "GET", f"/v2/{repository}/manifests/{digest}", Accept=mediatypes.ACCEPT
         )
         assert status == 200, (status, raw)
         media_type = answer.get("Content-Type", mediatypes.OCI_MANIFEST)
         self.deleted[vid] = _Deleted(repository, digest, raw, media_type, tags, time.time())
-        status, _, _ = self._registry("DELETE", f"/v2/{repository}/manifests/{digest}")
+        status, _, _ = self.registry_request("DELETE", f"/v2/{repository}/manifests/{digest}")
         assert status == 202, status
         return 204, {}, b""
 
@@ -184,7 +164,7 @@ class GitHubPackagesFake(JsonApiFake):
             return json_answer(404, {"message": "Not Found"})
         for reference in [gone.digest, *gone.tags]:
             path = f"/v2/{gone.repository}/manifests/{reference}"
-            status, _, body = self._registry(
+            status, _, body = self.registry_request(
                 "PUT", path, gone.raw, **{"Content-Type": gone.media_type}
             )
             assert status == 201, (status, body)

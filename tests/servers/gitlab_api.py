@@ -27,16 +27,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import threading
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from flows.demo.registry_server import LocalRegistry
 from tests.servers.http_proxy import Answer, RegistryProxy
-from tests.servers.json_api import JsonApiFake, json_answer
+from tests.servers.json_api import VendorApiFake, json_answer
 from tests.servers.storage_view import tag_pushed_at
 
 
@@ -45,17 +42,12 @@ def repository_id(path: str) -> int:
 
 
 @dataclass
-class GitLabFake(JsonApiFake):
-    registry: LocalRegistry
+class GitLabFake(VendorApiFake):
     token: str
     projects: dict[str, int]  # project path -> id
     rules: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # project id -> rules
-    limit_every: int = 0
     rules_denied: bool = False  # the token may not read the protection rules: 403
     bad_times: set[str] = field(default_factory=set)  # tags whose details carry no real time
-    requests: list[tuple[str, str]] = field(default_factory=list)
-    _count: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def oci(self) -> RegistryProxy:
         def no_catalog(method: str, path: str, headers: dict[str, str]) -> Answer | None:
@@ -66,13 +58,10 @@ class GitLabFake(JsonApiFake):
 
         return RegistryProxy(self.registry.url, intercept=no_catalog)
 
-    def _root(self) -> Path:
-        return self.registry.root / "data" / "docker" / "registry" / "v2" / "repositories"
-
     def _repositories(self, project: str) -> list[dict[str, Any]]:
         found = []
-        for manifests in sorted(self._root().glob("**/_manifests")):
-            path = str(manifests.parent.relative_to(self._root()))
+        for manifests in sorted(self.root().glob("**/_manifests")):
+            path = str(manifests.parent.relative_to(self.root()))
             if path != project and not path.startswith(project + "/"):
                 continue
             found.append(
@@ -89,10 +78,7 @@ class GitLabFake(JsonApiFake):
 
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
         parts = urlsplit(target)
-        with self._lock:
-            self._count += 1
-            self.requests.append((method, parts.path))
-            limited = self.limit_every and self._count % self.limit_every == 0
+        limited = self.note_request(method, parts.path)
         if headers.get("private-token") != self.token:
             return json_answer(401, {"message": "401 Unauthorized"})
         if limited:
@@ -148,7 +134,7 @@ class GitLabFake(JsonApiFake):
         repository = next((r for r in self._repositories(project) if r["id"] == rid), None)
         if repository is None:
             return json_answer(404, {"message": "404 Repository Not Found"})
-        link = self._root() / repository["path"] / "_manifests" / "tags" / tag / "current" / "link"
+        link = self.root() / repository["path"] / "_manifests" / "tags" / tag / "current" / "link"
         if not link.is_file():
             return json_answer(404, {"message": "404 Tag Not Found"})
         digest = link.read_text().strip()
@@ -176,7 +162,7 @@ class GitLabFake(JsonApiFake):
         for rule in self.rules.get(self.projects[project], []):
             if re.search(rule["tag_name_pattern"], tag):
                 return json_answer(403, {"message": "403 Forbidden - protected tag"})
-        directory = self._root() / repository["path"] / "_manifests" / "tags" / tag
+        directory = self.root() / repository["path"] / "_manifests" / "tags" / tag
         if not directory.is_dir():
             return json_answer(404, {"message": "404 Tag Not Found"})
         shutil.rmtree(directory)

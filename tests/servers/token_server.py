@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from flows.demo.loopback import LoopbackServer, loopback_tls
+from flows.demo.loopback import LoopbackServer, QuietHandler, loopback_tls
 
 SERVICE = "regsweep-test-registry"
 ISSUER = "regsweep-test-token-server"
@@ -116,29 +116,20 @@ class TokenServer(LoopbackServer):
         server = self
         expected = "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+        class Handler(QuietHandler):
+            protocol_version = "HTTP/1.0"
 
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 if parts.path != "/token":
-                    self._json(404, {"error": "not found"})
+                    self.reply_json(404, {"error": "not found"})
                 elif self.headers.get("Authorization") != expected:
-                    self._json(401, {"error": "bad credentials"})
+                    self.reply_json(401, {"error": "bad credentials"})
                 else:
                     scopes = parse_qs(parts.query).get("scope", [])
                     with server._lock:
                         server.issued.extend(scopes)
                     token = server.token(scopes)
-                    self._json(200, {"token": token, "expires_in": server.expires_in})
-
-            def _json(self, status: int, body: dict[str, Any]) -> None:
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                    self.reply_json(200, {"token": token, "expires_in": server.expires_in})
 
         return Handler
