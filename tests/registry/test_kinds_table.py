@@ -76,9 +76,7 @@ class Quay(Vendor):
     default_api = "https://quay.io/api/v1"
     has_api = True
 
-    @classmethod
-    def deletes_through(cls, api: str) -> str:
-        return f"Quay's API ({api})"
+    deletes = "Quay's API ({api})"
 
 
 def test_a_new_backend_is_its_class_and_one_line_in_the_table(

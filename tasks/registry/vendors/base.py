@@ -48,6 +48,9 @@ class Vendor:
     default_api = ""  # the vendor API's URL when registry.api does not name one
     has_api = False  # whether the kind has an API besides the OCI one (registry.api)
     api = ""  # the vendor API's URL where it has one (the ledger names it)
+    # What `check` and the report say lists repositories and deletes ({api}: the API's URL)
+    lists = "the OCI API"
+    deletes = "the OCI distribution API (DELETE /v2/<name>/manifests/<digest>)"
     restores_versions = False  # what its API deleted, its API restores (`restore_version`)
     protects = False  # whether `protected` can find anything (else the pass is skipped)
     counts_pulls = False  # manifest GETs count against a pull rate limit: HEAD first, always
@@ -68,11 +71,11 @@ class Vendor:
     @classmethod
     def lists_through(cls, api: str) -> str:
         """Where the repositories come from (tags and manifests: the OCI API everywhere)."""
-        return "the OCI API"
+        return cls.lists.format(api=api)
 
     @classmethod
     def deletes_through(cls, api: str) -> str:
-        return "the OCI distribution API (DELETE /v2/<name>/manifests/<digest>)"
+        return cls.deletes.format(api=api)
 
     @classmethod
     def advice(cls, api: str) -> str:

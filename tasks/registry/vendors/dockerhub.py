@@ -247,16 +247,11 @@ class DockerHub(Vendor):
     default_api = HUB_API
     has_api = True
 
-    @classmethod
-    def lists_through(cls, api: str) -> str:
-        return f"Docker Hub's Hub API, by namespace ({api})"
-
-    @classmethod
-    def deletes_through(cls, api: str) -> str:
-        return (
-            f"Docker Hub's Hub API ({api}): each image's tags; the untagged manifest "
-            "is left to Docker Hub"
-        )
+    lists = "Docker Hub's Hub API, by namespace ({api})"
+    deletes = (
+        "Docker Hub's Hub API ({api}): each image's tags; the untagged manifest is left to "
+        "Docker Hub"
+    )
 
     def __init__(self, client: RegistryClient, api: str = "") -> None:
         super().__init__(client)

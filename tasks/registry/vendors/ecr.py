@@ -186,13 +186,8 @@ class Ecr(Vendor):
     detect = re.compile(r"^\d+\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?(:443)?$")
     has_api = True  # registry.api: another endpoint for ECR's API (else AWS's own)
 
-    @classmethod
-    def lists_through(cls, api: str) -> str:
-        return "ECR's DescribeRepositories"
-
-    @classmethod
-    def deletes_through(cls, api: str) -> str:
-        return "ECR's BatchDeleteImage (boto3; AWS credentials the AWS way)"
+    lists = "ECR's DescribeRepositories"
+    deletes = "ECR's BatchDeleteImage (boto3; AWS credentials the AWS way)"
 
     def __init__(self, client: RegistryClient, api: str = "") -> None:
         super().__init__(client)

@@ -181,9 +181,7 @@ class GitHub(Vendor):
     default_api = "https://api.github.com"
     has_api = True
 
-    @classmethod
-    def deletes_through(cls, api: str) -> str:
-        return f"GitHub's packages REST API ({api})"
+    deletes = "GitHub's packages REST API ({api})"
 
     def __init__(self, client: RegistryClient, api: str = "") -> None:
         super().__init__(client)

@@ -212,16 +212,10 @@ class GitLab(Vendor):
     def advice(cls, api: str) -> str:
         return "" if api else "set registry.api (https://<gitlab>/api/v4) to use GitLab's API"
 
-    @classmethod
-    def lists_through(cls, api: str) -> str:
-        return f"GitLab's registry API, by group ({api})"
-
-    @classmethod
-    def deletes_through(cls, api: str) -> str:
-        return (
-            f"GitLab's registry API for the tags ({api}), then the OCI API for the "
-            "untagged manifest"
-        )
+    lists = "GitLab's registry API, by group ({api})"
+    deletes = (
+        "GitLab's registry API for the tags ({api}), then the OCI API for the untagged manifest"
+    )
 
     def __init__(self, client: RegistryClient, api: str = "") -> None:
         super().__init__(client)
