@@ -21,7 +21,8 @@ venv: $(BIN)/regsweep
 # (`git http-backend` serves git.url tests; benchmarks compare against `git rev-list`),
 # skopeo and kubectl (clients nobody here wrote: the tests' judges of what we kept and of
 # the Kubernetes API fixture; kubectl from Debian's kubernetes-client unless one is there),
-# and PostgreSQL (the pull store's second database, started by the tests).
+# PostgreSQL (the pull store's second database, started by the tests), and Prometheus with
+# its Pushgateway and promtool (the judges of the run metrics and the alert rules).
 system-packages:
 	@command -v docker-registry >/dev/null 2>&1 && command -v git >/dev/null 2>&1 && \
 		command -v skopeo >/dev/null 2>&1 || \
@@ -30,6 +31,8 @@ system-packages:
 		{ $(APT_GET) update -qq && $(APT_GET) install -y -qq kubernetes-client >/dev/null; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
 		{ $(APT_GET) update -qq && $(APT_GET) install -y -qq postgresql >/dev/null; }
+	@command -v promtool >/dev/null 2>&1 && command -v prometheus-pushgateway >/dev/null 2>&1 || \
+		{ $(APT_GET) update -qq && $(APT_GET) install -y -qq prometheus prometheus-pushgateway >/dev/null; }
 
 lint: venv
 	$(BIN)/ruff check flows tasks tests benchmarks notebooks

@@ -7,7 +7,7 @@ run - `prefect flow-run retry`, or a new run with the same `now` - skips finishe
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +17,7 @@ from prefect.states import Failed
 
 from flows.guards import RunOptions, delete_request, run_notes
 from flows.history import PLAN_ARTIFACT, REPORT_ARTIFACT
+from flows.metrics import RunFigures, StageClock, publish, run_figures
 from flows.pipeline import Stages, compute_plan, parse_now
 from flows.report import RunReport, untag_notes, write_plan
 from flows.result import RunResult, problems, refusals, run_failure
@@ -63,7 +64,33 @@ def cleanup(
     logger = get_run_logger()
     config = load_config(config_path, werf_config)
     moment = parse_now(now) if now else runtime.flow_run.scheduled_start_time
-    moment = moment.astimezone(UTC)
+    clock = StageClock()
+    try:
+        result = _run(config, moment.astimezone(UTC), apply, ledger, force, cleanup_report, clock)
+    except Exception:  # the metrics say the run failed; the flow run fails as it would
+        publish(config, RunFigures(False, apply, clock.finish(), clock.seconds))
+        raise
+    failure = run_failure(result)
+    publish(config, run_figures(result, failure is None, clock))
+    if failure is not None:
+        # A Failed state, not a raise: an expected failure is one line in the logs, not a
+        # traceback; calling the flow still raises `failure`, which carries the result.
+        logger.error("%s", failure)
+        return Failed(message=str(failure), data=failure)  # type: ignore[return-value]
+    return result
+
+
+def _run(
+    config: Config,
+    moment: datetime,
+    apply: bool,
+    ledger: str | None,
+    force: bool,
+    cleanup_report: str | None,
+    clock: StageClock,
+) -> RunResult:
+    """The flow's work: the pipeline, the delete step, verify, the report."""
+    logger = get_run_logger()
     snapshot = moment.isoformat()
     run_id = str(runtime.flow_run.id or "local")
     run_dir = runs_home() / run_id
@@ -76,11 +103,11 @@ def cleanup(
         return extract_registry_task(config, snapshot)
 
     stages = Stages(
-        registry=registry_stage,
-        git=lambda config: extract_git_task(config, snapshot),
-        cluster=lambda config: extract_cluster_task(config, snapshot),
-        plan=plan_task,
-        pulls=lambda config: extract_pulls_task(config, snapshot),
+        registry=clock.timed("registry", registry_stage),
+        git=clock.timed("git", lambda config: extract_git_task(config, snapshot)),
+        cluster=clock.timed("cluster", lambda config: extract_cluster_task(config, snapshot)),
+        plan=clock.timed("plan", plan_task),
+        pulls=clock.timed("pulls", lambda config: extract_pulls_task(config, snapshot)),
     )
     planned = compute_plan(config, moment, stages)
     plan, registry = planned.plan, planned.registry
@@ -94,17 +121,21 @@ def cleanup(
     options = RunOptions(apply, force, str(ledger_path), run_id, in_use)
     request = delete_request(config, planned, options)
     # First finish what earlier runs' crashes cut short (tags naming nothing, open records).
-    repairs, damage = reconcile_task(config, registry, str(ledger_path) if apply else None, run_id)
-    delete_step = delete_fanned_out if slots else delete_task
-    results: pd.DataFrame = delete_step(config, plan.table, registry, request)
+    with clock.stage("delete"):
+        repairs, damage = reconcile_task(
+            config, registry, str(ledger_path) if apply else None, run_id
+        )
+        delete_step = delete_fanned_out if slots else delete_task
+        results: pd.DataFrame = delete_step(config, plan.table, registry, request)
     if not repairs.empty:
         results = pd.concat([repairs, results], ignore_index=True)
     # Then read again what must survive: a loss fails the run, whoever caused it.
-    verdict = (
-        verify_task(config, plan.table, registry, in_use, str(ledger_path), run_id)
-        if apply
-        else None
-    )
+    with clock.stage("verify"):
+        verdict = (
+            verify_task(config, plan.table, registry, in_use, str(ledger_path), run_id)
+            if apply
+            else None
+        )
 
     notes = run_notes(config, planned, None if apply else damage) + untag_notes(results)
     if verdict is not None:
@@ -151,10 +182,4 @@ def cleanup(
         refusals=refusals(results),
         damage=verdict.lines() if verdict is not None else [],
     )
-    failure = run_failure(result)
-    if failure is not None:
-        # A Failed state, not a raise: an expected failure is one line in the logs, not a
-        # traceback; calling the flow still raises `failure`, which carries the result.
-        logger.error("%s", failure)
-        return Failed(message=str(failure), data=failure)  # type: ignore[return-value]
     return result

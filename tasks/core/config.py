@@ -352,6 +352,32 @@ class SafetyConfig(_Model):
     keep_restored_for: Duration = timedelta(days=7)
 
 
+class MetricsConfig(_Model):
+    """Where each run's metrics go, for Prometheus: a Pushgateway (`pushgateway`: its URL;
+    pushed with `pushadd`, grouped by job and registry, so a failed run leaves the last
+    success in place; basic auth from REGSWEEP_PUSHGATEWAY_USERNAME and
+    REGSWEEP_PUSHGATEWAY_PASSWORD) and/or a file for the node exporter's textfile
+    collector (`textfile`: a path ending in .prom). Neither by default."""
+
+    pushgateway: str | None = None
+    textfile: str | None = None
+    job: str = Field(default="regsweep", pattern=r"^[a-zA-Z_][a-zA-Z0-9_-]*$")
+
+    @field_validator("pushgateway")
+    @classmethod
+    def _pushgateway(cls, value: str | None) -> str | None:
+        return None if value is None else checked_url(value, "metrics.pushgateway")
+
+    @field_validator("textfile")
+    @classmethod
+    def _textfile(cls, value: str | None) -> str | None:
+        if value is not None and not value.endswith(".prom"):
+            raise ValueError(
+                f"{value!r} must end in .prom (the textfile collector reads only those)"
+            )
+        return value
+
+
 class Config(_Model):
     registry: RegistryConfig
     git: GitConfig | None = None
@@ -360,6 +386,7 @@ class Config(_Model):
     cleanup: CleanupConfig = Field(default_factory=CleanupConfig)
     pulls: PullsConfig = Field(default_factory=PullsConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     @model_validator(mode="after")
     def _git_needed(self) -> Config:

@@ -1,0 +1,49 @@
+"""deployments/monitoring/: the alert rules pass `promtool check rules`, each alert's unit
+test (series that must and must not fire) passes `promtool test rules`, and every metric a
+rule names is one `flows.metrics` exports: a rename cannot orphan an alert."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from flows.metrics import RunFigures, run_metrics
+
+MONITORING = Path(__file__).resolve().parent.parent / "deployments" / "monitoring"
+RULES = MONITORING / "regsweep-alerts.yaml"
+
+
+def promtool(*args: str) -> str:
+    done = subprocess.run(["promtool", *args], cwd=MONITORING, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_the_alert_rules_are_valid_and_their_unit_tests_pass() -> None:
+    assert "SUCCESS: 5 rules found" in promtool("check", "rules", RULES.name)
+    assert "SUCCESS" in promtool("test", "rules", "regsweep-alerts.test.yaml")
+
+
+def test_every_alert_has_a_unit_test() -> None:
+    alerts = {r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]}
+    tests = yaml.safe_load((MONITORING / "regsweep-alerts.test.yaml").read_text())["tests"]
+    tested = {case["alertname"] for t in tests for case in t["alert_rule_test"]}
+    assert alerts == tested
+
+
+def test_every_metric_the_rules_name_is_exported() -> None:
+    figures = RunFigures(
+        success=True,
+        apply=True,
+        finished=1.0,
+        stage_seconds={"total": 1.0},
+        summary=[{"repository": "r", "kept": 1, "deleted": 1, "bytes_reclaimable": 1}],
+        reasons=[{"action": "keep", "reason": "git-policy", "digests": 1}],
+        outcomes={"failed": 1},
+    )
+    exported = {m.name for m in run_metrics(figures, {}).collect()}
+    named = set(re.findall(r"\bregsweep_[a-z_]+", RULES.read_text()))
+    assert named and named <= exported, named - exported
