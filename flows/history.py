@@ -28,6 +28,7 @@ HISTORY_COLUMNS = {
     "state": "str",
     "apply": "bool",
     "kept": "int64",
+    "planned": "int64",
     "deleted": "int64",
     "bytes": "int64",
 }
@@ -36,9 +37,10 @@ HISTORY_COLUMNS = {
 def run_history(limit: int = 20) -> pd.DataFrame:
     """The last `limit` runs of the cleanup flow, newest first.
 
-    kept / deleted: digests the run's plan kept and deleted (for an applied run, `deleted`
-    counts what was really deleted); bytes: what the deletions free after garbage collection
-    (for a dry run, what they would free). Runs that ended before their plan have zeros.
+    kept / planned: digests the run's plan kept and would delete; deleted: digests the run
+    really deleted (0 for a dry run, and for an apply whose deletions were refused); bytes:
+    what the plan's deletions free after garbage collection. Runs that ended before their
+    plan have zeros.
     """
     rows: list[dict[str, Any]] = []
     with get_client(sync_client=True) as client:
@@ -56,7 +58,6 @@ def run_history(limit: int = 20) -> pd.DataFrame:
             )
             summary = _records(artifacts[-1].data) if artifacts else []
             apply = bool((run.parameters or {}).get("apply", False))
-            deleted_key = "deleted_in_run" if apply else "deleted"
             rows.append(
                 {
                     "flow_run_id": str(run.id),
@@ -66,7 +67,8 @@ def run_history(limit: int = 20) -> pd.DataFrame:
                     "state": run.state_name or "",
                     "apply": apply,
                     "kept": sum(int(r.get("kept", 0)) for r in summary),
-                    "deleted": sum(int(r.get(deleted_key, 0)) for r in summary),
+                    "planned": sum(int(r.get("deleted", 0)) for r in summary),
+                    "deleted": sum(int(r.get("deleted_in_run", 0)) for r in summary),
                     "bytes": sum(int(r.get("bytes_reclaimable", 0)) for r in summary),
                 }
             )

@@ -35,10 +35,9 @@ def history(
         print_json({"runs": runs.to_dict(orient="records")})
         return
     table = Table(title=f"regsweep runs (last {limit})")
-    for column in ("start", "duration", "state", "mode", "kept", "deleted", "bytes", "run"):
-        table.add_column(
-            column, justify="right" if column in ("kept", "deleted") else "left", no_wrap=True
-        )
+    counts = ("kept", "planned", "deleted")
+    for column in ("start", "duration", "state", "mode", *counts, "bytes", "run"):
+        table.add_column(column, justify="right" if column in counts else "left", no_wrap=True)
     for row in runs.itertuples(index=False):
         table.add_row(
             "" if pd.isna(row.start) else f"{row.start:%Y-%m-%d %H:%M:%S}",
@@ -46,6 +45,7 @@ def history(
             row.state,
             "apply" if row.apply else "dry run",
             str(row.kept),
+            str(row.planned),
             str(row.deleted),
             human_bytes(row.bytes),
             row.flow_run_id,

@@ -186,12 +186,15 @@ def test_history_lists_the_runs_of_the_session(
     )
     runs = run_history(limit=50).set_index("flow_run_id")
     expected = len(scenario.expect_deleted)
-    assert runs.loc[dry.flow_run_id, ["apply", "deleted", "state"]].tolist() == [
-        False,
+    # planned and done apart: a dry run plans the deletions and deletes nothing
+    columns = ["apply", "planned", "deleted", "state"]
+    assert runs.loc[dry.flow_run_id, columns].tolist() == [False, expected, 0, "Completed"]
+    assert runs.loc[applied.flow_run_id, columns].tolist() == [
+        True,
+        expected,
         expected,
         "Completed",
     ]
-    assert runs.loc[applied.flow_run_id, ["apply", "deleted"]].tolist() == [True, expected]
     assert runs.loc[applied.flow_run_id, "kept"] == len(scenario.expect_kept)
     assert runs.loc[applied.flow_run_id, "bytes"] > 0
     printed = CliRunner().invoke(app, ["history", "--limit", "50"], env={"COLUMNS": "200"})
