@@ -1,6 +1,7 @@
 """deployments/monitoring/: the alert rules pass `promtool check rules`, each alert's unit
 test (series that must and must not fire) passes `promtool test rules`, and every metric a
-rule names is one `flows.metrics` exports: a rename cannot orphan an alert."""
+rule names is one a run (`flows.metrics`) or the pull receiver (`tasks.pulls.service`)
+exports: a rename cannot orphan an alert."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import yaml
 
 from flows.metrics import RunFigures, run_metrics
+from tasks.pulls.service import Receiver, ReceiverMetrics
+from tasks.pulls.store import PullStore
 
 MONITORING = Path(__file__).resolve().parent.parent / "deployments" / "monitoring"
 RULES = MONITORING / "regsweep-alerts.yaml"
@@ -23,7 +26,7 @@ def promtool(*args: str) -> str:
 
 
 def test_the_alert_rules_are_valid_and_their_unit_tests_pass() -> None:
-    assert "SUCCESS: 5 rules found" in promtool("check", "rules", RULES.name)
+    assert "SUCCESS: 6 rules found" in promtool("check", "rules", RULES.name)
     assert "SUCCESS" in promtool("test", "rules", "regsweep-alerts.test.yaml")
 
 
@@ -34,7 +37,7 @@ def test_every_alert_has_a_unit_test() -> None:
     assert alerts == tested
 
 
-def test_every_metric_the_rules_name_is_exported() -> None:
+def test_every_metric_the_rules_name_is_exported(tmp_path: Path) -> None:
     figures = RunFigures(
         success=True,
         apply=True,
@@ -44,6 +47,8 @@ def test_every_metric_the_rules_name_is_exported() -> None:
         reasons=[{"action": "keep", "reason": "git-policy", "digests": 1}],
         outcomes={"failed": 1},
     )
-    exported = {m.name for m in run_metrics(figures, {}).collect()}
+    receiver = Receiver(PullStore(f"sqlite:///{tmp_path / 'pulls.db'}"), "token", [])
+    families = [*run_metrics(figures, {}).collect(), *ReceiverMetrics(receiver).collect()]
+    exported = {m.name + ("_total" if m.type == "counter" else "") for m in families}
     named = set(re.findall(r"\bregsweep_[a-z_]+", RULES.read_text()))
     assert named and named <= exported, named - exported

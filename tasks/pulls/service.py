@@ -8,22 +8,28 @@ written in batches (every BATCH_SECONDS or BATCH_EVENTS), so a burst never block
 registry. Pulls by regsweep itself and by `ignoreUserAgents` never count. A heartbeat records
 the service's uptime, so readers know which windows the records cover: never a time whose
 accepted pulls are not written yet (a failing store stops it), nor the time around a refused
-notification (it may have carried pulls). `GET /healthz` 200.
+notification (it may have carried pulls). `GET /healthz` 200. `GET /metrics`: Prometheus'
+text format (notifications by status, records written, queue depth, the time covered).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hmac
 import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from tasks.pulls.errors import EventError
 from tasks.pulls.events import PullEvent, PushEvent, parse_events, parse_pushes
@@ -76,6 +82,7 @@ class Receiver:
         self.uncovered_from = self.started  # where the last refusal ended the uptime
         self.intervals = 0
         self.written = 0
+        self.answered: collections.Counter[int] = collections.Counter()  # notifications by status
         self._failure_logged = -LOG_EVERY_SECONDS
         self._refusals_unlogged = 0
         self._refusal_logged = -LOG_EVERY_SECONDS
@@ -159,10 +166,12 @@ class Receiver:
             self.intervals += 1
             self.interval = (f"{self.id}-{self.intervals}", datetime.now(UTC))
         answer = {"pulls": len(kept), "ignored": len(pulls) - len(kept)}
+        self.answered[200] += 1
         return 200, json.dumps(answer).encode()
 
     def _refuse(self, status: int, body: bytes, why: str, address: str) -> tuple[int, bytes]:
         """Answer `status`, and stop claiming the time around it as covered."""
+        self.answered[status] += 1
         now = datetime.now(UTC)
         if self.interval is not None:
             receiver, started = self.interval
@@ -203,6 +212,45 @@ class Receiver:
             await self.store.close()
 
 
+class ReceiverMetrics(Collector):
+    """What Prometheus scrapes at `/metrics`, read from the receiver at each scrape (nothing
+    is counted twice on the notification's path)."""
+
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+
+    def collect(self) -> Iterator[Metric]:
+        receiver = self.receiver
+        answered = CounterMetricFamily(
+            "regsweep_pulls_notifications",
+            "Notifications answered, by HTTP status (200 accepted, else refused).",
+            labels=["status"],
+        )
+        for status, count in sorted(receiver.answered.items()):
+            answered.add_metric([str(status)], count)
+        yield answered
+        yield CounterMetricFamily(
+            "regsweep_pulls_events_written",
+            "Pull and push records written to the store.",
+            value=receiver.written,
+        )
+        yield GaugeMetricFamily(
+            "regsweep_pulls_queue_depth",
+            "Records accepted and not yet written (the store failing makes it grow).",
+            value=receiver.queue.qsize() + len(receiver.failed),
+        )
+        yield GaugeMetricFamily(
+            "regsweep_pulls_covered_timestamp_seconds",
+            "Every pull accepted before this time (Unix) is in the store.",
+            value=receiver.covered.timestamp(),
+        )
+        yield GaugeMetricFamily(
+            "regsweep_pulls_covering",
+            "1 while the records cover now (no refusal since the last accepted notification).",
+            value=receiver.interval is not None,
+        )
+
+
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -215,6 +263,8 @@ class PullsApp:
 
     def __init__(self, receiver: Receiver) -> None:
         self.receiver = receiver
+        self.metrics = CollectorRegistry()
+        self.metrics.register(ReceiverMetrics(receiver))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -224,6 +274,8 @@ class PullsApp:
             content_type = (
                 b"application/json" if status == 200 and body[:1] == b"{" else b"text/plain"
             )
+            if scope["path"] == "/metrics" and status == 200:
+                content_type = CONTENT_TYPE_LATEST.encode()
             await send(
                 {
                     "type": "http.response.start",
@@ -247,6 +299,8 @@ class PullsApp:
             return self.receiver.take(authorization, await _body(receive), address)
         if path == "/healthz" and method in ("GET", "HEAD"):
             return 200, b"ok\n"
+        if path == "/metrics" and method in ("GET", "HEAD"):
+            return 200, generate_latest(self.metrics)
         return 404, b"not found\n"
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

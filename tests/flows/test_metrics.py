@@ -36,7 +36,7 @@ def monitoring(
 ) -> Iterator[tuple[Pushgateway, Prometheus]]:
     root = tmp_path_factory.mktemp("monitoring")
     gateway = Pushgateway(root / "pushgateway")
-    with gateway, Prometheus(root / "prometheus", gateway) as prometheus:
+    with gateway, Prometheus(root / "prometheus", {"pushgateway": gateway.url[7:]}) as prometheus:
         yield gateway, prometheus
 
 

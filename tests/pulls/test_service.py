@@ -28,6 +28,7 @@ from tasks.pulls.service import REFUSAL_UNCOVERS, make_app
 from tasks.pulls.store import DigestPulls, PullStore
 from tasks.registry.client import RegistryClient
 from tasks.registry.extract import scan_registry
+from tests.servers.prometheus import Prometheus
 from tests.servers.pulls_process import start_pulls_serve
 
 TOKEN = "pull-token-for-tests"
@@ -143,7 +144,7 @@ def test_a_pull_by_skopeo_is_recorded_and_our_own_scan_is_not(
 
 
 def test_wrong_token_is_401_and_malformed_is_400_and_nothing_is_written(
-    parts: tuple[Service, LocalRegistry],
+    parts: tuple[Service, LocalRegistry], tmp_path: Path
 ) -> None:
     service, _ = parts
     digest = "sha256:" + "ab" * 32
@@ -179,6 +180,22 @@ def test_wrong_token_is_401_and_malformed_is_400_and_nothing_is_written(
     assert httpx.post(url, json=event, headers=good).json() == {"pulls": 1, "ignored": 0}
     wait_for(lambda: service.records())
     assert [(r.repository, r.digest) for r in service.records()] == [("app", digest)]
+
+    # What it answered, as Prometheus reads it (and promtool judges the exposition)
+    scraped = httpx.get(f"{service.url}/metrics")
+    assert scraped.headers["content-type"].startswith("text/plain; version=")
+    checked = subprocess.run(
+        ["promtool", "check", "metrics"], input=scraped.content, capture_output=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    with Prometheus(tmp_path / "prometheus", {"pulls": service.url[7:]}) as prometheus:
+        found = prometheus.wait_for("regsweep_pulls_notifications_total")
+        answered = {r["metric"]["status"]: float(r["value"][1]) for r in found}
+        assert answered == {"200": 2, "400": 3, "401": 2}
+        written = prometheus.query("regsweep_pulls_events_written_total")
+        assert float(written[0]["value"][1]) == 1
+        covered = prometheus.query("time() - regsweep_pulls_covered_timestamp_seconds")
+        assert 0 <= float(covered[0]["value"][1]) < 30
 
 
 def test_harbor_pull_artifact_payload_is_recorded(parts: tuple[Service, LocalRegistry]) -> None:

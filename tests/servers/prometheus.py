@@ -1,7 +1,8 @@
 """Debian's Prometheus Pushgateway and Prometheus (`prometheus-pushgateway`, `prometheus`;
 `make system-packages` installs them), each a process on a free loopback port: the judges of
-the metrics a run pushes. Prometheus scrapes the Pushgateway every second, keeping the
-pushed `job` and grouping labels (`honor_labels`), as Prometheus' documentation says to."""
+the metrics a run pushes and the pull receiver serves. Prometheus scrapes its targets every
+second, keeping the pushed `job` and grouping labels (`honor_labels`), as Prometheus'
+documentation says to for a Pushgateway."""
 
 from __future__ import annotations
 
@@ -86,20 +87,23 @@ class Pushgateway(_Process):
 
 
 class Prometheus(_Process):
+    """Scrapes each of `targets` (job name -> host:port) every second."""
+
     name = "prometheus"
 
-    def __init__(self, root: Path, pushgateway: Pushgateway) -> None:
+    def __init__(self, root: Path, targets: dict[str, str]) -> None:
         super().__init__(root)
-        self.pushgateway = pushgateway
+        self.targets = targets
 
     def arguments(self) -> list[str]:
         config = self.root / "prometheus.yml"
+        jobs = "".join(
+            f"  - job_name: {job}\n    honor_labels: true\n"
+            f"    static_configs: [{{targets: ['{target}']}}]\n"
+            for job, target in self.targets.items()
+        )
         config.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            "scrape_configs:\n"
-            "  - job_name: pushgateway\n"
-            "    honor_labels: true\n"
-            f"    static_configs: [{{targets: ['127.0.0.1:{self.pushgateway.port}']}}]\n"
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n" + jobs
         )
         return [
             f"--config.file={config}",
