@@ -5,18 +5,21 @@ exports: a rename cannot orphan an alert."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
 
 import yaml
 
+from flows.history import FLOW_NAME
 from flows.metrics import RunFigures, run_metrics
 from tasks.pulls.service import Receiver, ReceiverMetrics
 from tasks.pulls.store import PullStore
 
 MONITORING = Path(__file__).resolve().parent.parent / "deployments" / "monitoring"
 RULES = MONITORING / "regsweep-alerts.yaml"
+DASHBOARD = MONITORING / "regsweep-dashboard.json"
 
 
 def promtool(*args: str) -> str:
@@ -37,7 +40,8 @@ def test_every_alert_has_a_unit_test() -> None:
     assert alerts == tested
 
 
-def test_every_metric_the_rules_name_is_exported(tmp_path: Path) -> None:
+def exported(tmp_path: Path) -> set[str]:
+    """Every metric name a run and the pull receiver export (counters with `_total`)."""
     figures = RunFigures(
         success=True,
         apply=True,
@@ -49,6 +53,37 @@ def test_every_metric_the_rules_name_is_exported(tmp_path: Path) -> None:
     )
     receiver = Receiver(PullStore(f"sqlite:///{tmp_path / 'pulls.db'}"), "token", [])
     families = [*run_metrics(figures, {}).collect(), *ReceiverMetrics(receiver).collect()]
-    exported = {m.name + ("_total" if m.type == "counter" else "") for m in families}
+    return {m.name + ("_total" if m.type == "counter" else "") for m in families}
+
+
+def test_every_metric_the_rules_name_is_exported(tmp_path: Path) -> None:
     named = set(re.findall(r"\bregsweep_[a-z_]+", RULES.read_text()))
-    assert named and named <= exported, named - exported
+    assert named and named <= exported(tmp_path), named - exported(tmp_path)
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+
+
+def test_the_dashboard_reads_only_exported_metrics(tmp_path: Path) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids)) and all(p["targets"] for p in dashboard["panels"])
+    named = {n for q in dashboard_queries() for n in re.findall(r"\bregsweep_[a-z_]+", q)}
+    assert named and named <= exported(tmp_path), named - exported(tmp_path)
+
+
+def test_the_prefect_automation_is_one_prefect_accepts() -> None:
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger
+
+    document = yaml.safe_load((MONITORING / "prefect-automation.yaml").read_text())
+    automation = AutomationCore.model_validate(document)
+    assert isinstance(automation.trigger, EventTrigger)
+    assert automation.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+    related = automation.trigger.match_related
+    assert not isinstance(related, list)
+    assert dict(related.items()) == {
+        "prefect.resource.role": ["flow"],
+        "prefect.resource.name": [FLOW_NAME],  # the flow's own name: a rename breaks this test
+    }

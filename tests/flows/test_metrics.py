@@ -21,6 +21,7 @@ from flows.metrics import RunFigures, publish
 from tasks.core.config import Config, parse_config
 from tasks.core.errors import ConfigError
 from tests.servers.prometheus import Prometheus, Pushgateway
+from tests.test_monitoring import dashboard_queries
 
 NO_GIT = {"kubernetes": {"enabled": False}, "cleanup": {"disableGitHistoryBasedPolicy": True}}
 BOUNDED_LABELS = {"registry", "repository", "action", "reason", "outcome", "stage"}
@@ -188,3 +189,22 @@ def test_a_real_apply_pushes_and_prometheus_reads_what_it_did(
         value(textfile.read_text(), "regsweep_last_success_timestamp_seconds", registry=host)
         == last_success
     )
+
+
+def test_every_dashboard_query_runs_on_prometheus(
+    monitoring: tuple[Pushgateway, Prometheus],
+) -> None:
+    gateway, prometheus = monitoring
+    config = parse_config(
+        {
+            "registry": {"url": "http://dashboard.test:5000"},
+            **NO_GIT,
+            "metrics": {"pushgateway": gateway.url},
+        }
+    )
+    assert publish(config, figures(True, time.time())) == []
+    assert prometheus.wait_for('regsweep_last_run_success{registry="dashboard.test:5000"}')
+    for query in dashboard_queries():
+        answer = prometheus.query(query)  # Prometheus parses it: a bad query fails here
+        if "regsweep_pulls_" not in query:  # the receiver is not scraped here
+            assert answer, f"no data for {query}"
