@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Failed
 
 from flows.guards import RunOptions, delete_request, run_notes
-from flows.history import PLAN_ARTIFACT, REPORT_ARTIFACT
+from flows.history import DELETIONS_ARTIFACT, PLAN_ARTIFACT, REPORT_ARTIFACT
 from flows.metrics import RunFigures, StageClock, publish, run_figures
 from flows.pipeline import Stages, compute_plan, parse_now
 from flows.report import RunReport, untag_notes, write_plan
@@ -154,13 +154,24 @@ def _run(
             logger.info("werf cleanup report written to %s", written)
     incomplete = registry.incomplete()
     activity = planned.pulls.activity(moment) if planned.pulls is not None else None
-    report = RunReport.build(plan.table, registry.blobs, results, incomplete, notes, activity)
+    report = RunReport.build(
+        plan.table, registry.blobs, results, incomplete, notes, activity, registry.images
+    )
     create_table_artifact(
         key=PLAN_ARTIFACT,
         table=report.summary_with_outcomes().to_dict(orient="records"),
         description=(
             "Per repository: digests kept and deleted by the plan, digests deleted by this "
             "run, bytes reclaimable after garbage collection"
+        ),
+    )
+    assert report.deletions is not None
+    create_table_artifact(
+        key=DELETIONS_ARTIFACT,
+        table=report.deletions.to_dict(orient="records"),
+        description=(
+            "Every deletion and untag of this run (a dry run: what it would do): repository, "
+            "tags, digest, size in bytes, outcome"
         ),
     )
     mode = "apply" if apply else "dry run"
@@ -181,5 +192,6 @@ def _run(
         problems=problems(results),
         refusals=refusals(results),
         damage=verdict.lines() if verdict is not None else [],
+        deletions=report.deletions.to_dict(orient="records"),
     )
     return result

@@ -19,6 +19,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 FLOW_NAME = "regsweep-cleanup"
 PLAN_ARTIFACT = "deletion-plan"
 REPORT_ARTIFACT = "cleanup-report"
+DELETIONS_ARTIFACT = "deletions"
 
 HISTORY_COLUMNS = {
     "flow_run_id": "str",

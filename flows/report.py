@@ -29,6 +29,31 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+DELETIONS_SHOWN = 1000  # rows of the deletions list in the markdown report (the artifact: all)
+ACTED = ("deleted", "would-delete", "untagged", "would-untag", "gone", "failed", "refused")
+
+
+def deletions(results: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
+    """Every deletion and untag of a run, one row each: repository, tags, digest, size (the
+    image's config and layer bytes; shared blobs may stay), outcome. Dry runs list what
+    they would do."""
+    acted = results[results["outcome"].isin(ACTED)]
+    keys = zip(images["repository"], images["digest"], strict=True)
+    sizes = dict(zip(keys, images["size"], strict=True))
+    rows = [
+        {
+            "repository": row.repository,
+            "tags": ", ".join(row.tags),
+            "digest": row.digest,
+            "size": int(sizes.get((row.repository, row.digest), 0)),
+            "outcome": row.outcome,
+        }
+        for row in acted.itertuples(index=False)
+    ]
+    frame = pd.DataFrame(rows, columns=["repository", "tags", "digest", "size", "outcome"])
+    return frame.sort_values(["repository", "digest", "tags"], ignore_index=True)
+
+
 @dataclass
 class RunReport:
     """What a run decided and did."""
@@ -39,6 +64,7 @@ class RunReport:
     incomplete: list[str]
     notes: list[str] = field(default_factory=list)
     pulls: pd.DataFrame | None = None  # PullRecords.activity(): per repository, when pulled
+    deletions: pd.DataFrame | None = None  # `deletions()`: every deletion and untag
 
     @classmethod
     def build(
@@ -49,8 +75,12 @@ class RunReport:
         incomplete: list[str],
         notes: list[str],
         pulls: pd.DataFrame | None = None,
+        images: pd.DataFrame | None = None,
     ) -> RunReport:
-        return cls(summarise(plan, blobs), by_reason(plan), results, incomplete, notes, pulls)
+        """The report; with the registry's `images`, the list of deletions too."""
+        listed = deletions(results, images) if images is not None else None
+        summary, reasons = summarise(plan, blobs), by_reason(plan)
+        return cls(summary, reasons, results, incomplete, notes, pulls, listed)
 
     def summary_with_outcomes(self) -> pd.DataFrame:
         """The summary plus `deleted_in_run`: digests this run really deleted, per repository."""
@@ -87,6 +117,8 @@ class RunReport:
             what = what or f"{row.repository}@{row.digest}"
             lines.append(f"- {row.outcome}: {what} — {row.detail}")
 
+        if self.deletions is not None and len(self.deletions):
+            lines += ["", *self._deletion_lines()]
         if self.incomplete:
             lines.append("")
             lines.append("Not touched (listing incomplete): " + ", ".join(self.incomplete))
@@ -94,6 +126,25 @@ class RunReport:
         if self.pulls is not None:
             lines += ["", *self._pull_lines()]
         return "\n".join(lines) + "\n"
+
+    def _deletion_lines(self) -> list[str]:
+        assert self.deletions is not None
+        shown = self.deletions.head(DELETIONS_SHOWN)
+        lines = [
+            "Deletions and untags (`regsweep explain REPOSITORY@DIGEST` says which rule came "
+            "closest to keeping one):",
+            "",
+            "| repository | tags | digest | size | outcome |",
+            "|---|---|---|---:|---|",
+        ]
+        lines += [
+            f"| {r.repository} | {r.tags} | {r.digest} | {human_bytes(r.size)} | {r.outcome} |"
+            for r in shown.itertuples(index=False)
+        ]
+        if len(self.deletions) > len(shown):
+            more = len(self.deletions) - len(shown)
+            lines.append(f"\n... and {more} more: the `deletions` table artifact lists them all")
+        return lines
 
     def _pull_lines(self) -> list[str]:
         assert self.pulls is not None

@@ -34,6 +34,9 @@ class RunResult:
     refusals: list[str] = field(default_factory=list)  # why deletions were refused, distinct
     # after an apply, what `tasks.delete.verify` found missing or dangling, one line each
     damage: list[str] = field(default_factory=list)
+    # every deletion and untag (a dry run: what it would do): repository, tags, digest, size,
+    # outcome (`flows.report.deletions`)
+    deletions: list[dict[str, Any]] = field(default_factory=list)
 
 
 class RunFailed(Exception):

@@ -179,6 +179,7 @@ def print_run(result: RunResult) -> None:
     for row in result.reasons:
         reasons.add_row(row["action"], row["reason"], str(row["digests"]))
     console.print(reasons)
+    print_deletions(result.deletions, "deletions and untags" if result.apply else "would delete")
     if result.outcomes:
         say("outcomes: " + ", ".join(f"{k} {v}" for k, v in result.outcomes.items()))
     for line in result.problems:
@@ -190,3 +191,23 @@ def print_run(result: RunResult) -> None:
     say(f"flow run {result.flow_run_id}; plan {result.plan_path}")
     if result.ledger_path:
         say(f"ledger {result.ledger_path}")
+
+
+DELETIONS_PRINTED = 200  # lines of the list a run prints (the artifact and plan file: all)
+
+
+def print_deletions(rows: list[dict[str, Any]], title: str) -> None:
+    """Every deletion and untag (up to DELETIONS_PRINTED), a line each, nothing wrapped."""
+    from flows.report import human_bytes
+
+    if not rows:
+        return
+    say(f"{title}:")
+    for row in rows[:DELETIONS_PRINTED]:
+        tags = f":{row['tags']}" if row["tags"] else ""
+        say(
+            f"  {row['outcome']:<13} {row['repository']}{tags} {row['digest']} "
+            f"({human_bytes(row['size'])})"
+        )
+    if len(rows) > DELETIONS_PRINTED:
+        say(f"  ... and {len(rows) - DELETIONS_PRINTED} more (the run's `deletions` artifact)")

@@ -33,12 +33,20 @@ def test_dry_run_deletes_nothing_then_apply_deletes_exactly_the_plan(
     dry = cleanup(config_path=str(scenario.config_path), now=scenario.now.isoformat())
     assert dry.outcomes == {"would-delete": len(scenario.expect_deleted)}
     assert scenario.present(registry.url) == everything
+    # what a person sees: every deletion listed, not only counted
+    doomed = {scenario.digests[n] for n in scenario.expect_deleted}
+    assert {d["digest"] for d in dry.deletions} == doomed
+    assert {d["outcome"] for d in dry.deletions} == {"would-delete"}
+    assert all(d["size"] > 0 and d["repository"].startswith("demo/") for d in dry.deletions)
 
     applied = cleanup(
         config_path=str(scenario.config_path), apply=True, now=scenario.now.isoformat()
     )
     assert applied.outcomes == {"deleted": len(scenario.expect_deleted)}
     assert scenario.present(registry.url) == scenario.expect_kept
+    assert [(d["digest"], d["outcome"]) for d in applied.deletions] == sorted(
+        (d["digest"], "deleted") for d in dry.deletions
+    )
     plan = pd.read_parquet(applied.plan_path)
     assert set(plan.loc[plan["action"] == "delete", "digest"]) == {
         scenario.digests[n] for n in scenario.expect_deleted

@@ -1,0 +1,66 @@
+"""The report lists what a run deletes and untags (issue #32: counts alone hid it): every
+row in the `deletions` artifact, the first DELETIONS_SHOWN in the markdown report."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from flows.report import DELETIONS_SHOWN, RunReport, deletions
+from tasks.core.frames import typed_frame
+from tasks.delete.loader import RESULT_COLUMNS
+
+
+def results(count: int) -> pd.DataFrame:
+    rows = [
+        {
+            "repository": "team/app",
+            "digest": f"sha256:{n:064x}",
+            "tags": (f"pr-{n}",),
+            "closure": f"sha256:{n:064x}",
+            "outcome": "deleted" if n % 2 else "would-untag",
+            "detail": "",
+        }
+        for n in range(count)
+    ]
+    rows.append({**rows[0], "digest": "sha256:" + "f" * 64, "outcome": "skipped-in-use"})
+    return typed_frame(rows, RESULT_COLUMNS)
+
+
+def images(count: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "repository": ["team/app"] * count,
+            "digest": [f"sha256:{n:064x}" for n in range(count)],
+            "size": [1024 * n for n in range(count)],
+        }
+    )
+
+
+def test_every_deletion_is_listed_with_its_size_and_none_that_was_spared() -> None:
+    listed = deletions(results(4), images(4))
+    assert listed.to_dict(orient="records") == [
+        {
+            "repository": "team/app",
+            "tags": f"pr-{n}",
+            "digest": f"sha256:{n:064x}",
+            "size": 1024 * n,
+            "outcome": "deleted" if n % 2 else "would-untag",
+        }
+        for n in range(4)
+    ]
+
+
+def test_the_markdown_shows_the_first_rows_and_says_how_many_more() -> None:
+    count = DELETIONS_SHOWN + 2
+    report = RunReport(
+        pd.DataFrame(columns=["repository", "kept", "deleted", "untagged", "bytes_reclaimable"]),
+        pd.DataFrame(columns=["action", "reason", "digests"]),
+        results(count),
+        [],
+        deletions=deletions(results(count), images(count)),
+    )
+    text = report.markdown("regsweep apply")
+    rows = [line for line in text.splitlines() if line.startswith("| team/app |")]
+    assert len(rows) == DELETIONS_SHOWN
+    assert f"sha256:{0:064x}" in rows[0] and "| 0 B | would-untag |" in rows[0]
+    assert "... and 2 more: the `deletions` table artifact lists them all" in text
