@@ -54,19 +54,24 @@ def cleanup(
     force: bool = False,
     werf_config: str | None = None,
     cleanup_report: str | None = None,
+    confirmed: list[str] | None = None,
 ) -> RunResult:
     """Plan and (with `apply`) delete; return what the run did; with `cleanup_report`, write
     werf's cleanup report of each werf repository there (`flows.werf_report`).
 
     Raises `RunFailed` (carrying the same result) when a listing was incomplete or deletions
-    were refused or failed, so the flow run ends Failed.
+    were refused or failed, so the flow run ends Failed. With `confirmed` (what a person
+    confirmed on a terminal: "repository@digest", "repository:tag"), nothing else is
+    deleted or untagged.
     """
     logger = get_run_logger()
     config = load_config(config_path, werf_config)
     moment = parse_now(now) if now else runtime.flow_run.scheduled_start_time
     clock = StageClock()
     try:
-        result = _run(config, moment.astimezone(UTC), apply, ledger, force, cleanup_report, clock)
+        agreed = frozenset(confirmed) if confirmed is not None else None
+        when = moment.astimezone(UTC)
+        result = _run(config, when, apply, ledger, force, cleanup_report, agreed, clock)
     except Exception:  # the metrics say the run failed; the flow run fails as it would
         publish(config, RunFigures(False, apply, clock.finish(), clock.seconds))
         raise
@@ -87,6 +92,7 @@ def _run(
     ledger: str | None,
     force: bool,
     cleanup_report: str | None,
+    confirmed: frozenset[str] | None,
     clock: StageClock,
 ) -> RunResult:
     """The flow's work: the pipeline, the delete step, verify, the report."""
@@ -118,7 +124,7 @@ def _run(
     ledger_path = Path(ledger).expanduser() if ledger else run_dir / "ledger.jsonl"
     # Fresh eyes: the cluster is read again right before deleting, whatever the cache holds.
     in_use = in_use_task(config) if apply and config.uses_kubernetes else None
-    options = RunOptions(apply, force, str(ledger_path), run_id, in_use)
+    options = RunOptions(apply, force, str(ledger_path), run_id, in_use, confirmed)
     request = delete_request(config, planned, options)
     # First finish what earlier runs' crashes cut short (tags naming nothing, open records).
     with clock.stage("delete"):

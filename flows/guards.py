@@ -68,6 +68,7 @@ class RunOptions:
     ledger_path: str = ""
     flow_run_id: str = ""
     in_use: pd.DataFrame | None = None
+    confirmed: frozenset[str] | None = None  # what a person confirmed (run on a terminal)
 
 
 def delete_request(config: Config, planned: Planned, options: RunOptions) -> DeleteRequest:
@@ -83,6 +84,7 @@ def delete_request(config: Config, planned: Planned, options: RunOptions) -> Del
         in_use=options.in_use,
         untag=config.cleanup.untag,
         pushes=config.pulls.database if config.pulls.watch_pushes else "",
+        confirmed=options.confirmed,
     )
 
 
@@ -91,3 +93,16 @@ def refusals_of(config: Config, planned: Planned, force: bool = False) -> list[s
     own guards (no request sent)."""
     request = delete_request(config, planned, RunOptions(force=force))
     return refusals(planned.plan.table, planned.registry, request)
+
+
+def confirmation_keys(planned: Planned) -> tuple[list[str], list[str]]:
+    """What a person confirms before an apply on a terminal: the plan's deletions
+    ("repository@digest") and untags ("repository:tag"), sorted."""
+    table = planned.plan.table
+    doomed = table[table["action"] == "delete"].drop_duplicates(["repository", "digest"])
+    untags = table[table["action"] == "untag"]
+    deletes = sorted(
+        f"{r}@{d}" for r, d in zip(doomed["repository"], doomed["digest"], strict=True)
+    )
+    tags = sorted(f"{r}:{t}" for r, t in zip(untags["repository"], untags["tag"], strict=True))
+    return deletes, tags

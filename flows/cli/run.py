@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from tasks.core.config import Config
 
 from flows.cli.app import (
@@ -26,6 +29,7 @@ from flows.cli.render import (
     bad_argument,
     fail,
     print_run,
+    say,
     tell,
 )
 
@@ -49,8 +53,13 @@ def run(
             "scan and delete one task per repository on Dask",
         ),
     ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="apply without asking (a terminal is asked first)"),
+    ] = False,
 ) -> None:
-    """Run the Prefect flow: extract, plan, and delete (only with --apply)."""
+    """Run the Prefect flow: extract, plan, and delete (only with --apply). On a terminal,
+    --apply lists the deletions and asks first."""
     runner = None
     if task_runner is not None:
         from flows.scale_out import TaskRunnerChoiceError, task_runner_from_option
@@ -60,9 +69,12 @@ def run(
         except TaskRunnerChoiceError as exc:
             bad_argument("", str(exc))  # the message names --task-runner
     cfg = load(config, werf_config)
-    if now is not None:
-        moment_of(now)
+    moment = moment_of(now)
     preflight(cfg)
+    confirmed = None
+    if apply and not yes and sys.stdin.isatty() and sys.stdout.isatty():
+        confirmed = confirm_deletions(cfg, moment)
+        now = moment.isoformat()  # the run plans at the moment the list was made
     from flows.cleanup import cleanup
     from flows.result import RunFailed
 
@@ -86,6 +98,7 @@ def run(
             force=force,
             werf_config=str(werf_config.resolve()) if werf_config else None,
             cleanup_report=str(cleanup_report.resolve()) if cleanup_report else None,
+            confirmed=confirmed,
         )
     except RunFailed as exc:
         print_run(exc.result)
@@ -140,3 +153,29 @@ def one_line_prefect_logs() -> None:
                 handler.formatter, OneLine
             ):
                 handler.setFormatter(OneLine(handler.formatter))
+
+
+def confirm_deletions(config: Config, moment: datetime) -> list[str]:
+    """On a terminal, before an apply: the plan made here, its deletions and untags listed,
+    and a question. Returns what was confirmed (the run deletes nothing else); exits 0,
+    nothing deleted, when the answer is no."""
+    from flows.cli.plan import plan_here
+    from flows.guards import confirmation_keys, refusals_of
+
+    try:
+        planned = plan_here(config, moment)
+    except expected_errors() as exc:
+        raise fail(exc) from None
+    deletes, untags = confirmation_keys(planned)
+    if not deletes and not untags:
+        say("nothing to delete or untag: the run goes on to record it")
+        return []
+    say(f"the run would delete {len(deletes)} image(s) and untag {len(untags)} tag(s):")
+    for key in [*deletes, *untags]:
+        say(f"  {key}")
+    for why in refusals_of(config, planned):
+        say(f"  (a guard refuses some of them: {why})")
+    if not typer.confirm(f"Delete these from {config.registry.url}?", default=False):
+        say("nothing deleted")
+        raise typer.Exit(0)
+    return [*deletes, *untags]

@@ -97,6 +97,9 @@ class DeleteRequest:
     in_use: InUse | None = None
     untag: str = "api"  # cleanup.untag: how an untag is done (`tasks.delete.untag`)
     pushes: str = ""  # pulls.database where pushes are recorded (pulls.watchPushes), else ""
+    # what a person confirmed on a terminal ("repository@digest", "repository:tag"): the
+    # rest is refused; None: no confirmation asked (a schedule, --yes)
+    confirmed: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,9 @@ def settle_closures(
     settled = Settled([], {}, {})
     for closure in build_closures(deletion_targets(plan), holds):
         repo = closure.repository
-        refused = _refusal(repo, over, request)[0]
+        refused = _refusal(repo, over, request)[0] or _unconfirmed(
+            request, [f"{t.repository}@{t.digest}" for t in closure.members]
+        )
         if repo in incomplete:
             settled.results += _results(
                 closure, "skipped-incomplete", "the repository's listing was incomplete"
@@ -181,7 +186,9 @@ def settle_closures(
             settled.live.setdefault(repo, []).append(closure)
     for target in untag_targets(plan):
         repo = target.repository
-        refused = _refusal(repo, over, request)[1]
+        refused = _refusal(repo, over, request)[1] or _unconfirmed(
+            request, [f"{target.repository}:{target.tag}"]
+        )
         if repo in incomplete:
             why = "the repository's listing was incomplete"
             settled.results.append(untag_result(target, "skipped-incomplete", why))
@@ -208,6 +215,16 @@ def _refusal(repo: str, over: dict[str, float], request: DeleteRequest) -> tuple
             f"the plan of {repo} is refused: it deletes {over[repo]:.0%} of it",
         )
     return "", ""
+
+
+UNCONFIRMED = "not in the list confirmed on the terminal (the plan changed since): rerun"
+
+
+def _unconfirmed(request: DeleteRequest, keys: list[str]) -> str:
+    """Why these deletions are refused when someone confirmed a list without them."""
+    if request.confirmed is None or all(k in request.confirmed for k in keys):
+        return ""
+    return UNCONFIRMED
 
 
 def refusals(plan: pd.DataFrame, scan: RegistryExtraction, request: DeleteRequest) -> list[str]:

@@ -1,0 +1,137 @@
+"""`regsweep run --apply` on a terminal lists what it would delete and asks (issue #32:
+it deleted without showing what). No: nothing is deleted. Yes: exactly what was listed, and
+nothing the list did not show. Without a terminal (a schedule) or with --yes, it never asks."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from flows.demo.kube_api import KubeAPIFixture
+from flows.demo.registry_server import LocalRegistry
+from flows.demo.scenario import build_scenario, now_for_demo
+from tasks.delete.loader import UNCONFIRMED, DeleteRequest, settle_closures
+from tests.cli import run_cli
+
+QUESTION = b"Delete these from "
+
+
+def on_a_terminal(args: list[str], answer: bytes, timeout: float = 300) -> tuple[int, str]:
+    """Run the CLI with stdin, stdout and stderr on a pseudo-terminal; answer the question
+    with `answer` when it is asked; return the exit code and everything it wrote."""
+    controller, terminal = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *args],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"TERM": "dumb"},
+    )
+    os.close(terminal)
+    seen, answered = b"", False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the child closed its end
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if not answered and QUESTION in seen:
+            os.write(controller, answer)
+            answered = True
+        if child.poll() is not None and not ready:
+            break
+    os.close(controller)
+    return child.wait(timeout=60), seen.decode(errors="replace")
+
+
+def test_apply_on_a_terminal_lists_and_asks_and_deletes_only_what_was_confirmed(
+    prefect_harness: None, registry: LocalRegistry, kube: KubeAPIFixture, tmp_path: Path
+) -> None:
+    now = now_for_demo()
+    scenario = build_scenario(tmp_path / "scenario", registry.url, kube, now)
+    kube.write_kubeconfig(tmp_path / "scenario" / "kubeconfig")
+    args = ["run", "-c", str(scenario.config_path), "--apply", "--now", now.isoformat()]
+    doomed = {scenario.digests[n] for n in scenario.expect_deleted}
+
+    code, said = on_a_terminal(args, b"n\n")
+    assert code == 0, said
+    assert f"would delete {len(doomed)} image(s)" in said and "nothing deleted" in said
+    assert all(digest in said for digest in doomed)
+    assert scenario.present(registry.url) == set(scenario.digests)  # declined: all there
+
+    code, said = on_a_terminal(args, b"y\n")
+    assert code == 0, said
+    assert scenario.present(registry.url) == scenario.expect_kept
+
+
+def test_without_a_terminal_it_never_asks(
+    registry: LocalRegistry, kube: KubeAPIFixture, tmp_path: Path
+) -> None:
+    now = now_for_demo()
+    scenario = build_scenario(tmp_path / "scenario", registry.url, kube, now)
+    kube.write_kubeconfig(tmp_path / "scenario" / "kubeconfig")
+    # a dry run piped: no question (a schedule is never asked)
+    done = run_cli("run", "-c", str(scenario.config_path), "--now", now.isoformat())
+    assert done.returncode == 0 and QUESTION.decode() not in done.stdout + done.stderr
+    assert "would-delete" in done.stdout
+
+
+def test_what_was_not_confirmed_is_refused_by_the_delete_step() -> None:
+    import pandas as pd
+
+    from tasks.core.frames import typed_frame
+    from tasks.registry.frames import (
+        BLOB_COLUMNS,
+        EDGE_COLUMNS,
+        IMAGE_COLUMNS,
+        STATUS_COLUMNS,
+        TAG_COLUMNS,
+        RegistryExtraction,
+    )
+    from tests.delete.test_refusals_preview import IMAGE, MEDIA  # the same synthetic frames
+
+    digests = [f"sha256:{n:064x}" for n in range(3)]
+    plan = pd.DataFrame(
+        {
+            "repository": ["r"] * 3,
+            "digest": digests,
+            "tag": ["a", "b", "c"],
+            "media_type": [MEDIA] * 3,
+            "commits": [[]] * 3,
+            "action": ["delete"] * 3,
+            "reason": ["no-policy"] * 3,
+        }
+    )
+    scan = RegistryExtraction(
+        images=typed_frame(
+            [{**IMAGE, "repository": "r", "digest": d} for d in digests], IMAGE_COLUMNS
+        ),
+        tags=typed_frame(
+            [
+                {"repository": "r", "tag": t, "digest": d}
+                for t, d in zip("abc", digests, strict=True)
+            ],
+            TAG_COLUMNS,
+        ),
+        index_edges=typed_frame([], EDGE_COLUMNS),
+        blobs=typed_frame([], BLOB_COLUMNS),
+        status=typed_frame(
+            [{"repository": "r", "complete": True, "tags": 3, "error": "", "manifest_gets": 0}],
+            STATUS_COLUMNS,
+        ),
+    )
+    request = DeleteRequest(apply=True, force=True, confirmed=frozenset({f"r@{digests[0]}"}))
+    settled = settle_closures(plan, scan, request)
+    assert [c.root for closures in settled.live.values() for c in closures] == [digests[0]]
+    refused = [(r["digest"], r["detail"]) for r in settled.results]
+    assert refused == [(digests[1], UNCONFIRMED), (digests[2], UNCONFIRMED)]
