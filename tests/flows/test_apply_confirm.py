@@ -1,6 +1,7 @@
 """`regsweep run --apply` on a terminal lists what it would delete and asks (issue #32:
 it deleted without showing what). No: nothing is deleted. Yes: exactly what was listed, and
-nothing the list did not show. Without a terminal (a schedule) or with --yes, it never asks."""
+nothing the list did not show. Without a terminal (a schedule) it never asks: every piped
+`run --apply` of the suite would stop at the question otherwise (test_end_to_end)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from flows.demo.kube_api import KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import build_scenario, now_for_demo
 from tasks.delete.loader import UNCONFIRMED, DeleteRequest, settle_closures
-from tests.cli import run_cli
 
 QUESTION = b"Delete these from "
 
@@ -72,18 +72,6 @@ def test_apply_on_a_terminal_lists_and_asks_and_deletes_only_what_was_confirmed(
     code, said = on_a_terminal(args, b"y\n")
     assert code == 0, said
     assert scenario.present(registry.url) == scenario.expect_kept
-
-
-def test_without_a_terminal_it_never_asks(
-    registry: LocalRegistry, kube: KubeAPIFixture, tmp_path: Path
-) -> None:
-    now = now_for_demo()
-    scenario = build_scenario(tmp_path / "scenario", registry.url, kube, now)
-    kube.write_kubeconfig(tmp_path / "scenario" / "kubeconfig")
-    # a dry run piped: no question (a schedule is never asked)
-    done = run_cli("run", "-c", str(scenario.config_path), "--now", now.isoformat())
-    assert done.returncode == 0 and QUESTION.decode() not in done.stdout + done.stderr
-    assert "would-delete" in done.stdout
 
 
 def test_what_was_not_confirmed_is_refused_by_the_delete_step() -> None:

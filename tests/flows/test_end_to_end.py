@@ -176,6 +176,7 @@ def test_cluster_failure_exits_3_and_deletes_nothing(
         ],
     )
     assert done.exit_code == 3, done.output
+    assert "Delete these" not in done.output  # not a terminal: never asked
     assert "kind DaemonSet" in done.output
     assert scenario.present(registry.url) == set(scenario.digests)
 
