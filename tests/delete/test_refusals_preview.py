@@ -85,7 +85,7 @@ def cases(draw: st.DrawFn) -> tuple[pd.DataFrame, RegistryExtraction, DeleteRequ
     return plan, scan, request
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(cases())
 def test_the_preview_refuses_what_the_delete_step_refuses(
     case: tuple[pd.DataFrame, RegistryExtraction, DeleteRequest],
