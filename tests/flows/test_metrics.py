@@ -38,6 +38,7 @@ def monitoring(
     root = tmp_path_factory.mktemp("monitoring")
     gateway = Pushgateway(root / "pushgateway")
     with gateway, Prometheus(root / "prometheus", {"pushgateway": gateway.url[7:]}) as prometheus:
+        assert "regsweep_" not in gateway.metrics()  # nothing from an earlier run lives on
         yield gateway, prometheus
 
 

@@ -80,7 +80,9 @@ class Pushgateway(_Process):
     name = "prometheus-pushgateway"
 
     def arguments(self) -> list[str]:
-        return [f"--web.listen-address=127.0.0.1:{self.port}"]
+        # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: every
+        # test's pushes would live on into the next run. Memory only, as upstream's default.
+        return [f"--web.listen-address=127.0.0.1:{self.port}", "--persistence.file="]
 
     def metrics(self) -> str:
         return httpx.get(self.url + "/metrics", timeout=10).text
