@@ -162,7 +162,7 @@ def publish(config: Config, figures: RunFigures) -> list[str]:
                 _carry_last_success(path, registry, host)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_to_textfile(str(path), registry)
-        except OSError as exc:
+        except Exception as exc:  # a full disk, a mangled old file: a warning, by design
             warnings.append(f"metrics not written to {path}: {exc}")
     for warning in warnings:
         log.warning("%s", warning)

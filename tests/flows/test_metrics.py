@@ -112,10 +112,18 @@ def test_the_textfile_passes_promtool_and_a_failed_run_keeps_the_last_success(
         }, name
 
 
-def test_a_push_that_fails_is_a_warning_not_a_failed_run() -> None:
+def test_a_push_or_write_that_fails_is_a_warning_not_a_failed_run(tmp_path: Path) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"
     warnings = publish(settings(pushgateway=nowhere), figures(True, 1000.0))
     assert len(warnings) == 1 and warnings[0].startswith(f"metrics not pushed to {nowhere}")
+    mangled = tmp_path / "regsweep.prom"
+    mangled.write_text("regsweep_last_success_timestamp_seconds{registry= oops\n")
+    warnings = publish(settings(textfile=str(mangled)), figures(False, 1000.0))
+    assert len(warnings) == 1 and warnings[0].startswith(f"metrics not written to {mangled}")
+    blocked = tmp_path / "a-file" / "regsweep.prom"
+    (tmp_path / "a-file").write_text("")
+    warnings = publish(settings(textfile=str(blocked)), figures(True, 1000.0))
+    assert len(warnings) == 1 and warnings[0].startswith(f"metrics not written to {blocked}")
 
 
 def test_bad_metrics_settings_name_their_field() -> None:
