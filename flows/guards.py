@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING
 from flows.pipeline import Planned
 from flows.report import pull_gap_notes, stage_notes
 from tasks.core.config import Config
+from tasks.delete.closure import deletion_targets
 from tasks.delete.guards import cluster_refusal, git_refusal, unmatched_hosts
 from tasks.delete.loader import DeleteRequest, refusals
+from tasks.delete.untag import untag_targets
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,13 +98,7 @@ def refusals_of(config: Config, planned: Planned, force: bool = False) -> list[s
 
 
 def confirmation_keys(planned: Planned) -> tuple[list[str], list[str]]:
-    """What a person confirms before an apply on a terminal: the plan's deletions
-    ("repository@digest") and untags ("repository:tag"), sorted."""
+    """What a person confirms before an apply on a terminal: the keys of the delete step's
+    own targets, the plan's deletions ("repository@digest") and untags ("repository:tag")."""
     table = planned.plan.table
-    doomed = table[table["action"] == "delete"].drop_duplicates(["repository", "digest"])
-    untags = table[table["action"] == "untag"]
-    deletes = sorted(
-        f"{r}@{d}" for r, d in zip(doomed["repository"], doomed["digest"], strict=True)
-    )
-    tags = sorted(f"{r}:{t}" for r, t in zip(untags["repository"], untags["tag"], strict=True))
-    return deletes, tags
+    return [t.key for t in deletion_targets(table)], [t.key for t in untag_targets(table)]

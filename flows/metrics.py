@@ -56,8 +56,11 @@ class RunFigures:
     verify_failures: int = 0  # what the verify step found missing or dangling
 
 
-def run_metrics(figures: RunFigures, labels: Mapping[str, str]) -> CollectorRegistry:
-    """The metrics of one run (`labels` on every one of them)."""
+def run_metrics(
+    figures: RunFigures, labels: Mapping[str, str], last_success: float | None = None
+) -> CollectorRegistry:
+    """The metrics of one run (`labels` on every one of them); the last success is the
+    run's end when it succeeded, else `last_success` (None: not sent)."""
     registry = CollectorRegistry()
     names = list(labels)
 
@@ -72,9 +75,9 @@ def run_metrics(figures: RunFigures, labels: Mapping[str, str]) -> CollectorRegi
         figures.finished,
     )
     if figures.success:
-        put(
-            gauge(LAST_SUCCESS, "When the last successful run ended (Unix time)."), figures.finished
-        )
+        last_success = figures.finished
+    if last_success is not None:
+        put(gauge(LAST_SUCCESS, "When the last successful run ended (Unix time)."), last_success)
     put(
         gauge("regsweep_last_run_success", "1 when the last run succeeded, else 0."),
         figures.success,
@@ -157,9 +160,8 @@ def publish(config: Config, figures: RunFigures) -> list[str]:
     if settings.textfile:
         path = Path(settings.textfile).expanduser()
         try:
-            registry = run_metrics(figures, {"registry": host})
-            if not figures.success:
-                _carry_last_success(path, registry, host)
+            carried = None if figures.success else _last_success_in(path, host)
+            registry = run_metrics(figures, {"registry": host}, carried)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_to_textfile(str(path), registry)
         except Exception as exc:  # a full disk, a mangled old file: a warning, by design
@@ -184,22 +186,18 @@ def _push_handler() -> Any:
     return handler
 
 
-def _carry_last_success(path: Path, registry: CollectorRegistry, host: str) -> None:
-    """Put the previous file's last success into `registry` (a failed run has none)."""
+def _last_success_in(path: Path, host: str) -> float | None:
+    """The last success the textfile at `path` holds for `host` (a failed run carries it
+    over), else None."""
     try:
         text = path.read_text()
     except FileNotFoundError:
-        return
+        return None
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == LAST_SUCCESS and sample.labels.get("registry") == host:
-                Gauge(
-                    LAST_SUCCESS,
-                    "When the last successful run ended (Unix time).",
-                    ["registry"],
-                    registry=registry,
-                ).labels(registry=host).set(sample.value)
-                return
+                return float(sample.value)
+    return None
 
 
 class StageClock:

@@ -39,6 +39,11 @@ class Target:
     media_type: str
     reason: str
 
+    @property
+    def key(self) -> str:
+        """ "repository@digest": how a person confirms it (`run --apply` on a terminal)."""
+        return f"{self.repository}@{self.digest}"
+
 
 @dataclass(frozen=True)
 class Closure:

@@ -172,7 +172,7 @@ def settle_closures(
     for closure in build_closures(deletion_targets(plan), holds):
         repo = closure.repository
         refused = _refusal(repo, over, request)[0] or _unconfirmed(
-            request, [f"{t.repository}@{t.digest}" for t in closure.members]
+            request, [t.key for t in closure.members]
         )
         if repo in incomplete:
             settled.results += _results(
@@ -186,9 +186,7 @@ def settle_closures(
             settled.live.setdefault(repo, []).append(closure)
     for target in untag_targets(plan):
         repo = target.repository
-        refused = _refusal(repo, over, request)[1] or _unconfirmed(
-            request, [f"{target.repository}:{target.tag}"]
-        )
+        refused = _refusal(repo, over, request)[1] or _unconfirmed(request, [target.key])
         if repo in incomplete:
             why = "the repository's listing was incomplete"
             settled.results.append(untag_result(target, "skipped-incomplete", why))

@@ -82,6 +82,11 @@ class UntagTarget:
     tag: str
     digest: str
 
+    @property
+    def key(self) -> str:
+        """ "repository:tag": how a person confirms it (`run --apply` on a terminal)."""
+        return f"{self.repository}:{self.tag}"
+
 
 def untag_targets(plan: pd.DataFrame) -> list[UntagTarget]:
     """The plan's ``untag`` rows, sorted."""

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from flows.result import refusals as refused_in
 from tasks.core.frames import typed_frame
-from tasks.delete.loader import DeleteRequest, refusals, results_frame, settle_closures
+from tasks.delete.loader import (
+    UNCONFIRMED,
+    DeleteRequest,
+    refusals,
+    results_frame,
+    settle_closures,
+)
 from tasks.registry.frames import (
     BLOB_COLUMNS,
     EDGE_COLUMNS,
@@ -34,6 +40,19 @@ IMAGE = {
     "subject": "",
     "error": "",
 }
+
+
+def scan_of(
+    images: list[dict[str, object]], tags: list[dict[str, object]], status: list[dict[str, object]]
+) -> RegistryExtraction:
+    """A registry stage's extraction of these rows (no index edges, no blobs)."""
+    return RegistryExtraction(
+        images=typed_frame(images, IMAGE_COLUMNS),
+        tags=typed_frame(tags, TAG_COLUMNS),
+        index_edges=typed_frame([], EDGE_COLUMNS),
+        blobs=typed_frame([], BLOB_COLUMNS),
+        status=typed_frame(status, STATUS_COLUMNS),
+    )
 
 
 @st.composite
@@ -69,13 +88,7 @@ def cases(draw: st.DrawFn) -> tuple[pd.DataFrame, RegistryExtraction, DeleteRequ
         rows,
         columns=["repository", "digest", "tag", "media_type", "commits", "action", "reason"],
     )
-    scan = RegistryExtraction(
-        images=typed_frame(images, IMAGE_COLUMNS),
-        tags=typed_frame(tags, TAG_COLUMNS),
-        index_edges=typed_frame([], EDGE_COLUMNS),
-        blobs=typed_frame([], BLOB_COLUMNS),
-        status=typed_frame(status, STATUS_COLUMNS),
-    )
+    scan = scan_of(images, tags, status)
     request = DeleteRequest(
         apply=draw(st.booleans()),
         max_delete_fraction=draw(st.sampled_from([0.1, 0.5, 0.8, 1.0])),
@@ -93,3 +106,28 @@ def test_the_preview_refuses_what_the_delete_step_refuses(
     plan, scan, request = case
     settled = settle_closures(plan, scan, request)
     assert set(refusals(plan, scan, request)) == set(refused_in(results_frame(settled.results)))
+
+
+def test_what_was_not_confirmed_on_a_terminal_is_refused_by_the_delete_step() -> None:
+    digests = [f"sha256:{n:064x}" for n in range(3)]
+    plan = pd.DataFrame(
+        {
+            "repository": ["r"] * 3,
+            "digest": digests,
+            "tag": ["a", "b", "c"],
+            "media_type": [MEDIA] * 3,
+            "commits": [[]] * 3,
+            "action": ["delete"] * 3,
+            "reason": ["no-policy"] * 3,
+        }
+    )
+    scan = scan_of(
+        [{**IMAGE, "repository": "r", "digest": d} for d in digests],
+        [{"repository": "r", "tag": t, "digest": d} for t, d in zip("abc", digests, strict=True)],
+        [{"repository": "r", "complete": True, "tags": 3, "error": "", "manifest_gets": 0}],
+    )
+    request = DeleteRequest(apply=True, force=True, confirmed=frozenset({f"r@{digests[0]}"}))
+    settled = settle_closures(plan, scan, request)
+    assert [c.root for closures in settled.live.values() for c in closures] == [digests[0]]
+    refused = [(r["digest"], r["detail"]) for r in settled.results]
+    assert refused == [(digests[1], UNCONFIRMED), (digests[2], UNCONFIRMED)]

@@ -1,7 +1,8 @@
 """`regsweep run --apply` on a terminal lists what it would delete and asks (issue #32:
-it deleted without showing what). No: nothing is deleted. Yes: exactly what was listed, and
-nothing the list did not show. Without a terminal (a schedule) it never asks: every piped
-`run --apply` of the suite would stop at the question otherwise (test_end_to_end)."""
+it deleted without showing what). No: nothing is deleted. Yes: exactly what was listed,
+and nothing the list did not show (the delete step refuses the rest:
+tests/delete/test_refusals_preview.py). Without a terminal (a schedule) it never asks:
+every piped `run --apply` of the suite would stop at the question otherwise."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from pathlib import Path
 from flows.demo.kube_api import KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import build_scenario, now_for_demo
-from tasks.delete.loader import UNCONFIRMED, DeleteRequest, settle_closures
 
 QUESTION = b"Delete these from "
 
@@ -72,54 +72,3 @@ def test_apply_on_a_terminal_lists_and_asks_and_deletes_only_what_was_confirmed(
     code, said = on_a_terminal(args, b"y\n")
     assert code == 0, said
     assert scenario.present(registry.url) == scenario.expect_kept
-
-
-def test_what_was_not_confirmed_is_refused_by_the_delete_step() -> None:
-    import pandas as pd
-
-    from tasks.core.frames import typed_frame
-    from tasks.registry.frames import (
-        BLOB_COLUMNS,
-        EDGE_COLUMNS,
-        IMAGE_COLUMNS,
-        STATUS_COLUMNS,
-        TAG_COLUMNS,
-        RegistryExtraction,
-    )
-    from tests.delete.test_refusals_preview import IMAGE, MEDIA  # the same synthetic frames
-
-    digests = [f"sha256:{n:064x}" for n in range(3)]
-    plan = pd.DataFrame(
-        {
-            "repository": ["r"] * 3,
-            "digest": digests,
-            "tag": ["a", "b", "c"],
-            "media_type": [MEDIA] * 3,
-            "commits": [[]] * 3,
-            "action": ["delete"] * 3,
-            "reason": ["no-policy"] * 3,
-        }
-    )
-    scan = RegistryExtraction(
-        images=typed_frame(
-            [{**IMAGE, "repository": "r", "digest": d} for d in digests], IMAGE_COLUMNS
-        ),
-        tags=typed_frame(
-            [
-                {"repository": "r", "tag": t, "digest": d}
-                for t, d in zip("abc", digests, strict=True)
-            ],
-            TAG_COLUMNS,
-        ),
-        index_edges=typed_frame([], EDGE_COLUMNS),
-        blobs=typed_frame([], BLOB_COLUMNS),
-        status=typed_frame(
-            [{"repository": "r", "complete": True, "tags": 3, "error": "", "manifest_gets": 0}],
-            STATUS_COLUMNS,
-        ),
-    )
-    request = DeleteRequest(apply=True, force=True, confirmed=frozenset({f"r@{digests[0]}"}))
-    settled = settle_closures(plan, scan, request)
-    assert [c.root for closures in settled.live.values() for c in closures] == [digests[0]]
-    refused = [(r["digest"], r["detail"]) for r in settled.results]
-    assert refused == [(digests[1], UNCONFIRMED), (digests[2], UNCONFIRMED)]
