@@ -17,10 +17,10 @@ from prefect.states import Failed
 
 from flows.guards import RunOptions, delete_request, run_notes
 from flows.history import DELETIONS_ARTIFACT, PLAN_ARTIFACT, REPORT_ARTIFACT
-from flows.metrics import RunFigures, StageClock, publish, run_figures
+from flows.metrics import RunMeter, publish, run_figures
 from flows.pipeline import Stages, compute_plan, parse_now
 from flows.report import RunReport, untag_notes, write_plan
-from flows.result import RunResult, problems, refusals, run_failure
+from flows.result import RunResult, dangling_tags, problems, refusals, run_failure
 from flows.scale_out import (
     dask_slots,
     default_task_runner,
@@ -67,16 +67,16 @@ def cleanup(
     logger = get_run_logger()
     config = load_config(config_path, werf_config)
     moment = parse_now(now) if now else runtime.flow_run.scheduled_start_time
-    clock = StageClock()
+    meter = RunMeter()
     try:
         agreed = frozenset(confirmed) if confirmed is not None else None
         when = moment.astimezone(UTC)
-        result = _run(config, when, apply, ledger, force, cleanup_report, agreed, clock)
+        result = _run(config, when, apply, ledger, force, cleanup_report, agreed, meter)
     except Exception:  # the metrics say the run failed; the flow run fails as it would
-        publish(config, RunFigures(False, apply, clock.finish(), clock.seconds))
+        publish(config, meter.failed(apply))
         raise
     failure = run_failure(result)
-    publish(config, run_figures(result, failure is None, clock))
+    publish(config, run_figures(result, failure is None, meter))
     if failure is not None:
         # A Failed state, not a raise: an expected failure is one line in the logs, not a
         # traceback; calling the flow still raises `failure`, which carries the result.
@@ -93,7 +93,7 @@ def _run(
     force: bool,
     cleanup_report: str | None,
     confirmed: frozenset[str] | None,
-    clock: StageClock,
+    meter: RunMeter,
 ) -> RunResult:
     """The flow's work: the pipeline, the delete step, verify, the report."""
     logger = get_run_logger()
@@ -109,11 +109,11 @@ def _run(
         return extract_registry_task(config, snapshot)
 
     stages = Stages(
-        registry=clock.timed("registry", registry_stage),
-        git=clock.timed("git", lambda config: extract_git_task(config, snapshot)),
-        cluster=clock.timed("cluster", lambda config: extract_cluster_task(config, snapshot)),
-        plan=clock.timed("plan", plan_task),
-        pulls=clock.timed("pulls", lambda config: extract_pulls_task(config, snapshot)),
+        registry=meter.timed("registry", registry_stage),
+        git=meter.timed("git", lambda config: extract_git_task(config, snapshot)),
+        cluster=meter.timed("cluster", lambda config: extract_cluster_task(config, snapshot)),
+        plan=meter.timed("plan", plan_task),
+        pulls=meter.timed("pulls", lambda config: extract_pulls_task(config, snapshot)),
     )
     planned = compute_plan(config, moment, stages)
     plan, registry = planned.plan, planned.registry
@@ -127,7 +127,7 @@ def _run(
     options = RunOptions(apply, force, str(ledger_path), run_id, in_use, confirmed)
     request = delete_request(config, planned, options)
     # First finish what earlier runs' crashes cut short (tags naming nothing, open records).
-    with clock.stage("delete"):
+    with meter.stage("delete"):
         repairs, damage = reconcile_task(
             config, registry, str(ledger_path) if apply else None, run_id
         )
@@ -136,7 +136,7 @@ def _run(
     if not repairs.empty:
         results = pd.concat([repairs, results], ignore_index=True)
     # Then read again what must survive: a loss fails the run, whoever caused it.
-    with clock.stage("verify"):
+    with meter.stage("verify"):
         verdict = (
             verify_task(config, plan.table, registry, in_use, str(ledger_path), run_id)
             if apply
@@ -199,5 +199,6 @@ def _run(
         refusals=refusals(results),
         damage=verdict.lines() if verdict is not None else [],
         deletions=report.deletions.to_dict(orient="records"),
+        dangling=dangling_tags(damage, repairs, verdict),
     )
     return result

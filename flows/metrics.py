@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from flows.result import RunResult
 from tasks.core.config import Config
+from tasks.registry.retry import REQUESTS, RequestCounts
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -54,6 +55,8 @@ class RunFigures:
     outcomes: Mapping[str, int] = field(default_factory=dict)  # digests per outcome
     incomplete: int = 0  # repositories whose listing was incomplete
     verify_failures: int = 0  # what the verify step found missing or dangling
+    dangling: Mapping[str, int] = field(default_factory=dict)  # tags naming nothing: found...
+    requests: RequestCounts = field(default_factory=RequestCounts)  # HTTP requests sent
 
 
 def run_metrics(
@@ -136,6 +139,31 @@ def run_metrics(
         ),
         figures.verify_failures,
     )
+    dangling = gauge(
+        "regsweep_last_run_dangling_tags",
+        "Tags naming no manifest (a deletion cut short): found, and repaired by the run.",
+        "state",
+    )
+    for state in ("found", "repaired"):
+        put(dangling, figures.dangling.get(state, 0), state=state)
+    requests = gauge(
+        "regsweep_last_run_http_requests",
+        "HTTP requests the last run sent, by API (registry or the vendor's), method and "
+        "status (none: no answer).",
+        "api",
+        "method",
+        "status",
+    )
+    for (api, method, status), count in sorted(figures.requests.requests.items()):
+        put(requests, count, api=api, method=method, status=status)
+    retries = gauge(
+        "regsweep_last_run_http_retries",
+        "Requests of the last run that were retries, by API and method.",
+        "api",
+        "method",
+    )
+    for (api, method), count in sorted(figures.requests.retries.items()):
+        put(retries, count, api=api, method=method)
     return registry
 
 
@@ -200,12 +228,14 @@ def _last_success_in(path: Path, host: str) -> float | None:
     return None
 
 
-class StageClock:
-    """Wall time per stage of one run, and of the whole (`total`, from its creation)."""
+class RunMeter:
+    """What one run measures as it goes: wall time per stage and of the whole (`total`,
+    from its creation), and the HTTP requests sent since its creation."""
 
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.seconds: dict[str, float] = {}
+        self._requests_before = REQUESTS.snapshot()
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -229,17 +259,26 @@ class StageClock:
         self.seconds["total"] = time.monotonic() - self.started
         return time.time()
 
+    def requests(self) -> RequestCounts:
+        return REQUESTS.since(self._requests_before)
 
-def run_figures(result: RunResult, success: bool, clock: StageClock) -> RunFigures:
+    def failed(self, apply: bool) -> RunFigures:
+        """The figures of a run that failed before its report."""
+        return RunFigures(False, apply, self.finish(), self.seconds, requests=self.requests())
+
+
+def run_figures(result: RunResult, success: bool, meter: RunMeter) -> RunFigures:
     """The figures of a run that got as far as its report."""
     return RunFigures(
         success=success,
         apply=result.apply,
-        finished=clock.finish(),
-        stage_seconds=clock.seconds,
+        finished=meter.finish(),
+        stage_seconds=meter.seconds,
         summary=result.summary,
         reasons=result.reasons,
         outcomes=result.outcomes,
         incomplete=len(result.incomplete),
         verify_failures=len(result.damage),
+        dangling=result.dangling,
+        requests=meter.requests(),
     )

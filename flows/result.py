@@ -13,6 +13,8 @@ from typing import Any
 import pandas as pd
 
 from tasks.delete.outcome import FAILED_OUTCOMES, REFUSED_OUTCOMES
+from tasks.delete.reconcile import Damage
+from tasks.delete.verify import Verdict
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class RunResult:
     # every deletion and untag (a dry run: what it would do): repository, tags, digest, size,
     # outcome (`flows.report.deletions`)
     deletions: list[dict[str, Any]] = field(default_factory=list)
+    # tags naming no manifest (a deletion cut short): "found" by the scan or by verify,
+    # "repaired" by this run
+    dangling: dict[str, int] = field(default_factory=dict)
 
 
 class RunFailed(Exception):
@@ -110,3 +115,14 @@ def run_failure(result: RunResult) -> RunFailed | None:
         elsewhere = f"; {deleted} deleted elsewhere" if deleted else ""
         return RunIncomplete(f"listing incomplete, nothing deleted in: {scope}{elsewhere}", result)
     return None
+
+
+def dangling_tags(damage: Damage, repairs: pd.DataFrame, verdict: Verdict | None) -> dict[str, int]:
+    """Tags naming no manifest: `found` by the scan (`damage`) or by verify after the
+    delete step, `repaired` by this run (the reconcile step's rows, verify's own repairs)."""
+    repaired = sum(len(tags) for tags in repairs.loc[repairs["outcome"] == "repaired", "tags"])
+    found = damage.dangling
+    if verdict is not None:
+        found += len(verdict.dangling) + len(verdict.repaired)
+        repaired += len(verdict.repaired)
+    return {"found": found, "repaired": repaired}

@@ -219,6 +219,8 @@ class RegistryClient:
             attempt,
             self.retry,
             f"{method} {self.host}{path.split('?', 1)[0]}",
+            api="registry",
+            method=method,
             allow=allow,
             hint=lambda exc: transport_hint(self.url, exc),
         )

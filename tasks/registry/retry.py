@@ -12,6 +12,10 @@ exponential backoff with jitter. What the server says is read in one place
 A told wait is capped at `max_wait`; a pull rate limit (Docker Hub's `ratelimit-remaining:
 0;w=21600`, no reset: its window is hours) is not retried at all. Statuses become errors in
 `tasks.registry.errors.error_for_status`, the one mapping.
+
+Every attempt is counted in `REQUESTS` (by API, method and status; retries by API and
+method), which the run's metrics read (`flows.metrics`). boto3's own requests are not
+counted, and on a Dask cluster only the flow's own process's requests are.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -66,6 +72,39 @@ class RetryPolicy:
         return {"mode": "standard", "total_max_attempts": self.max_retries + 1}
 
 
+@dataclass(frozen=True)
+class RequestCounts:
+    """Requests by (API, method, status; "none" when no answer came) and retries by (API,
+    method), over some span of time."""
+
+    requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    retries: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+class RequestTally:
+    """The process's running counts of requests and retries (threads share it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = RequestCounts()
+
+    def add(self, api: str, method: str, status: int | None, retried: bool) -> None:
+        with self._lock:
+            self._counts.requests[(api, method, str(status or "none"))] += 1
+            if retried:
+                self._counts.retries[(api, method)] += 1
+
+    def snapshot(self) -> RequestCounts:
+        with self._lock:
+            return RequestCounts(Counter(self._counts.requests), Counter(self._counts.retries))
+
+    def since(self, earlier: RequestCounts) -> RequestCounts:
+        """What was counted after `earlier` (a `snapshot`)."""
+        now = self.snapshot()
+        return RequestCounts(now.requests - earlier.requests, now.retries - earlier.retries)
+
+
+REQUESTS = RequestTally()
 DEFAULT_RETRY = RetryPolicy()
 ONE_RETRY = RetryPolicy(max_retries=1)  # a probe (`check`, preflight): answer soon
 
@@ -75,24 +114,29 @@ async def send_with_retries(
     policy: RetryPolicy,
     what: str,
     *,
+    api: str,
+    method: str,
     allow: frozenset[int] = frozenset(),
     hint: Callable[[httpx.TransportError], str] = lambda exc: "",
 ) -> httpx.Response:
     """`send()` until an answer not worth retrying (or one in `allow`), or until the
     retries run out; return that answer (the caller turns a failure into an error with
     `error_for_status`). Raises `RegistryUnavailable` when no answer came at all; `what`
-    names the request there and in the log of each retry, `hint` what to do about it."""
+    names the request there and in the log of each retry, `hint` what to do about it.
+    Each attempt is counted in `REQUESTS` under `api` and `method`."""
     attempt = 0
     while True:
         response: httpx.Response | None = None
         try:
             response = await send()
         except httpx.TransportError as exc:
+            REQUESTS.add(api, method, None, attempt > 0)
             if attempt >= policy.max_retries:
                 raise RegistryUnavailable(
                     f"{what}: {type(exc).__name__}: {exc}{hint(exc)}"
                 ) from exc
         else:
+            REQUESTS.add(api, method, response.status_code, attempt > 0)
             if (
                 response.status_code in allow
                 or not policy.retryable(response)

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from flows.demo.registry_server import LocalRegistry
+from flows.result import dangling_tags
 from tasks.core.config import Config, parse_config
 from tasks.delete.ledger import read_ledger
 from tasks.delete.stage import run_reconcile, run_verify, verify_registry
@@ -87,8 +88,9 @@ def _nights_after_a_crash(url: str, judge: str, digest: str, tmp_path: Path) -> 
 
     # The next night's apply finishes the deletion: the tag is gone, nothing else changed.
     ledger = tmp_path / "night2.jsonl"
-    rows, _ = run_reconcile(config, scan, str(ledger), "night2")
+    rows, damage = run_reconcile(config, scan, str(ledger), "night2")
     assert list(rows["outcome"]) == ["repaired"], rows.to_dict("records")
+    assert dangling_tags(damage, rows, None) == {"found": 1, "repaired": 1}  # the metrics'
     assert skopeo_tags(judge, "r") == ["b", "c", "drop-me", "keep-me"]
     assert_every_tag_pulls(judge, ["r"])
     assert verify_registry(config).whole

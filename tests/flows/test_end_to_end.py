@@ -3,6 +3,10 @@ Prefect. After each run the registry itself is checked image by image."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -209,6 +213,40 @@ def test_history_lists_the_runs_of_the_session(
     printed = CliRunner().invoke(app, ["history", "--limit", "50"], env={"COLUMNS": "200"})
     assert printed.exit_code == 0, printed.output
     assert applied.flow_run_id[:8] in printed.output
+    # Without PREFECT_API_URL, history reads the database in-process: with temporary servers
+    # forbidden, it still lists the runs (a server started for it would fail the command)
+    from prefect.settings import get_current_settings
+
+    database = get_current_settings().server.database.connection_url
+    assert database is not None
+    done = _history_without_server(
+        {"PREFECT_API_DATABASE_CONNECTION_URL": database.get_secret_value()}
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    listed = {run["flow_run_id"]: run for run in json.loads(done.stdout)["runs"]}
+    assert listed[applied.flow_run_id]["deleted"] == expected
+    assert listed[dry.flow_run_id]["planned"] == expected
+
+
+def test_history_of_a_machine_that_never_ran_is_empty(tmp_path: Path) -> None:
+    done = _history_without_server({"PREFECT_HOME": str(tmp_path / "prefect")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout) == {"runs": []}
+    assert not (tmp_path / "prefect" / "prefect.db").exists()  # read nothing, created nothing
+
+
+def _history_without_server(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`regsweep history -o json` with no Prefect server and none allowed to start."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(settings, PREFECT_SERVER_EPHEMERAL_ENABLED="false")
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", "history", "--output", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
 
 
 def test_replan_from_saved_inputs_touches_nothing(
@@ -247,10 +285,6 @@ def test_prefect_flow_run_retry_reuses_cached_extraction(
 ) -> None:
     """`prefect flow-run retry <id>` on a failed run: the same flow run, extraction from
     the cache, the plan recomputed from it, the delete step (which failed) run again."""
-    import os
-    import subprocess
-    import sys
-
     from prefect.settings import PREFECT_API_URL
 
     blocker = tmp_path / "not-a-directory"

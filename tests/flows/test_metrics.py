@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,11 +21,23 @@ from flows.demo.scenario import build_scenario, now_for_demo
 from flows.metrics import RunFigures, publish
 from tasks.core.config import Config, parse_config
 from tasks.core.errors import ConfigError
+from tasks.registry.retry import RequestCounts
 from tests.servers.prometheus import Prometheus, Pushgateway
 from tests.test_monitoring import dashboard_queries
 
 NO_GIT = {"kubernetes": {"enabled": False}, "cleanup": {"disableGitHistoryBasedPolicy": True}}
-BOUNDED_LABELS = {"registry", "repository", "action", "reason", "outcome", "stage"}
+BOUNDED_LABELS = {
+    "registry",
+    "repository",
+    "action",
+    "reason",
+    "outcome",
+    "stage",
+    "state",
+    "api",
+    "method",
+    "status",
+}
 SUMMARY = [
     {"repository": "team/app", "kept": 4, "deleted": 3, "untagged": 1, "bytes_reclaimable": 2048},
     {"repository": "team/web", "kept": 2, "deleted": 0, "untagged": 0, "bytes_reclaimable": 0},
@@ -57,6 +70,11 @@ def figures(success: bool, finished: float) -> RunFigures:
         summary=SUMMARY,
         reasons=[{"action": "keep", "reason": "git-policy", "digests": 6}],
         outcomes={"deleted": 3} if success else {"deleted": 1, "failed": 2},
+        dangling={"found": 1, "repaired": 1},
+        requests=RequestCounts(
+            Counter({("registry", "GET", "200"): 40, ("registry", "GET", "503"): 2}),
+            Counter({("registry", "GET"): 2}),
+        ),
     )
 
 
@@ -101,15 +119,11 @@ def test_the_textfile_passes_promtool_and_a_failed_run_keeps_the_last_success(
         ["promtool", "check", "metrics"], input=path.read_bytes(), capture_output=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert value(text, "regsweep_last_run_http_requests", api="registry", status="503") == 2
+    assert value(text, "regsweep_last_run_http_retries", method="GET") == 2
+    assert value(text, "regsweep_last_run_dangling_tags", state="found") == 1
     for (name, labels), _ in samples(text).items():  # bounded label values only
-        assert {k for k, _ in labels} <= {
-            "registry",
-            "repository",
-            "action",
-            "reason",
-            "outcome",
-            "stage",
-        }, name
+        assert {k for k, _ in labels} <= BOUNDED_LABELS, name
 
 
 def test_a_push_or_write_that_fails_is_a_warning_not_a_failed_run(tmp_path: Path) -> None:
@@ -166,6 +180,18 @@ def test_a_real_apply_pushes_and_prometheus_reads_what_it_did(
     kept = sum(row["kept"] for row in applied.summary)
     answer = prometheus.query(f'sum(regsweep_plan_images{{action="keep",registry="{host}"}})')
     assert float(answer[0]["value"][1]) == kept
+    # Distribution answers a manifest DELETE with 202: one per deleted digest
+    deletes = prometheus.query(
+        f'regsweep_last_run_http_requests{{method="DELETE",registry="{host}"}}'
+    )
+    assert [(r["metric"]["status"], float(r["value"][1])) for r in deletes] == [("202", deleted)]
+    gets = prometheus.query(f'sum(regsweep_last_run_http_requests{{registry="{host}"}})')
+    assert float(gets[0]["value"][1]) > deleted
+    dangling = prometheus.query(f'regsweep_last_run_dangling_tags{{registry="{host}"}}')
+    assert {r["metric"]["state"]: float(r["value"][1]) for r in dangling} == {
+        "found": 0,
+        "repaired": 0,
+    }
     stages = prometheus.query(f'regsweep_last_run_duration_seconds{{registry="{host}"}}')
     assert {r["metric"]["stage"] for r in stages} >= {
         "registry",

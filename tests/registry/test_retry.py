@@ -21,7 +21,7 @@ from tasks.registry.errors import (
     RegistryUnavailable,
     told_wait,
 )
-from tasks.registry.retry import RetryPolicy
+from tasks.registry.retry import REQUESTS, RetryPolicy
 from tasks.registry.vendors.ecr import EcrRegistry
 from tasks.registry.vendors.rest import VendorHttp
 
@@ -74,8 +74,25 @@ def test_rate_limits_and_server_errors_are_retried_alike(send: Callable) -> None
         answer(503),
         answer(200),
     )
+    before = REQUESTS.snapshot()
     assert asyncio.run(send(transport)).status_code == 200
     assert len(seen) == 4
+    counted = REQUESTS.since(before)  # every attempt, by its answer; three were retries
+    api = "registry" if send is through_registry else "example"
+    assert counted.requests == {(api, "GET", s): 1 for s in ("403", "429", "503", "200")}
+    assert counted.retries == {(api, "GET"): 3}
+
+
+def test_a_request_with_no_answer_is_counted_as_none() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    before = REQUESTS.snapshot()
+    with pytest.raises(RegistryUnavailable):
+        asyncio.run(through_registry(httpx.MockTransport(refuse)))
+    counted = REQUESTS.since(before)
+    assert counted.requests == {("registry", "GET", "none"): QUICK.max_retries + 1}
+    assert counted.retries == {("registry", "GET"): QUICK.max_retries}
 
 
 @pytest.mark.parametrize("send", CLIENTS, ids=["registry", "vendor"])

@@ -68,6 +68,8 @@ class VendorHttp:
             ),
             self.retry,
             f"{self.name} API {method} {self.api}{path}",
+            api=self.name.lower().replace(" ", ""),  # the kind: github, gitlab, dockerhub
+            method=method,
         )
 
     def deleted(self, response: httpx.Response, what: str) -> bool:
