@@ -19,7 +19,7 @@ from flows.guards import RunOptions, delete_request, run_notes
 from flows.history import DELETIONS_ARTIFACT, PLAN_ARTIFACT, REPORT_ARTIFACT
 from flows.metrics import RunMeter, publish, run_figures
 from flows.pipeline import Stages, compute_plan, parse_now
-from flows.report import RunReport, untag_notes, write_plan
+from flows.report import RunReport, closest_rules, untag_notes, write_plan
 from flows.result import RunResult, dangling_tags, problems, refusals, run_failure
 from flows.scale_out import (
     dask_slots,
@@ -160,8 +160,9 @@ def _run(
             logger.info("werf cleanup report written to %s", written)
     incomplete = registry.incomplete()
     activity = planned.pulls.activity(moment) if planned.pulls is not None else None
+    closest = closest_rules(plan, config, planned.git, moment, results)
     report = RunReport.build(
-        plan.table, registry.blobs, results, incomplete, notes, activity, registry.images
+        plan.table, registry.blobs, results, incomplete, notes, activity, registry.images, closest
     )
     create_table_artifact(
         key=PLAN_ARTIFACT,
@@ -177,7 +178,7 @@ def _run(
         table=report.deletions.to_dict(orient="records"),
         description=(
             "Every deletion and untag of this run (a dry run: what it would do): repository, "
-            "tags, digest, size in bytes, outcome"
+            "tags, digest, size in bytes, outcome, the keep rule that came closest"
         ),
     )
     mode = "apply" if apply else "dry run"

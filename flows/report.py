@@ -30,13 +30,20 @@ def human_bytes(n: float) -> str:
 
 
 DELETIONS_SHOWN = 1000  # rows of the deletions list in the markdown report (the artifact: all)
+DELETION_COLUMNS = ["repository", "tags", "digest", "size", "outcome", "closest"]
 ACTED = ("deleted", "would-delete", "untagged", "would-untag", "gone", "failed", "refused")
 
 
-def deletions(results: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
+def deletions(
+    results: pd.DataFrame,
+    images: pd.DataFrame,
+    closest: dict[tuple[str, str], str] | None = None,
+) -> pd.DataFrame:
     """Every deletion and untag of a run, one row each: repository, tags, digest, size (the
-    image's config and layer bytes; shared blobs may stay), outcome. Dry runs list what
-    they would do."""
+    image's config and layer bytes; shared blobs may stay), outcome, and the keep rule that
+    came closest (`closest_rules`; empty where nothing can be measured, and for an untag,
+    whose digest stays). Dry runs list what they would do."""
+    closest = closest or {}
     acted = results[results["outcome"].isin(ACTED)]
     keys = zip(images["repository"], images["digest"], strict=True)
     sizes = dict(zip(keys, images["size"], strict=True))
@@ -45,12 +52,14 @@ def deletions(results: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
             "repository": row.repository,
             "tags": ", ".join(row.tags),
             "digest": row.digest,
-            "size": int(sizes.get((row.repository, row.digest), 0)),
+            "size": int(sizes.get(key, 0)),
             "outcome": row.outcome,
+            "closest": "" if "untag" in row.outcome else closest.get(key, ""),
         }
         for row in acted.itertuples(index=False)
+        for key in [(row.repository, row.digest)]
     ]
-    frame = pd.DataFrame(rows, columns=["repository", "tags", "digest", "size", "outcome"])
+    frame = pd.DataFrame(rows, columns=DELETION_COLUMNS)
     return frame.sort_values(["repository", "digest", "tags"], ignore_index=True)
 
 
@@ -76,9 +85,11 @@ class RunReport:
         notes: list[str],
         pulls: pd.DataFrame | None = None,
         images: pd.DataFrame | None = None,
+        closest: dict[tuple[str, str], str] | None = None,
     ) -> RunReport:
-        """The report; with the registry's `images`, the list of deletions too."""
-        listed = deletions(results, images) if images is not None else None
+        """The report; with the registry's `images`, the list of deletions too (with the
+        rule that came closest to keeping each, from `closest_rules`)."""
+        listed = deletions(results, images, closest) if images is not None else None
         summary, reasons = summarise(plan, blobs), by_reason(plan)
         return cls(summary, reasons, results, incomplete, notes, pulls, listed)
 
@@ -131,14 +142,15 @@ class RunReport:
         assert self.deletions is not None
         shown = self.deletions.head(DELETIONS_SHOWN)
         lines = [
-            "Deletions and untags (`regsweep explain REPOSITORY@DIGEST` says which rule came "
-            "closest to keeping one):",
+            "Deletions and untags, with the keep rule that came closest "
+            "(`regsweep explain REPOSITORY@DIGEST` says how close every rule came):",
             "",
-            "| repository | tags | digest | size | outcome |",
-            "|---|---|---|---:|---|",
+            "| repository | tags | digest | size | outcome | closest rule |",
+            "|---|---|---|---:|---|---|",
         ]
         lines += [
-            f"| {r.repository} | {r.tags} | {r.digest} | {human_bytes(r.size)} | {r.outcome} |"
+            f"| {r.repository} | {r.tags} | {r.digest} | {human_bytes(r.size)} | {r.outcome} "
+            f"| {r.closest} |"
             for r in shown.itertuples(index=False)
         ]
         if len(self.deletions) > len(shown):
@@ -284,7 +296,9 @@ def explanations(
             if row.commits:
                 evidence.append("its commits are not among the images any keepPolicy keeps")
                 if git is not None and now is not None and config.uses_git:
-                    evidence += _near_misses(plan, config, git, now, row.repository, row.digest)
+                    evidence += [
+                        f"why not: {line}" for line in _why_not(plan, config, git, now, key)
+                    ]
             unknown = plan.unknown_commits.get(key)
             if unknown:
                 evidence.append(f"Git does not know: {', '.join(sorted(unknown))}")
@@ -303,31 +317,32 @@ def explanations(
     return found
 
 
-def _near_misses(
-    plan: Plan, config: Config, git: GitExtraction, now: datetime, repository: str, digest: str
+def _why_not(
+    plan: Plan, config: Config, git: GitExtraction, now: datetime, key: tuple[str, str]
 ) -> list[str]:
-    """`tasks.policy.why_not` over the images ranked with this one: its repository's, or in
-    a repository werf wrote, its werf image's (from the meta records' tags)."""
+    """`tasks.policy.why_not` for one deleted image of the plan."""
     from tasks.policy.history import CommitHistory
-    from tasks.policy.werf_layout import META_TAG
-    from tasks.policy.why_not import near_misses
+    from tasks.policy.why_not import why_not
 
-    table = plan.table[plan.table["repository"] == repository]
-    images = table.drop_duplicates("digest")
-    peers = {str(d): set(c) for d, c in zip(images["digest"], images["commits"], strict=True)}
-    if repository in plan.werf:  # ranks count per werf image: its stages and their commits
-        digest_of = dict(zip(table["tag"], table["digest"], strict=True))
-        published: dict[str, dict[str, set[str]]] = {}
-        for tag in table["tag"]:
-            if meta := META_TAG.match(str(tag)):
-                image, commit, stage = meta.groups()
-                if stage in digest_of:
-                    published.setdefault(image, {}).setdefault(digest_of[stage], set()).add(commit)
-        mine = [p for p in published.values() if digest in p]
-        peers = mine[0] if mine else peers
     history = CommitHistory.from_frame(git.commits)
-    lines = near_misses(git.refs, history, peers, digest, config.effective_policies(), now)
-    return [f"why not: {line}" for line in lines]
+    policies = config.effective_policies()
+    return why_not(plan.table, plan.werf, git.refs, history, policies, now, [key]).get(key, [])
+
+
+def closest_rules(
+    plan: Plan, config: Config, git: GitExtraction | None, now: datetime, results: pd.DataFrame
+) -> dict[tuple[str, str], str]:
+    """The keep rule that came closest to keeping each digest the run deletes or would
+    delete (`tasks.policy.why_not.closest_rules`), for the deletions list."""
+    from tasks.policy.history import CommitHistory
+    from tasks.policy.why_not import closest_rules as closest
+
+    acted = results[results["outcome"].isin(ACTED)]
+    keys = list(dict.fromkeys(zip(acted["repository"], acted["digest"], strict=True)))
+    walked = None
+    if git is not None and config.uses_git:
+        walked = (git.refs, CommitHistory.from_frame(git.commits))
+    return closest(plan.table, plan.werf, config, walked, now, keys)
 
 
 def _name_default(line: str) -> str:

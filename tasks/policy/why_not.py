@@ -11,31 +11,84 @@ the git policy's own (`tasks.policy.gitpolicy`), with no cut-off.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import pandas as pd
 
-from tasks.core.config import KeepPolicy, Limit, name_pattern
+from tasks.core.config import Config, KeepPolicy, Limit, name_pattern
 from tasks.core.duration import format_duration
 from tasks.core.frames import from_micros
 from tasks.policy.gitpolicy import _ordinal, _ranked, _References, _Walk, _window_start, _within
 from tasks.policy.history import CommitHistory
+from tasks.policy.werf_layout import META_TAG
+
+
+def why_not(
+    table: pd.DataFrame,
+    werf: list[str],
+    refs: pd.DataFrame,
+    history: CommitHistory,
+    policies: list[KeepPolicy],
+    now: datetime,
+    wanted: Iterable[tuple[str, str]],
+) -> dict[tuple[str, str], list[str]]:
+    """For each (repository, digest) of `wanted` in the plan `table` that is linked to
+    commits, the lines saying why no policy keeps it, closest first. An image is ranked
+    with its repository's, or in a repository werf wrote (`werf`), with its werf image's
+    (from the meta records' tags)."""
+    by_repository: dict[str, list[str]] = {}
+    for repository, digest in wanted:
+        by_repository.setdefault(repository, []).append(digest)
+    found: dict[tuple[str, str], list[str]] = {}
+    for repository, digests in by_repository.items():
+        rows = table[table["repository"] == repository]
+        for peers, targets in _peer_groups(rows, repository in werf, digests):
+            lines = near_misses(refs, history, peers, targets, policies, now)
+            found.update({(repository, digest): lines[digest] for digest in lines})
+    return found
+
+
+def _peer_groups(
+    rows: pd.DataFrame, werf: bool, targets: list[str]
+) -> list[tuple[dict[str, set[str]], list[str]]]:
+    """The images each of `targets` is ranked with (digest -> commits), with the targets
+    ranked there: the repository's images, or werf's per image (its stages' digests and
+    the commits their meta records name)."""
+    images = rows.drop_duplicates("digest")
+    whole = {str(d): set(c) for d, c in zip(images["digest"], images["commits"], strict=True)}
+    if not werf:
+        return [(whole, targets)]
+    digest_of = dict(zip(rows["tag"], rows["digest"], strict=True))
+    published: dict[str, dict[str, set[str]]] = {}
+    for tag in rows["tag"]:
+        if meta := META_TAG.match(str(tag)):
+            image, commit, stage = meta.groups()
+            if stage in digest_of:
+                published.setdefault(image, {}).setdefault(digest_of[stage], set()).add(commit)
+    groups: dict[str | None, list[str]] = {}
+    for digest in targets:
+        image = next((name for name, peers in published.items() if digest in peers), None)
+        groups.setdefault(image, []).append(digest)
+    return [(whole if image is None else published[image], ds) for image, ds in groups.items()]
 
 
 def near_misses(
     refs: pd.DataFrame,
     history: CommitHistory,
     peers: dict[str, set[str]],
-    target: str,
+    targets: list[str],
     policies: list[KeepPolicy],
     now: datetime,
-) -> list[str]:
-    """Lines saying why no policy keeps `target` (a key of `peers`, which maps every image
-    ranked with it, its repository or werf image, to its commits), closest first."""
+) -> dict[str, list[str]]:
+    """For each of `targets` linked to commits (keys of `peers`, which maps every image
+    ranked with them to its commits), the lines saying why no policy keeps it, closest
+    first. One walk per reference serves every target."""
     keys = sorted(peers)
     rows = {key: row for row, key in enumerate(keys)}
-    if target not in rows or not peers[target]:
-        return []
+    wanted = {rows[t]: t for t in targets if t in rows and peers[t]}
+    if not wanted:
+        return {}
     walk = _Walk(history, {rows[k]: peers[k] for k in keys}, ["peers"] * len(keys))
     references = _References(refs)
     chosen: dict[tuple[str, str], int] = {}  # reference -> the last policy selecting it
@@ -49,7 +102,7 @@ def near_misses(
             if ref_kind == kind and pattern.fullmatch(name):
                 matched[(name, kind)] = index
     heads = {(name, kind): (commit, date) for name, kind, commit, date in references.rows}
-    lines: list[tuple[float, str]] = []
+    lines: dict[str, list[tuple[float, str]]] = {target: [] for target in wanted.values()}
     for (name, kind), (commit, date) in heads.items():
         if (name, kind) not in matched:
             continue
@@ -57,28 +110,34 @@ def near_misses(
         if head < 0:
             continue
         if kind == "tag":
-            if rows[target] not in walk.images_on(head):
-                continue
-            rank, when = 0, walk.times[head]
+            on_head = walk.times[head]
+            ranks = {image: (0, on_head) for image in walk.images_on(head) if image in wanted}
         else:
             reached = walk.reach(head, None, None, "And")
-            if rows[target] not in reached:
-                continue
-            ranked = {image: (r, t) for image, r, t, _ in _ranked(reached, ["peers"] * len(keys))}
-            rank, when = ranked[rows[target]]
-        if (name, kind) in chosen:
-            index = chosen[(name, kind)]
-            lines.append(_missed(policies[index], index, kind, name, rank, when, now))
+            ranks = {
+                image: (rank, when)
+                for image, rank, when, _ in _ranked(reached, ["peers"] * len(keys))
+                if image in wanted
+            }
+        for image, (rank, when) in ranks.items():
+            if (name, kind) in chosen:
+                index = chosen[(name, kind)]
+                line = _missed(policies[index], index, kind, name, rank, when, now)
+            else:
+                index = matched[(name, kind)]
+                line = _unselected(policies[index], index, kind, name, date, now)
+            lines[wanted[image]].append(line)
+    found = {}
+    for target, misses in lines.items():
+        if misses:
+            found[target] = [line for _, line in sorted(misses)]
         else:
-            index = matched[(name, kind)]
-            lines.append(_unselected(policies[index], index, kind, name, date, now))
-    if not lines:
-        shas = ", ".join(sorted(c[:7] for c in peers[target]))
-        return [
-            f"no live branch or tag reaches its commits ({shas}): was its branch deleted "
-            "from origin, or its commit never pushed?"
-        ]
-    return [line for _, line in sorted(lines)]
+            shas = ", ".join(sorted(c[:7] for c in peers[target]))
+            found[target] = [
+                f"no live branch or tag reaches its commits ({shas}): was its branch deleted "
+                "from origin, or its commit never pushed?"
+            ]
+    return found
 
 
 def _missed(
@@ -135,3 +194,41 @@ def _human(delta: timedelta) -> str:
         return f"{days:.0f} day{'s' if round(days) != 1 else ''}"
     hours = delta.total_seconds() / 3600
     return f"{hours:.0f} h" if hours >= 1 else f"{delta.total_seconds() / 60:.0f} min"
+
+
+def closest_rules(
+    table: pd.DataFrame,
+    werf: list[str],
+    config: Config,
+    git: tuple[pd.DataFrame, CommitHistory] | None,
+    now: datetime,
+    wanted: Iterable[tuple[str, str]],
+) -> dict[tuple[str, str], str]:
+    """For each (repository, digest) of `wanted`, the keep rule that came closest to keeping
+    it, in one line: the nearest Git policy miss for an image linked to commits (`git`: the
+    references and the history, when Git is in use), else how far outside
+    keepImagesBuiltWithinLastNHours it was built, else nothing to measure (no line)."""
+    wanted = list(wanted)
+    closest: dict[tuple[str, str], str] = {}
+    if git is not None:
+        refs, history = git
+        policies = config.effective_policies()
+        for key, lines in why_not(table, werf, refs, history, policies, now, wanted).items():
+            closest[key] = lines[0]
+    cleanup = config.cleanup
+    if cleanup.disable_built_within_last_n_hours_policy:
+        return closest
+    window = timedelta(hours=cleanup.keep_images_built_within_last_n_hours)
+    images = table.drop_duplicates(["repository", "digest"])
+    keys = zip(images["repository"], images["digest"], strict=True)
+    created = dict(zip(keys, pd.to_datetime(images["created"], utc=True), strict=True))
+    start = pd.Timestamp(now).tz_convert("UTC") - window
+    for key in wanted:
+        when = created.get(key, pd.NaT)
+        if key in closest or pd.isna(when) or when >= start:
+            continue
+        closest[key] = (
+            f"built {when:%Y-%m-%d %H:%M} UTC, outside keepImagesBuiltWithinLastNHours "
+            f"({format_duration(window)}) by {_human((start - when).to_pytimedelta())}"
+        )
+    return closest

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from flows.cleanup import cleanup
 from flows.demo.gitrepo import GitRepoBuilder
 from flows.demo.images import push_image
 from flows.demo.registry_server import LocalRegistry
@@ -30,7 +31,7 @@ def _explain(config: Path, image: str) -> str:
 
 
 def test_explain_says_which_policy_came_closest(
-    registry: LocalRegistry, git_repo: GitRepoBuilder, tmp_path: Path
+    prefect_harness: None, registry: LocalRegistry, git_repo: GitRepoBuilder, tmp_path: Path
 ) -> None:
     main = [git_repo.commit("main", NOW - (4 - i) * DAY) for i in range(4)]
     old = git_repo.commit("feature-old", NOW - 20 * DAY, parents=[main[0]])
@@ -93,3 +94,11 @@ def test_explain_says_which_policy_came_closest(
     orphan = _explain(config, "app:gone")
     assert "why not: no live branch or tag reaches its commits" in orphan
     assert "deleted from origin" in orphan
+
+    # A run's list of deletions names, for each, the closest of those lines: explain's first
+    dry = cleanup(config_path=str(config), now=NOW.isoformat())
+    closest = {row["tags"]: row["closest"] for row in dry.deletions}
+    assert set(closest) == {"main-0", "main-1", "old", "gone"}
+    for tag, text in (("main-1", third), ("old", stale), ("gone", orphan)):
+        first = next(line for line in text.splitlines() if "why not: " in line)
+        assert closest[tag] == first.split("why not: ", 1)[1].strip(), (tag, text)

@@ -37,7 +37,8 @@ def images(count: int) -> pd.DataFrame:
 
 
 def test_every_deletion_is_listed_with_its_size_and_none_that_was_spared() -> None:
-    listed = deletions(results(4), images(4))
+    closest = {("team/app", f"sha256:{n:064x}"): f"rule {n}" for n in range(4)}
+    listed = deletions(results(4), images(4), closest)
     assert listed.to_dict(orient="records") == [
         {
             "repository": "team/app",
@@ -45,6 +46,7 @@ def test_every_deletion_is_listed_with_its_size_and_none_that_was_spared() -> No
             "digest": f"sha256:{n:064x}",
             "size": 1024 * n,
             "outcome": "deleted" if n % 2 else "would-untag",
+            "closest": f"rule {n}" if n % 2 else "",  # an untag's digest stays
         }
         for n in range(4)
     ]
@@ -62,5 +64,5 @@ def test_the_markdown_shows_the_first_rows_and_says_how_many_more() -> None:
     text = report.markdown("regsweep apply")
     rows = [line for line in text.splitlines() if line.startswith("| team/app |")]
     assert len(rows) == DELETIONS_SHOWN
-    assert f"sha256:{0:064x}" in rows[0] and "| 0 B | would-untag |" in rows[0]
+    assert f"sha256:{0:064x}" in rows[0] and "| 0 B | would-untag |  |" in rows[0]
     assert "... and 2 more: the `deletions` table artifact lists them all" in text
