@@ -34,6 +34,17 @@ def prefect_harness() -> Iterator[None]:
 
 
 @pytest.fixture
+def prefect_env(prefect_harness: None) -> dict[str, str]:
+    """The environment of a CLI child process that records its runs in the session's
+    Prefect server: without it, each `regsweep run` would start a temporary server of its
+    own (12-15 s). tests/flows/test_operator_cli.py keeps one run that does, from a bare
+    shell."""
+    from prefect.settings import PREFECT_API_URL
+
+    return dict(os.environ, PREFECT_API_URL=str(PREFECT_API_URL.value()))
+
+
+@pytest.fixture
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
     """A fresh real registry (own storage, free port) per test."""
     with LocalRegistry(tmp_path_factory.mktemp("registry")) as reg:

@@ -6,7 +6,6 @@ exits 4, `repair --apply` removes it, and then all of them are quiet. The real r
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 from flows.demo.registry_server import LocalRegistry
@@ -18,7 +17,7 @@ from tests.skopeo import skopeo_tags
 
 
 def test_a_tag_broken_by_hand_through_every_command(
-    registry: LocalRegistry, tmp_path: Path
+    prefect_env: dict[str, str], registry: LocalRegistry, tmp_path: Path
 ) -> None:
     async def push() -> dict[str, str]:
         async with RegistryClient(registry.url) as client:
@@ -32,7 +31,7 @@ def test_a_tag_broken_by_hand_through_every_command(
         "kubernetes: {enabled: false}\n"
         "cleanup: {disableGitHistoryBasedPolicy: true}\n"
     )
-    env = {**os.environ, "REGSWEEP_HOME": str(tmp_path / "home")}
+    env = {**prefect_env, "REGSWEEP_HOME": str(tmp_path / "home")}
 
     plan = run_cli("plan", "-c", str(config), env=env)
     assert plan.returncode == 0, plan.stderr

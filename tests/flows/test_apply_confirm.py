@@ -21,7 +21,9 @@ from flows.demo.scenario import build_scenario, now_for_demo
 QUESTION = b"Delete these from "
 
 
-def on_a_terminal(args: list[str], answer: bytes, timeout: float = 300) -> tuple[int, str]:
+def on_a_terminal(
+    args: list[str], answer: bytes, env: dict[str, str], timeout: float = 300
+) -> tuple[int, str]:
     """Run the CLI with stdin, stdout and stderr on a pseudo-terminal; answer the question
     with `answer` when it is asked; return the exit code and everything it wrote."""
     controller, terminal = pty.openpty()
@@ -30,7 +32,7 @@ def on_a_terminal(args: list[str], answer: bytes, timeout: float = 300) -> tuple
         stdin=terminal,
         stdout=terminal,
         stderr=terminal,
-        env={k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"TERM": "dumb"},
+        env={k: v for k, v in env.items() if k != "COLUMNS"} | {"TERM": "dumb"},
     )
     os.close(terminal)
     seen, answered = b"", False
@@ -55,7 +57,7 @@ def on_a_terminal(args: list[str], answer: bytes, timeout: float = 300) -> tuple
 
 
 def test_apply_on_a_terminal_lists_and_asks_and_deletes_only_what_was_confirmed(
-    prefect_harness: None, registry: LocalRegistry, kube: KubeAPIFixture, tmp_path: Path
+    prefect_env: dict[str, str], registry: LocalRegistry, kube: KubeAPIFixture, tmp_path: Path
 ) -> None:
     now = now_for_demo()
     scenario = build_scenario(tmp_path / "scenario", registry.url, kube, now)
@@ -63,12 +65,12 @@ def test_apply_on_a_terminal_lists_and_asks_and_deletes_only_what_was_confirmed(
     args = ["run", "-c", str(scenario.config_path), "--apply", "--now", now.isoformat()]
     doomed = {scenario.digests[n] for n in scenario.expect_deleted}
 
-    code, said = on_a_terminal(args, b"n\n")
+    code, said = on_a_terminal(args, b"n\n", prefect_env)
     assert code == 0, said
     assert f"would delete {len(doomed)} image(s)" in said and "nothing deleted" in said
     assert all(digest in said for digest in doomed)
     assert scenario.present(registry.url) == set(scenario.digests)  # declined: all there
 
-    code, said = on_a_terminal(args, b"y\n")
+    code, said = on_a_terminal(args, b"y\n", prefect_env)
     assert code == 0, said
     assert scenario.present(registry.url) == scenario.expect_kept

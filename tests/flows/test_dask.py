@@ -137,7 +137,7 @@ def test_untags_fan_out_with_the_deletions(
 
 
 def test_dry_run_from_the_cli_with_a_scheduler_address(
-    registry: LocalRegistry, scenario: Scenario, cluster: LocalCluster
+    prefect_env: dict[str, str], registry: LocalRegistry, scenario: Scenario, cluster: LocalCluster
 ) -> None:
     everything = set(scenario.digests)
     done = run_cli(
@@ -148,6 +148,7 @@ def test_dry_run_from_the_cli_with_a_scheduler_address(
         scenario.now.isoformat(),
         "--task-runner",
         f"dask={cluster.scheduler_address}",
+        env=prefect_env,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr

@@ -281,12 +281,10 @@ def test_replan_from_saved_inputs_touches_nothing(
 
 
 def test_prefect_flow_run_retry_reuses_cached_extraction(
-    prefect_harness: None, registry: LocalRegistry, scenario: Scenario, tmp_path: Path
+    prefect_env: dict[str, str], registry: LocalRegistry, scenario: Scenario, tmp_path: Path
 ) -> None:
     """`prefect flow-run retry <id>` on a failed run: the same flow run, extraction from
     the cache, the plan recomputed from it, the delete step (which failed) run again."""
-    from prefect.settings import PREFECT_API_URL
-
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     ledger = blocker / "ledger.jsonl"
@@ -301,7 +299,6 @@ def test_prefect_flow_run_retry_reuses_cached_extraction(
         failed = client.read_flow_runs(limit=1, sort=FlowRunSort.START_TIME_DESC)[0]
     assert failed.state_name == "Failed"
     blocker.unlink()  # the operator fixes the cause, then retries the run
-    env = dict(os.environ, PREFECT_API_URL=str(PREFECT_API_URL.value()))
     done = subprocess.run(
         [
             sys.executable,
@@ -315,7 +312,7 @@ def test_prefect_flow_run_retry_reuses_cached_extraction(
         ],
         capture_output=True,
         text=True,
-        env=env,
+        env=prefect_env,
         timeout=300,
         cwd=Path(__file__).resolve().parents[2],
     )

@@ -144,14 +144,16 @@ def test_cluster_images_naming_the_registry_differently_are_protected(
 
 
 def test_a_refused_run_from_the_cli_prints_its_report_and_exits_4(
-    tmp_path: Path, registry: LocalRegistry, kube: KubeAPIFixture
+    prefect_env: dict[str, str], tmp_path: Path, registry: LocalRegistry, kube: KubeAPIFixture
 ) -> None:
     """As a user's nightly job sees it: stdout piped, the report, then one line naming why,
     exit 4, no traceback; the registry untouched."""
     push(registry.url, {"app": ["v1"]})
     kube.add("pods", pod("web", "prod", ["other.example.com/app:v1"]))
     config = write_config(tmp_path, registry.url, kube)
-    done = run_cli("run", "--config", str(config), "--apply", "--now", NOW, timeout=240)
+    done = run_cli(
+        "run", "--config", str(config), "--apply", "--now", NOW, env=prefect_env, timeout=240
+    )
     assert done.returncode == 4, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert "outcomes: refused 1" in done.stdout

@@ -79,13 +79,14 @@ def test_a_run_untags_and_restore_re_tags_from_the_ledger_alone(
 
 
 def test_api_untag_on_distribution_2_8_keeps_the_tags_and_the_run_succeeds(
-    prefect_harness: None, registry: LocalRegistry, tmp_path: Path
+    prefect_env: dict[str, str], registry: LocalRegistry, tmp_path: Path
 ) -> None:
     config = configure(registry, tmp_path, "api")
     result = cleanup(config_path=str(config), apply=True, ledger=str(tmp_path / "l.jsonl"))
     assert result.outcomes == {"skipped-unsupported": 2, "deleted": 1}
     assert not result.problems and not result.refusals
     assert skopeo_tags(registry.url, "app") == ["latest", "pr-7", "v0.9.0", "v1.0.0"]
-    done = run_cli("run", "-c", str(config), "--apply", "--ledger", str(tmp_path / "m.jsonl"))
+    ledger = str(tmp_path / "m.jsonl")
+    done = run_cli("run", "-c", str(config), "--apply", "--ledger", ledger, env=prefect_env)
     assert done.returncode == 0, done.stderr
     assert "cleanup.untag: overwrite" in done.stdout + done.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,22 +21,19 @@ def test_notebook_is_committed_without_outputs() -> None:
 
 
 def test_retention_notebook_runs_on_demo_runs(
-    prefect_harness: None, registry: LocalRegistry, kube: KubeAPIFixture, tmp_path: Path
+    prefect_env: dict[str, str], registry: LocalRegistry, kube: KubeAPIFixture, tmp_path: Path
 ) -> None:
-    from prefect.settings import PREFECT_API_URL
-
     scenario = build_scenario(tmp_path / "scenario", registry.url, kube, now_for_demo())
     kube.write_kubeconfig(tmp_path / "scenario" / "kubeconfig")
     dry = cleanup(config_path=str(scenario.config_path), now=scenario.now.isoformat())
     cleanup(config_path=str(scenario.config_path), apply=True, now=scenario.now.isoformat())
     registry.stop()  # the notebook must not need the registry
 
-    env = dict(os.environ, PREFECT_API_URL=str(PREFECT_API_URL.value()))
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbmake", str(NOTEBOOK)],
         capture_output=True,
         text=True,
-        env=env,
+        env=prefect_env,
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
