@@ -7,9 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import pytest
 
 from tasks.core.config import Config, parse_config
-from tasks.policy.why_not import closest_rules
+from tasks.policy import why_not
+from tasks.policy.history import CommitHistory
+from tasks.policy.why_not import closest_rules, walk_cost
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -44,3 +47,17 @@ def test_the_build_age_window_is_the_closest_rule_without_git() -> None:
     }
     off = config(disableBuiltWithinLastNHoursPolicy=True)
     assert closest_rules(table(), [], off, None, NOW, keys) == {}
+
+
+def test_over_the_walk_budget_the_build_age_line_stands_in_for_git(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refs = pd.DataFrame({"name": ["main"], "kind": ["branch"], "commit": ["c1"], "time": [NOW]})
+    history = CommitHistory.from_frame(
+        pd.DataFrame({"sha": ["c1"], "time": [NOW], "parents": [[]]})
+    )
+    keys = [("app", "sha256:old")]
+    assert walk_cost((refs, history), keys) == 1  # one reference, one commit, one repository
+    monkeypatch.setattr(why_not, "WALK_BUDGET", 0)
+    found = closest_rules(table(), [], config(), (refs, history), NOW, keys)
+    assert found[keys[0]].startswith("built 2026-05-22 00:00 UTC")
