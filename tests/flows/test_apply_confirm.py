@@ -12,6 +12,7 @@ import select
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from flows.demo.kube_api import KubeAPIFixture
@@ -73,4 +74,12 @@ def test_apply_on_a_terminal_lists_and_asks_and_deletes_only_what_was_confirmed(
 
     code, said = on_a_terminal(args, b"y\n", prefect_env)
     assert code == 0, said
+    assert scenario.present(registry.url) == scenario.expect_kept
+
+    # Later: nothing left to delete, so nothing is asked and the run is recorded (a later
+    # `now`: the same one would reuse the cached extraction of the run before)
+    later = [*args[:-1], (now + timedelta(minutes=1)).isoformat()]
+    code, said = on_a_terminal(later, b"y\n", prefect_env)
+    assert code == 0, said
+    assert "nothing to delete or untag" in said and QUESTION.decode() not in said
     assert scenario.present(registry.url) == scenario.expect_kept
