@@ -13,6 +13,12 @@ its subject's DELETE is on its way (`push_race`); a Pod started between the dry 
 the apply on an image the plan deletes (`late_pod`); prod rolled back to the previous
 release (`rollback`).
 
+Each night also writes its metrics to a textfile (`metrics.textfile`), and the metrics are
+judged with the registry: promtool reads the file, the last completion moves on, the last
+success is the night's when it exited 0 and the last good night's otherwise, the deleted
+count and the dangling tags found and repaired are the run's, and an apply repairs every
+dangling tag it finds.
+
 `tests/delete/test_soak.py` lives a few nights in `make test`; `benchmarks/soak.py` 30.
 """
 
@@ -27,6 +33,7 @@ from pathlib import Path
 
 import httpx
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from flows.cleanup import cleanup
 from flows.demo.gitrepo import GitRepoBuilder
@@ -69,13 +76,17 @@ class Night:
     ledger: str = ""  # the night's ledger (empty when nothing was sent)
     run_id: str = ""
     broken: list[str] = field(default_factory=list)  # invariants that failed
+    dangling: dict[str, int] = field(default_factory=dict)  # tags naming nothing: found...
 
     def line(self) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
         faults = f" [{', '.join(self.faults)}]" if self.faults else ""
         verdict = "ok" if not self.broken else "BROKEN: " + "; ".join(self.broken)
+        found, repaired = self.dangling.get("found", 0), self.dangling.get("repaired", 0)
+        dangling = f"; dangling tags found {found}, repaired {repaired}" if found else ""
         return (
-            f"night {self.number:2d}{faults}: exit {self.exit_code}; {counts or 'nothing'}; "
+            f"night {self.number:2d}{faults}: exit {self.exit_code}; {counts or 'nothing'}"
+            f"{dangling}; "
             f"{self.tags} tags, {self.manifests} manifests stored "
             f"({self.pushed_total} pushed so far); {verdict}"
         )
@@ -113,6 +124,9 @@ class Life:
         self.late: list[tuple[str, str]] = []  # (repository, digest) a late Pod uses
         self.late_tags: set[str] = set()  # the tags on those digests (in use: not freed)
         self.config_path = root / "regsweep.yaml"
+        self.textfile = root / "metrics" / "regsweep.prom"
+        self.last_completion = 0.0
+        self.last_success: float | None = None  # of the textfile, the last good night's
         kube.write_kubeconfig(root / "kubeconfig")
         self._write_config()
 
@@ -136,6 +150,7 @@ class Life:
                 "keepImagesBuiltWithinLastNHours": 2,
             },
             "safety": {"maxDeleteFraction": 0.95},
+            "metrics": {"textfile": str(self.textfile)},
         }
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -309,8 +324,10 @@ class Life:
             faults=faults,
             ledger=result.ledger_path,
             run_id=result.flow_run_id,
+            dangling=result.dangling,
         )
         night.broken, night.tags = self._invariants(n)
+        night.broken += self._metric_invariants(code, result)
         return night
 
     def _run(self, moment: str, apply: bool) -> RunResult:
@@ -372,6 +389,44 @@ class Life:
                 if left:
                     broken.append(f"{branch}, deleted on night {deleted}, still has {left}")
         return broken, sum(len(t) for t in listed.values())
+
+    def _metric_invariants(self, code: int, result: RunResult) -> list[str]:
+        """What the night's metrics textfile must say about the night (see the module)."""
+        checked = subprocess.run(
+            ["promtool", "check", "metrics"], input=self.textfile.read_bytes(), capture_output=True
+        )
+        broken = [f"promtool: {checked.stderr.decode()[-200:]}"] if checked.returncode else []
+        values = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(self.textfile.read_text())
+            for sample in family.samples
+        }
+
+        def metric(name: str, **labels: str) -> float | None:
+            found = [v for (n, ls), v in values.items() if n == name and labels.items() <= set(ls)]
+            return found[0] if len(found) == 1 else None
+
+        completed = metric("regsweep_last_completion_timestamp_seconds") or 0.0
+        if completed <= self.last_completion:
+            broken.append(f"metrics: last completion {completed} did not move on")
+        self.last_completion = completed
+        if code == 0:
+            self.last_success = completed
+        success = metric("regsweep_last_success_timestamp_seconds")
+        if success != self.last_success:
+            broken.append(f"metrics: last success {success}, expected {self.last_success}")
+        deleted = metric("regsweep_last_run_outcomes", outcome="deleted") or 0
+        if deleted != result.outcomes.get("deleted", 0):
+            broken.append(f"metrics: {deleted} deleted, the run says {result.outcomes}")
+        dangling = {
+            state: metric("regsweep_last_run_dangling_tags", state=state)
+            for state in ("found", "repaired")
+        }
+        if dangling != {k: float(v) for k, v in result.dangling.items()}:
+            broken.append(f"metrics: dangling tags {dangling}, the run says {result.dangling}")
+        if dangling["found"] != dangling["repaired"]:
+            broken.append(f"an apply left dangling tags unrepaired: {dangling}")
+        return broken
 
 
 def _skopeo_inspect(url: str, reference: str) -> str:

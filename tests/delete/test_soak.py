@@ -41,6 +41,11 @@ def test_six_nights_with_a_crash_a_race_a_late_pod_and_a_rollback(
     crash = nights[2]
     print(crash.notes)
     assert any(note.startswith("tag naming nothing") for note in crash.notes), crash.notes
+    # The crash's dangling tag was found and repaired, and the metrics said so
+    assert crash.dangling["found"] >= 1 and crash.dangling == {
+        "found": crash.dangling["found"],
+        "repaired": crash.dangling["found"],
+    }
     # Every record of the night, its repairs included, is the night's run's.
     assert {r.flow_run_id for r in read_ledger(crash.ledger)} == {crash.run_id}
     assert nights[-1].exit_code == 0
