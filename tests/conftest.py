@@ -25,6 +25,22 @@ from flows.demo.kube_api import KubeAPIFixture  # noqa: E402
 from flows.demo.registry_server import LocalRegistry  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def held_to_the_descriptions(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every exchange a vendor fake answered in the test, validated against the vendor's
+    published API description (tests/contracts): a divergence fails the test. Tests that
+    send what the real API never would, on purpose, say so with `off_contract`."""
+    from tests.contracts.validate import RECORDED, contract
+
+    RECORDED.clear()
+    yield
+    recorded, RECORDED[:] = list(RECORDED), []
+    if request.node.get_closest_marker("off_contract"):
+        return
+    found = [line for vendor, ex in recorded for line in contract(vendor).divergences(ex)]
+    assert not found, "the vendor fakes diverged from the descriptions:\n" + "\n".join(found)
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness

@@ -191,6 +191,7 @@ def test_no_push_rule_asks_no_vendor_for_push_times(
     assert not [p for m, p in fake.requests if m == "GET" and "/tags/" in p]
 
 
+@pytest.mark.off_contract("a bad push_time on purpose: what the code does with one")
 def test_a_listing_without_a_time_keeps_the_image_and_a_bad_time_stops_the_repository(
     registry: LocalRegistry, tmp_path: Path
 ) -> None:

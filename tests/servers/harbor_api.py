@@ -1,7 +1,8 @@
 """A loopback fake of Harbor's immutable-tag status, in front of a real registry.
 
 No Harbor here, so this follows Harbor's REST API (v2.0) description for the one call
-regsweep makes, on the registry's own host (a proxy):
+regsweep makes, on the registry's own host (a proxy); every answer is held to that
+description (tests/contracts/descriptions/harbor.yaml, after each test):
 
     GET /api/v2.0/projects/<project>/repositories/<name, encoded twice>/artifacts
         ?with_tag=true&with_immutable_status=true&page_size=&page=
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from flows.demo.registry_server import LocalRegistry
+from tests.contracts.validate import Exchange, record
 from tests.servers.http_proxy import Answer, RegistryProxy
 from tests.servers.storage_view import images_of, pushed_at
 
@@ -77,8 +79,9 @@ class HarborFake:
         if page * size < len(artifacts):
             following = parts.query.replace(f"page={page}", f"page={page + 1}")
             answer["Link"] = f'<{parts.path}?{following}>; rel="next"'
-        body = artifacts[(page - 1) * size : page * size]
-        return 200, answer, json.dumps(body).encode()
+        payload = json.dumps(artifacts[(page - 1) * size : page * size]).encode()
+        record("harbor", Exchange(method, target, headers, b"", 200, answer, payload))
+        return 200, answer, payload
 
     def oci(self) -> RegistryProxy:
         return RegistryProxy(self.registry.url, intercept=self.intercept)

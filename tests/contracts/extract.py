@@ -1,0 +1,238 @@
+"""Re-extract the vendor API descriptions the contract tests hold our fakes and backends to.
+
+Each vendor publishes a machine-readable description of its API; the contract tests
+(`tests.contracts.validate`) need only the operations regsweep sends, so each description is
+kept trimmed to those (`OPERATIONS`) and what they reference, and, where the vendor still
+writes Swagger 2.0, converted to OpenAPI 3.0 (what openapi-core validates). An upgrade is a
+newer upstream file through this script and a diff anyone can read:
+
+    python -m tests.contracts.extract harbor path/to/harbor/api/v2.0/swagger.yaml \\
+        --commit <sha> [--out tests/contracts/descriptions]
+
+The source (repository, path, commit, licence) is written into the trimmed file's `info`
+(`x-source`), and listed in `descriptions/SOURCES.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent / "descriptions"
+
+# vendor -> (method, path template as the description spells it) of every operation we send
+OPERATIONS: dict[str, list[tuple[str, str]]] = {
+    "harbor": [("get", "/projects/{project_name}/repositories/{repository_name}/artifacts")],
+}
+SOURCES: dict[str, dict[str, str]] = {
+    "harbor": {
+        "repository": "goharbor/harbor",
+        "path": "api/v2.0/swagger.yaml",
+        "licence": "Apache-2.0",
+    },
+}
+METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+
+
+def trim(document: dict[str, Any], operations: list[tuple[str, str]]) -> dict[str, Any]:
+    """`document` with only `operations` and what they reference (OpenAPI 3.0 out)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path in operations:
+        item = document["paths"].get(path)
+        if item is None or method not in item:
+            raise SystemExit(f"{method.upper()} {path} is not in the description")
+        kept = paths.setdefault(path, {k: v for k, v in item.items() if k not in METHODS})
+        kept[method] = item[method]
+    if str(document.get("swagger", "")).startswith("2"):
+        return _from_swagger(document, paths)
+    trimmed = {k: v for k, v in document.items() if k not in ("paths", "components")}
+    trimmed["paths"] = paths
+    trimmed["components"] = _referenced(document, paths, "#/components/")
+    return trimmed
+
+
+def _referenced(document: dict[str, Any], start: Any, prefix: str) -> dict[str, Any]:
+    """The parts of `document` under `prefix` that `start` references, transitively, in the
+    same nesting (`{"schemas": {...}, "parameters": {...}}`)."""
+    found: dict[str, Any] = {}
+    queue = [start]
+    seen: set[str] = set()
+    while queue:
+        for ref in _refs(queue.pop()):
+            if ref in seen or not ref.startswith(prefix):
+                continue
+            seen.add(ref)
+            section, name = ref[len(prefix) :].split("/", 1)
+            target = document[prefix[2:-1]][section][name]
+            found.setdefault(section, {})[name] = target
+            queue.append(target)
+    return {section: dict(sorted(items.items())) for section, items in sorted(found.items())}
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+# -- Swagger 2.0 -> OpenAPI 3.0, for what the trimmed operations use -----------------------
+
+SCHEMA_KEYS = (
+    *("type", "format", "items", "enum", "default", "minimum", "maximum", "pattern"),
+    *("minLength", "maxLength", "minItems", "maxItems"),
+)
+OPERATION_KEYS = ("summary", "operationId", "tags", "security")
+
+
+def _from_swagger(document: dict[str, Any], paths: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    produces = document.get("produces") or ["application/json"]
+    converted: dict[str, dict[str, Any]] = {}
+    for path, item in paths.items():
+        shared = [_resolve(document, p) for p in item.get("parameters", [])]
+        for method, operation in item.items():
+            if method not in METHODS:
+                continue
+            out = {
+                k: copy.deepcopy(v)
+                for k, v in operation.items()
+                if k in ("summary", "operationId", "tags", "security")
+            }
+            parameters = shared + [_resolve(document, p) for p in operation.get("parameters", [])]
+            out["parameters"] = [
+                _parameter(p) for p in parameters if p["in"] not in ("body", "formData")
+            ]
+            for body in (p for p in parameters if p["in"] == "body"):
+                out["requestBody"] = {
+                    "required": bool(body.get("required")),
+                    "content": {"application/json": {"schema": _schema(body["schema"])}},
+                }
+            types = operation.get("produces") or produces
+            out["responses"] = {
+                str(status): _response(_resolve(document, answer), types)
+                for status, answer in operation["responses"].items()
+            }
+            converted.setdefault(path, {})[method] = out
+    result: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {k: v for k, v in document["info"].items() if k in ("title", "version")},
+        "servers": [{"url": document.get("basePath", "/")}],
+        "paths": converted,
+    }
+    if "security" in document:
+        result["security"] = document["security"]
+    schemas = _referenced(
+        {
+            "components": {
+                "schemas": {
+                    name: _schema(schema)
+                    for name, schema in document.get("definitions", {}).items()
+                }
+            }
+        },
+        converted,
+        "#/components/",
+    )
+    result["components"] = schemas
+    schemes = {
+        name: _security_scheme(scheme)
+        for name, scheme in document.get("securityDefinitions", {}).items()
+    }
+    if schemes:
+        result["components"]["securitySchemes"] = schemes
+    return result
+
+
+def _resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """A `#/parameters/...` or `#/responses/...` reference replaced by what it names."""
+    ref = node.get("$ref", "")
+    if ref.startswith(("#/parameters/", "#/responses/")):
+        _, section, name = ref.split("/")
+        return document[section][name]
+    return node
+
+
+def _parameter(parameter: dict[str, Any]) -> dict[str, Any]:
+    schema = {k: parameter[k] for k in SCHEMA_KEYS if k in parameter}
+    if "items" in schema:
+        schema["items"] = _schema(schema["items"])
+    out = {"name": parameter["name"], "in": parameter["in"], "schema": schema}
+    if parameter.get("required"):
+        out["required"] = True
+    return out
+
+
+def _response(answer: dict[str, Any], types: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": answer.get("description", "")}
+    if "headers" in answer:
+        out["headers"] = {
+            name: {"schema": {k: v for k, v in header.items() if k in SCHEMA_KEYS}}
+            for name, header in answer["headers"].items()
+        }
+    if "schema" in answer:
+        out["content"] = {t: {"schema": _schema(answer["schema"])} for t in types}
+    return out
+
+
+def _schema(node: Any) -> Any:
+    """A Swagger 2.0 schema as OpenAPI 3.0 writes it: references to components, and
+    `x-nullable` as `nullable`."""
+    if isinstance(node, list):
+        return [_schema(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "$ref" and isinstance(value, str):
+            out[key] = re.sub(r"^#/definitions/", "#/components/schemas/", value)
+        elif key == "x-nullable":
+            out["nullable"] = value
+        elif key in ("properties", "definitions"):
+            out[key] = {name: _schema(v) for name, v in value.items()}
+        else:
+            out[key] = _schema(value)
+    return out
+
+
+def _security_scheme(scheme: dict[str, Any]) -> dict[str, Any]:
+    if scheme["type"] == "basic":
+        return {"type": "http", "scheme": "basic"}
+    return {k: v for k, v in scheme.items() if k in ("type", "name", "in", "description")}
+
+
+def write(vendor: str, trimmed: dict[str, Any], commit: str, out: Path) -> Path:
+    trimmed["info"] = {**trimmed["info"], "x-source": {**SOURCES[vendor], "commit": commit}}
+    path = out / f"{vendor}.yaml"
+    header = (
+        f"# {vendor}: the operations regsweep sends, trimmed from {SOURCES[vendor]['repository']}"
+        f" {SOURCES[vendor]['path']} at {commit} ({SOURCES[vendor]['licence']}).\n"
+        "# Generated by `python -m tests.contracts.extract`: do not edit by hand.\n"
+    )
+    path.write_text(header + yaml.safe_dump(trimmed, sort_keys=False, width=100))
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("vendor", choices=sorted(OPERATIONS))
+    parser.add_argument("source", type=Path, help="the upstream description (YAML or JSON)")
+    parser.add_argument("--commit", required=True, help="the upstream commit it came from")
+    parser.add_argument("--out", type=Path, default=HERE)
+    args = parser.parse_args(argv)
+    text = args.source.read_text()
+    document = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    written = write(args.vendor, trim(document, OPERATIONS[args.vendor]), args.commit, args.out)
+    print(f"wrote {written}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The vendor descriptions the fakes are held to (tests/contracts/descriptions), and proof
+that holding them can fail: a divergence planted in what a fake answered (a renamed field)
+or in what a backend sent (a parameter the description does not allow, a path it does not
+define) is named, with its operation and field. Every test that uses a fake with a
+description is checked after it ran (tests/conftest.py: `held_to_the_descriptions`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from flows.demo.registry_server import LocalRegistry
+from tasks.registry.client import RegistryClient
+from tasks.registry.vendors.harbor import Harbor
+from tests.contracts.extract import OPERATIONS, trim
+from tests.contracts.validate import DESCRIPTIONS, RECORDED, Contract, Exchange, load
+from tests.registry.vendors import push
+from tests.servers.harbor_api import HarborFake
+
+VENDORS = sorted(OPERATIONS)
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_each_description_holds_exactly_our_operations_and_names_its_source(vendor: str) -> None:
+    document = load(vendor)
+    source = document["info"]["x-source"]
+    assert (
+        set(source) == {"repository", "path", "commit", "licence"} and len(source["commit"]) == 40
+    )
+    held = {
+        (method, path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in ("get", "put", "post", "delete", "patch", "head")
+    }
+    assert held == set(OPERATIONS[vendor])
+    assert source["repository"] in (DESCRIPTIONS / "SOURCES.md").read_text()
+    Contract(vendor)  # openapi-core validates the description itself as it loads it
+
+
+def test_trimming_keeps_what_an_operation_references_and_converts_swagger_2() -> None:
+    swagger = {
+        "swagger": "2.0",
+        "info": {"title": "t", "version": "1"},
+        "basePath": "/api",
+        "parameters": {"page": {"name": "page", "in": "query", "type": "integer"}},
+        "paths": {
+            "/things/{id}": {
+                "get": {
+                    "operationId": "getThing",
+                    "parameters": [
+                        {"name": "id", "in": "path", "type": "string", "required": True},
+                        {"$ref": "#/parameters/page"},
+                    ],
+                    "responses": {
+                        "200": {"description": "ok", "schema": {"$ref": "#/definitions/Thing"}}
+                    },
+                },
+                "delete": {"responses": {"204": {"description": "gone"}}},
+            }
+        },
+        "definitions": {
+            "Thing": {"properties": {"part": {"$ref": "#/definitions/Part"}}},
+            "Part": {"properties": {"name": {"type": "string", "x-nullable": True}}},
+            "Unused": {"type": "object"},
+        },
+    }
+    trimmed = trim(swagger, [("get", "/things/{id}")])
+    assert trimmed["openapi"] == "3.0.3" and trimmed["servers"] == [{"url": "/api"}]
+    assert list(trimmed["paths"]["/things/{id}"]) == ["get"]
+    assert sorted(trimmed["components"]["schemas"]) == ["Part", "Thing"]
+    part = trimmed["components"]["schemas"]["Part"]["properties"]["name"]
+    assert part == {"type": "string", "nullable": True}
+    get = trimmed["paths"]["/things/{id}"]["get"]
+    assert [p["name"] for p in get["parameters"]] == ["id", "page"]
+    schema = get["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/Thing"}
+
+
+def harbor_exchanges(registry: LocalRegistry, tmp_path: Path) -> list[Exchange]:
+    """What Harbor's backend sends for a nested repository with an immutable tag, and what
+    the fake answers, as recorded."""
+    push(registry.url, {"library/app/web:one": ["v1", "frozen"], "library/app/web:two": []})
+    fake = HarborFake(registry, immutable={"frozen"})
+
+    async def read() -> None:
+        with fake.oci() as oci:
+            async with RegistryClient(oci.url) as client:
+                await Harbor(client).protected("library/app/web", [])
+
+    asyncio.run(read())
+    recorded = [exchange for vendor, exchange in RECORDED if vendor == "harbor"]
+    RECORDED.clear()  # judged here, planted divergences and all
+    return recorded
+
+
+def test_harbor_requests_and_answers_hold_and_planted_divergences_are_named(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    contract = Contract("harbor")
+    exchanges = harbor_exchanges(registry, tmp_path)
+    assert exchanges and all(contract.divergences(e) == [] for e in exchanges)
+    sent = exchanges[0]
+    # the fake renames a field of the answer
+    renamed = json.loads(sent.answer)
+    renamed[0]["pushed_time"] = renamed[0].pop("push_time")
+    found = contract.divergences(replace(sent, answer=json.dumps(renamed).encode()))
+    assert len(found) == 1 and found[0].startswith("harbor listArtifacts: GET ")
+    assert "0: Additional properties are not allowed ('pushed_time' was unexpected)" in found[0]
+    # the backend sends a parameter value the description does not allow
+    wrong = replace(sent, target=sent.target.replace("page_size=100", "page_size=1000"))
+    found = contract.divergences(wrong)
+    assert len(found) == 1 and "request" in found[0] and "page_size" in found[0]
+    # ... or a path it does not define (the repository's name not encoded: two segments)
+    unencoded = replace(sent, target=sent.target.replace("app%252Fweb", "app/web"))
+    assert "(no operation)" in contract.divergences(unencoded)[0]

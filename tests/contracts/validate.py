@@ -1,0 +1,166 @@
+"""Hold an exchange with a vendor fake to the vendor's own API description.
+
+`Contract(vendor)` loads `descriptions/<vendor>.yaml` (trimmed from the vendor's published
+description by `tests.contracts.extract`) and validates each `Exchange` with openapi-core:
+the request (method, path template, path, query and header parameters, body) and the answer
+(status, headers, body schema). A request the description does not define, or an answer it
+does not allow, is a divergence naming the operation and the field.
+
+Stricter than the description in one way, on purpose: an object the description lists the
+properties of may carry no other (most vendor schemas leave `additionalProperties` open, so
+a fake answering a renamed field would otherwise pass: the field our backend reads would be
+one the real API never sends).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Hashable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import yaml
+from openapi_core import OpenAPI
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Response
+
+DESCRIPTIONS = Path(__file__).resolve().parent / "descriptions"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request to a fake and its answer, as they crossed the wire."""
+
+    method: str
+    target: str  # path and query
+    headers: dict[str, str]
+    body: bytes
+    status: int
+    answer_headers: dict[str, str]
+    answer: bytes
+
+    def line(self) -> str:
+        return f"{self.method} {self.target} -> {self.status}"
+
+
+RECORDED: list[tuple[str, Exchange]] = []
+"""(vendor, exchange) of every answer a fake with a description gave in the current test;
+tests/conftest.py validates them after each test (`held_to_the_descriptions`)."""
+
+
+def record(vendor: str, exchange: Exchange) -> None:
+    RECORDED.append((vendor, exchange))
+
+
+@cache
+def contract(vendor: str) -> Contract:
+    return Contract(vendor)
+
+
+class Contract:
+    """One vendor's description, ready to validate exchanges."""
+
+    def __init__(self, vendor: str) -> None:
+        self.vendor = vendor
+        document = load(vendor)
+        self.source = document["info"]["x-source"]
+        self.operations = {
+            (method.upper(), path): operation.get("operationId", f"{method} {path}")
+            for path, item in document["paths"].items()
+            for method, operation in item.items()
+            if isinstance(operation, dict) and "responses" in operation
+        }
+        self.base = str(document.get("servers", [{}])[0].get("url", "")).rstrip("/")
+        self.openapi = OpenAPI.from_dict(cast(dict[Hashable, Any], _closed(document)))
+
+    def divergences(self, exchange: Exchange) -> list[str]:
+        """What in `exchange` the description does not allow, one line each (empty: none)."""
+        request = _request(exchange)
+        where = f"{self.vendor} {self.operation_of(exchange)}: {exchange.line()}"
+        try:
+            self.openapi.validate_request(request)
+        except Exception as exc:  # openapi-core's errors: the line says which and why
+            return [f"{where}: request: {_why(exc)}"]
+        response = WerkzeugOpenAPIResponse(
+            Response(exchange.answer, exchange.status, list(exchange.answer_headers.items()))
+        )
+        try:
+            self.openapi.validate_response(request, response)
+        except Exception as exc:
+            return [f"{where}: answer: {_why(exc)}"]
+        return []
+
+    def operation_of(self, exchange: Exchange) -> str:
+        """The operationId `exchange` is an instance of, or "(no operation)"."""
+        path = urlsplit(exchange.target).path.removeprefix(self.base)
+        for (method, template), name in self.operations.items():
+            pattern = re.sub(r"\\{[^}/]+\\}", "[^/]+", re.escape(template))
+            if method == exchange.method and re.fullmatch(pattern, path):
+                return str(name)
+        return "(no operation)"
+
+
+@cache
+def load(vendor: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((DESCRIPTIONS / f"{vendor}.yaml").read_text())
+    return loaded
+
+
+def _closed(document: dict[str, Any]) -> dict[str, Any]:
+    """The description with every object that lists its properties closed to others
+    (except inside allOf, where each part lists only some)."""
+    closed = copy.deepcopy(document)
+
+    def walk(node: Any, in_all_of: bool = False) -> None:
+        if isinstance(node, dict):
+            if (
+                not in_all_of
+                and isinstance(node.get("properties"), dict)
+                and "additionalProperties" not in node
+            ):
+                node["additionalProperties"] = False
+            for key, value in node.items():
+                if key in ("allOf", "anyOf", "oneOf"):
+                    for part in value:
+                        walk(part, in_all_of=True)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(closed)
+    return closed
+
+
+def _request(exchange: Exchange) -> WerkzeugOpenAPIRequest:
+    parts = urlsplit(exchange.target)
+    builder = EnvironBuilder(
+        method=exchange.method,
+        base_url="http://vendor.test",
+        path=parts.path,
+        query_string=parts.query,
+        headers=list(exchange.headers.items()),
+        data=exchange.body or None,
+    )
+    return WerkzeugOpenAPIRequest(builder.get_request())
+
+
+def _why(exc: BaseException) -> str:
+    """openapi-core's error: the schema errors under it, each naming its field (where the
+    error has them), else its messages down the chain."""
+    reasons: list[str] = []
+    fields: list[str] = []
+    node: BaseException | None = exc
+    while node is not None:
+        for error in getattr(node, "schema_errors", None) or []:
+            where = "/".join(str(p) for p in error.absolute_path) or "(whole body)"
+            fields.append(f"{where}: {error.message}")
+        reasons.append(f"{type(node).__name__}: {str(node)[:200]}")
+        node = node.__cause__ or node.__context__
+    return "; ".join(dict.fromkeys(fields or reasons))
