@@ -8,6 +8,8 @@ newer upstream file through this script and a diff anyone can read:
 
     python -m tests.contracts.extract harbor path/to/harbor/api/v2.0/swagger.yaml \\
         --commit <sha> [--out tests/contracts/descriptions]
+    python -m tests.contracts.extract ecr .venv/lib/python3.11/site-packages/botocore/data/\\
+ecr/2015-09-21/service-2.json.gz --commit botocore-<version>
 
 The source (repository, path, commit, licence) is written into the trimmed file's `info`
 (`x-source`), and listed in `descriptions/SOURCES.md`.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gzip
 import json
 import re
 import sys
@@ -30,6 +33,12 @@ HERE = Path(__file__).resolve().parent / "descriptions"
 # vendor -> (method, path template as the description spells it) of every operation we send
 OPERATIONS: dict[str, list[tuple[str, str]]] = {
     "harbor": [("get", "/projects/{project_name}/repositories/{repository_name}/artifacts")],
+    # botocore's model: (protocol, operation) - ECR speaks JSON 1.1 on POST /
+    "ecr": [
+        ("json", "DescribeRepositories"),
+        ("json", "DescribeImages"),
+        ("json", "BatchDeleteImage"),
+    ],
 }
 SOURCES: dict[str, dict[str, str]] = {
     "harbor": {
@@ -37,12 +46,20 @@ SOURCES: dict[str, dict[str, str]] = {
         "path": "api/v2.0/swagger.yaml",
         "licence": "Apache-2.0",
     },
+    "ecr": {
+        "repository": "boto/botocore",
+        "path": "botocore/data/ecr/2015-09-21/service-2.json",
+        "licence": "Apache-2.0",
+    },
 }
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
 
 def trim(document: dict[str, Any], operations: list[tuple[str, str]]) -> dict[str, Any]:
-    """`document` with only `operations` and what they reference (OpenAPI 3.0 out)."""
+    """`document` with only `operations` and what they reference (OpenAPI 3.0 out; a
+    botocore service model stays one, with the shapes the operations use)."""
+    if "shapes" in document and "operations" in document:
+        return _trim_botocore(document, [name for _, name in operations])
     paths: dict[str, dict[str, Any]] = {}
     for method, path in operations:
         item = document["paths"].get(path)
@@ -83,6 +100,52 @@ def _refs(node: Any) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
+
+
+def _trim_botocore(model: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """A botocore service model with only the operations `names` and the shapes they use
+    (input, output, errors, transitively)."""
+    operations = {}
+    for name in names:
+        if name not in model["operations"]:
+            raise SystemExit(f"{name} is not in the model")
+        operations[name] = model["operations"][name]
+    wanted = [
+        ref["shape"]
+        for operation in operations.values()
+        for ref in [operation.get("input"), operation.get("output"), *operation.get("errors", [])]
+        if ref
+    ]
+    shapes: dict[str, Any] = {}
+    while wanted:
+        name = wanted.pop()
+        if name in shapes:
+            continue
+        shape = shapes[name] = model["shapes"][name]
+        members = list(shape.get("members", {}).values())
+        members += [shape[k] for k in ("member", "key", "value") if k in shape]
+        wanted += [m["shape"] for m in members]
+    metadata = {k: v for k, v in model["metadata"].items() if k in METADATA_KEYS}
+    return _undocumented(
+        {
+            "version": model.get("version", "2.0"),
+            "metadata": metadata,
+            "operations": operations,
+            "shapes": dict(sorted(shapes.items())),
+        }
+    )
+
+
+def _undocumented(node: Any) -> Any:
+    """`node` without botocore's HTML `documentation` (the facts stay)."""
+    if isinstance(node, dict):
+        return {k: _undocumented(v) for k, v in node.items() if k != "documentation"}
+    if isinstance(node, list):
+        return [_undocumented(v) for v in node]
+    return node
+
+
+METADATA_KEYS = ("apiVersion", "jsonVersion", "protocol", "serviceId", "targetPrefix")
 
 
 # -- Swagger 2.0 -> OpenAPI 3.0, for what the trimmed operations use -----------------------
@@ -210,7 +273,11 @@ def _security_scheme(scheme: dict[str, Any]) -> dict[str, Any]:
 
 
 def write(vendor: str, trimmed: dict[str, Any], commit: str, out: Path) -> Path:
-    trimmed["info"] = {**trimmed["info"], "x-source": {**SOURCES[vendor], "commit": commit}}
+    source = {**SOURCES[vendor], "commit": commit}
+    if "info" in trimmed:
+        trimmed["info"] = {**trimmed["info"], "x-source": source}
+    else:
+        trimmed["metadata"]["x-source"] = source
     path = out / f"{vendor}.yaml"
     header = (
         f"# {vendor}: the operations regsweep sends, trimmed from {SOURCES[vendor]['repository']}"
@@ -225,10 +292,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("vendor", choices=sorted(OPERATIONS))
     parser.add_argument("source", type=Path, help="the upstream description (YAML or JSON)")
-    parser.add_argument("--commit", required=True, help="the upstream commit it came from")
+    parser.add_argument(
+        "--commit", required=True, help="the upstream commit (or release) it came from"
+    )
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args(argv)
-    text = args.source.read_text()
+    raw = args.source.read_bytes()
+    text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()
     document = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
     written = write(args.vendor, trim(document, OPERATIONS[args.vendor]), args.commit, args.out)
     print(f"wrote {written}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,10 +16,20 @@ import pytest
 
 from flows.demo.registry_server import LocalRegistry
 from tasks.registry.client import RegistryClient
+from tasks.registry.vendors.ecr import EcrRegistry
 from tasks.registry.vendors.harbor import Harbor
 from tests.contracts.extract import OPERATIONS, trim
-from tests.contracts.validate import DESCRIPTIONS, RECORDED, Contract, Exchange, load
+from tests.contracts.validate import (
+    DESCRIPTIONS,
+    RECORDED,
+    BotocoreContract,
+    Contract,
+    Exchange,
+    contract,
+    load,
+)
 from tests.registry.vendors import push
+from tests.servers.ecr_api import EcrFake
 from tests.servers.harbor_api import HarborFake
 
 VENDORS = sorted(OPERATIONS)
@@ -27,19 +38,20 @@ VENDORS = sorted(OPERATIONS)
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_each_description_holds_exactly_our_operations_and_names_its_source(vendor: str) -> None:
     document = load(vendor)
-    source = document["info"]["x-source"]
-    assert (
-        set(source) == {"repository", "path", "commit", "licence"} and len(source["commit"]) == 40
-    )
-    held = {
-        (method, path)
-        for path, item in document["paths"].items()
-        for method in item
-        if method in ("get", "put", "post", "delete", "patch", "head")
-    }
+    source = contract(vendor).source
+    assert set(source) == {"repository", "path", "commit", "licence"}
+    assert re.fullmatch(r"[0-9a-f]{40}|botocore-[0-9.]+", source["commit"]), source
+    if "operations" in document:  # a botocore model
+        held = {("json", name) for name in document["operations"]}
+    else:  # openapi-core validated the description itself as it loaded it
+        held = {
+            (method, path)
+            for path, item in document["paths"].items()
+            for method in item
+            if method in ("get", "put", "post", "delete", "patch", "head")
+        }
     assert held == set(OPERATIONS[vendor])
     assert source["repository"] in (DESCRIPTIONS / "SOURCES.md").read_text()
-    Contract(vendor)  # openapi-core validates the description itself as it loads it
 
 
 def test_trimming_keeps_what_an_operation_references_and_converts_swagger_2() -> None:
@@ -118,3 +130,52 @@ def test_harbor_requests_and_answers_hold_and_planted_divergences_are_named(
     # ... or a path it does not define (the repository's name not encoded: two segments)
     unencoded = replace(sent, target=sent.target.replace("app%252Fweb", "app/web"))
     assert "(no operation)" in contract.divergences(unencoded)[0]
+
+
+def test_ecr_requests_and_answers_hold_and_planted_divergences_are_named(
+    registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "AKIAFAKEFORTHELOOPBACK",
+        "AWS_SECRET_ACCESS_KEY": "fake-secret",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    digests = push(registry.url, {"team/app:1": ["v1"], "team/app:2": ["pr-1"]})
+    with EcrFake(registry).start() as fake:
+
+        async def talk() -> None:
+            ecr = EcrRegistry.for_host("ecr.test", fake.url)
+            try:
+                assert await ecr.repositories() == ["team/app"]
+                assert len(await ecr.images("team/app", "ACTIVE")) == 2
+                assert await ecr.delete("team/app", {"imageDigest": digests["team/app:2"]})
+                assert not await ecr.delete("team/app", {"imageDigest": digests["team/app:2"]})
+            finally:
+                await ecr.aclose()
+
+        asyncio.run(talk())
+    recorded = {e.headers["x-amz-target"].rsplit(".", 1)[1]: e for v, e in RECORDED if v == "ecr"}
+    RECORDED.clear()
+    contract = BotocoreContract("ecr")
+    assert set(recorded) == {"DescribeRepositories", "DescribeImages", "BatchDeleteImage"}
+    assert [line for e in recorded.values() for line in contract.divergences(e)] == []
+    images = recorded["DescribeImages"]
+    renamed = json.loads(images.answer)
+    renamed["imageDetails"][0]["pushedAt"] = renamed["imageDetails"][0].pop("imagePushedAt")
+    found = contract.divergences(replace(images, answer=json.dumps(renamed).encode()))
+    assert found == [
+        f"ecr DescribeImages: {images.line()}: answer: imageDetails/0: Additional "
+        "properties are not allowed ('pushedAt' was unexpected)"
+    ]
+    deleting = recorded["BatchDeleteImage"]
+    body = json.loads(deleting.body)
+    del body["repositoryName"]
+    found = contract.divergences(replace(deleting, body=json.dumps(body).encode()))
+    assert found == [
+        f"ecr BatchDeleteImage: {deleting.line()}: request: (whole body): 'repositoryName' "
+        "is a required property"
+    ]
+    error = json.dumps({"__type": "NoSuchImage", "message": "?"}).encode()
+    found = contract.divergences(replace(deleting, status=400, answer=error))
+    assert found and "error 'NoSuchImage' is not one the operation has" in found[0]

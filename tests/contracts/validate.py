@@ -15,6 +15,7 @@ one the real API never sends).
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import yaml
+from jsonschema import Draft202012Validator
 from openapi_core import OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
 from werkzeug.test import EnvironBuilder
@@ -58,7 +60,9 @@ def record(vendor: str, exchange: Exchange) -> None:
 
 
 @cache
-def contract(vendor: str) -> Contract:
+def contract(vendor: str) -> Contract | BotocoreContract:
+    if "operations" in load(vendor):
+        return BotocoreContract(vendor)
     return Contract(vendor)
 
 
@@ -103,6 +107,106 @@ class Contract:
             if method == exchange.method and re.fullmatch(pattern, path):
                 return str(name)
         return "(no operation)"
+
+
+class BotocoreContract:
+    """An AWS service's botocore model (JSON 1.1 protocol: `POST /`, the operation in
+    `X-Amz-Target`), its shapes turned into JSON Schema and validated with jsonschema:
+    the request body against the operation's input, a 200's body against its output, a
+    400's `__type` against the operation's errors and AWS's common ones."""
+
+    # AWS's common errors of every JSON-protocol service (not in each operation's model)
+    COMMON_ERRORS = frozenset(
+        {
+            "AccessDeniedException",
+            "IncompleteSignature",
+            "InternalFailure",
+            "MissingAuthenticationToken",
+            "ServiceUnavailable",
+            "ThrottlingException",
+            "UnrecognizedClientException",
+            "ValidationError",
+        }
+    )
+
+    def __init__(self, vendor: str) -> None:
+        self.vendor = vendor
+        model = load(vendor)
+        self.source = model["metadata"]["x-source"]
+        self.target = model["metadata"]["targetPrefix"] + "."
+        self.operations = model["operations"]
+        definitions = {name: _shape_schema(shape) for name, shape in model["shapes"].items()}
+        self._schema = {"$defs": definitions}
+
+    def divergences(self, exchange: Exchange) -> list[str]:
+        operation = exchange.headers.get("x-amz-target", "").removeprefix(self.target)
+        where = f"{self.vendor} {operation or '(no operation)'}: {exchange.line()}"
+        model = self.operations.get(operation)
+        if exchange.method != "POST" or urlsplit(exchange.target).path != "/" or model is None:
+            return [f"{where}: request: not an operation of the model"]
+        found = [
+            f"{where}: request: {line}"
+            for line in self._errors(json.loads(exchange.body or b"{}"), model["input"]["shape"])
+        ]
+        answer = json.loads(exchange.answer or b"{}")
+        if exchange.status == 200:
+            shape = model.get("output", {}).get("shape")
+            found += [f"{where}: answer: {line}" for line in self._errors(answer, shape)]
+        else:
+            declared = {e["shape"] for e in model.get("errors", [])} | self.COMMON_ERRORS
+            code = str(answer.get("__type", "")).rsplit("#", 1)[-1]
+            if code not in declared:
+                found.append(f"{where}: answer: error {code!r} is not one the operation has")
+        return found
+
+    def _errors(self, body: Any, shape: str | None) -> list[str]:
+        if shape is None:
+            return [] if body == {} else ["a body where the model has none"]
+        validator = Draft202012Validator({**self._schema, "$ref": f"#/$defs/{shape}"})
+        return [
+            f"{'/'.join(str(p) for p in e.absolute_path) or '(whole body)'}: {e.message}"
+            for e in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+        ]
+
+
+def _shape_schema(shape: dict[str, Any]) -> dict[str, Any]:
+    """One botocore shape as JSON Schema (JSON 1.1 protocol: timestamps are epoch seconds,
+    blobs base64 strings); a structure takes no member the model does not name."""
+    kind = shape["type"]
+    if kind == "structure":
+        return {
+            "type": "object",
+            "properties": {
+                name: {"$ref": f"#/$defs/{member['shape']}"}
+                for name, member in shape.get("members", {}).items()
+            },
+            "required": list(shape.get("required", [])),
+            "additionalProperties": False,
+        }
+    if kind == "list":
+        schema: dict[str, Any] = {
+            "type": "array",
+            "items": {"$ref": f"#/$defs/{shape['member']['shape']}"},
+        }
+        bounds = {"min": "minItems", "max": "maxItems"}
+    elif kind == "map":
+        value = {"$ref": f"#/$defs/{shape['value']['shape']}"}
+        return {"type": "object", "additionalProperties": value}
+    elif kind == "string":
+        schema = {"type": "string"}
+        if "enum" in shape:
+            schema["enum"] = shape["enum"]
+        bounds = {"min": "minLength", "max": "maxLength"}
+    elif kind in ("integer", "long"):
+        schema, bounds = {"type": "integer"}, {"min": "minimum", "max": "maximum"}
+    elif kind in ("float", "double", "timestamp"):
+        schema, bounds = {"type": "number"}, {}
+    elif kind == "boolean":
+        schema, bounds = {"type": "boolean"}, {}
+    else:  # blob
+        schema, bounds = {"type": "string"}, {}
+    schema.update({bounds[k]: shape[k] for k in bounds if k in shape})
+    return schema
 
 
 @cache

@@ -2,7 +2,8 @@
 
 No AWS here, and moto's ECR keeps images of its own that the OCI side would not see, so
 this serves the three operations regsweep calls as botocore's service model
-(`ecr/2015-09-21`) describes them, in its JSON 1.1 protocol (`POST /`,
+(`ecr/2015-09-21`) describes them (every exchange is held to the model after each test:
+tests/contracts/descriptions/ecr.yaml), in its JSON 1.1 protocol (`POST /`,
 `X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.<Operation>`):
 
     DescribeRepositories  {repositories: [{repositoryName, registryId, ...}], nextToken}
@@ -40,6 +41,8 @@ ACCOUNT = "123456789012"
 @dataclass
 class EcrFake(VendorApiFake):
     """`requests`: those answered, as (operation, repository); `limit_every`: throttled."""
+
+    description = "ecr"
 
     archived: set[str] = field(default_factory=set)
     throttled: int = 0
@@ -138,7 +141,8 @@ class EcrFake(VendorApiFake):
             )
             assert status == 202, (status, body)
             done.append({"imageDigest": digest, **image_id})
-        return _ok({"imageIds": done, "failures": failures})
+        # the model's ImageIdentifierList has at least one member: none deleted, none sent
+        return _ok({"imageIds": done, "failures": failures} if done else {"failures": failures})
 
     def _listed_by_an_index(
         self, repository: str, digest: str, images: dict[str, list[str]]

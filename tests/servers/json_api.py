@@ -16,11 +16,16 @@ from typing import Any
 
 from flows.demo.loopback import LoopbackServer, QuietHandler
 from flows.demo.registry_server import LocalRegistry
+from tests.contracts.validate import Exchange, record
 from tests.servers.http_proxy import Answer
 from tests.servers.storage_view import repositories_root
 
 
 class JsonApiFake(LoopbackServer):
+    # the vendor whose published description (tests/contracts/descriptions) every answer
+    # is held to after the test, or None
+    description: str | None = None
+
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
         raise NotImplementedError
 
@@ -30,9 +35,13 @@ class JsonApiFake(LoopbackServer):
         class Handler(QuietHandler):
             def do_GET(self) -> None:
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                status, answer, payload = fake.answer(
-                    self.command, self.path, headers, self.read_body()
-                )
+                body = self.read_body()
+                status, answer, payload = fake.answer(self.command, self.path, headers, body)
+                if fake.description:
+                    exchange = Exchange(
+                        self.command, self.path, headers, body, status, answer, payload
+                    )
+                    record(fake.description, exchange)
                 self.reply(status, answer, payload)
 
             do_DELETE = do_POST = do_PUT = do_GET
