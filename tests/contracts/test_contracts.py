@@ -28,7 +28,7 @@ from tests.contracts.validate import (
     contract,
     load,
 )
-from tests.registry.vendors import push
+from tests.registry.vendors import aws_test_credentials, push
 from tests.servers.ecr_api import EcrFake
 from tests.servers.harbor_api import HarborFake
 
@@ -135,12 +135,7 @@ def test_harbor_requests_and_answers_hold_and_planted_divergences_are_named(
 def test_ecr_requests_and_answers_hold_and_planted_divergences_are_named(
     registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "AKIAFAKEFORTHELOOPBACK",
-        "AWS_SECRET_ACCESS_KEY": "fake-secret",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    aws_test_credentials(monkeypatch)
     digests = push(registry.url, {"team/app:1": ["v1"], "team/app:2": ["pr-1"]})
     with EcrFake(registry).start() as fake:
 

@@ -23,7 +23,7 @@ from tasks.delete.stage import run_deletion
 from tasks.registry.client import RegistryClient
 from tasks.registry.vendors import registry_kind
 from tests.cli import run_cli
-from tests.registry.vendors import OLD, push, serving, vendor_config
+from tests.registry.vendors import OLD, aws_test_credentials, push, serving, vendor_config
 from tests.servers.ecr_api import EcrFake
 from tests.servers.http_proxy import RegistryProxy
 from tests.skopeo import assert_every_tag_pulls, skopeo_tags
@@ -33,13 +33,7 @@ from tests.skopeo import assert_every_tag_pulls, skopeo_tags
 def ecr(
     registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[EcrFake, RegistryProxy]]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "AKIAFAKEFORTHELOOPBACK",
-        "AWS_SECRET_ACCESS_KEY": "fake-secret",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    aws_test_credentials(monkeypatch)
     with serving(EcrFake(registry).start()) as served:
         yield served
 

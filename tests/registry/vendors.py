@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+import pytest
 import yaml
 
 from flows.demo.images import push_image
@@ -75,3 +76,14 @@ def vendor_config(
     }
     config.write_text(yaml.safe_dump(document))
     return config
+
+
+def aws_test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials and a region for boto3 against the loopback ECR fake (never AWS)."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "AKIAFAKEFORTHELOOPBACK",
+        "AWS_SECRET_ACCESS_KEY": "fake-secret",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
