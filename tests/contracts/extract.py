@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent / "descriptions"
 # vendor -> (method, path template as the description spells it) of every operation we send
 OPERATIONS: dict[str, list[tuple[str, str]]] = {
     "harbor": [("get", "/projects/{project_name}/repositories/{repository_name}/artifacts")],
+    "acr": [("get", "/acr/v1/{name}/_manifests"), ("get", "/acr/v1/{name}/_tags")],
     # botocore's model: (protocol, operation) - ECR speaks JSON 1.1 on POST /
     "ecr": [
         ("json", "DescribeRepositories"),
@@ -45,6 +46,12 @@ SOURCES: dict[str, dict[str, str]] = {
         "repository": "goharbor/harbor",
         "path": "api/v2.0/swagger.yaml",
         "licence": "Apache-2.0",
+    },
+    "acr": {
+        "repository": "Azure/azure-rest-api-specs",
+        "path": "specification/containerregistry/data-plane/Azure.ContainerRegistry/stable/"
+        "2021-07-01/containerregistry.json",
+        "licence": "MIT",
     },
     "ecr": {
         "repository": "boto/botocore",
@@ -70,9 +77,21 @@ def trim(document: dict[str, Any], operations: list[tuple[str, str]]) -> dict[st
     if str(document.get("swagger", "")).startswith("2"):
         return _from_swagger(document, paths)
     trimmed = {k: v for k, v in document.items() if k not in ("paths", "components")}
-    trimmed["paths"] = paths
-    trimmed["components"] = _referenced(document, paths, "#/components/")
+    trimmed["paths"] = _bare(paths)
+    trimmed["components"] = _bare(_referenced(document, paths, "#/components/"))
     return trimmed
+
+
+def _bare(node: Any, key: str = "") -> Any:
+    """An OpenAPI 3 part without prose, examples and extensions (the facts stay); the
+    names under `properties` are kept whatever they are."""
+    if isinstance(node, list):
+        return [_bare(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if key == "properties":
+        return {name: _bare(v) for name, v in node.items()}
+    return {k: _bare(v, k) for k, v in node.items() if k not in PROSE and not k.startswith("x-")}
 
 
 def _referenced(document: dict[str, Any], start: Any, prefix: str) -> dict[str, Any]:
@@ -247,8 +266,9 @@ def _response(answer: dict[str, Any], types: list[str]) -> dict[str, Any]:
 
 
 def _schema(node: Any) -> Any:
-    """A Swagger 2.0 schema as OpenAPI 3.0 writes it: references to components, and
-    `x-nullable` as `nullable`."""
+    """A Swagger 2.0 schema as OpenAPI 3.0 writes it: references to components,
+    `x-nullable` as `nullable`, an Azure enum marked `modelAsString` (open to new values)
+    as a plain string; prose, examples and other extensions left out (`PROSE`)."""
     if isinstance(node, list):
         return [_schema(v) for v in node]
     if not isinstance(node, dict):
@@ -261,9 +281,16 @@ def _schema(node: Any) -> Any:
             out["nullable"] = value
         elif key in ("properties", "definitions"):
             out[key] = {name: _schema(v) for name, v in value.items()}
+        elif key in PROSE or key.startswith("x-"):
+            continue
         else:
             out[key] = _schema(value)
+    if (node.get("x-ms-enum") or {}).get("modelAsString"):
+        out.pop("enum", None)
     return out
+
+
+PROSE = frozenset({"description", "example", "examples", "title"})
 
 
 def _security_scheme(scheme: dict[str, Any]) -> dict[str, Any]:

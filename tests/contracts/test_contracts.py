@@ -11,11 +11,13 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from flows.demo.registry_server import LocalRegistry
 from tasks.registry.client import RegistryClient
+from tasks.registry.vendors.acr import Acr
 from tasks.registry.vendors.ecr import EcrRegistry
 from tasks.registry.vendors.harbor import Harbor
 from tests.contracts.extract import OPERATIONS, trim
@@ -29,6 +31,7 @@ from tests.contracts.validate import (
     load,
 )
 from tests.registry.vendors import aws_test_credentials, push
+from tests.servers.acr_api import AcrFake
 from tests.servers.ecr_api import EcrFake
 from tests.servers.harbor_api import HarborFake
 
@@ -174,3 +177,37 @@ def test_ecr_requests_and_answers_hold_and_planted_divergences_are_named(
     error = json.dumps({"__type": "NoSuchImage", "message": "?"}).encode()
     found = contract.divergences(replace(deleting, status=400, answer=error))
     assert found and "error 'NoSuchImage' is not one the operation has" in found[0]
+
+
+def test_acr_requests_and_answers_hold_and_planted_divergences_are_named(
+    registry: LocalRegistry,
+) -> None:
+    push(registry.url, {"team/app:one": ["v1"], "team/app:two": ["pr-1"]})
+    fake = AcrFake(registry, locked={"v1"})
+
+    async def read() -> None:
+        with fake.oci() as oci:
+            async with RegistryClient(oci.url) as client:
+                await Acr(client).protected("team/app", [])
+
+    asyncio.run(read())
+    recorded = {urlsplit(e.target).path: e for v, e in RECORDED if v == "acr"}
+    RECORDED.clear()
+    contract = Contract("acr")
+    manifests = recorded["/acr/v1/team%2Fapp/_manifests"]
+    tags = recorded["/acr/v1/team%2Fapp/_tags"]
+    assert contract.divergences(manifests) == contract.divergences(tags) == []
+    listed = json.loads(tags.answer)
+    del listed["tags"][0]["createdTime"]  # the fake leaves out a field the API always sends
+    found = contract.divergences(replace(tags, answer=json.dumps(listed).encode()))
+    assert len(found) == 1 and found[0].startswith("acr ContainerRegistry_GetTags: GET ")
+    assert "tags/0: 'createdTime' is a required property" in found[0]
+    renamed = json.loads(manifests.answer)
+    renamed["manifests"][0]["lastUpdatedOn"] = renamed["manifests"][0].pop("lastUpdateTime")
+    found = contract.divergences(replace(manifests, answer=json.dumps(renamed).encode()))
+    assert "manifests/0: 'lastUpdateTime' is a required property" in found[0]
+    # the backend sends the repository's "/" raw: a path the description does not define
+    raw = replace(manifests, target=manifests.target.replace("team%2Fapp", "team/app"))
+    assert "(no operation)" in contract.divergences(raw)[0]
+    wrong = replace(manifests, target=manifests.target.replace("n=1000", "n=many"))
+    assert "Query parameter error: n" in contract.divergences(wrong)[0]

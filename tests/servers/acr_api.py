@@ -2,14 +2,15 @@
 
 No Azure here, so this follows the "Azure Container Registry runtime" REST description for
 the two metadata calls regsweep makes, served on the registry's own host in front of the
-real registry (a proxy):
+real registry (a proxy); every answer is held to that description after each test
+(tests/contracts/descriptions/acr.yaml). `<name>` is one path segment, "/" encoded:
 
     GET /acr/v1/<name>/_manifests   {registry, imageName, manifests: [{digest, tags,
-                                    mediaType, createdTime, lastUpdateTime (when the real
-                                    registry wrote it), changeableAttributes: {deleteEnabled,
+                                    createdTime, lastUpdateTime (when the real registry
+                                    wrote it), changeableAttributes: {deleteEnabled,
                                     writeEnabled, readEnabled, listEnabled}}]}
-    GET /acr/v1/<name>/_tags        {registry, imageName, tags: [{name, digest,
-                                    changeableAttributes}]}
+    GET /acr/v1/<name>/_tags        {registry, imageName, tags: [{name, digest, createdTime,
+                                    lastUpdateTime, changeableAttributes}]}
 
 `Link` pages of `n` items. A locked manifest or tag (`locked`: digests and tag names)
 answers a DELETE with 405, as ACR refuses it. Everything else goes to the registry.
@@ -21,9 +22,10 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from flows.demo.registry_server import LocalRegistry
+from tests.contracts.validate import Exchange, record
 from tests.servers.http_proxy import Answer, RegistryProxy
 from tests.servers.storage_view import images_of, pushed_at
 
@@ -58,7 +60,8 @@ class AcrFake:
             return None
         if method != "GET" or not parts.path.startswith("/acr/v1/"):
             return None
-        repository, _, what = parts.path.removeprefix("/acr/v1/").rpartition("/")
+        encoded, _, what = parts.path.removeprefix("/acr/v1/").rpartition("/")
+        repository = unquote(encoded)
         images = self._images(repository)
         items: list[dict[str, Any]]
         if what == "_manifests":
@@ -74,7 +77,13 @@ class AcrFake:
             ]
         elif what == "_tags":
             items = [
-                {"name": t, "digest": d, "changeableAttributes": self._attributes(t)}
+                {
+                    "name": t,
+                    "digest": d,
+                    "createdTime": acr_time(pushed_at(self.registry, repository, d)),
+                    "lastUpdateTime": acr_time(pushed_at(self.registry, repository, d)),
+                    "changeableAttributes": self._attributes(t),
+                }
                 for d, tags in sorted(images.items())
                 for t in tags
             ]
@@ -89,13 +98,15 @@ class AcrFake:
         page, more = after[:n], after[n:]
         answer = {"Content-Type": "application/json"}
         if more:
-            answer["Link"] = f'</acr/v1/{repository}/{what}?n={n}&last={page[-1][key]}>; rel="next"'
+            answer["Link"] = f'<{parts.path}?n={n}&last={page[-1][key]}>; rel="next"'
         body: dict[str, Any] = {
             "registry": self.registry.host,
             "imageName": repository,
             what.strip("_"): page,
         }
-        return 200, answer, json.dumps(body).encode()
+        payload = json.dumps(body).encode()
+        record("acr", Exchange(method, target, headers, b"", 200, answer, payload))
+        return 200, answer, payload
 
     def oci(self) -> RegistryProxy:
         return RegistryProxy(self.registry.url, intercept=self.intercept)

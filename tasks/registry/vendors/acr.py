@@ -10,7 +10,10 @@ Container Registry runtime" REST description), with the registry's own token (sc
     GET /acr/v1/<name>/_manifests?n=1000   {manifests: [{digest, tags, createdTime,
                                             lastUpdateTime, changeableAttributes:
                                             {deleteEnabled, ...}}]}, `Link` rel="next"
-    GET /acr/v1/<name>/_tags?n=1000        {tags: [{name, digest, changeableAttributes}]}
+    GET /acr/v1/<name>/_tags?n=1000        {tags: [{name, digest, createdTime,
+                                            lastUpdateTime, changeableAttributes}]}
+
+`<name>` is one path segment, its "/" encoded (the description's `{name}` parameter).
 
 Locked ones are kept as `protected` and never sent. A manifest's `lastUpdateTime` (else its
 `createdTime`) is its push time for the registry policies; one listing serves both.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from tasks.registry.client import paged_list
 from tasks.registry.vendors.base import Protection, Vendor, vendor_time
@@ -52,7 +56,7 @@ class Acr(Vendor):
     async def manifests(self, repository: str) -> list[dict[str, Any]]:
         """Every manifest ACR lists in `repository` (listed once a scan)."""
         if repository not in self._manifests:
-            path = f"/acr/v1/{repository}/_manifests?n={PAGE}"
+            path = f"/acr/v1/{_segment(repository)}/_manifests?n={PAGE}"
             self._manifests[repository] = await paged_list(
                 self.client, path, _scope(repository), "manifests", dict
             )
@@ -69,7 +73,11 @@ class Acr(Vendor):
                 found.append(("", digest, why))
                 found += [(str(tag), digest, why) for tag in manifest.get("tags") or []]
         for tag in await paged_list(
-            self.client, f"/acr/v1/{repository}/_tags?n={PAGE}", _scope(repository), "tags", dict
+            self.client,
+            f"/acr/v1/{_segment(repository)}/_tags?n={PAGE}",
+            _scope(repository),
+            "tags",
+            dict,
         ):
             if _locked(tag) and tag.get("name"):
                 why = "ACR tag locked (deleteEnabled: false)"
@@ -85,6 +93,12 @@ class Acr(Vendor):
             if digest and when is not None:
                 found[digest] = when
         return found
+
+
+def _segment(repository: str) -> str:
+    """The repository as the description's `{name}` path parameter: one segment, its "/"
+    encoded (as Azure's own SDK sends it; `az acr` sends them raw, which ACR also takes)."""
+    return quote(repository, safe="")
 
 
 def _scope(repository: str) -> str:
