@@ -96,20 +96,21 @@ def test_trimming_keeps_what_an_operation_references_and_converts_swagger_2() ->
     assert schema == {"$ref": "#/components/schemas/Thing"}
 
 
-def harbor_exchanges(registry: LocalRegistry, tmp_path: Path) -> list[Exchange]:
-    """What Harbor's backend sends for a nested repository with an immutable tag, and what
-    the fake answers, as recorded."""
-    push(registry.url, {"library/app/web:one": ["v1", "frozen"], "library/app/web:two": []})
-    fake = HarborFake(registry, immutable={"frozen"})
+def protections_read(
+    fake: HarborFake | AcrFake, vendor: type[Harbor] | type[Acr], repository: str
+) -> list[Exchange]:
+    """What a backend sends to read `repository`'s protections through `fake` (an OCI
+    proxy with the vendor's API), and what the fake answers, as recorded (and judged by the
+    caller: taken from the record the conftest checks)."""
 
     async def read() -> None:
         with fake.oci() as oci:
             async with RegistryClient(oci.url) as client:
-                await Harbor(client).protected("library/app/web", [])
+                await vendor(client).protected(repository, [])
 
     asyncio.run(read())
-    recorded = [exchange for vendor, exchange in RECORDED if vendor == "harbor"]
-    RECORDED.clear()  # judged here, planted divergences and all
+    recorded = [exchange for _, exchange in RECORDED]
+    RECORDED.clear()
     return recorded
 
 
@@ -117,7 +118,9 @@ def test_harbor_requests_and_answers_hold_and_planted_divergences_are_named(
     registry: LocalRegistry, tmp_path: Path
 ) -> None:
     contract = Contract("harbor")
-    exchanges = harbor_exchanges(registry, tmp_path)
+    push(registry.url, {"library/app/web:one": ["v1", "frozen"], "library/app/web:two": []})
+    fake = HarborFake(registry, immutable={"frozen"})
+    exchanges = protections_read(fake, Harbor, "library/app/web")
     assert exchanges and all(contract.divergences(e) == [] for e in exchanges)
     sent = exchanges[0]
     # the fake renames a field of the answer
@@ -183,16 +186,8 @@ def test_acr_requests_and_answers_hold_and_planted_divergences_are_named(
     registry: LocalRegistry,
 ) -> None:
     push(registry.url, {"team/app:one": ["v1"], "team/app:two": ["pr-1"]})
-    fake = AcrFake(registry, locked={"v1"})
-
-    async def read() -> None:
-        with fake.oci() as oci:
-            async with RegistryClient(oci.url) as client:
-                await Acr(client).protected("team/app", [])
-
-    asyncio.run(read())
-    recorded = {urlsplit(e.target).path: e for v, e in RECORDED if v == "acr"}
-    RECORDED.clear()
+    exchanges = protections_read(AcrFake(registry, locked={"v1"}), Acr, "team/app")
+    recorded = {urlsplit(e.target).path: e for e in exchanges}
     contract = Contract("acr")
     manifests = recorded["/acr/v1/team%2Fapp/_manifests"]
     tags = recorded["/acr/v1/team%2Fapp/_tags"]
