@@ -107,8 +107,16 @@ def error_for_status(response: httpx.Response, what: str = "", hint: str = "") -
 
 def told_wait(response: httpx.Response) -> float | None:
     """Seconds `response` asks the client to wait: `Retry-After` (seconds or an HTTP date),
-    else a rate-limit reset (epoch seconds) when `x-ratelimit-remaining` (GitHub, Docker
-    Hub's Hub API) or `ratelimit-remaining` (GitLab) is 0; None when it says nothing."""
+    else `X-Retry-After` (epoch seconds: Docker Hub's Hub API on a 429, as its description's
+    rate-limiting section says), else a rate-limit reset (epoch seconds) when
+    `x-ratelimit-remaining` (GitHub, Docker Hub's Hub API) or `ratelimit-remaining` (GitLab)
+    is 0; None when it says nothing."""
+    until = response.headers.get("x-retry-after")
+    if until and not response.headers.get("retry-after"):
+        try:
+            return max(1.0, float(until) - time.time())
+        except ValueError:
+            pass
     value = response.headers.get("retry-after")
     if value:
         try:

@@ -23,6 +23,7 @@ import gzip
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,12 @@ HERE = Path(__file__).resolve().parent / "descriptions"
 OPERATIONS: dict[str, list[tuple[str, str]]] = {
     "harbor": [("get", "/projects/{project_name}/repositories/{repository_name}/artifacts")],
     "acr": [("get", "/acr/v1/{name}/_manifests"), ("get", "/acr/v1/{name}/_tags")],
+    "dockerhub": [
+        ("post", "/v2/auth/token"),
+        ("get", "/v2/namespaces/{namespace}/repositories"),
+        ("get", "/v2/namespaces/{namespace}/repositories/{repository}"),
+        ("get", "/v2/namespaces/{namespace}/repositories/{repository}/tags"),
+    ],
     # botocore's model: (protocol, operation) - ECR speaks JSON 1.1 on POST /
     "ecr": [
         ("json", "DescribeRepositories"),
@@ -53,6 +60,11 @@ SOURCES: dict[str, dict[str, str]] = {
         "2021-07-01/containerregistry.json",
         "licence": "MIT",
     },
+    "dockerhub": {
+        "repository": "docker/docs",
+        "path": "content/reference/api/hub/latest.yaml",
+        "licence": "Apache-2.0",
+    },
     "ecr": {
         "repository": "boto/botocore",
         "path": "botocore/data/ecr/2015-09-21/service-2.json",
@@ -60,6 +72,55 @@ SOURCES: dict[str, dict[str, str]] = {
     },
 }
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+
+
+@dataclass(frozen=True)
+class Erratum:
+    """A place where the description is wrong about what the API does, put right in the
+    trimmed copy: `at` the keys down to the value, `value` what the API does, `why` the
+    evidence. Each is listed in the trimmed file's header and in SOURCES.md."""
+
+    at: tuple[str, ...]
+    value: Any
+    why: str
+
+
+TAG = ("components", "schemas", "tag", "properties")
+ERRATA: dict[str, list[Erratum]] = {
+    "dockerhub": [
+        Erratum(
+            (
+                *("paths", "/v2/namespaces/{namespace}/repositories/{repository}"),
+                *("get", "responses", "200", "description"),
+            ),
+            "Repository",
+            "the 200 answer has no description, which OpenAPI requires (the file is invalid)",
+        ),
+        Erratum(
+            (*TAG, "images"),
+            {"type": "array", "items": {"$ref": "#/components/schemas/image"}},
+            "the description says one image object; every recorded answer has a list (one "
+            "per platform), which is what docker/hub-tool reads",
+        ),
+        Erratum(
+            (*TAG, "v2"), {"type": "boolean"}, 'recorded answers carry `"v2": true`, not a string'
+        ),
+        *(
+            Erratum(
+                (*TAG, name),
+                {"type": "string"},
+                f"`{name}` is in every recorded answer and not in the description",
+            )
+            for name in ("tag_status", "media_type", "content_type")
+        ),
+        Erratum(
+            (*TAG, "digest"),
+            {"type": "string"},
+            "`digest` is in every recorded answer and not in the description; regsweep reads "
+            "it (an index's digest is only there)",
+        ),
+    ],
+}
 
 
 def trim(document: dict[str, Any], operations: list[tuple[str, str]]) -> dict[str, Any]:
@@ -77,8 +138,12 @@ def trim(document: dict[str, Any], operations: list[tuple[str, str]]) -> dict[st
     if str(document.get("swagger", "")).startswith("2"):
         return _from_swagger(document, paths)
     trimmed = {k: v for k, v in document.items() if k not in ("paths", "components")}
-    trimmed["paths"] = _bare(paths)
+    trimmed["paths"] = _bare(_string_statuses(paths))
     trimmed["components"] = _bare(_referenced(document, paths, "#/components/"))
+    schemes = document.get("components", {}).get("securitySchemes", {})
+    used = sorted({name for need in _requirements(paths) for name in need} & set(schemes))
+    if used:
+        trimmed["components"]["securitySchemes"] = {name: schemes[name] for name in used}
     return trimmed
 
 
@@ -91,7 +156,48 @@ def _bare(node: Any, key: str = "") -> Any:
         return node
     if key == "properties":
         return {name: _bare(v) for name, v in node.items()}
+    if key == "responses":  # each answer keeps its description: OpenAPI requires one
+        return {
+            status: {**_bare(answer), "description": answer["description"]}
+            if isinstance(answer, dict) and "description" in answer and "$ref" not in answer
+            else _bare(answer)
+            for status, answer in node.items()
+        }
     return {k: _bare(v, k) for k, v in node.items() if k not in PROSE and not k.startswith("x-")}
+
+
+def _string_statuses(paths: dict[str, Any]) -> dict[str, Any]:
+    """Answer status keys as strings (YAML reads an unquoted 200 as a number)."""
+    return {
+        path: {
+            method: {**op, "responses": {str(k): v for k, v in op["responses"].items()}}
+            if isinstance(op, dict) and "responses" in op
+            else op
+            for method, op in item.items()
+        }
+        for path, item in paths.items()
+    }
+
+
+def _requirements(paths: dict[str, Any]) -> list[dict[str, Any]]:
+    """The security requirements of the kept operations."""
+    return [
+        need
+        for item in paths.values()
+        for op in item.values()
+        if isinstance(op, dict)
+        for need in op.get("security", [])
+    ]
+
+
+def correct(trimmed: dict[str, Any], errata: list[Erratum]) -> dict[str, Any]:
+    """`trimmed` with each erratum's value put in place."""
+    for erratum in errata:
+        node = trimmed
+        for key in erratum.at[:-1]:
+            node = node.setdefault(key, {})
+        node[erratum.at[-1]] = erratum.value
+    return trimmed
 
 
 def _referenced(document: dict[str, Any], start: Any, prefix: str) -> dict[str, Any]:
@@ -300,6 +406,7 @@ def _security_scheme(scheme: dict[str, Any]) -> dict[str, Any]:
 
 
 def write(vendor: str, trimmed: dict[str, Any], commit: str, out: Path) -> Path:
+    trimmed = correct(trimmed, ERRATA.get(vendor, []))
     source = {**SOURCES[vendor], "commit": commit}
     if "info" in trimmed:
         trimmed["info"] = {**trimmed["info"], "x-source": source}
@@ -311,6 +418,8 @@ def write(vendor: str, trimmed: dict[str, Any], commit: str, out: Path) -> Path:
         f" {SOURCES[vendor]['path']} at {commit} ({SOURCES[vendor]['licence']}).\n"
         "# Generated by `python -m tests.contracts.extract`: do not edit by hand.\n"
     )
+    for erratum in ERRATA.get(vendor, []):
+        header += f"# Corrected: {'.'.join(erratum.at)}: {erratum.why}.\n"
     path.write_text(header + yaml.safe_dump(trimmed, sort_keys=False, width=100))
     return path
 

@@ -138,6 +138,8 @@ def test_what_a_server_says_about_waiting_is_read_one_way() -> None:
         is None
     )
     assert told_wait(answer(429)) is None
+    # Docker Hub's Hub API on a 429 (its description's rate-limiting section): Unix time
+    assert 15 < (told_wait(answer(429, **{"x-retry-after": reset})) or 0) <= 20
 
 
 def test_told_waits_are_capped_and_backoff_grows_with_jitter() -> None:

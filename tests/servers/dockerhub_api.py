@@ -52,6 +52,8 @@ WINDOW = 21600  # seconds: Docker Hub's pull-limit window (6 hours)
 
 @dataclass
 class DockerHubFake(VendorApiFake):
+    description = "dockerhub"  # every Hub API answer is held to Docker's description
+
     username: str
     secret: str
     immutable: dict[str, dict[str, Any]] = field(default_factory=dict)  # repo -> settings
@@ -116,17 +118,9 @@ class DockerHubFake(VendorApiFake):
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
         parts = urlsplit(target)
         limited = self.note_request(method, parts.path)
-        if limited:
-            reset = str(int(time.time()) + 1)
-            return json_answer(
-                429,
-                {"message": "too many requests"},
-                {
-                    "X-RateLimit-Limit": "180",
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset": reset,
-                },
-            )
+        if limited:  # as the description's rate-limiting section says: X-Retry-After
+            until = str(int(time.time()) + 1)
+            return json_answer(429, {"detail": "Rate limit exceeded"}, {"X-Retry-After": until})
         if method == "POST" and parts.path == "/v2/auth/token":
             return self._sign_in(body)
         if not self._authorized(headers.get("authorization", "")):
@@ -197,8 +191,31 @@ class DockerHubFake(VendorApiFake):
         if name not in self._names(namespace):
             return json_answer(404, {"message": "object not found", "errinfo": {}})
         settings = self.immutable.get(repository, {"enabled": False, "rules": []})
+        registered = "2026-01-05T21:06:53.506400Z"
         return json_answer(
-            200, {"name": name, "namespace": namespace, "immutable_tags_settings": settings}
+            200,
+            {
+                "user": namespace,
+                "name": name,
+                "namespace": namespace,
+                "repository_type": "image",
+                "status": 1,
+                "status_description": "active",
+                "description": "",
+                "is_private": True,
+                "is_automated": False,
+                "star_count": 0,
+                "pull_count": 0,
+                "last_updated": registered,
+                "date_registered": registered,
+                "collaborator_count": 0,
+                "has_starred": False,
+                "permissions": {"read": True, "write": True, "admin": True},
+                "media_types": [],
+                "content_types": ["image"],
+                "categories": [],
+                "immutable_tags_settings": settings,
+            },
         )
 
     def _tags(self, repository: str, query: dict[str, list[str]]) -> Answer:
