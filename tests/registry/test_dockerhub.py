@@ -119,6 +119,8 @@ def test_plan_apply_restore_through_the_hub_api(
         "/v2/repositories/acme/web/tags/pr-2/",
     ]
     assert oci.count("DELETE") == 0  # never the registry's DELETE, which Docker Hub refuses
+    # one sign-in served the scan and the delete step (each makes its own client)
+    assert [p for m, p in fake.requests if m == "POST"] == ["/v2/auth/token"]
     assert not any(e.path.startswith("/v2/_catalog") and e.status == 200 for e in oci.exchanges)
     assert assert_every_tag_pulls(registry.url, ["acme/web"]) == {"acme/web": ["v1.0.0"]}
     assert skopeo_tags(registry.url, "acme/tools") == []

@@ -35,8 +35,11 @@ and a 429 for the pull limit (`ratelimit-remaining: 0`) stops the repository's s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -97,6 +100,22 @@ def split_repository(repository: str) -> tuple[str, str]:
     return namespace, name
 
 
+TOKEN_LIFETIME = 9 * 60  # seconds a sign-in is reused: Docker's access token lasts 10 minutes
+_SIGN_INS: dict[tuple[str, str, str], tuple[str, float]] = {}  # (api, id, hash) -> token
+_SIGN_INS_LOCK = threading.Lock()
+
+
+def _signed_in(key: tuple[str, str, str], stale: str) -> str:
+    """The token this process signed in for with `key` while it lasts, unless it is the
+    `stale` one (then it is forgotten); "" when there is none."""
+    with _SIGN_INS_LOCK:
+        token, when = _SIGN_INS.get(key, ("", 0.0))
+        if token and token != stale and time.monotonic() - when < TOKEN_LIFETIME:
+            return token
+        _SIGN_INS.pop(key, None)
+        return ""
+
+
 class HubApi(VendorHttp):
     """Docker Hub's Hub API at `api`, with a Docker ID (or organisation) and its token."""
 
@@ -122,14 +141,18 @@ class HubApi(VendorHttp):
         super().__init__(api, token="", transport=transport, retry=retry)
 
     def start(self) -> None:
-        self._jwt = ""
         self._jwt_lock = asyncio.Lock()
         self._settings: dict[str, ImmutableTags] = {}
 
     async def _token(self, stale: str = "") -> str:
+        """The access token: the one this process signed in for (each stage of a run, and
+        each of its event loops, makes a client of its own; one sign-in serves them all
+        while it lasts), else a new sign-in; `stale` is one Docker Hub refused."""
+        key = (self.api, self._identifier, hashlib.sha256(self._secret.encode()).hexdigest())
         async with self._jwt_lock:
-            if self._jwt and self._jwt != stale:
-                return self._jwt
+            cached = _signed_in(key, stale)
+            if cached:
+                return cached
             if not (self._identifier and self._secret):
                 raise AuthenticationFailed(
                     f"{self.api}: no Docker Hub credentials ({self.token_hint})"
@@ -140,7 +163,8 @@ class HubApi(VendorHttp):
             token = _json(response, "Docker Hub sign-in").get("access_token")
             if not isinstance(token, str) or not token:
                 raise InvalidResponse("Docker Hub sign-in: no access_token in the answer")
-            self._jwt = token
+            with _SIGN_INS_LOCK:
+                _SIGN_INS[key] = (token, time.monotonic())
             return token
 
     async def call(
