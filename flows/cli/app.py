@@ -10,7 +10,7 @@ import gc
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -131,6 +131,25 @@ def expected_errors() -> tuple[type[Exception], ...]:
     return (ConfigError, RegistryError, GitError, ClusterError, PullsError)
 
 
+def plain_flags(command: Any) -> None:
+    """Flags take no value, so `--help` shows none (Typer prints `<bool>` beside each; its
+    Click is its own copy, so flags are known by `is_flag`)."""
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    help_option = command.get_help_option  # made anew for each help: plain it as it comes
+
+    def plain_help(ctx: Any) -> Any:
+        option = help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = plain_help
+    for sub in getattr(command, "commands", {}).values():
+        plain_flags(sub)
+
+
 def main() -> None:
     """Console-script entry point: an unexpected error is one line too (--debug: traceback)."""
     # At exit, the interpreter's garbage collection passes over pandas', pyarrow's and
@@ -138,7 +157,9 @@ def main() -> None:
     # the operating system. Modules, files and atexit handlers are finalised as usual.
     atexit.register(gc.freeze)
     try:
-        app()
+        command = typer.main.get_command(app)
+        plain_flags(command)
+        command()
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:

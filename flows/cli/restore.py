@@ -29,9 +29,18 @@ def restore(
         str | None,
         typer.Option("--registry", help="registry URL (default: the one the ledger records)"),
     ] = None,
-    repository: Annotated[str | None, typer.Option("--repository")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="ISO 8601")] = None,
-    digest: Annotated[str | None, typer.Option("--digest")] = None,
+    repository: Annotated[
+        str | None, typer.Option("--repository", help="only this repository's deletions")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="only deletions at or after this time (ISO 8601)")
+    ] = None,
+    digest: Annotated[
+        str | None,
+        typer.Option(
+            "--digest", help="only this digest (a unique prefix will do, with or without sha256:)"
+        ),
+    ] = None,
 ) -> None:
     """Put deleted manifests and their tags back from the ledger (the ledger alone is enough:
     it records the registry URL; credentials come from docker config or the environment)."""
@@ -68,8 +77,22 @@ def restore(
         raise fail(ConfigError("--ledger", str(exc))) from None
     except ConfigError as exc:
         raise fail(exc) from None
+    filters = (("--repository", repository), ("--since", since), ("--digest", digest))
+    asked = [f"{flag} {value}" for flag, value in filters if value]
+    if not records and asked:  # a filter that matches nothing is a mistake, not a no-op
+        raise fail(
+            ConfigError(asked[0].split()[0], f"no deletion in {ledger} matches {', '.join(asked)}")
+        )
+    matched = sorted({record.digest for record in records})
+    if digest and len(matched) > 1:
+        raise fail(
+            ConfigError(
+                "--digest",
+                f"{digest} matches {len(matched)} digests: give more of it ({matched[0]}, ...)",
+            )
+        )
     if not records:
-        console.print("nothing to restore: no deletion in the ledger matches")
+        console.print("nothing to restore: the ledger records no deletion")
         return
 
     async def go() -> list[Restored]:

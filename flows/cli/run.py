@@ -42,7 +42,15 @@ def run(
     ] = False,
     now: NowOption = None,
     ledger: Annotated[Path | None, typer.Option("--ledger", help="deletion ledger path")] = None,
-    force: Annotated[bool, typer.Option("--force", help="override maxDeleteFraction")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="override the guards: safety.maxDeleteFraction, the cluster guard (no cluster "
+            "image names this registry) and the Git guard (images link commits Git does not "
+            "know)",
+        ),
+    ] = False,
     werf_config: WerfOption = None,
     cleanup_report: CleanupReportOption = None,
     task_runner: Annotated[

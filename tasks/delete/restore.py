@@ -39,9 +39,18 @@ class RestoreFilter:
     def accepts(self, record: LedgerRecord) -> bool:
         if self.repository and record.repository != self.repository:
             return False
-        if self.digest and record.digest != self.digest:
+        if self.digest and not _same_digest(record.digest, self.digest):
             return False
         return not (self.since and datetime.fromisoformat(record.time) < self.since)
+
+
+def _same_digest(recorded: str, given: str) -> bool:
+    """`given` names `recorded`: the whole digest, or a prefix of it (with or without the
+    algorithm, at least 6 hex digits)."""
+    hexes = given.removeprefix("sha256:")
+    return recorded == given or (
+        len(hexes) >= 6 and recorded.removeprefix("sha256:").startswith(hexes)
+    )
 
 
 def restorable(path: str | Path, registry: str, selection: RestoreFilter) -> list[LedgerRecord]:

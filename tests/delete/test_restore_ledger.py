@@ -55,6 +55,25 @@ def test_restore_needs_only_the_ledger_and_tells_restored_from_skipped(
     assert "b" in assert_every_tag_pulls(registry.url, ["r"])["r"]
 
 
+def test_restore_takes_a_short_digest_and_a_filter_that_matches_nothing_is_an_error(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    digests = deleted_b(registry, ledger)
+    before = skopeo_tags(registry.url, "r")
+    for flags in (["--digest", "sha256:" + "0" * 12], ["--repository", "nope"]):
+        done = run_cli("restore", "--ledger", str(ledger), *flags)
+        assert done.returncode == 2, done.stdout + done.stderr  # was "nothing to restore", 0
+        said = " ".join(done.stderr.split())
+        assert flags[0] in said and "no deletion in" in said and "Traceback" not in said
+    assert skopeo_tags(registry.url, "r") == before
+    short = digests["b"].removeprefix("sha256:")[:10]  # as `regsweep explain` users copy it
+    done = run_cli("restore", "--ledger", str(ledger), "--digest", short)
+    assert done.returncode == 0, done.stderr
+    assert f"restored r@{digests['b']}" in done.stdout.splitlines()
+    assert f"restored r@{digests['c']}" not in done.stdout.splitlines()  # only the one named
+
+
 @pytest.mark.parametrize(
     "content",
     [b"\x00\x01\x02binary\xff", b"hello\nworld\n", b"{}\n", b"[1, 2]\n"],

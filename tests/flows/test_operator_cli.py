@@ -81,6 +81,15 @@ def test_version_and_help_answer_at_once() -> None:
     assert code == 0 and re.fullmatch(r"regsweep \d+\.\d+\.\d+\n", out)
     code, out, _ = cli("--help")
     assert code == 0 and "check" in out and "--quiet" in out
+    # flags take no value: no `<bool>` beside them; every option says what it does
+    code, out, _ = cli("run", "--help", COLUMNS="200")
+    assert code == 0 and "<bool>" not in out and "<path>" in out
+    assert re.search(r"--force\s+override the guards: safety.maxDeleteFraction, the cluster", out)
+    assert "the Git guard" in out
+    code, out, _ = cli("restore", "--help", COLUMNS="200")
+    for option in ("--repository", "--digest", "--since"):
+        line = next(line for line in out.splitlines() if option in line)
+        assert re.search(rf"{option}\s+<str>\s+\S", line), line  # a help text follows
 
 
 def test_plan_json_has_the_documented_keys_and_every_digest_whole(parts: Parts) -> None:
