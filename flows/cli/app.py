@@ -42,7 +42,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="regsweep YAML file")]
+CONFIG_VARIABLE = "REGSWEEP_CONFIG"
+DEFAULT_CONFIG = Path("regsweep.yaml")
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar=CONFIG_VARIABLE,
+        show_default=False,
+        help=f"regsweep YAML file (default: ${CONFIG_VARIABLE}, else ./regsweep.yaml)",
+    ),
+]
 WerfOption = Annotated[
     Path | None,
     typer.Option("--werf-config", help="take the cleanup section from this werf.yaml"),
@@ -99,6 +110,15 @@ def load(path: Path, werf_config: Path | None = None) -> Config:
     from tasks.core.config import load_config
     from tasks.core.errors import ConfigError
 
+    if not path.exists():
+        where = "--config" if path != DEFAULT_CONFIG else "--config (default ./regsweep.yaml)"
+        raise fail(
+            ConfigError(
+                where,
+                f"{path} does not exist: give --config FILE, set {CONFIG_VARIABLE}, or write "
+                "./regsweep.yaml",
+            )
+        )
     try:
         return load_config(path, werf_config)
     except ConfigError as exc:

@@ -6,6 +6,7 @@ import typer
 from rich.markup import escape
 
 from flows.cli.app import (
+    DEFAULT_CONFIG,
     ConfigOption,
     NowOption,
     WerfOption,
@@ -20,7 +21,9 @@ from flows.cli.render import (
 
 
 @app.command()
-def check(config: ConfigOption, werf_config: WerfOption = None, now: NowOption = None) -> None:
+def check(
+    config: ConfigOption = DEFAULT_CONFIG, werf_config: WerfOption = None, now: NowOption = None
+) -> None:
     """Check every part before a first --apply, deleting nothing: one line each; exit 0
     only when all pass (3 otherwise)."""
     from flows.check import run_checks

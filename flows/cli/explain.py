@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from tasks.core.config import Config
 
 from flows.cli.app import (
+    DEFAULT_CONFIG,
     ConfigOption,
     NowOption,
     OutputOption,
@@ -44,8 +45,8 @@ def strip_registry(image: str, config: Config) -> str:
 
 @app.command()
 def explain(
-    config: ConfigOption,
     image: Annotated[str, typer.Argument(help="REPOSITORY[:TAG|@DIGEST]")],
+    config: ConfigOption = DEFAULT_CONFIG,
     now: NowOption = None,
     werf_config: WerfOption = None,
     output: OutputOption = "table",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from tasks.policy.plan import Plan
 
 from flows.cli.app import (
+    DEFAULT_CONFIG,
     CleanupReportOption,
     ConfigOption,
     NowOption,
@@ -81,7 +82,7 @@ def plan_here(config: Config, now: datetime, show_progress: bool = True) -> Plan
 
 @app.command()
 def plan(
-    config: ConfigOption,
+    config: ConfigOption = DEFAULT_CONFIG,
     now: NowOption = None,
     werf_config: WerfOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="PLAN.parquet or PLAN.csv")] = None,

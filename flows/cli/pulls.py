@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.app import (
+    DEFAULT_CONFIG,
     ConfigOption,
     app,
     load,
@@ -23,7 +24,7 @@ app.add_typer(pulls_app, name="pulls")
 
 @pulls_app.command("serve")
 def pulls_serve(
-    config: ConfigOption,
+    config: ConfigOption = DEFAULT_CONFIG,
     listen: Annotated[
         str, typer.Option("--listen", help="HOST:PORT to receive notifications on")
     ] = "127.0.0.1:8686",

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.app import (
+    DEFAULT_CONFIG,
     ConfigOption,
     app,
     expected_errors,
@@ -21,7 +22,7 @@ from flows.cli.render import (
 
 @app.command()
 def repair(
-    config: ConfigOption,
+    config: ConfigOption = DEFAULT_CONFIG,
     apply: Annotated[
         bool, typer.Option("--apply", help="really remove them (default: show what it would do)")
     ] = False,

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from tasks.core.config import Config
 
 from flows.cli.app import (
+    DEFAULT_CONFIG,
     CleanupReportOption,
     ConfigOption,
     NowOption,
@@ -36,7 +37,7 @@ from flows.cli.render import (
 
 @app.command()
 def run(
-    config: ConfigOption,
+    config: ConfigOption = DEFAULT_CONFIG,
     apply: Annotated[
         bool, typer.Option("--apply", help="really delete (default: dry run)")
     ] = False,

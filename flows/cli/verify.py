@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from flows.cli.app import (
+    DEFAULT_CONFIG,
     ConfigOption,
     OutputOption,
     app,
@@ -20,7 +21,7 @@ from flows.cli.render import (
 
 
 @app.command()
-def verify(config: ConfigOption, output: OutputOption = "table") -> None:
+def verify(config: ConfigOption = DEFAULT_CONFIG, output: OutputOption = "table") -> None:
     """Is the registry whole? Every tag of the configured repositories names a manifest and
     every image the cluster uses is there. Deletes nothing; exit 0 only when whole (4 when
     something is missing or dangling, 3 when a part cannot be read)."""

@@ -6,11 +6,12 @@ is the path of the bad key, e.g. `cleanup.keepPolicies[0].imagesPerReference.las
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -469,14 +470,41 @@ def parse_config(data: Any, source: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        # a misspelt key first: "registry: Field required" would hide "regsitry"
+        first = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
         loc = tuple(p for p in first["loc"] if not str(p).startswith("function-"))
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + _did_you_mean(loc)
         count = exc.error_count()
         more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
         raise ConfigError(field_path(loc), message + more) from None
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    """`; did you mean X?` for an unknown key at `loc` close to a key the model knows."""
+    model: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        model = _model_in(field.annotation) if field is not None else None
+    if model is None:
+        return ""
+    known = [f.alias or n for n, f in model.model_fields.items()]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model an annotation holds (through Optional, list, dict values)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def registry_only(url: str, base: Config | None = None, field: str = "--registry") -> Config:
