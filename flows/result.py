@@ -67,9 +67,16 @@ class RunDeletionsFailed(RunFailed):
 
 
 def problems(results: pd.DataFrame, limit: int = 20) -> list[str]:
-    """One line per failed, refused or not attempted deletion (at most `limit`, then a count)."""
-    bad = results[results["outcome"].isin(FAILED_OUTCOMES | REFUSED_OUTCOMES)]
+    """One line per reason deletions were refused, with how many (a run-wide guard refuses
+    every deletion for one reason: one line, not one per image), then one line per failed
+    or not attempted deletion (at most `limit`, then a count)."""
+    refused = results.loc[results["outcome"].isin(REFUSED_OUTCOMES), "detail"]
     lines = [
+        f"refused {count} deletion(s): {detail}"
+        for detail, count in refused.astype(str).value_counts(sort=False).items()
+    ]
+    bad = results[results["outcome"].isin(FAILED_OUTCOMES)]
+    lines += [
         f"{row.outcome}: {row.repository}@{row.digest} — {row.detail}"
         for row in bad.head(limit).itertuples(index=False)
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -66,7 +67,16 @@ def explain(
     found = explanations(planned.plan, cfg, repository, tag, digest, planned.git, moment)
     if not found:
         exit_if_incomplete(planned)
-        tell(f"regsweep: {image} is not in the registry (as scanned)")
+        globs = cfg.registry.repositories
+        if not any(fnmatchcase(repository, glob) for glob in globs):
+            tell(
+                f"regsweep: {repository} is outside registry.repositories ({', '.join(globs)}): "
+                "regsweep neither scans nor deletes it"
+            )
+        else:
+            scanned = planned.registry.status["repository"].tolist()
+            what = "repository" if repository not in scanned else "tag or digest"
+            tell(f"regsweep: {image} is not in the registry as scanned (no such {what})")
         raise typer.Exit(2)
     if output == "json":
         print_json({"image": image, "digests": found})

@@ -95,6 +95,13 @@ def test_explain_says_which_policy_came_closest(
     assert "why not: no live branch or tag reaches its commits" in orphan
     assert "deleted from origin" in orphan
 
+    # what explain cannot show says why: outside the scanned repositories, or not there
+    outside = run_cli("explain", "-c", str(config), "other/app:v1", "--now", NOW.isoformat())
+    assert outside.returncode == 2
+    assert "other/app is outside registry.repositories (app)" in " ".join(outside.stderr.split())
+    missing = run_cli("explain", "-c", str(config), "app:nope", "--now", NOW.isoformat())
+    assert missing.returncode == 2 and "(no such tag or digest)" in missing.stderr
+
     # A run's list of deletions names, for each, the closest of those lines: explain's first
     dry = cleanup(config_path=str(config), now=NOW.isoformat())
     closest = {row["tags"]: row["closest"] for row in dry.deletions}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from flows.report import DELETIONS_SHOWN, RunReport, deletions
+from flows.result import problems
 from tasks.core.frames import typed_frame
 from tasks.delete.loader import RESULT_COLUMNS
 
@@ -66,3 +67,15 @@ def test_the_markdown_shows_the_first_rows_and_says_how_many_more() -> None:
     assert len(rows) == DELETIONS_SHOWN
     assert f"sha256:{0:064x}" in rows[0] and "| 0 B | would-untag |  |" in rows[0]
     assert "... and 2 more: the `deletions` table artifact lists them all" in text
+
+
+def test_a_refusal_shared_by_many_deletions_is_one_line_with_a_count() -> None:
+    """A run-wide guard refuses every deletion for one reason: the run says it once."""
+    guard = "12 of 20 images name only commits Git does not know: rerun with --force"
+    rows = [
+        {**row, "outcome": "refused", "detail": guard}
+        for row in results(3).to_dict(orient="records")[:3]
+    ]
+    rows.append({**rows[0], "digest": "sha256:" + "e" * 64, "outcome": "failed", "detail": "500"})
+    lines = problems(typed_frame(rows, RESULT_COLUMNS))
+    assert lines == [f"refused 3 deletion(s): {guard}", f"failed: team/app@sha256:{'e' * 64} — 500"]
