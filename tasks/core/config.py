@@ -291,6 +291,15 @@ class RegistryPolicy(_Model):
         return bool(self.most_recently_pushed_count) or self.pushed_within is not None
 
 
+def _check_keep_list(value: Any) -> Any:
+    if isinstance(value, list):
+        raise ValueError(
+            "a path to a file of image references (one a line, # comments), not a list: "
+            "write the references to a file and name it here"
+        )
+    return value
+
+
 class CleanupConfig(_Model):
     keep_policies: list[KeepPolicy] = Field(default_factory=list)
     keep_images_built_within_last_n_hours: float = Field(default=2, ge=0, le=MAX_HOURS)
@@ -298,7 +307,7 @@ class CleanupConfig(_Model):
     disable_git_history_based_policy: bool = False
     disable_built_within_last_n_hours_policy: bool = False
     keep_tags: list[Annotated[str, BeforeValidator(_check_pattern)]] = Field(default_factory=list)
-    keep_list: str | None = None
+    keep_list: Annotated[str | None, BeforeValidator(_check_keep_list)] = None
     unlinked: Literal["keep", "delete"] = "keep"
     registry_policies: list[RegistryPolicy] = Field(default_factory=list)
     keep_images_pulled_within: Duration | None = None

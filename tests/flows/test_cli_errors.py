@@ -26,8 +26,18 @@ BASE = "registry: {url: 'http://127.0.0.1:9'}\ngit: {path: .}\n"
             "cleanup.keepPolicies[0].imagesPerReference.lats: unknown key; did you mean last?",
         ),
         (BASE + "colour: blue\n", "colour: unknown key"),
+        (
+            BASE + "cleanup: {keepList: ['team/app:v1']}\n",
+            "cleanup.keepList: a path to a file of image references (one a line",
+        ),
     ],
-    ids=["top-level-typo-before-missing-registry", "nested", "in-a-list", "nothing-close"],
+    ids=[
+        "top-level-typo-before-missing-registry",
+        "nested",
+        "in-a-list",
+        "nothing-close",
+        "keep-list-as-a-list",
+    ],
 )
 def test_a_misspelt_key_is_named_with_the_key_it_was_close_to(
     tmp_path: Path, document: str, said: str
