@@ -13,7 +13,7 @@ from flows.cli.app import app, main
 
 # Each module registers its command with `app`, in the order `--help` lists them.
 COMMANDS = ("plan", "run", "explain", "restore", "history", "check", "verify", "repair")
-for _command in (*COMMANDS, "pulls", "demo"):
+for _command in (*COMMANDS, "pulls", "config", "demo"):
     importlib.import_module(f"flows.cli.{_command}")
 
 __all__ = ["app", "main"]

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -50,7 +51,16 @@ def _duration(value: Any) -> timedelta:
 
 
 Duration = Annotated[
-    timedelta, BeforeValidator(_duration), PlainSerializer(format_duration, when_used="json")
+    timedelta,
+    BeforeValidator(_duration),
+    PlainSerializer(format_duration, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(0|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$",
+            "description": "a Go duration such as 168h, 30m or 1h30m",
+        }
+    ),
 ]
 
 
@@ -550,3 +560,14 @@ def load_config(path: str | Path, werf_config: str | Path | None = None) -> Conf
         if any(exc.field.startswith(f"cleanup.{key}") for key in werf_cleanup):
             raise ConfigError(exc.field, f"{exc.message} (in {werf_config})") from None
         raise
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of `regsweep.yaml`, from the configuration model: what editors
+    validate and complete against (`regsweep config schema`)."""
+    schema = Config.model_json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "regsweep configuration (regsweep.yaml)",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
