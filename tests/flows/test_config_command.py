@@ -1,7 +1,7 @@
 """`regsweep config schema` and `regsweep config init` (issue #34): the JSON Schema editors
 validate regsweep.yaml with, generated from the configuration model and published as
-docs/regsweep.schema.json (it cannot drift); every example configuration in the README and
-every file `config init` writes passes both the schema and regsweep's own loading; a
+docs/regsweep.schema.json (it cannot drift); every example configuration in the README, the
+manual and every file `config init` writes passes both the schema and regsweep's own loading; a
 misspelt key is caught by both."""
 
 from __future__ import annotations
@@ -29,12 +29,15 @@ def validator() -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def readme_configurations() -> list[dict[str, object]]:
-    """The README's regsweep.yaml examples: its YAML blocks whose keys are regsweep's (a
-    fragment stands on a registry and a Git clone, as it would in a whole file)."""
+def example_configurations() -> list[dict[str, object]]:
+    """The regsweep.yaml examples of the README and the manual: their YAML blocks whose
+    keys are regsweep's (a fragment stands on a registry and a Git clone, as it would in a
+    whole file)."""
     keys = set(config_schema()["properties"])
     found = []
-    for block in re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    text = "".join(page.read_text() for page in pages)
+    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
         document = yaml.safe_load(block)
         if isinstance(document, dict) and set(document) <= keys:
             base = {"registry": {"url": "https://registry.example.com"}, "git": {"path": "."}}
@@ -46,9 +49,9 @@ def test_the_published_schema_is_the_one_the_model_gives() -> None:
     assert PUBLISHED.read_text() == schema_text(), "regenerate: regsweep config schema --out"
 
 
-@pytest.mark.parametrize("index", range(len(readme_configurations())))
-def test_every_readme_configuration_passes_the_schema_and_loads(index: int) -> None:
-    document = readme_configurations()[index]
+@pytest.mark.parametrize("index", range(len(example_configurations())))
+def test_every_example_configuration_passes_the_schema_and_loads(index: int) -> None:
+    document = example_configurations()[index]
     assert [e.message for e in validator().iter_errors(document)] == []
     parse_config(document)  # raises ConfigError naming the field when it does not load
 
