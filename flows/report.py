@@ -355,7 +355,8 @@ def _name_default(line: str) -> str:
 def plan_document(
     config: Config, now: datetime, planned: Planned, notes: list[str], refusals: list[str]
 ) -> dict[str, Any]:
-    """`regsweep plan --output json`: the plan as one JSON document (keys in the README)."""
+    """`regsweep plan --output json`: the plan as one JSON document (its keys:
+    docs/how-to/terminal-cron-scripts.md)."""
     table = planned.plan.table
     summary = summarise(table, planned.registry.blobs)
     rows = []

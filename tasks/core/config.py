@@ -104,7 +104,7 @@ def checked_url(value: str, what: str) -> str:
     if parts.username is not None or parts.password is not None:
         raise ValueError(
             f"credentials do not belong in {what}: use a docker config.json, the environment "
-            "or a Prefect Secret block (see the README)"
+            "or a Prefect Secret block (see docs/getting-started.md)"
         )
     del port
     return url

@@ -59,7 +59,7 @@ RESULT_COLUMNS = {
 # of the repository's tags if that is more: the window between a tag's last re-check and a
 # DELETE is one batch, while the re-checks cost about RECHECK_SHARE HEADs per tag. Measured
 # at 5,000 deletions (benchmarks/delete.py): a quarter gave a 15-18 s window and 0.60-0.66
-# of the raw DELETE ceiling; see the README for the figures of the value chosen.
+# of the raw DELETE ceiling; docs/safety/model.md has the figures of the value chosen.
 RECHECK_BATCH = 50
 RECHECK_SHARE = 2
 # Levels of closures sent at once per repository, each right after a tag listing that began

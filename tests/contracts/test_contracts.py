@@ -231,7 +231,8 @@ def test_dockerhub_requests_and_answers_hold_and_planted_divergences_are_named(
     RECORDED.clear()
     contract = Contract("dockerhub")
     assert [line for e in recorded.values() for line in contract.divergences(e)] == []
-    # the tag delete is hub-tool's: outside the description, on purpose (README)
+    # the tag delete is hub-tool's: outside the description, on purpose (the manual says so
+    # beside the backend: docs/how-to/registry-backends.md)
     assert ("DELETE", "/v2/repositories/acme/web/tags/pr-1/") in recorded
     tags = recorded[("GET", "/v2/namespaces/acme/repositories/web/tags")]
     renamed = json.loads(tags.answer)
