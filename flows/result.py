@@ -21,18 +21,18 @@ from tasks.delete.verify import Verdict
 class RunResult:
     """One run: where its files are, what the plan decided, what the delete step did."""
 
-    flow_run_id: str
-    run_dir: str
-    plan_path: str
+    flow_run_id: str  # the Prefect flow run ("local" outside one)
+    run_dir: str  # $REGSWEEP_HOME/runs/FLOW-RUN-ID: the plan and the inputs it was made from
+    plan_path: str  # the plan's Parquet file (its columns: the plan, above)
     ledger_path: str  # empty for a dry run
-    apply: bool
-    now: str
+    apply: bool  # True when the run deleted (--apply)
+    now: str  # the moment every time window was measured from (ISO 8601)
     summary: list[dict[str, Any]]  # per repository: kept, deleted (planned), deleted_in_run...
     reasons: list[dict[str, Any]]  # digests per (action, reason)
     outcomes: dict[str, int]  # digests per outcome of the delete step
     incomplete: dict[str, str]  # repository -> why its listing is incomplete
-    notes: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # failed/refused deletions, one line each
+    notes: list[str] = field(default_factory=list)  # warnings about the plan and its inputs
+    problems: list[str] = field(default_factory=list)  # refusals a line per reason, failures each
     refusals: list[str] = field(default_factory=list)  # why deletions were refused, distinct
     # after an apply, what `tasks.delete.verify` found missing or dangling, one line each
     damage: list[str] = field(default_factory=list)

@@ -78,6 +78,18 @@ LABELS = {
     3: "extraction failed or incomplete, nothing deleted in its scope",
     4: "deletion",
 }
+EXIT_CODES = {
+    0: "done: what was asked (a dry run planned; an apply deleted and verified; `check` "
+    "passed everywhere)",
+    1: "an unexpected error, or a run that failed otherwise (the flow run ends Failed)",
+    2: "a configuration or argument error, naming the field or option; nothing was done",
+    3: "an extraction failed or was incomplete (registry, Git, cluster, pull records), or a "
+    "`check` line failed: nothing deleted in its scope",
+    4: "deletions refused (the guards; `plan`: a run would refuse) or failed, or verify found "
+    "something missing; the ledger says what was sent",
+    130: "interrupted (Ctrl-C)",
+}
+"""Every exit code regsweep commands give, and what it means (the manual's reference)."""
 
 
 def fail(exc: BaseException) -> typer.Exit:
