@@ -39,7 +39,7 @@ from tasks.core.config import parse_config
 from tasks.registry.stage import read_registry
 from tests.servers.storage_seed import seed_storage
 
-TAGS = int(os.environ.get("REGSWEEP_BENCH_TAGS", "400" if SMOKE else "10000"))
+TAGS = int(os.environ.get("REGSWEEP_BENCH_TAGS", "200" if SMOKE else "10000"))
 REPOSITORIES = 20
 DELAY = 0.010  # each direction: 20 ms round trip
 
@@ -101,7 +101,7 @@ def our_scan(url: str, cache: Path, processes: int = 1) -> tuple[float, int]:
     return elapsed, len(extraction.tags)
 
 
-WHOLE_PROCESS_TAGS = 300 if SMOKE else 3000
+WHOLE_PROCESS_TAGS = 150 if SMOKE else 3000
 
 
 def _best_of(command: list[str], runs: int) -> float:

@@ -5,11 +5,13 @@ the delete step and a Pod started after the dry run on chosen nights. Prints eac
 line and the invariants skopeo checked after it; the targets: no invariant broken, and the
 registry bounded (most of what was pushed is gone by the last night).
 
-REGSWEEP_BENCH_SMOKE=1 lives 3 nights (what `make test` does: printed, not judged).
+REGSWEEP_BENCH_SMOKE=1 lives one quiet night (what `make test` does, so the script cannot
+rot: printed, not judged); tests/delete/test_soak.py lives 6 nights with every fault.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from _common import SMOKE, Results, peak_rss_mib
 
-NIGHTS = 3 if SMOKE else 30
+NIGHTS = 1 if SMOKE else 30
 SEED_NOTE = "deterministic: the same nights every run (no randomness in tests.lifetime)"
 
 
@@ -35,7 +37,7 @@ def main() -> None:
     from tests.lifetime import Faults, Life, summary
 
     faults = (
-        Faults(crash=frozenset({1}), push_race=frozenset({2}), late_pod=frozenset({2}))
+        Faults()
         if SMOKE
         else Faults(
             crash=frozenset({4, 17}),
@@ -46,10 +48,14 @@ def main() -> None:
     )
     results = Results()
     started = time.perf_counter()
-    with (
-        prefect_test_harness(server_startup_timeout=120),
-        LocalRegistry(Path(home) / "registry") as registry,
-    ):
+    # A Prefect server given in PREFECT_API_URL records the nights (its UI shows them);
+    # else a temporary one for this run
+    server = (
+        contextlib.nullcontext()
+        if os.environ.get("PREFECT_API_URL")
+        else prefect_test_harness(server_startup_timeout=120)
+    )
+    with server, LocalRegistry(Path(home) / "registry") as registry:
         kube = KubeAPIFixture().start()
         life = Life(
             Path(home) / "life",

@@ -16,9 +16,14 @@ SMOKED = sorted(p.name for p in BENCHMARKS.glob("[!_]*.py"))
 
 
 @pytest.mark.parametrize("script", SMOKED)
-def test_the_benchmark_runs_at_a_smoke_size(script: str, tmp_path: Path) -> None:
+def test_the_benchmark_runs_at_a_smoke_size(
+    script: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # the soak's flow runs record in the session's Prefect server (a temporary one of its
+    # own costs 15-20 s, and tests/delete/test_soak.py already starts none)
+    base = request.getfixturevalue("prefect_env") if script == "soak.py" else dict(os.environ)
     env = {
-        **os.environ,
+        **base,
         "REGSWEEP_BENCH_SMOKE": "1",
         "REGSWEEP_HOME": str(tmp_path / "home"),
         "PREFECT_HOME": str(tmp_path / "prefect"),
