@@ -75,9 +75,10 @@ def run_demo(workdir: Path, console: Console, print_run: Callable[[RunResult], N
             f"{time.monotonic() - started:.0f}s.\n"
             f"Runs are recorded in Prefect (PREFECT_HOME={prefect_home}):"
             " `prefect server start` shows them at http://127.0.0.1:4200.\n"
-            f"Ledger of deletions: {applied.ledger_path}\n"
-            f"Try: regsweep explain --config {scenario.config_path} --now {now.isoformat()} "
-            f"demo/app:debug-tools"
+            f"Ledger of deletions: {applied.ledger_path}; plan: {applied.plan_path}\n"
+            f"The two runs again, no server needed: PREFECT_HOME={prefect_home} regsweep history"
+            "\n(The demo's registry stops with it: `explain` and `plan` need a registry of "
+            "your own, see docs/getting-started.md.)"
         )
         return 0
     finally:
