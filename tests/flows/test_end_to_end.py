@@ -21,6 +21,7 @@ from flows.demo.kube_api import Fault, KubeAPIFixture
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import Scenario, build_scenario, now_for_demo
 from tests.cli import run_cli
+from tests.flows.failing import apply_failing_at_the_ledger
 
 
 @pytest.fixture
@@ -62,15 +63,7 @@ def test_dry_run_deletes_nothing_then_apply_deletes_exactly_the_plan(
 def test_rerun_after_failed_delete_reuses_cached_extraction(
     prefect_harness: None, registry: LocalRegistry, scenario: Scenario, tmp_path: Path
 ) -> None:
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("")
-    with pytest.raises(OSError):
-        cleanup(
-            config_path=str(scenario.config_path),
-            apply=True,
-            now=scenario.now.isoformat(),
-            ledger=str(blocker / "ledger.jsonl"),
-        )
+    apply_failing_at_the_ledger(scenario, tmp_path)
     assert scenario.present(registry.url) == set(scenario.digests)  # failed before any DELETE
 
     result = cleanup(
@@ -285,16 +278,7 @@ def test_prefect_flow_run_retry_reuses_cached_extraction(
 ) -> None:
     """`prefect flow-run retry <id>` on a failed run: the same flow run, extraction from
     the cache, the plan recomputed from it, the delete step (which failed) run again."""
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("")
-    ledger = blocker / "ledger.jsonl"
-    with pytest.raises(OSError):
-        cleanup(
-            config_path=str(scenario.config_path),
-            apply=True,
-            now=scenario.now.isoformat(),
-            ledger=str(ledger),
-        )
+    blocker = apply_failing_at_the_ledger(scenario, tmp_path)
     with get_client(sync_client=True) as client:
         failed = client.read_flow_runs(limit=1, sort=FlowRunSort.START_TIME_DESC)[0]
     assert failed.state_name == "Failed"
@@ -330,4 +314,5 @@ def test_prefect_flow_run_retry_reuses_cached_extraction(
     for stage in ("extract_registry", "extract_git", "extract_cluster"):
         assert states[stage] == {"Completed", "Cached"}, states  # first attempt, then cache
     assert states["delete"] == {"Failed", "Completed"}
+    ledger = blocker / "ledger.jsonl"  # written by the retry, once the blocker was gone
     assert len(ledger.read_text().splitlines()) == 2 * len(scenario.expect_deleted)

@@ -22,6 +22,7 @@ from flows.metrics import RunFigures, publish
 from tasks.core.config import Config, parse_config
 from tasks.core.errors import ConfigError
 from tasks.registry.retry import RequestCounts
+from tests.flows.failing import apply_failing_at_the_ledger
 from tests.servers.prometheus import Prometheus, Pushgateway
 from tests.test_monitoring import dashboard_queries
 
@@ -204,15 +205,7 @@ def test_a_real_apply_pushes_and_prometheus_reads_what_it_did(
     }
 
     # A run that fails: the last success stays, the completion and the failure show.
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("")
-    with pytest.raises(OSError):
-        cleanup(
-            config_path=str(scenario.config_path),
-            apply=True,
-            now=scenario.now.isoformat(),
-            ledger=str(blocker / "ledger.jsonl"),
-        )
+    apply_failing_at_the_ledger(scenario, tmp_path)
     pushed = gateway.metrics()
     assert value(pushed, "regsweep_last_success_timestamp_seconds", registry=host) == last_success
     assert value(pushed, "regsweep_last_run_success", registry=host) == 0
