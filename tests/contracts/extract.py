@@ -31,6 +31,12 @@ import yaml
 
 HERE = Path(__file__).resolve().parent / "descriptions"
 
+
+def github_versions(scope: str) -> str:
+    """GitHub's path of a package's versions under `orgs/{org}` or `users/{username}`."""
+    return f"/{scope}/packages/{{package_type}}/{{package_name}}/versions"
+
+
 # vendor -> (method, path template as the description spells it) of every operation we send
 OPERATIONS: dict[str, list[tuple[str, str]]] = {
     "harbor": [("get", "/projects/{project_name}/repositories/{repository_name}/artifacts")],
@@ -40,6 +46,17 @@ OPERATIONS: dict[str, list[tuple[str, str]]] = {
         ("get", "/v2/namespaces/{namespace}/repositories"),
         ("get", "/v2/namespaces/{namespace}/repositories/{repository}"),
         ("get", "/v2/namespaces/{namespace}/repositories/{repository}/tags"),
+    ],
+    "github": [
+        *(
+            (method, github_versions(scope) + rest)
+            for scope in ("orgs/{org}", "users/{username}")
+            for method, rest in (
+                ("get", ""),
+                ("delete", "/{package_version_id}"),
+                ("post", "/{package_version_id}/restore"),
+            )
+        )
     ],
     # botocore's model: (protocol, operation) - ECR speaks JSON 1.1 on POST /
     "ecr": [
@@ -65,6 +82,11 @@ SOURCES: dict[str, dict[str, str]] = {
         "path": "content/reference/api/hub/latest.yaml",
         "licence": "Apache-2.0",
     },
+    "github": {
+        "repository": "github/rest-api-description",
+        "path": "descriptions/api.github.com/api.github.com.2022-11-28.yaml",
+        "licence": "MIT",
+    },
     "ecr": {
         "repository": "boto/botocore",
         "path": "botocore/data/ecr/2015-09-21/service-2.json",
@@ -86,6 +108,12 @@ class Erratum:
 
 
 TAG = ("components", "schemas", "tag", "properties")
+
+
+LAST_TAGGED = {
+    "description": "Bad Request",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/basic-error"}}},
+}
 ERRATA: dict[str, list[Erratum]] = {
     "dockerhub": [
         Erratum(
@@ -118,6 +146,34 @@ ERRATA: dict[str, list[Erratum]] = {
             {"type": "string"},
             "`digest` is in every recorded answer and not in the description; regsweep reads "
             "it (an index's digest is only there)",
+        ),
+    ],
+    "github": [
+        Erratum(
+            ("paths", github_versions("users/{username}"), "get", "parameters"),
+            [
+                {"$ref": f"#/components/parameters/{name}"}
+                for name in ("package-type", "package-name", "username", "page", "per-page")
+            ],
+            "the user's list takes `page` and `per_page` as the organisation's does (GitHub "
+            "paginates every list; github/rest-api-description#1651: missing, 'actually "
+            "functional')",
+        ),
+        *(
+            Erratum(
+                (
+                    *(
+                        "paths",
+                        f"{github_versions(scope)}/{{package_version_id}}",
+                    ),
+                    *("delete", "responses", "400"),
+                ),
+                LAST_TAGGED,
+                "GitHub answers 400 to a delete of a package's last tagged version ('You "
+                "cannot delete the last tagged version of a package. You must delete the "
+                "package instead.', kairos-io/kairos#4723); the description lists no 400",
+            )
+            for scope in ("orgs/{org}", "users/{username}")
         ),
     ],
 }

@@ -20,6 +20,7 @@ from tasks.registry.client import RegistryClient
 from tasks.registry.vendors.acr import Acr
 from tasks.registry.vendors.dockerhub import HubApi
 from tasks.registry.vendors.ecr import EcrRegistry
+from tasks.registry.vendors.github import GitHubPackages
 from tasks.registry.vendors.harbor import Harbor
 from tests.contracts.extract import OPERATIONS, trim
 from tests.contracts.validate import (
@@ -35,6 +36,7 @@ from tests.registry.vendors import aws_test_credentials, push
 from tests.servers.acr_api import AcrFake
 from tests.servers.dockerhub_api import DockerHubFake
 from tests.servers.ecr_api import EcrFake
+from tests.servers.github_packages import GitHubPackagesFake
 from tests.servers.harbor_api import HarborFake
 
 VENDORS = sorted(OPERATIONS)
@@ -247,3 +249,58 @@ def test_dockerhub_requests_and_answers_hold_and_planted_divergences_are_named(
     sign_in = recorded[("POST", "/v2/auth/token")]
     found = contract.divergences(replace(sign_in, body=json.dumps({"identifier": "ci"}).encode()))
     assert "'secret' is a required property" in found[0]
+
+
+def test_github_requests_and_answers_hold_and_planted_divergences_are_named(
+    registry: LocalRegistry,
+) -> None:
+    digests = push(
+        registry.url,
+        {"acme/app:1": ["v1"], "acme/app:2": ["pr-1"], "octo/tool:1": ["v2"]},
+    )
+    with GitHubPackagesFake(registry, "t0ken", {"acme": "orgs", "octo": "users"}).start() as fake:
+
+        async def talk() -> None:
+            packages = GitHubPackages(fake.url, token="t0ken")
+            try:
+                assert len(await packages.list_versions("acme/app")) == 2
+                gone = await packages.delete_version("acme/app", digests["acme/app:2"])
+                assert gone is not None
+                await packages.restore_version("acme/app", gone)
+                assert len(await packages.list_versions("octo/tool")) == 1
+            finally:
+                await packages.aclose()
+
+        asyncio.run(talk())
+    recorded = [e for _, e in RECORDED]
+    RECORDED.clear()
+    contract = Contract("github")
+    assert {contract.operation_of(e) for e in recorded} == {
+        "packages/get-all-package-versions-for-package-owned-by-org",
+        "packages/get-all-package-versions-for-package-owned-by-user",
+        "packages/delete-package-version-for-org",
+        "packages/restore-package-version-for-org",
+    }
+    assert [line for e in recorded for line in contract.divergences(e)] == []
+    listing = next(e for e in recorded if e.method == "GET" and "/orgs/" in e.target)
+    # the fake leaves out a field GitHub always sends
+    versions = json.loads(listing.answer)
+    del versions[0]["package_html_url"]
+    found = contract.divergences(replace(listing, answer=json.dumps(versions).encode()))
+    assert len(found) == 1
+    assert found[0].startswith("github packages/get-all-package-versions-for-package-owned-by-org")
+    assert "0: 'package_html_url' is a required property" in found[0]
+    # ... or renames one
+    versions = json.loads(listing.answer)
+    versions[0]["metadata"]["container"]["tag"] = versions[0]["metadata"]["container"].pop("tags")
+    found = contract.divergences(replace(listing, answer=json.dumps(versions).encode()))
+    assert "0/metadata/container: 'tags' is a required property" in found[0]
+    # the backend sends a query parameter the operation does not name, or a package type
+    # GitHub does not have
+    sorted_by = replace(listing, target=listing.target + "&sort=created")
+    assert (
+        "request: query parameter 'sort' is not the operation's"
+        in (contract.divergences(sorted_by)[0])
+    )
+    docker = replace(listing, target=listing.target.replace("/container/", "/containers/"))
+    assert "package_type" in contract.divergences(docker)[0]

@@ -103,6 +103,19 @@ class Contract:
             for method, operation in item.items()
             if isinstance(operation, dict) and "responses" in operation
         }
+        self.queries = {  # (METHOD, path template) -> the query parameters it names
+            (method.upper(), path): {
+                parameter["name"]
+                for parameter in (
+                    _resolved(document, p)
+                    for p in [*item.get("parameters", []), *operation.get("parameters", [])]
+                )
+                if parameter.get("in") == "query"
+            }
+            for path, item in document["paths"].items()
+            for method, operation in item.items()
+            if isinstance(operation, dict) and "responses" in operation
+        }
         server = str(document.get("servers", [{}])[0].get("url", ""))
         self.base = urlsplit(server).path.rstrip("/")
         self.openapi = OpenAPI.from_dict(cast(dict[Hashable, Any], _closed(document)))
@@ -119,6 +132,9 @@ class Contract:
             self.openapi.validate_request(request)
         except Exception as exc:  # openapi-core's errors: the line says which and why
             return [f"{where}: request: {_why(exc)}"]
+        unnamed = sorted(set(request.parameters.query) - self.query_of(exchange))
+        if unnamed:  # openapi-core lets a query parameter the operation does not name pass
+            return [f"{where}: request: query parameter {unnamed[0]!r} is not the operation's"]
         prose = ANSWERS_IN_PROSE.get(self.vendor, {})
         if exchange.status in prose:
             return []
@@ -131,12 +147,21 @@ class Contract:
 
     def operation_of(self, exchange: Exchange) -> str:
         """The operationId `exchange` is an instance of, or "(no operation)"."""
+        key = self._key_of(exchange)
+        return "(no operation)" if key is None else str(self.operations[key])
+
+    def query_of(self, exchange: Exchange) -> set[str]:
+        """The query parameters the operation of `exchange` names."""
+        key = self._key_of(exchange)
+        return set() if key is None else self.queries[key]
+
+    def _key_of(self, exchange: Exchange) -> tuple[str, str] | None:
         path = urlsplit(exchange.target).path.removeprefix(self.base)
-        for (method, template), name in self.operations.items():
+        for method, template in self.operations:
             pattern = re.sub(r"\\{[^}/]+\\}", "[^/]+", re.escape(template))
             if method == exchange.method and re.fullmatch(pattern, path):
-                return str(name)
-        return "(no operation)"
+                return method, template
+        return None
 
 
 class BotocoreContract:
@@ -243,6 +268,17 @@ def _shape_schema(shape: dict[str, Any]) -> dict[str, Any]:
 def load(vendor: str) -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load((DESCRIPTIONS / f"{vendor}.yaml").read_text())
     return loaded
+
+
+def _resolved(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """`node`, or what its `#/components/...` reference names."""
+    ref = node.get("$ref")
+    if not isinstance(ref, str):
+        return node
+    target: Any = document
+    for key in ref.removeprefix("#/").split("/"):
+        target = target[key]
+    return cast(dict[str, Any], target)
 
 
 def _values_of(node: Any, key: str) -> list[Any]:

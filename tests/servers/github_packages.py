@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from tasks.core import mediatypes
 from tests.servers.http_proxy import Answer, RegistryProxy
@@ -55,6 +55,7 @@ class _Deleted:
 
 @dataclass
 class GitHubPackagesFake(VendorApiFake):
+    description = "github"  # every answer is held to GitHub's REST description
     token: str
     owners: dict[str, str]  # owner -> "orgs" or "users"
     deleted: dict[int, _Deleted] = field(default_factory=dict)
@@ -76,6 +77,8 @@ class GitHubPackagesFake(VendorApiFake):
 
     def _versions(self, repository: str) -> list[dict[str, Any]]:
         base = self._repo_dir(repository)
+        owner, _, name = repository.partition("/")
+        scope, package = self.owners.get(owner, "users"), quote(name, safe="")
         tags: dict[str, list[str]] = {}
         for link in sorted((base / "tags").glob("*/current/link")):
             tags.setdefault(link.read_text().strip(), []).append(link.parent.parent.name)
@@ -89,7 +92,10 @@ class GitHubPackagesFake(VendorApiFake):
                 {
                     "id": version_id(digest),
                     "name": digest,
-                    "url": f"{self.url}/versions/{version_id(digest)}",
+                    "url": f"{self.url}/{scope}/{owner}/packages/container/{package}"
+                    f"/versions/{version_id(digest)}",
+                    "package_html_url": f"https://github.com/{owner}/packages/container/"
+                    f"package/{package}",
                     "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "updated_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "metadata": {
