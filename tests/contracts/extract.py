@@ -37,6 +37,8 @@ def github_versions(scope: str) -> str:
     return f"/{scope}/packages/{{package_type}}/{{package_name}}/versions"
 
 
+GITLAB_TAG = "/api/v4/projects/{id}/registry/repositories/{repository_id}/tags/{tag_name}"
+
 # vendor -> (method, path template as the description spells it) of every operation we send
 OPERATIONS: dict[str, list[tuple[str, str]]] = {
     "harbor": [("get", "/projects/{project_name}/repositories/{repository_name}/artifacts")],
@@ -57,6 +59,14 @@ OPERATIONS: dict[str, list[tuple[str, str]]] = {
                 ("post", "/{package_version_id}/restore"),
             )
         )
+    ],
+    "gitlab": [
+        ("get", "/api/v4/projects/{id}"),
+        ("get", "/api/v4/projects/{id}/registry/repositories"),
+        ("get", "/api/v4/groups/{id}/registry/repositories"),
+        ("get", GITLAB_TAG),
+        ("delete", GITLAB_TAG),
+        ("get", "/api/v4/projects/{id}/registry/protection/tag/rules"),
     ],
     # botocore's model: (protocol, operation) - ECR speaks JSON 1.1 on POST /
     "ecr": [
@@ -85,6 +95,11 @@ SOURCES: dict[str, dict[str, str]] = {
     "github": {
         "repository": "github/rest-api-description",
         "path": "descriptions/api.github.com/api.github.com.2022-11-28.yaml",
+        "licence": "MIT",
+    },
+    "gitlab": {
+        "repository": "gitlabhq/gitlabhq",
+        "path": "doc/api/openapi/openapi_v2.yaml",
         "licence": "MIT",
     },
     "ecr": {
@@ -175,6 +190,14 @@ ERRATA: dict[str, list[Erratum]] = {
             )
             for scope in ("orgs/{org}", "users/{username}")
         ),
+    ],
+    "gitlab": [
+        Erratum(
+            ("paths", GITLAB_TAG, "delete", "responses", "200"),
+            {"description": "Success"},
+            "GitLab's code answers a deleted tag with 200 (`status :ok` in "
+            "lib/api/project_container_repositories.rb); the description says 204",
+        )
     ],
 }
 

@@ -21,6 +21,7 @@ from tasks.registry.vendors.acr import Acr
 from tasks.registry.vendors.dockerhub import HubApi
 from tasks.registry.vendors.ecr import EcrRegistry
 from tasks.registry.vendors.github import GitHubPackages
+from tasks.registry.vendors.gitlab import GitLabRegistry
 from tasks.registry.vendors.harbor import Harbor
 from tests.contracts.extract import OPERATIONS, trim
 from tests.contracts.validate import (
@@ -37,6 +38,7 @@ from tests.servers.acr_api import AcrFake
 from tests.servers.dockerhub_api import DockerHubFake
 from tests.servers.ecr_api import EcrFake
 from tests.servers.github_packages import GitHubPackagesFake
+from tests.servers.gitlab_api import GitLabFake
 from tests.servers.harbor_api import HarborFake
 
 VENDORS = sorted(OPERATIONS)
@@ -304,3 +306,66 @@ def test_github_requests_and_answers_hold_and_planted_divergences_are_named(
     )
     docker = replace(listing, target=listing.target.replace("/container/", "/containers/"))
     assert "package_type" in contract.divergences(docker)[0]
+
+
+def test_gitlab_requests_and_answers_hold_and_planted_divergences_are_named(
+    registry: LocalRegistry,
+) -> None:
+    push(registry.url, {"acme/web/app:1": ["v1"], "acme/web/app:2": ["pr-1"]})
+    rule = {
+        "id": 1,
+        "project_id": 7,
+        "tag_name_pattern": "^v",
+        "minimum_access_level_for_push": "maintainer",
+        "minimum_access_level_for_delete": "maintainer",
+    }
+    with GitLabFake(registry, "glpat", {"acme/web": 7}, {7: [rule]}).start() as fake:
+
+        async def talk() -> None:
+            walker = GitLabRegistry(f"{fake.url}/api/v4", token="glpat")
+            api = GitLabRegistry(f"{fake.url}/api/v4", token="glpat")
+            try:  # up the path: acme/web/app is no project (404), acme/web is
+                assert (await walker.ids("acme/web/app"))[0] == 7
+                assert await api.group_repositories("acme") == ["acme/web/app"]
+                assert len(await api.tag_pushes("acme/web/app", ["v1", "pr-1"])) == 2
+                assert [r.pattern for r in await api.protection_rules("acme/web/app")] == ["^v"]
+                assert await api.delete_tag("acme/web/app", "pr-1")
+            finally:
+                await walker.aclose()
+                await api.aclose()
+
+        asyncio.run(talk())
+    recorded = [e for _, e in RECORDED]
+    RECORDED.clear()
+    contract = Contract("gitlab")
+    assert {contract.operation_of(e) for e in recorded} == {
+        "getApiV4GroupsIdRegistryRepositories",
+        "getApiV4ProjectsIdRegistryRepositoriesRepositoryIdTagsTagName",
+        "getApiV4ProjectsIdRegistryProtectionTagRules",
+        "deleteApiV4ProjectsIdRegistryRepositoriesRepositoryIdTagsTagName",
+        "getApiV4ProjectsId",
+        "getApiV4ProjectsIdRegistryRepositories",
+    }
+    assert [line for e in recorded for line in contract.divergences(e)] == []
+    details = next(e for e in recorded if e.method == "GET" and "/tags/" in e.target)
+    renamed = json.loads(details.answer)
+    renamed["pushed_at"] = renamed.pop("created_at")
+    found = contract.divergences(replace(details, answer=json.dumps(renamed).encode()))
+    assert len(found) == 1
+    assert found[0].startswith(
+        "gitlab getApiV4ProjectsIdRegistryRepositoriesRepositoryIdTagsTagName"
+    )
+    assert "Additional properties are not allowed ('pushed_at' was unexpected)" in found[0]
+    # the backend sends a repository id that is not a number, or asks for a page size by a
+    # name GitLab does not have
+    listing = next(e for e in recorded if "/groups/" in e.target)
+    assert (
+        "repository_id"
+        in contract.divergences(
+            replace(
+                details, target=re.sub(r"/repositories/\d+/", "/repositories/app/", details.target)
+            )
+        )[0]
+    )
+    limit = replace(listing, target=listing.target.replace("per_page=", "limit="))
+    assert "query parameter 'limit' is not the operation's" in contract.divergences(limit)[0]

@@ -70,6 +70,14 @@ ANSWERS_IN_PROSE: dict[str, dict[int, str]] = {
         429: "the description's rate-limiting section: any request may be answered 429 with "
         "X-Retry-After (Unix time); no operation lists it"
     },
+    "gitlab": {
+        401: "GitLab's REST API status codes (doc/api/rest/troubleshooting.md): any request "
+        "without a valid token is answered 401",
+        404: "the same: a resource the token cannot see is answered 404 (getApiV4ProjectsId, "
+        "which regsweep walks up a path with, lists only 200)",
+        429: "GitLab's rate limits (doc/security/rate_limits.md): any request may be answered "
+        "429 with Retry-After",
+    },
 }
 """vendor -> status -> where the description allows that answer to every operation in
 prose rather than per operation: its body is not validated, its presence is."""

@@ -217,6 +217,7 @@ def test_a_listing_without_a_time_keeps_the_image_and_a_bad_time_stops_the_repos
     assert skopeo_tags(registry.url, backend.repository) == ["a", "b", "c", "d"]
 
 
+@pytest.mark.off_contract("a created_at that is no time, on purpose: what the code does with one")
 def test_a_gitlab_tag_time_that_is_not_one_leaves_the_repository_untouched(
     registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

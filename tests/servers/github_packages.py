@@ -1,8 +1,9 @@
 """A loopback fake of GitHub Packages for container images, over a real registry.
 
 No GitHub runs here, so this follows GitHub's published REST description (API version
-2022-11-28, "REST API endpoints for packages") for what regsweep uses, under
-`/orgs/{org}` or `/users/{user}`:
+2022-11-28, "REST API endpoints for packages"; every answer is held to it,
+tests/contracts/descriptions/github.yaml) for what regsweep uses, under `/orgs/{org}` or
+`/users/{user}`:
 
     GET    .../packages/container/{package}/versions?per_page=&page=   a page of versions,
            newest first: {id, name (the digest), created_at, metadata: {package_type:

@@ -1,7 +1,8 @@
 """A loopback fake of GitLab's container registry API (REST v4), over a real registry.
 
 No GitLab runs here, so this follows GitLab's published API documentation ("Container
-registry API", "Container registry protection tag rules API") for what regsweep uses:
+registry API", "Container registry protection tag rules API") for what regsweep uses, and
+every answer is held to GitLab's OpenAPI description (tests/contracts/descriptions/gitlab.yaml):
 
     GET    /api/v4/projects/:id-or-path                                  {id, path_with_namespace}
     GET    /api/v4/projects/:id/registry/repositories?per_page=&page=    [{id, name, path,
@@ -43,6 +44,7 @@ def repository_id(path: str) -> int:
 
 @dataclass
 class GitLabFake(VendorApiFake):
+    description = "gitlab"  # every answer is held to GitLab's OpenAPI v2 description
     token: str
     projects: dict[str, int]  # project path -> id
     rules: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # project id -> rules
