@@ -120,6 +120,16 @@ def protections_read(
     return recorded
 
 
+def taken_and_held(contract: Contract, operations: set[str]) -> list[Exchange]:
+    """The exchanges the test's fakes recorded (taken from the record the conftest checks):
+    instances of exactly `operations`, and no divergence from `contract` among them."""
+    recorded = [exchange for _, exchange in RECORDED]
+    RECORDED.clear()
+    assert {contract.operation_of(e) for e in recorded} == operations
+    assert [line for e in recorded for line in contract.divergences(e)] == []
+    return recorded
+
+
 def test_harbor_requests_and_answers_hold_and_planted_divergences_are_named(
     registry: LocalRegistry, tmp_path: Path
 ) -> None:
@@ -274,16 +284,16 @@ def test_github_requests_and_answers_hold_and_planted_divergences_are_named(
                 await packages.aclose()
 
         asyncio.run(talk())
-    recorded = [e for _, e in RECORDED]
-    RECORDED.clear()
     contract = Contract("github")
-    assert {contract.operation_of(e) for e in recorded} == {
-        "packages/get-all-package-versions-for-package-owned-by-org",
-        "packages/get-all-package-versions-for-package-owned-by-user",
-        "packages/delete-package-version-for-org",
-        "packages/restore-package-version-for-org",
-    }
-    assert [line for e in recorded for line in contract.divergences(e)] == []
+    recorded = taken_and_held(
+        contract,
+        {
+            "packages/get-all-package-versions-for-package-owned-by-org",
+            "packages/get-all-package-versions-for-package-owned-by-user",
+            "packages/delete-package-version-for-org",
+            "packages/restore-package-version-for-org",
+        },
+    )
     listing = next(e for e in recorded if e.method == "GET" and "/orgs/" in e.target)
     # the fake leaves out a field GitHub always sends
     versions = json.loads(listing.answer)
@@ -335,18 +345,18 @@ def test_gitlab_requests_and_answers_hold_and_planted_divergences_are_named(
                 await api.aclose()
 
         asyncio.run(talk())
-    recorded = [e for _, e in RECORDED]
-    RECORDED.clear()
     contract = Contract("gitlab")
-    assert {contract.operation_of(e) for e in recorded} == {
-        "getApiV4GroupsIdRegistryRepositories",
-        "getApiV4ProjectsIdRegistryRepositoriesRepositoryIdTagsTagName",
-        "getApiV4ProjectsIdRegistryProtectionTagRules",
-        "deleteApiV4ProjectsIdRegistryRepositoriesRepositoryIdTagsTagName",
-        "getApiV4ProjectsId",
-        "getApiV4ProjectsIdRegistryRepositories",
-    }
-    assert [line for e in recorded for line in contract.divergences(e)] == []
+    recorded = taken_and_held(
+        contract,
+        {
+            "getApiV4GroupsIdRegistryRepositories",
+            "getApiV4ProjectsIdRegistryRepositoriesRepositoryIdTagsTagName",
+            "getApiV4ProjectsIdRegistryProtectionTagRules",
+            "deleteApiV4ProjectsIdRegistryRepositoriesRepositoryIdTagsTagName",
+            "getApiV4ProjectsId",
+            "getApiV4ProjectsIdRegistryRepositories",
+        },
+    )
     details = next(e for e in recorded if e.method == "GET" and "/tags/" in e.target)
     renamed = json.loads(details.answer)
     renamed["pushed_at"] = renamed.pop("created_at")
