@@ -84,8 +84,15 @@ def _check_pattern(value: Any) -> str:
 class _Model(BaseModel):
     # strict: `keepTags: [123]` or a list where a string belongs is an error naming the
     # field, not a silent coercion; no inf/nan numbers.
+    # Each field's docstring is its meaning: in the JSON Schema editors show, and in the
+    # manual's configuration reference (docs/reference/configuration.md).
     model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, frozen=True, strict=True, allow_inf_nan=False
+        extra="forbid",
+        alias_generator=to_camel,
+        frozen=True,
+        strict=True,
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,
     )
 
 
@@ -112,17 +119,33 @@ def checked_url(value: str, what: str) -> str:
 
 class RegistryConfig(_Model):
     url: str
+    """The registry's URL, as its OCI API is served (`https://registry.example.com`)."""
     repositories: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    """The repositories to clean: names or globs (`team/*`); `*` is every one the registry
+    lists (on GitLab and Docker Hub a glob's first segment is the group or namespace)."""
     exclude: list[str] = Field(default_factory=list)
+    """Repositories (names or globs) never touched, even where `repositories` matches."""
     concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=256)
-    # None = no rate limit; at least one request per 10 s (a tiny rate would never finish)
+    """Requests in flight at once against the registry."""
     requests_per_second: float | None = Field(default=None, ge=0.1, le=1_000_000)
-    processes: int = Field(default=1, ge=1, le=64)  # scan processes (big registries: cores)
-    cache: bool | str = True  # manifest/config cache: True = $REGSWEEP_HOME/cache, or a path
-    credentials_secret: str | None = None  # Prefect Secret block: {username, password}
-    aliases: list[str] = Field(default_factory=list)  # other hosts naming this registry
-    kind: str | None = None  # a key of tasks.core.registry_kinds.REGISTRY_KINDS; None: host
-    api: str | None = None  # the vendor API's URL (github: https://api.github.com)
+    """A ceiling on requests a second (null: none; at least 0.1, one request per 10 s)."""
+    processes: int = Field(default=1, ge=1, le=64)
+    """Scan processes: raise it towards the machine's cores for very large registries."""
+    cache: bool | str = True
+    """The manifest and config cache kept between runs: true ($REGSWEEP_HOME/cache), false
+    (none) or a directory."""
+    credentials_secret: str | None = None
+    """A Prefect Secret block holding `{username, password}` for the registry (else docker's
+    config.json or the environment)."""
+    aliases: list[str] = Field(default_factory=list)
+    """Other `host[:port]` names of this registry in cluster image references (a mirror's,
+    an ingress's)."""
+    kind: str | None = None
+    """The registry's kind: `distribution`, `github`, `gitlab`, `dockerhub`, `ecr`, `acr`,
+    `harbor` (null: detected from the host)."""
+    api: str | None = None
+    """The vendor API's URL where the kind has one (GitHub Enterprise's `/api/v3`, a
+    self-managed GitLab's `/api/v4`, Harbor's); null: the vendor's default."""
 
     @property
     def host(self) -> str:
@@ -163,10 +186,17 @@ class RegistryConfig(_Model):
 
 class GitConfig(_Model):
     path: str | None = None
+    """A local clone to read branches, tags and commits from (exactly one of `path` and
+    `url`)."""
     url: str | None = None
+    """A remote repository (https or ssh) to mirror under `cache` and read."""
     remote: str = "origin"
-    cache: str | None = None  # where git.url is mirrored; default $REGSWEEP_HOME/git
-    password_secret: str | None = None  # Prefect Secret block holding the git.url password
+    """The remote whose branches are the live ones in a clone (`refs/remotes/<remote>/`; a
+    bare mirror's own branches otherwise)."""
+    cache: str | None = None
+    """Where `url` is mirrored (null: $REGSWEEP_HOME/git)."""
+    password_secret: str | None = None
+    """A Prefect Secret block holding the password or token for an https `url`."""
 
     @field_validator("url")
     @classmethod
@@ -186,22 +216,36 @@ class GitConfig(_Model):
 
 class KubernetesConfig(_Model):
     enabled: bool = True
+    """Read the images the clusters run and their recent Helm releases (false: no cluster
+    stage, nothing kept for being in use)."""
     kubeconfig: str | None = None
+    """The kubeconfig file (null: $KUBECONFIG, ~/.kube/config, or in-cluster)."""
     contexts: list[str] = Field(default_factory=list)
+    """The kubeconfig contexts to read, every cluster you deploy to (empty: the current
+    context)."""
     namespaces: list[str] = Field(default_factory=list)
+    """The namespaces to read (empty: all)."""
     helm_revisions: int = Field(default=5, ge=0)
+    """Keep the images of this many latest revisions of each Helm release (rollback
+    targets)."""
     finished_jobs: Literal["keep", "ignore"] = "keep"
+    """`keep`: a finished Job's and its Pods' images count as in use; `ignore`: they do not
+    (a CronJob still counts for its template)."""
 
 
 class LinkConfig(_Model):
-    # auto: a repository werf wrote (meta records, stages labelled `werf`) is read the werf
-    # way (tasks.policy.werf_layout); werf: every repository; oci: none
     source: Literal["auto", "oci", "werf"] = "auto"
-    # the werf images werf.yaml defines (read from --werf-config): the meta records of any
-    # other image are cleaned as werf cleans them; None: every werf image is managed
+    """How an image is linked to its Git commit: `auto` reads a repository werf wrote (meta
+    records, stages labelled `werf`) the werf way and any other by `label`/`tagPattern`;
+    `werf` reads every repository the werf way; `oci` none."""
     werf_images: list[str] | None = None
+    """The werf images werf.yaml defines (read from `--werf-config`): the meta records of any
+    other image are cleaned as werf cleans them (null: every werf image is managed)."""
     label: str = "org.opencontainers.image.revision"
+    """The image label that names the commit an image was built from."""
     tag_pattern: str | None = None
+    """A regular expression with a `(?P<commit>...)` group that reads the commit from a tag,
+    for images without the label."""
 
     @field_validator("tag_pattern")
     @classmethod
@@ -219,14 +263,21 @@ class LinkConfig(_Model):
 
 class Limit(_Model):
     last: int | None = Field(default=None, ge=0)
+    """Of the matching references, only the `last` most recently committed count."""
     in_: Duration | None = Field(default=None, alias="in")
+    """Only references committed to within this long count."""
     operator: Literal["And", "Or"] = "And"
+    """How `last` and `in` combine: `And` (both) or `Or` (either)."""
 
 
 class ImagesPerReference(_Model):
     last: int | None = Field(default=None, ge=-1)
+    """Images kept per reference, from its newest commit back (-1: every one; 1 when neither
+    `last` nor `in` is given)."""
     in_: Duration | None = Field(default=None, alias="in")
+    """Keep a reference's images of commits made within this long."""
     operator: Literal["And", "Or"] = "And"
+    """How `last` and `in` combine: `And` (both) or `Or` (either)."""
 
     def effective_last(self) -> int | None:
         """`last`, defaulting to 1 when neither `last` nor `in` is given; None = unlimited."""
@@ -239,8 +290,12 @@ class ImagesPerReference(_Model):
 
 class References(_Model):
     branch: Annotated[str, BeforeValidator(_check_pattern)] | None = None
+    """The branches the policy covers: a name or a `/regex/` (exactly one of `branch` and
+    `tag`)."""
     tag: Annotated[str, BeforeValidator(_check_pattern)] | None = None
+    """The Git tags the policy covers: a name or a `/regex/`."""
     limit: Limit | None = None
+    """Which of the matching references count (null: all)."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> References:
@@ -251,7 +306,9 @@ class References(_Model):
 
 class KeepPolicy(_Model):
     references: References
+    """The Git branches or tags whose images the policy keeps."""
     images_per_reference: ImagesPerReference = Field(default_factory=ImagesPerReference)
+    """How many images of each reference it keeps."""
 
 
 def _check_glob(value: Any) -> str:
@@ -269,13 +326,20 @@ class RegistryPolicy(_Model):
     `created`; pulls are what `regsweep pulls serve` recorded."""
 
     repositories: list[Annotated[str, BeforeValidator(_check_glob)]] = Field(min_length=1)
+    """The repositories (names or globs) it decides; the first policy to match a repository
+    alone decides there."""
     tags: list[Annotated[str, BeforeValidator(_check_pattern)]] = Field(
         default_factory=lambda: ["/.*/"]
     )
+    """The tags it looks at: names or `/regex/` (default: every tag)."""
     most_recently_pushed_count: int | None = Field(default=None, ge=0)
+    """Keep this many most recently pushed images."""
     pushed_within: Duration | None = None
+    """Keep the images pushed within this long."""
     most_recently_pulled_count: int | None = Field(default=None, ge=0)
+    """Keep this many most recently pulled images (pulls `regsweep pulls serve` recorded)."""
     pulled_within: Duration | None = None
+    """Keep the images pulled within this long."""
 
     @model_validator(mode="after")
     def _rules(self) -> RegistryPolicy:
@@ -312,19 +376,29 @@ def _check_keep_list(value: Any) -> Any:
 
 class CleanupConfig(_Model):
     keep_policies: list[KeepPolicy] = Field(default_factory=list)
+    """werf's keepPolicies: the images of the Git branches and tags they name are kept."""
     keep_images_built_within_last_n_hours: float = Field(default=2, ge=0, le=MAX_HOURS)
+    """Keep every image built within this many hours (builds still in flight)."""
     disable_kubernetes_based_policy: bool = False
+    """Keep nothing for being in use in Kubernetes or a recent Helm release."""
     disable_git_history_based_policy: bool = False
+    """Apply no keepPolicies (and then `git` may be left out)."""
     disable_built_within_last_n_hours_policy: bool = False
+    """Keep nothing for being a recent build."""
     keep_tags: list[Annotated[str, BeforeValidator(_check_pattern)]] = Field(default_factory=list)
+    """Tags always kept: names or `/regex/`."""
     keep_list: Annotated[str | None, BeforeValidator(_check_keep_list)] = None
+    """A file of image references always kept, one a line (`#` comments)."""
     unlinked: Literal["keep", "delete"] = "keep"
+    """An image no commit can be found for: `keep` it (safe) or `delete` it."""
     registry_policies: list[RegistryPolicy] = Field(default_factory=list)
+    """Keep rules by push and pull, zot's; a repository one matches is decided by it alone."""
     keep_images_pulled_within: Duration | None = None
-    # A tag no rule keeps, on a digest kept for its other tags: `api` deletes the tag where
-    # the registry can (probed), `overwrite` points it at a unique placeholder manifest and
-    # deletes that (Distribution 2.8; regclient's method), `off` keeps such tags.
+    """Keep every image pulled within this long (needs pull records)."""
     untag: Literal["api", "overwrite", "off"] = "api"
+    """A tag no rule keeps, on a digest kept for its other tags: `api` deletes the tag where
+    the registry can (probed), `overwrite` points it at a unique placeholder manifest and
+    deletes that (Distribution 2.8; regclient's method), `off` keeps such tags."""
 
     def registry_policy_of(self, repository: str) -> int | None:
         """Index of the first registry policy whose globs match `repository` (it alone
@@ -358,18 +432,28 @@ class PullsConfig(_Model):
     `tokenSecret` names."""
 
     database: Annotated[str, BeforeValidator(_check_database)] = "sqlite:///~/.regsweep/pulls.db"
+    """Where pulls (and pushes) are recorded: `sqlite:///PATH` or
+    `postgresql://[user@]host[:port]/database` (the password from PGPASSWORD or ~/.pgpass)."""
     ignore_user_agents: list[str] = Field(default_factory=list)
+    """User agents (globs) whose pulls do not count, e.g. a scanner's; regsweep's own never
+    do."""
     token_secret: str | None = None
-    # The registry's notifications reach `pulls serve`, which records pushes too: the delete
-    # step reads them right before each DELETE and heals a tag pushed onto a deleted
-    # manifest (tasks.delete.pushes).
+    """A Prefect Secret block holding the bearer token the registry's notifications carry
+    (else REGSWEEP_PULLS_TOKEN)."""
     watch_pushes: bool = False
+    """The registry's notifications reach `pulls serve`, which records pushes too: the
+    delete step reads them right before each DELETE and heals a tag pushed onto a deleted
+    manifest."""
 
 
 class SafetyConfig(_Model):
     max_delete_fraction: float = Field(default=0.8, gt=0, le=1)
-    # An image `regsweep restore` put back is kept this long (keep reason `restored`).
-    keep_restored_for: Duration = timedelta(days=7)
+    """A repository whose plan deletes more than this fraction of its images is refused
+    (`--force` overrides)."""
+    keep_restored_for: Duration = Field(
+        default=timedelta(days=7), json_schema_extra={"default": "168h"}
+    )
+    """An image `regsweep restore` put back is kept this long (keep reason `restored`)."""
 
 
 class MetricsConfig(_Model):
@@ -380,8 +464,12 @@ class MetricsConfig(_Model):
     collector (`textfile`: a path ending in .prom). Neither by default."""
 
     pushgateway: str | None = None
+    """A Prometheus Pushgateway's URL to push each run's metrics to."""
     textfile: str | None = None
+    """A `.prom` file to write each run's metrics to, for the node exporter's textfile
+    collector."""
     job: str = Field(default="regsweep", pattern=r"^[a-zA-Z_][a-zA-Z0-9_-]*$")
+    """The `job` label the metrics are pushed under."""
 
     @field_validator("pushgateway")
     @classmethod
@@ -400,13 +488,22 @@ class MetricsConfig(_Model):
 
 class Config(_Model):
     registry: RegistryConfig
+    """The registry to clean."""
     git: GitConfig | None = None
+    """The Git repository the images are built from; required unless
+    `cleanup.disableGitHistoryBasedPolicy` is true."""
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    """The clusters whose running images are kept."""
     link: LinkConfig = Field(default_factory=LinkConfig)
+    """How an image is linked to the commit it was built from."""
     cleanup: CleanupConfig = Field(default_factory=CleanupConfig)
+    """What is kept: policies and rules."""
     pulls: PullsConfig = Field(default_factory=PullsConfig)
+    """The pull records `regsweep pulls serve` keeps."""
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    """Guards on what a run may delete."""
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    """Where each run's metrics go."""
 
     @model_validator(mode="after")
     def _git_needed(self) -> Config:
@@ -564,10 +661,37 @@ def load_config(path: str | Path, werf_config: str | Path | None = None) -> Conf
 
 def config_schema() -> dict[str, Any]:
     """The JSON Schema of `regsweep.yaml`, from the configuration model: what editors
-    validate and complete against (`regsweep config schema`)."""
-    schema = Config.model_json_schema(by_alias=True, mode="validation")
+    validate and complete against (`regsweep config schema`). Each key's meaning is its
+    field's docstring, on one line; the model's one rule across sections (`git` unless the
+    Git policy is off: `Config._git_needed`) is the schema's `if`/`then`."""
+    schema = _one_line_descriptions(Config.model_json_schema(by_alias=True, mode="validation"))
+    git_policy_off = {
+        "properties": {
+            "cleanup": {
+                "properties": {"disableGitHistoryBasedPolicy": {"const": True}},
+                "required": ["disableGitHistoryBasedPolicy"],
+            }
+        },
+        "required": ["cleanup"],
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "regsweep configuration (regsweep.yaml)",
         **{k: v for k, v in schema.items() if k != "title"},
+        "if": {"not": git_policy_off},
+        "then": {"required": ["git"], "properties": {"git": {"type": "object"}}},
     }
+
+
+def _one_line_descriptions(node: Any) -> Any:
+    """`node` with every `description` (a docstring, wrapped) on one line."""
+    if isinstance(node, dict):
+        return {
+            key: " ".join(value.split())
+            if key == "description" and isinstance(value, str)
+            else _one_line_descriptions(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_one_line_descriptions(value) for value in node]
+    return node

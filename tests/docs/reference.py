@@ -108,16 +108,18 @@ def configuration_page() -> str:
     lines = [
         NOTICE,
         "# Configuration\n\n",
-        "Every key of `regsweep.yaml`, its type and its default, from the configuration model "
+        "Every key of `regsweep.yaml`, its type, its default and its meaning, from the "
+        "configuration model "
         "(the same model checks the file: an unknown key is exit 2, with the key it was close "
         "to). Editors validate and complete against the JSON Schema: "
         "[regsweep.schema.json](../regsweep.schema.json) (`regsweep config schema`).\n\n",
-        "| key | type | default |\n|---|---|---|\n",
+        "| key | type | default | meaning |\n|---|---|---|---|\n",
     ]
     defaults = _defaults()
     for key, node, required in _keys(schema, schema, ""):
         default = "(required)" if required else _default(node, defaults.get(key, _NONE))
-        lines.append(f"| `{key}` | {_type(node, schema)} | {default} |\n")
+        meaning = node.get("description", "").replace("|", "\\|")
+        lines.append(f"| `{key}` | {_type(node, schema)} | {default} | {meaning} |\n")
     return "".join(lines)
 
 
@@ -194,7 +196,7 @@ def _type(node: dict[str, Any], schema: dict[str, Any]) -> str:
             item = variant.get("items", {})
             inner = "mapping" if "$ref" in item else item.get("type", "any")
             names.append(f"list of {inner}")
-        elif "pattern" in variant and "duration" in str(variant.get("description", "")):
+        elif "(ns|us|" in str(variant.get("pattern", "")):  # the Go duration pattern
             names.append("duration (`168h`, `30m`)")
         else:
             names.append(str(variant.get("type", "any")))

@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 
 from flows.cli.config import schema_text
 from tasks.core.config import config_schema, parse_config
+from tasks.core.errors import ConfigError
 from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,8 +57,66 @@ def test_every_example_configuration_passes_the_schema_and_loads(index: int) -> 
     parse_config(document)  # raises ConfigError naming the field when it does not load
 
 
+def test_every_key_has_a_meaning_in_the_schema() -> None:
+    """Each key's docstring reaches the schema (what editors show on hover) and the manual's
+    reference: a field added without one fails here."""
+    schema = config_schema()
+    missing = []
+
+    def walk(node: dict[str, object], prefix: str) -> None:
+        for name, value in node.get("properties", {}).items():  # type: ignore[attr-defined]
+            key = f"{prefix}.{name}" if prefix else name
+            if not value.get("description"):
+                missing.append(key)
+            for variant in value.get("anyOf", [value]):
+                target = variant.get("items", variant)
+                ref = target.get("$ref")
+                if ref:
+                    walk(schema["$defs"][ref.rsplit("/", 1)[1]], key)
+
+    walk(schema, "")
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("document", "loads"),
+    [
+        ({"registry": {"url": "https://r.example"}}, False),
+        ({"registry": {"url": "https://r.example"}, "git": None}, False),
+        ({"registry": {"url": "https://r.example"}, "git": {"path": "."}}, True),
+        (
+            {
+                "registry": {"url": "https://r.example"},
+                "cleanup": {"disableGitHistoryBasedPolicy": True},
+            },
+            True,
+        ),
+        (
+            {
+                "registry": {"url": "https://r.example"},
+                "cleanup": {"disableGitHistoryBasedPolicy": False},
+            },
+            False,
+        ),
+    ],
+)
+def test_the_schema_requires_git_exactly_where_the_model_does(
+    document: dict[str, object], loads: bool
+) -> None:
+    assert validator().is_valid(document) is loads
+    if loads:
+        parse_config(document)
+    else:
+        with pytest.raises(ConfigError, match="git"):
+            parse_config(document)
+
+
 def test_a_misspelt_key_is_caught_by_the_schema_and_by_check(tmp_path: Path) -> None:
-    document = {"registry": {"url": "http://127.0.0.1:9"}, "cleanup": {"keepTgas": []}}
+    document = {
+        "registry": {"url": "http://127.0.0.1:9"},
+        "git": {"path": "."},
+        "cleanup": {"keepTgas": []},
+    }
     errors = [(list(e.absolute_path), e.message) for e in validator().iter_errors(document)]
     assert errors == [
         (["cleanup"], "Additional properties are not allowed ('keepTgas' was unexpected)")
