@@ -246,7 +246,7 @@ def test_dockerhub_requests_and_answers_hold_and_planted_divergences_are_named(
     contract = Contract("dockerhub")
     assert [line for e in recorded.values() for line in contract.divergences(e)] == []
     # the tag delete is hub-tool's: outside the description, on purpose (the manual says so
-    # beside the backend: docs/how-to/registry-backends.md)
+    # beside the backend: docs/how-to/backends/)
     assert ("DELETE", "/v2/repositories/acme/web/tags/pr-1/") in recorded
     tags = recorded[("GET", "/v2/namespaces/acme/repositories/web/tags")]
     renamed = json.loads(tags.answer)

@@ -63,7 +63,7 @@ OUTSIDE_THE_DESCRIPTIONS: dict[str, list[tuple[str, str, str]]] = {
 }
 """vendor -> (method, path pattern, why) of the requests regsweep sends that the vendor's
 description does not define, on purpose: not validated (the manual says so beside the
-backend, docs/how-to/registry-backends.md)."""
+backend, docs/how-to/backends/)."""
 
 ANSWERS_IN_PROSE: dict[str, dict[int, str]] = {
     "dockerhub": {

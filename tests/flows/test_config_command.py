@@ -22,6 +22,7 @@ from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = ROOT / "docs" / "regsweep.schema.json"
+MODELINE = "# yaml-language-server: $schema=regsweep.schema.json\n"  # what editors read
 
 
 def validator() -> Draft202012Validator:
@@ -41,6 +42,7 @@ def example_configurations() -> list[dict[str, object]]:
     for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
         document = yaml.safe_load(block)
         if isinstance(document, dict) and set(document) <= keys:
+            assert block.startswith(MODELINE), f"no schema modeline on an example:\n{block}"
             base = {"registry": {"url": "https://registry.example.com"}, "git": {"path": "."}}
             found.append({**base, **document})
     return found
