@@ -4,12 +4,16 @@ page left out of the navigation fails the suite. A planted drift fails it too.""
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import typer
 
+from flows.cli import app
 from tests.docs import reference
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,3 +49,36 @@ def test_the_site_builds_strict(tmp_path: Path) -> None:
     for page in ("index.html", "reference/configuration/index.html", "how-to/operating/index.html"):
         assert (built / page).is_file(), page
     assert (built / "regsweep.schema.json").is_file()  # published with the docs
+
+
+def command_lines() -> list[tuple[str, list[str]]]:
+    """(page, words) of every `regsweep ...` line in the manual's and the README's `sh`
+    blocks (comments dropped; a line ending in `\\` joined with the next)."""
+    found = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for block in re.findall(r"```sh\n(.*?)```", page.read_text(), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                words = shlex.split(line, comments=True)
+                if words[:1] == ["regsweep"]:
+                    found.append((str(page.relative_to(ROOT)), words))
+    return found
+
+
+def test_every_command_line_in_the_manual_names_real_commands_and_options() -> None:
+    """A renamed option or command fails here, not in a user's terminal."""
+    root = typer.main.get_command(app)
+    assert len(command_lines()) > 20
+    wrong = []
+    for page, words in command_lines():
+        command, rest = root, words[1:]
+        while hasattr(command, "commands") and rest and rest[0] in command.commands:
+            command, rest = command.commands[rest[0]], rest[1:]
+        names = {name for p in command.params for name in [*p.opts, *p.secondary_opts]}
+        names |= {name for p in root.params for name in p.opts}  # --quiet, --debug
+        for word in rest:
+            option = word.split("=", 1)[0]
+            if option.startswith("-") and option not in names:
+                wrong.append(f"{page}: {' '.join(words)}: no option {option}")
+        if hasattr(command, "commands"):  # a group (typer's own click): no command named
+            wrong.append(f"{page}: {' '.join(words)}: no such command")
+    assert wrong == []
