@@ -106,6 +106,7 @@ def _options_inline(command: Any) -> str:
 def configuration_page() -> str:
     schema = config_schema()
     lines = [
+        "---\nhide:\n  - toc\n---\n",  # the table takes the page's width
         NOTICE,
         "# Configuration\n\n",
         "Every key of `regsweep.yaml`, its type, its default and its meaning, from the "
