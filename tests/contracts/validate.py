@@ -73,10 +73,10 @@ ANSWERS_IN_PROSE: dict[str, dict[int, str]] = {
     "gitlab": {
         401: "GitLab's REST API status codes (doc/api/rest/troubleshooting.md): any request "
         "without a valid token is answered 401",
-        404: "the same: a resource the token cannot see is answered 404 (getApiV4ProjectsId, "
-        "which regsweep walks up a path with, lists only 200)",
-        429: "GitLab's rate limits (doc/security/rate_limits.md): any request may be answered "
-        "429 with Retry-After",
+        404: "the same table: a resource that cannot be found or accessed is answered 404 "
+        "(getApiV4ProjectsId, which regsweep walks up a path with, lists only 200)",
+        429: "the same table: any request may be answered 429 when the user exceeded the "
+        "rate limits",
     },
 }
 """vendor -> status -> where the description allows that answer to every operation in
