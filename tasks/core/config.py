@@ -219,10 +219,11 @@ class KubernetesConfig(_Model):
     """Read the images the clusters run and their recent Helm releases (false: no cluster
     stage, nothing kept for being in use)."""
     kubeconfig: str | None = None
-    """The kubeconfig file (null: $KUBECONFIG, ~/.kube/config, or in-cluster)."""
+    """The kubeconfig file (null: $KUBECONFIG, else in-cluster when run in a Pod, else
+    ~/.kube/config)."""
     contexts: list[str] = Field(default_factory=list)
-    """The kubeconfig contexts to read, every cluster you deploy to (empty: the current
-    context)."""
+    """The kubeconfig contexts to read: every cluster you deploy to (empty: every context in
+    the kubeconfig)."""
     namespaces: list[str] = Field(default_factory=list)
     """The namespaces to read (empty: all)."""
     helm_revisions: int = Field(default=5, ge=0)
