@@ -115,16 +115,26 @@ def protections_read(
                 await vendor(client).protected(repository, [])
 
     asyncio.run(read())
-    recorded = [exchange for _, exchange in RECORDED]
+    return [exchange for _, exchange in taken()]
+
+
+def taken() -> list[tuple[str, Exchange]]:
+    """(vendor, exchange) of what the test's fakes recorded so far, taken from the record
+    the conftest checks: the tests here judge them, and plant divergences in copies."""
+    recorded = list(RECORDED)
     RECORDED.clear()
     return recorded
 
 
+def with_answer(exchange: Exchange, body: object) -> Exchange:
+    """`exchange` as if the fake had answered `body` (JSON)."""
+    return replace(exchange, answer=json.dumps(body).encode())
+
+
 def taken_and_held(contract: Contract, operations: set[str]) -> list[Exchange]:
-    """The exchanges the test's fakes recorded (taken from the record the conftest checks):
-    instances of exactly `operations`, and no divergence from `contract` among them."""
-    recorded = [exchange for _, exchange in RECORDED]
-    RECORDED.clear()
+    """The exchanges the test's fakes recorded (`taken`): instances of exactly
+    `operations`, and no divergence from `contract` among them."""
+    recorded = [exchange for _, exchange in taken()]
     assert {contract.operation_of(e) for e in recorded} == operations
     assert [line for e in recorded for line in contract.divergences(e)] == []
     return recorded
@@ -142,7 +152,7 @@ def test_harbor_requests_and_answers_hold_and_planted_divergences_are_named(
     # the fake renames a field of the answer
     renamed = json.loads(sent.answer)
     renamed[0]["pushed_time"] = renamed[0].pop("push_time")
-    found = contract.divergences(replace(sent, answer=json.dumps(renamed).encode()))
+    found = contract.divergences(with_answer(sent, renamed))
     assert len(found) == 1 and found[0].startswith("harbor listArtifacts: GET ")
     assert "0: Additional properties are not allowed ('pushed_time' was unexpected)" in found[0]
     # the backend sends a parameter value the description does not allow
@@ -172,15 +182,14 @@ def test_ecr_requests_and_answers_hold_and_planted_divergences_are_named(
                 await ecr.aclose()
 
         asyncio.run(talk())
-    recorded = {e.headers["x-amz-target"].rsplit(".", 1)[1]: e for v, e in RECORDED if v == "ecr"}
-    RECORDED.clear()
+    recorded = {e.headers["x-amz-target"].rsplit(".", 1)[1]: e for v, e in taken() if v == "ecr"}
     contract = BotocoreContract("ecr")
     assert set(recorded) == {"DescribeRepositories", "DescribeImages", "BatchDeleteImage"}
     assert [line for e in recorded.values() for line in contract.divergences(e)] == []
     images = recorded["DescribeImages"]
     renamed = json.loads(images.answer)
     renamed["imageDetails"][0]["pushedAt"] = renamed["imageDetails"][0].pop("imagePushedAt")
-    found = contract.divergences(replace(images, answer=json.dumps(renamed).encode()))
+    found = contract.divergences(with_answer(images, renamed))
     assert found == [
         f"ecr DescribeImages: {images.line()}: answer: imageDetails/0: Additional "
         "properties are not allowed ('pushedAt' was unexpected)"
@@ -210,12 +219,12 @@ def test_acr_requests_and_answers_hold_and_planted_divergences_are_named(
     assert contract.divergences(manifests) == contract.divergences(tags) == []
     listed = json.loads(tags.answer)
     del listed["tags"][0]["createdTime"]  # the fake leaves out a field the API always sends
-    found = contract.divergences(replace(tags, answer=json.dumps(listed).encode()))
+    found = contract.divergences(with_answer(tags, listed))
     assert len(found) == 1 and found[0].startswith("acr ContainerRegistry_GetTags: GET ")
     assert "tags/0: 'createdTime' is a required property" in found[0]
     renamed = json.loads(manifests.answer)
     renamed["manifests"][0]["lastUpdatedOn"] = renamed["manifests"][0].pop("lastUpdateTime")
-    found = contract.divergences(replace(manifests, answer=json.dumps(renamed).encode()))
+    found = contract.divergences(with_answer(manifests, renamed))
     assert "manifests/0: 'lastUpdateTime' is a required property" in found[0]
     # the backend sends the repository's "/" raw: a path the description does not define
     raw = replace(manifests, target=manifests.target.replace("team%2Fapp", "team/app"))
@@ -241,8 +250,7 @@ def test_dockerhub_requests_and_answers_hold_and_planted_divergences_are_named(
                 await hub.aclose()
 
         asyncio.run(talk())
-    recorded = {(e.method, urlsplit(e.target).path): e for _, e in RECORDED}
-    RECORDED.clear()
+    recorded = {(e.method, urlsplit(e.target).path): e for _, e in taken()}
     contract = Contract("dockerhub")
     assert [line for e in recorded.values() for line in contract.divergences(e)] == []
     # the tag delete is hub-tool's: outside the description, on purpose (the manual says so
@@ -251,7 +259,7 @@ def test_dockerhub_requests_and_answers_hold_and_planted_divergences_are_named(
     tags = recorded[("GET", "/v2/namespaces/acme/repositories/web/tags")]
     renamed = json.loads(tags.answer)
     renamed["results"][0]["last_pushed_at"] = renamed["results"][0].pop("tag_last_pushed")
-    found = contract.divergences(replace(tags, answer=json.dumps(renamed).encode()))
+    found = contract.divergences(with_answer(tags, renamed))
     assert len(found) == 1 and found[0].startswith("dockerhub ListRepositoryTags: GET ")
     assert "results/0: Additional properties are not allowed ('last_pushed_at'" in found[0]
     listing = recorded[("GET", "/v2/namespaces/acme/repositories")]
@@ -298,14 +306,14 @@ def test_github_requests_and_answers_hold_and_planted_divergences_are_named(
     # the fake leaves out a field GitHub always sends
     versions = json.loads(listing.answer)
     del versions[0]["package_html_url"]
-    found = contract.divergences(replace(listing, answer=json.dumps(versions).encode()))
+    found = contract.divergences(with_answer(listing, versions))
     assert len(found) == 1
     assert found[0].startswith("github packages/get-all-package-versions-for-package-owned-by-org")
     assert "0: 'package_html_url' is a required property" in found[0]
     # ... or renames one
     versions = json.loads(listing.answer)
     versions[0]["metadata"]["container"]["tag"] = versions[0]["metadata"]["container"].pop("tags")
-    found = contract.divergences(replace(listing, answer=json.dumps(versions).encode()))
+    found = contract.divergences(with_answer(listing, versions))
     assert "0/metadata/container: 'tags' is a required property" in found[0]
     # the backend sends a query parameter the operation does not name, or a package type
     # GitHub does not have
@@ -360,7 +368,7 @@ def test_gitlab_requests_and_answers_hold_and_planted_divergences_are_named(
     details = next(e for e in recorded if e.method == "GET" and "/tags/" in e.target)
     renamed = json.loads(details.answer)
     renamed["pushed_at"] = renamed.pop("created_at")
-    found = contract.divergences(replace(details, answer=json.dumps(renamed).encode()))
+    found = contract.divergences(with_answer(details, renamed))
     assert len(found) == 1
     assert found[0].startswith(
         "gitlab getApiV4ProjectsIdRegistryRepositoriesRepositoryIdTagsTagName"
