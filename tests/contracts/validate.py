@@ -105,25 +105,20 @@ class Contract:
         self.vendor = vendor
         document = load(vendor)
         self.source = document["info"]["x-source"]
-        self.operations = {
-            (method.upper(), path): operation.get("operationId", f"{method} {path}")
-            for path, item in document["paths"].items()
-            for method, operation in item.items()
-            if isinstance(operation, dict) and "responses" in operation
-        }
-        self.queries = {  # (METHOD, path template) -> the query parameters it names
-            (method.upper(), path): {
-                parameter["name"]
-                for parameter in (
-                    _resolved(document, p)
-                    for p in [*item.get("parameters", []), *operation.get("parameters", [])]
-                )
-                if parameter.get("in") == "query"
-            }
-            for path, item in document["paths"].items()
-            for method, operation in item.items()
-            if isinstance(operation, dict) and "responses" in operation
-        }
+        self.operations: dict[tuple[str, str], str] = {}  # (METHOD, path) -> operationId
+        self.queries: dict[tuple[str, str], set[str]] = {}  # -> the query parameters it names
+        for path, item in document["paths"].items():
+            for method, operation in item.items():
+                if not (isinstance(operation, dict) and "responses" in operation):
+                    continue
+                key = (method.upper(), path)
+                self.operations[key] = str(operation.get("operationId", f"{method} {path}"))
+                declared = [*item.get("parameters", []), *operation.get("parameters", [])]
+                self.queries[key] = {
+                    parameter["name"]
+                    for parameter in (_resolved(document, p) for p in declared)
+                    if parameter.get("in") == "query"
+                }
         server = str(document.get("servers", [{}])[0].get("url", ""))
         self.base = urlsplit(server).path.rstrip("/")
         self.openapi = OpenAPI.from_dict(cast(dict[Hashable, Any], _closed(document)))
@@ -156,7 +151,7 @@ class Contract:
     def operation_of(self, exchange: Exchange) -> str:
         """The operationId `exchange` is an instance of, or "(no operation)"."""
         key = self._key_of(exchange)
-        return "(no operation)" if key is None else str(self.operations[key])
+        return "(no operation)" if key is None else self.operations[key]
 
     def query_of(self, exchange: Exchange) -> set[str]:
         """The query parameters the operation of `exchange` names."""
