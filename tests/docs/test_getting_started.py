@@ -5,7 +5,6 @@ The page promises a first plan in five minutes; the walk's time is printed."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shlex
 import time
@@ -13,11 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flows.demo.gitrepo import GitRepoBuilder
-from flows.demo.images import push_image
 from flows.demo.registry_server import LocalRegistry
 from flows.demo.scenario import LABEL
-from tasks.registry.client import RegistryClient
 from tests.cli import run_cli
+from tests.registry.vendors import push
 from tests.skopeo import assert_every_tag_pulls, skopeo_tags
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,26 +33,6 @@ def walk(section: str) -> list[list[str]]:
     return [words for words in lines if words]
 
 
-def push_built(url: str, images: dict[str, str], created: datetime) -> list[str]:
-    """Push one image per `repository:tag` key, labelled with the commit it was built from."""
-
-    async def go() -> list[str]:
-        async with RegistryClient(url) as client:
-            return [
-                await push_image(
-                    client,
-                    name.split(":")[0],
-                    [name.split(":")[1]],
-                    created=created,
-                    labels={LABEL: sha},
-                    seed=name,
-                )
-                for name, sha in images.items()
-            ]
-
-    return asyncio.run(go())
-
-
 def test_the_getting_started_walk_runs_as_written(
     registry: LocalRegistry, tmp_path: Path, prefect_env: dict[str, str]
 ) -> None:
@@ -70,7 +48,12 @@ def test_the_getting_started_walk_runs_as_written(
     git.delete_remote_branch("feature-old")  # merged and gone: its images go
     built = {f"team/app:main-{sha[:8]}": sha for sha in main}
     built |= {f"team/app:old-{sha[:8]}": sha for sha in old}
-    push_built(registry.url, built, created=now - 10 * day)
+    push(
+        registry.url,
+        {name: [name.split(":")[1]] for name in built},
+        created=now - 10 * day,
+        labels={name: {LABEL: sha} for name, sha in built.items()},
+    )
     image = f"team/app:main-{main[-1][:8]}"
     home = tmp_path / "home"
     env = dict(

@@ -19,13 +19,27 @@ from tests.servers.http_proxy import RegistryProxy
 OLD = datetime.now(UTC) - timedelta(days=30)
 
 
-def push(url: str, images: dict[str, list[str]]) -> dict[str, str]:
-    """Push one image per `repository:name` key, with the tags given; name -> digest."""
+def push(
+    url: str,
+    images: dict[str, list[str]],
+    *,
+    created: datetime = OLD,
+    labels: dict[str, dict[str, str]] | None = None,
+) -> dict[str, str]:
+    """Push one image per `repository:name` key, with the tags given (and the config labels
+    `labels` gives that key); name -> digest."""
 
     async def go() -> dict[str, str]:
         async with RegistryClient(url) as client:
             return {
-                name: await push_image(client, name.rsplit(":", 1)[0], tags, created=OLD, seed=name)
+                name: await push_image(
+                    client,
+                    name.rsplit(":", 1)[0],
+                    tags,
+                    created=created,
+                    labels=(labels or {}).get(name),
+                    seed=name,
+                )
                 for name, tags in images.items()
             }
 
